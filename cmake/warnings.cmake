@@ -1,0 +1,19 @@
+# edgeloop_warnings(<target>): strict warnings on our own code only; third-party headers
+# come in as SYSTEM includes and are not affected.
+function(edgeloop_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-unused-parameter)
+  if(EDGELOOP_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+# edgeloop_test(<name> SOURCES ... LIBS ...): one GoogleTest executable registered with CTest.
+function(edgeloop_test name)
+  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
+  edgeloop_warnings(${name})
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+                       PROPERTIES ENVIRONMENT "EDGELOOP_SOURCE_DIR=${CMAKE_SOURCE_DIR};EDGELOOP_BINARY_DIR=${CMAKE_BINARY_DIR}"
+                                  LABELS "${T_LABELS}")
+endfunction()

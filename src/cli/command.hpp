@@ -1,0 +1,38 @@
+// The edgeloop command line: one binary, one file per subcommand. Each file defines a
+// Register<Name>(CLI::App& root) that adds its subcommand; the subcommand's callback returns
+// an exit code through Run(), which turns a non-zero code into CLI11's RuntimeError so main()
+// exits with it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+#include "common/result.hpp"
+
+namespace edgeloop::cli {
+
+// Exit codes, documented in --help and the README.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,      // the command ran and failed (training diverged, a gate failed, ...)
+  kExitUsage = 2,        // bad flags or arguments
+  kExitBadInput = 3,     // an input file or dataset is missing, unreadable or malformed
+  kExitIo = 4,           // writing output failed (disk full, permissions)
+};
+
+int ExitCodeFor(const Error& e);
+// Prints "edgeloop <cmd>: error: <message>" on stderr and returns ExitCodeFor(e).
+int ReportError(const std::string& command, const Error& e);
+
+// Attaches fn as the subcommand's action; fn's non-zero return becomes the process exit code.
+void SetAction(CLI::App* sub, std::function<int()> fn);
+
+void RegisterTrain(CLI::App& root);
+void RegisterFinetune(CLI::App& root);
+void RegisterEval(CLI::App& root);
+void RegisterExport(CLI::App& root);
+void RegisterDatasets(CLI::App& root);
+
+}  // namespace edgeloop::cli

@@ -1,0 +1,31 @@
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "cli/command.hpp"
+
+int main(int argc, char** argv) {
+  using namespace edgeloop::cli;
+  CLI::App app{
+      "edgeloop: an end-to-end MLOps loop for edge and cloud.\n"
+      "Exit codes: 0 ok, 1 failed, 2 usage error, 3 bad input data, 4 output/I-O error.",
+      "edgeloop"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", EDGELOOP_VERSION);
+#ifdef EDGELOOP_HAS_ML
+  RegisterTrain(app);
+  RegisterFinetune(app);
+  RegisterEval(app);
+  RegisterExport(app);
+#endif
+  RegisterDatasets(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  return 0;
+}

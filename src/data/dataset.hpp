@@ -1,0 +1,67 @@
+// Datasets as plain C++ (no libtorch): the edge agent replays them, the ML core trains on
+// them. Pixel images are float32 in [0, 1], laid out [n, c, h, w]; feature vectors are raw
+// float32 values, laid out [n, f]. Every dataset carries a content hash so lineage is exact.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+
+namespace edgeloop::data {
+
+struct Dataset {
+  std::vector<int64_t> sample_shape;     // {c, h, w} for images, {f} for features
+  std::vector<float> x;                  // size() * sample_numel() values
+  std::vector<int32_t> y;                // class index per sample, -1 = unlabelled
+  std::vector<std::string> class_names;  // index -> name
+  std::string source;                    // human-readable origin ("idx:/path/...", "csv:...")
+  std::string hash;                      // ComputeHash(*this), set by every loader and Subset
+
+  size_t size() const { return y.size(); }
+  size_t sample_numel() const;
+  bool is_image() const { return sample_shape.size() == 3; }
+  const float* sample(size_t i) const { return x.data() + i * sample_numel(); }
+  float* sample(size_t i) { return x.data() + i * sample_numel(); }
+  // A new dataset with the given samples (in the given order); hash recomputed.
+  Dataset Subset(const std::vector<size_t>& indices) const;
+};
+
+// sha256 over the sample shape, class names, sample values and labels (little-endian bytes).
+std::string ComputeHash(const Dataset& d);
+
+// IDX (the MNIST format): an images file (ubyte, 3 dims) and a labels file (ubyte, 1 dim),
+// each optionally gzip-compressed. Errors name the file and the problem.
+Result<Dataset> LoadIdx(const std::string& images_path, const std::string& labels_path);
+// CSV with a header row: numeric feature columns and one label column (by name; "label" by
+// default). Labels may be names or integers; class names are sorted distinct labels when
+// they are not all integers. A bad row is an error naming the file and line.
+Result<Dataset> LoadCsv(const std::string& path, const std::string& label_column = "label");
+// One subfolder per class (sorted names are the classes), PNG files inside, decoded to
+// grayscale. All images must have the same size; the first one sets it.
+Result<Dataset> LoadImageFolder(const std::string& dir);
+
+// A dataset named by a spec string:
+//   fashion-mnist[:train|:test]   the Debian package's copy (default split: train);
+//                                 EDGELOOP_FASHION_MNIST_DIR overrides the folder
+//   idx:IMAGES,LABELS             IDX files
+//   csv:FILE  or  FILE.csv        CSV
+//   images:DIR  or  DIR           image folder
+Result<Dataset> LoadDataset(const std::string& spec);
+
+// Writers, for exports and for tests that need real files.
+Status WriteIdx(const Dataset& d, const std::string& images_path, const std::string& labels_path);
+Status WriteCsv(const Dataset& d, const std::string& path);
+
+struct Split {
+  Dataset train, val, test;
+};
+// Seeded, stratified by label: the same seed and data give the same split.
+Split SplitDataset(const Dataset& d, double val_fraction, double test_fraction, uint64_t seed);
+// Up to per_class samples of each class, chosen with the seed.
+Dataset SamplePerClass(const Dataset& d, int per_class, uint64_t seed);
+
+extern const std::vector<std::string> kFashionMnistClasses;
+
+}  // namespace edgeloop::data
