@@ -24,7 +24,8 @@ struct Dataset {
   bool is_image() const { return sample_shape.size() == 3; }
   const float* sample(size_t i) const { return x.data() + i * sample_numel(); }
   float* sample(size_t i) { return x.data() + i * sample_numel(); }
-  // A new dataset with the given samples (in the given order); hash recomputed.
+  // A new dataset with the given samples (in the given order); hash recomputed. Every index
+  // must be < size(): an out-of-range index is a caller bug and aborts.
   Dataset Subset(const std::vector<size_t>& indices) const;
 };
 
@@ -34,6 +35,10 @@ std::string ComputeHash(const Dataset& d);
 // IDX (the MNIST format): an images file (ubyte, 3 dims) and a labels file (ubyte, 1 dim),
 // each optionally gzip-compressed. Errors name the file and the problem.
 Result<Dataset> LoadIdx(const std::string& images_path, const std::string& labels_path);
+// The same with known class names (e.g. kFashionMnistClasses); a label outside them is an
+// error. Without names, the classes are "0".."K-1" with K = largest label + 1.
+Result<Dataset> LoadIdx(const std::string& images_path, const std::string& labels_path,
+                        const std::vector<std::string>& class_names);
 // CSV with a header row: numeric feature columns and one label column (by name; "label" by
 // default). Labels may be names or integers; class names are sorted distinct labels when
 // they are not all integers. A bad row is an error naming the file and line.
@@ -46,11 +51,16 @@ Result<Dataset> LoadImageFolder(const std::string& dir);
 //   fashion-mnist[:train|:test]   the Debian package's copy (default split: train);
 //                                 EDGELOOP_FASHION_MNIST_DIR overrides the folder
 //   idx:IMAGES,LABELS             IDX files
+//   idx:PREFIX                    PREFIX-images-idx3-ubyte[.gz], PREFIX-labels-idx1-ubyte[.gz]
+//   DIR[:train|:test]             a folder of IDX files (train-*, t10k-*/test-*, or one pair)
 //   csv:FILE  or  FILE.csv        CSV
 //   images:DIR  or  DIR           image folder
 Result<Dataset> LoadDataset(const std::string& spec);
 
-// Writers, for exports and for tests that need real files.
+// Writers, for exports and for tests that need real files. Each file is written atomically;
+// everything is validated before the first write. WriteIdx needs single-channel images and
+// labels 0..255 (pixels are stored as round(x * 255)); WriteCsv writes labels as class indices
+// so that reading the file back keeps the class order.
 Status WriteIdx(const Dataset& d, const std::string& images_path, const std::string& labels_path);
 Status WriteCsv(const Dataset& d, const std::string& path);
 
