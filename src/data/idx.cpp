@@ -64,9 +64,8 @@ Result<IdxHeader> ParseHeader(const std::string& path, const std::string& bytes,
   for (size_t i = 0; i < want_dims; ++i) {
     uint64_t d = ReadBe32(bytes, 4 + 4 * i);
     h.dims.push_back(d);
-    // Each dim is < 2^32 and we stop once the product passes the file size, so no overflow.
-    h.numel *= d;
-    if (h.numel > bytes.size()) break;
+    // Three 32-bit dims can overflow 64 bits; saturate, the size check then refuses it.
+    if (__builtin_mul_overflow(h.numel, d, &h.numel)) h.numel = UINT64_MAX;
   }
   return h;
 }
