@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -343,6 +344,42 @@ TEST(DatasetSplit, SamplePerClassTakesAtMostNOfEach) {
   EXPECT_EQ(SamplePerClass(d, 5, 7).hash, s.hash);
   EXPECT_NE(SamplePerClass(d, 5, 8).hash, s.hash);
   EXPECT_EQ(SamplePerClass(d, 1000, 7).size(), 100u);
+}
+
+TEST_F(DataFiles, FashionMnistFolderCanBeOverriddenAndLabelsMustFitItsClasses) {
+  Dataset d = MakeImages(20, 28, 28, 10);
+  ASSERT_TRUE(WriteIdx(d, P("t10k-images-idx3-ubyte"), P("t10k-labels-idx1-ubyte")).ok());
+  ::setenv("EDGELOOP_FASHION_MNIST_DIR", dir_.c_str(), 1);
+  auto r = LoadDataset("fashion-mnist:test");
+  auto train = LoadDataset("fashion-mnist");  // default split, not present here
+  d.y[3] = 10;                                // outside the ten Fashion-MNIST classes
+  ASSERT_TRUE(WriteIdx(d, P("t10k-images-idx3-ubyte"), P("t10k-labels-idx1-ubyte")).ok());
+  auto bad = LoadDataset("fashion-mnist:test");
+  ::unsetenv("EDGELOOP_FASHION_MNIST_DIR");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->size(), 20u);
+  EXPECT_EQ(r->class_names, kFashionMnistClasses);
+  EXPECT_EQ(r->source, "fashion-mnist:test");
+  ASSERT_FALSE(train.ok());
+  EXPECT_NE(train.error().message.find("train-images"), std::string::npos) << train.error().message;
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message.find("label 10"), std::string::npos) << bad.error().message;
+}
+
+TEST_F(DataFiles, WritersRefuseWhatTheFormatCannotHoldAndLeaveNoFile) {
+  Dataset rgb;
+  rgb.sample_shape = {3, 2, 2};
+  rgb.x.assign(12, 0.5f);
+  rgb.y = {0};
+  rgb.class_names = {"a"};
+  EXPECT_FALSE(WriteIdx(rgb, P("i"), P("l")).ok());
+  Dataset big = MakeImages(2, 2, 2, 2);
+  big.y[1] = 300;
+  EXPECT_FALSE(WriteIdx(big, P("i"), P("l")).ok());
+  Dataset unlabelled = MakeImages(2, 2, 2, 2);
+  unlabelled.y[0] = -1;
+  EXPECT_FALSE(WriteCsv(unlabelled, P("u.csv")).ok());
+  EXPECT_TRUE(fs::is_empty(dir_));
 }
 
 TEST(FashionMnist, LoadsTheInstalledTestSplit) {
