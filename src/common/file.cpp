@@ -95,10 +95,11 @@ Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
 }
 
 Result<std::string> ReadMaybeGzipFile(const std::string& path, size_t max_bytes) {
-  EDGELOOP_ASSIGN_OR_RETURN(std::string raw, ReadFile(path, max_bytes));
-  if (raw.size() < 2 || static_cast<unsigned char>(raw[0]) != 0x1f ||
-      static_cast<unsigned char>(raw[1]) != 0x8b)
-    return raw;
+  auto read = ReadFile(path, max_bytes);
+  if (!read.ok()) return read.error();
+  std::string& raw = read.value();
+  const auto* magic = reinterpret_cast<const unsigned char*>(raw.data());
+  if (raw.size() < 2 || magic[0] != 0x1f || magic[1] != 0x8b) return std::move(raw);
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 16) != Z_OK) return Error(Errc::kInternal, "zlib init failed");
   zs.next_in = reinterpret_cast<Bytef*>(raw.data());

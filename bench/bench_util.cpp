@@ -1,0 +1,41 @@
+#include "bench/bench_util.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/file.hpp"
+
+namespace edgeloop::bench {
+
+nlohmann::json MachineInfo() {
+  std::string cpu = "unknown";
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      cpu = line.substr(line.find(':') + 2);
+      break;
+    }
+  long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return {{"cpu", cpu},
+          {"cores", std::thread::hardware_concurrency()},
+          {"memory_gib", static_cast<double>(pages) * static_cast<double>(page) / (1 << 30)},
+          {"compiler", __VERSION__}};
+}
+
+void WriteJson(const std::string& path, const nlohmann::json& j) {
+  auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  auto st = WriteFileAtomic(path, j.dump(2) + "\n");
+  if (!st.ok()) {
+    std::fprintf(stderr, "cannot write %s: %s\n", path.c_str(), st.error().message.c_str());
+    std::exit(4);
+  }
+  std::printf("wrote %s\n", path.c_str());
+}
+
+}  // namespace edgeloop::bench

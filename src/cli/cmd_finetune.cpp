@@ -1,0 +1,94 @@
+// edgeloop finetune: transfer learning from a parent model.
+#include <cstdio>
+
+#include "cli/command.hpp"
+#include "cli/data_options.hpp"
+#include "ml/finetune.hpp"
+
+namespace edgeloop::cli {
+namespace {
+
+struct FinetuneArgs {
+  DataOptions data;
+  std::string parent, out, strategy = "head", version;
+  double val_fraction = 0.2;
+  bool json = false;
+  ml::FinetuneOptions ft;
+};
+
+std::string NextVersion(const std::string& v) {
+  try {
+    return std::to_string(std::stoll(v) + 1);
+  } catch (...) {
+    return v + ".1";
+  }
+}
+
+int Run(FinetuneArgs& a) {
+  auto strategy = ml::ParseStrategy(a.strategy);
+  if (!strategy.ok()) return ReportError("finetune", strategy.error());
+  a.ft.strategy = *strategy;
+  auto parent = ml::LoadModel(a.parent);
+  if (!parent.ok()) return ReportError("finetune", parent.error());
+  auto loaded = a.data.Load();
+  if (!loaded.ok()) return ReportError("finetune", loaded.error());
+  auto split = data::SplitDataset(*loaded, a.val_fraction, 0.0, a.ft.train.seed);
+  std::fprintf(stderr, "fine-tuning %s (%s) on %s: strategy %s, %zu train / %zu val samples\n",
+               parent->info.name.c_str(), a.parent.c_str(), loaded->source.c_str(),
+               a.strategy.c_str(), split.train.size(), split.val.size());
+  a.ft.train.label = "finetune";
+  auto r = ml::Finetune(*parent, split.train, split.val, a.ft);
+  if (!r.ok()) return ReportError("finetune", r.error().WithContext(a.data.spec));
+  // Lineage names the whole dataset the split came from.
+  r->info.lineage.dataset_hash = loaded->hash;
+  r->info.lineage.dataset_source = loaded->source;
+  r->info.lineage.dataset_samples = static_cast<int64_t>(loaded->size());
+  r->info.lineage.hyperparameters["val_fraction"] = a.val_fraction;
+  r->info.version = a.version.empty() ? NextVersion(parent->info.version) : a.version;
+  if (auto st = ml::SaveModel(a.out, r->info, r->model); !st.ok())
+    return ReportError("finetune", st.error());
+  if (a.json) {
+    std::printf("%s\n", nlohmann::json({{"model", a.out},
+                                        {"fresh_head", r->fresh_head},
+                                        {"training", r->report.ToJson()}})
+                            .dump(2)
+                            .c_str());
+  } else {
+    std::printf("saved %s (version %s%s): val accuracy %.4f, %zu epochs, %.1fs\n", a.out.c_str(),
+                r->info.version.c_str(), r->fresh_head ? ", fresh head" : "",
+                r->report.best_val_accuracy, r->report.epochs.size(), r->report.wall_seconds);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterFinetune(CLI::App& root) {
+  auto a = std::make_shared<FinetuneArgs>();
+  a->ft.train.epochs = 15;
+  a->ft.train.patience = 4;
+  a->ft.train.batch_size = 64;
+  auto* sub = root.add_subcommand("finetune", "Fine-tune a parent model on new data (transfer learning)");
+  sub->add_option("--parent", a->parent, "parent model directory")->required();
+  a->data.AddTo(sub, "", true);
+  sub->add_option("--out", a->out, "model directory to write")->required();
+  sub->add_option("--strategy", a->strategy,
+                  "head: backbone frozen; last-k: last k blocks + head; full: all, backbone at a lower lr")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"head", "last-k", "full"}));
+  sub->add_option("--k", a->ft.k, "blocks to unfreeze for last-k")->capture_default_str();
+  sub->add_option("--backbone-lr-scale", a->ft.backbone_lr_scale, "full: backbone lr = lr * scale")->capture_default_str();
+  sub->add_option("--version", a->version, "version of the new model (default: parent's + 1)");
+  sub->add_option("--epochs", a->ft.train.epochs)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--batch-size", a->ft.train.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--lr", a->ft.train.lr)->capture_default_str();
+  sub->add_option("--patience", a->ft.train.patience)->capture_default_str();
+  sub->add_option("--val-fraction", a->val_fraction)->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--seed", a->ft.train.seed)->capture_default_str();
+  sub->add_option("--threads", a->ft.train.threads, "0 = all cores")->capture_default_str();
+  sub->add_option("--checkpoint-dir", a->ft.train.checkpoint_dir);
+  sub->add_flag("--json", a->json, "print the training report as JSON");
+  SetAction(sub, [a] { return Run(*a); });
+}
+
+}  // namespace edgeloop::cli

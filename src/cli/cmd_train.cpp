@@ -1,0 +1,133 @@
+// edgeloop train: a model from scratch.
+#include <cmath>
+#include <cstdio>
+
+#include "cli/command.hpp"
+#include "cli/data_options.hpp"
+#include "ml/model_store.hpp"
+#include "ml/train.hpp"
+
+namespace edgeloop::cli {
+namespace {
+
+struct TrainArgs {
+  DataOptions data;
+  std::string out, name = "model", version = "1", arch, checkpoint_dir;
+  std::vector<int64_t> widths;
+  int64_t embed = 128;
+  double val_fraction = 0.1, dropout = 0.2;
+  bool json = false;
+  ml::TrainOptions train;
+};
+
+// Per-channel (images) or per-feature mean and std of the training data.
+void Normalization(const data::Dataset& d, ml::ModelSpec& spec) {
+  size_t groups = static_cast<size_t>(d.sample_shape[0]);
+  size_t per = d.sample_numel() / groups;
+  std::vector<double> sum(groups, 0), sq(groups, 0);
+  for (size_t i = 0; i < d.size(); ++i) {
+    const float* s = d.sample(i);
+    for (size_t g = 0; g < groups; ++g) {
+      if (d.is_image()) {
+        for (size_t j = 0; j < per; ++j) {
+          double v = s[g * per + j];
+          sum[g] += v;
+          sq[g] += v * v;
+        }
+      } else {
+        sum[g] += s[g];
+        sq[g] += static_cast<double>(s[g]) * s[g];
+      }
+    }
+  }
+  double n = static_cast<double>(d.size()) * static_cast<double>(d.is_image() ? per : 1);
+  spec.input_mean.clear();
+  spec.input_std.clear();
+  for (size_t g = 0; g < groups; ++g) {
+    double mean = sum[g] / n;
+    double var = std::max(0.0, sq[g] / n - mean * mean);
+    spec.input_mean.push_back(static_cast<float>(mean));
+    spec.input_std.push_back(static_cast<float>(var > 1e-12 ? std::sqrt(var) : 1.0));
+  }
+}
+
+int Run(TrainArgs& a) {
+  auto loaded = a.data.Load();
+  if (!loaded.ok()) return ReportError("train", loaded.error());
+  data::Dataset& d = *loaded;
+  auto split = data::SplitDataset(d, a.val_fraction, 0.0, a.train.seed);
+
+  ml::ModelSpec spec;
+  spec.arch = a.arch.empty() ? (d.is_image() ? "cnn" : "mlp") : a.arch;
+  spec.input_shape = d.sample_shape;
+  spec.num_classes = static_cast<int64_t>(d.class_names.size());
+  if (!a.widths.empty()) spec.widths = a.widths;
+  else if (spec.arch == "mlp") spec.widths = {128, 64};
+  spec.embed = a.embed;
+  spec.dropout = a.dropout;
+  Normalization(split.train, spec);
+  if (auto st = spec.Validate(); !st.ok())
+    return ReportError("train", st.error().WithContext(d.source));
+
+  ml::SeedEverything(a.train.seed);
+  ml::Classifier model(spec);
+  std::fprintf(stderr, "training %s on %s: %zu train / %zu val samples, %lld parameters\n",
+               spec.arch.c_str(), d.source.c_str(), split.train.size(), split.val.size(),
+               static_cast<long long>(ml::ParameterCount(model)));
+  auto report = ml::Train(model, split.train, split.val, a.train);
+  if (!report.ok()) return ReportError("train", report.error());
+
+  ml::ModelInfo info;
+  info.name = a.name;
+  info.version = a.version;
+  info.spec = spec;
+  info.class_names = d.class_names;
+  info.lineage.dataset_hash = d.hash;
+  info.lineage.dataset_source = d.source;
+  info.lineage.dataset_samples = static_cast<int64_t>(d.size());
+  info.lineage.strategy = "scratch";
+  info.lineage.hyperparameters = a.train.ToJson();
+  info.lineage.hyperparameters["val_fraction"] = a.val_fraction;
+  info.lineage.code_version = ml::CodeVersion();
+  info.lineage.seed = a.train.seed;
+  info.lineage.created_at = ml::NowIso8601();
+  info.metrics = {{"val_accuracy", report->best_val_accuracy}};
+  info.training = report->ToJson();
+  if (auto st = ml::SaveModel(a.out, info, model); !st.ok()) return ReportError("train", st.error());
+  if (a.json) {
+    std::printf("%s\n", nlohmann::json({{"model", a.out}, {"training", report->ToJson()}}).dump(2).c_str());
+  } else {
+    std::printf("saved %s: best epoch %d of %zu, val accuracy %.4f, %.1fs, %.0f samples/s\n",
+                a.out.c_str(), report->best_epoch, report->epochs.size(), report->best_val_accuracy,
+                report->wall_seconds, report->samples_per_s);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void RegisterTrain(CLI::App& root) {
+  auto a = std::make_shared<TrainArgs>();
+  auto* sub = root.add_subcommand("train", "Train a model from scratch (cnn for images, mlp for features)");
+  a->data.AddTo(sub, "fashion-mnist:train");
+  sub->add_option("--out", a->out, "model directory to write")->required();
+  sub->add_option("--name", a->name, "model name")->capture_default_str();
+  sub->add_option("--version", a->version, "model version")->capture_default_str();
+  sub->add_option("--arch", a->arch, "cnn or mlp (default: by the data)")->check(CLI::IsMember({"cnn", "mlp"}));
+  sub->add_option("--widths", a->widths, "cnn: conv channels per block; mlp: hidden sizes");
+  sub->add_option("--embed", a->embed, "cnn: width of the embedding layer")->capture_default_str();
+  sub->add_option("--dropout", a->dropout)->capture_default_str();
+  sub->add_option("--epochs", a->train.epochs)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--batch-size", a->train.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--lr", a->train.lr, "learning rate (AdamW, cosine decay)")->capture_default_str();
+  sub->add_option("--weight-decay", a->train.weight_decay)->capture_default_str();
+  sub->add_option("--patience", a->train.patience, "early stopping: epochs without improvement")->capture_default_str();
+  sub->add_option("--val-fraction", a->val_fraction, "held out for validation")->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--seed", a->train.seed)->capture_default_str();
+  sub->add_option("--threads", a->train.threads, "0 = all cores")->capture_default_str();
+  sub->add_option("--checkpoint-dir", a->train.checkpoint_dir, "write last.pt and best.pt every epoch");
+  sub->add_flag("--json", a->json, "print the training report as JSON");
+  SetAction(sub, [a] { return Run(*a); });
+}
+
+}  // namespace edgeloop::cli

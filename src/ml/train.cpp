@@ -1,0 +1,290 @@
+#include "ml/train.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "common/file.hpp"
+#include "common/progress.hpp"
+
+namespace edgeloop::ml {
+
+nlohmann::json TrainOptions::ToJson() const {
+  return {{"epochs", epochs},   {"batch_size", batch_size},
+          {"lr", lr},           {"backbone_lr_scale", backbone_lr_scale},
+          {"weight_decay", weight_decay}, {"patience", patience},
+          {"seed", seed}};
+}
+
+nlohmann::json TrainReport::ToJson() const {
+  nlohmann::json ep = nlohmann::json::array();
+  for (const auto& e : epochs)
+    ep.push_back({{"epoch", e.epoch},
+                  {"train_loss", e.train_loss},
+                  {"train_accuracy", e.train_accuracy},
+                  {"val_loss", e.val_loss},
+                  {"val_accuracy", e.val_accuracy},
+                  {"seconds", e.seconds},
+                  {"samples_per_s", e.samples_per_s}});
+  return {{"epochs", ep},
+          {"epochs_run", epochs.size()},
+          {"best_epoch", best_epoch},
+          {"best_val_accuracy", best_val_accuracy},
+          {"wall_seconds", wall_seconds},
+          {"samples_per_s", samples_per_s},
+          {"early_stopped", early_stopped}};
+}
+
+void SeedEverything(uint64_t seed) { torch::manual_seed(seed); }
+
+void SetThreads(int threads) {
+  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(threads);
+}
+
+torch::Tensor ToInputTensor(const data::Dataset& d) {
+  std::vector<int64_t> shape = {static_cast<int64_t>(d.size())};
+  shape.insert(shape.end(), d.sample_shape.begin(), d.sample_shape.end());
+  return torch::from_blob(const_cast<float*>(d.x.data()), shape, torch::kFloat32).clone();
+}
+
+torch::Tensor ToLabelTensor(const data::Dataset& d) {
+  return torch::from_blob(const_cast<int32_t*>(d.y.data()), {static_cast<int64_t>(d.size())},
+                          torch::kInt32)
+      .to(torch::kInt64);
+}
+
+EvalResult Evaluate(Classifier& model, const torch::Tensor& x, const torch::Tensor& y,
+                    int batch_size) {
+  torch::NoGradGuard no_grad;
+  bool was_training = model->is_training();
+  model->eval();
+  int64_t n = x.size(0);
+  double loss = 0;
+  int64_t correct = 0;
+  for (int64_t i = 0; i < n; i += batch_size) {
+    int64_t end = std::min(n, i + batch_size);
+    auto logits = model->forward(x.slice(0, i, end));
+    auto target = y.slice(0, i, end);
+    loss += torch::nn::functional::cross_entropy(
+                logits, target,
+                torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                .item<double>();
+    correct += logits.argmax(1).eq(target).sum().item<int64_t>();
+  }
+  model->train(was_training);
+  if (n == 0) return {};
+  return {loss / static_cast<double>(n), static_cast<double>(correct) / static_cast<double>(n)};
+}
+
+torch::Tensor PredictProbabilities(Classifier& model, const data::Dataset& d, int batch_size) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  auto x = ToInputTensor(d);
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < x.size(0); i += batch_size)
+    parts.push_back(torch::softmax(model->forward(x.slice(0, i, std::min(x.size(0), i + batch_size))), 1));
+  if (parts.empty()) return torch::zeros({0, model->spec().num_classes});
+  return torch::cat(parts, 0);
+}
+
+namespace {
+
+// A snapshot of all parameters and buffers, to restore the best epoch.
+std::vector<torch::Tensor> CopyState(Classifier& model) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : model->parameters()) out.push_back(p.detach().clone());
+  for (auto& b : model->buffers()) out.push_back(b.detach().clone());
+  return out;
+}
+
+void RestoreState(Classifier& model, const std::vector<torch::Tensor>& state) {
+  torch::NoGradGuard no_grad;
+  size_t i = 0;
+  for (auto& p : model->parameters()) p.copy_(state[i++]);
+  for (auto& b : model->buffers()) b.copy_(state[i++]);
+}
+
+Status SaveCheckpoint(Classifier& model, const std::string& path) {
+  try {
+    std::ostringstream buf;
+    torch::save(model, buf);
+    return WriteFileAtomic(path, buf.str());
+  } catch (const std::exception& e) {
+    return Error(Errc::kIo, path + ": cannot write checkpoint: " + e.what());
+  }
+}
+
+bool IsBackboneParam(const std::string& name) { return name.rfind("backbone.", 0) == 0; }
+
+}  // namespace
+
+Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const data::Dataset& val,
+                          const TrainOptions& opt) {
+  if (train.size() == 0) return Error(Errc::kInvalidArgument, "training set is empty");
+  if (opt.epochs < 1 || opt.batch_size < 1 || !(opt.lr > 0))
+    return Error(Errc::kInvalidArgument, "epochs, batch size and learning rate must be positive");
+  const auto& spec = model->spec();
+  if (train.sample_shape != spec.input_shape)
+    return Error(Errc::kMismatch, "training data samples do not fit the model's input shape");
+  for (int32_t label : train.y)
+    if (label < 0 || label >= spec.num_classes)
+      return Error(Errc::kMismatch, "training label " + std::to_string(label) +
+                                        " is outside the model's " +
+                                        std::to_string(spec.num_classes) + " classes");
+  if (!opt.checkpoint_dir.empty()) EDGELOOP_RETURN_IF_ERROR(MakeDirs(opt.checkpoint_dir));
+
+  SetThreads(opt.threads);
+  SeedEverything(opt.seed);
+  auto x = ToInputTensor(train);
+  auto y = ToLabelTensor(train);
+  torch::Tensor vx, vy;
+  if (val.size() > 0) {
+    vx = ToInputTensor(val);
+    vy = ToLabelTensor(val);
+  }
+
+  // Two parameter groups so a full fine-tune can give the backbone a lower learning rate.
+  std::vector<torch::Tensor> backbone_params, head_params;
+  for (auto& kv : model->named_parameters()) {
+    if (!kv.value().requires_grad()) continue;
+    (IsBackboneParam(kv.key()) ? backbone_params : head_params).push_back(kv.value());
+  }
+  if (backbone_params.empty() && head_params.empty())
+    return Error(Errc::kInvalidArgument, "no trainable parameters (everything is frozen)");
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  if (!backbone_params.empty()) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(opt.lr * opt.backbone_lr_scale);
+    o->weight_decay(opt.weight_decay);
+    groups.emplace_back(backbone_params, std::move(o));
+  }
+  if (!head_params.empty()) {
+    auto o = std::make_unique<torch::optim::AdamWOptions>(opt.lr);
+    o->weight_decay(opt.weight_decay);
+    groups.emplace_back(head_params, std::move(o));
+  }
+  torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(opt.lr));
+  std::vector<double> base_lrs;
+  for (auto& g : optimizer.param_groups()) base_lrs.push_back(g.options().get_lr());
+
+  // Frozen blocks stay in eval mode so their batch-norm statistics do not drift.
+  auto set_train_mode = [&]() {
+    model->train();
+    for (auto& child : model->backbone()->children()) {
+      bool any_trainable = false;
+      for (auto& p : child->parameters()) any_trainable |= p.requires_grad();
+      if (!any_trainable) child->eval();
+    }
+  };
+
+  TrainReport report;
+  std::vector<torch::Tensor> best_state;
+  double best_metric = -1;
+  int since_best = 0;
+  const int64_t n = x.size(0);
+  const int64_t steps_per_epoch = (n + opt.batch_size - 1) / opt.batch_size;
+  const int64_t total_steps = steps_per_epoch * opt.epochs;
+  std::mt19937_64 rng(opt.seed);
+  auto wall_start = std::chrono::steady_clock::now();
+  int64_t step = 0, samples_seen = 0;
+
+  for (int epoch = 1; epoch <= opt.epochs; ++epoch) {
+    set_train_mode();
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), rng);
+    auto perm = torch::tensor(order, torch::kInt64);
+    auto epoch_start = std::chrono::steady_clock::now();
+    double loss_sum = 0;
+    int64_t correct = 0;
+    ProgressBar bar(opt.label + " epoch " + std::to_string(epoch) + "/" +
+                        std::to_string(opt.epochs),
+                    n);
+    for (int64_t i = 0; i < n; i += opt.batch_size) {
+      // Cosine decay over the whole run.
+      double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) /
+                                          static_cast<double>(total_steps)));
+      for (size_t g = 0; g < base_lrs.size(); ++g)
+        optimizer.param_groups()[g].options().set_lr(base_lrs[g] * (0.02 + 0.98 * cosine));
+      auto idx = perm.slice(0, i, std::min(n, i + opt.batch_size));
+      auto bx = x.index_select(0, idx);
+      auto by = y.index_select(0, idx);
+      optimizer.zero_grad();
+      auto logits = model->forward(bx);
+      auto loss = torch::nn::functional::cross_entropy(logits, by);
+      double lv = loss.item<double>();
+      if (!std::isfinite(lv))
+        return Error(Errc::kInternal, "training diverged (loss is " + std::to_string(lv) +
+                                          " in epoch " + std::to_string(epoch) +
+                                          "); try a lower learning rate");
+      loss.backward();
+      optimizer.step();
+      ++step;
+      int64_t bs = idx.size(0);
+      samples_seen += bs;
+      loss_sum += lv * static_cast<double>(bs);
+      correct += logits.argmax(1).eq(by).sum().item<int64_t>();
+      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+      if (!opt.quiet) {
+        char suffix[96];
+        std::snprintf(suffix, sizeof suffix, "%.0f samples/s loss %.4f",
+                      static_cast<double>(std::min(n, i + opt.batch_size)) / std::max(secs, 1e-9),
+                      loss_sum / static_cast<double>(std::min(n, i + opt.batch_size)));
+        bar.Update(std::min(n, i + opt.batch_size), suffix);
+      }
+    }
+    EpochStats st;
+    st.epoch = epoch;
+    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    st.samples_per_s = static_cast<double>(n) / std::max(st.seconds, 1e-9);
+    st.train_loss = loss_sum / static_cast<double>(n);
+    st.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    if (vx.defined()) {
+      auto ev = Evaluate(model, vx, vy);
+      st.val_loss = ev.loss;
+      st.val_accuracy = ev.accuracy;
+    }
+    report.epochs.push_back(st);
+    if (!opt.quiet) {
+      char suffix[128];
+      std::snprintf(suffix, sizeof suffix, "%.0f samples/s loss %.4f val_acc %.4f",
+                    st.samples_per_s, st.train_loss, st.val_accuracy);
+      bar.Finish(suffix);
+      if (!ProgressBar::Enabled())
+        std::fprintf(stderr, "%s epoch %d/%d: %.1fs %.0f samples/s loss %.4f val_acc %.4f\n",
+                     opt.label.c_str(), epoch, opt.epochs, st.seconds, st.samples_per_s,
+                     st.train_loss, st.val_accuracy);
+    }
+    double metric = vx.defined() ? st.val_accuracy : static_cast<double>(epoch);
+    if (metric > best_metric) {
+      best_metric = metric;
+      report.best_epoch = epoch;
+      report.best_val_accuracy = st.val_accuracy;
+      best_state = CopyState(model);
+      since_best = 0;
+      if (!opt.checkpoint_dir.empty())
+        EDGELOOP_RETURN_IF_ERROR(SaveCheckpoint(model, opt.checkpoint_dir + "/best.pt"));
+    } else {
+      ++since_best;
+    }
+    if (!opt.checkpoint_dir.empty())
+      EDGELOOP_RETURN_IF_ERROR(SaveCheckpoint(model, opt.checkpoint_dir + "/last.pt"));
+    if (vx.defined() && opt.patience > 0 && since_best >= opt.patience) {
+      report.early_stopped = true;
+      break;
+    }
+  }
+  RestoreState(model, best_state);
+  model->eval();
+  report.wall_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  report.samples_per_s = static_cast<double>(samples_seen) / std::max(report.wall_seconds, 1e-9);
+  return report;
+}
+
+}  // namespace edgeloop::ml

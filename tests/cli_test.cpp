@@ -1,0 +1,131 @@
+// The edgeloop CLI on bad input: a one-line error naming the file and the problem, a
+// non-zero exit code that says what kind of failure it was, and no partial output.
+#include <gtest/gtest.h>
+#include <png.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include "common/file.hpp"
+#include "data/dataset.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Outcome RunCli(const std::string& args) {
+  std::string bin = std::string(std::getenv("EDGELOOP_BINARY_DIR")) + "/src/cli/edgeloop";
+  std::string cmd = "'" + bin + "' " + args + " 2>&1";
+  Outcome o;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf{};
+  while (p && std::fgets(buf.data(), buf.size(), p)) o.output += buf.data();
+  int status = p ? ::pclose(p) : -1;
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return o;
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("edgeloop_cli_test_" + std::to_string(::getpid()) + "_" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string P(const std::string& name) const { return (dir_ / name).string(); }
+  fs::path dir_;
+};
+
+TEST_F(CliTest, MissingDatasetFileIsABadInputErrorNamingTheFile) {
+  auto o = RunCli("train --data " + P("nope.csv") + " --out " + P("m"));
+  EXPECT_EQ(o.exit_code, 3);
+  EXPECT_NE(o.output.find("nope.csv"), std::string::npos) << o.output;
+  EXPECT_FALSE(fs::exists(P("m")));
+}
+
+TEST_F(CliTest, CsvWithABadRowNamesTheLineAndWritesNoModel) {
+  std::ofstream(P("bad.csv")) << "a,b,label\n1,2,x\n3,oops,y\n";
+  auto o = RunCli("train --data " + P("bad.csv") + " --out " + P("m"));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("bad.csv"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("3"), std::string::npos) << o.output;
+  EXPECT_FALSE(fs::exists(P("m")));
+  EXPECT_FALSE(fs::exists(P("m.partial")));
+}
+
+TEST_F(CliTest, EmptyCsvIsRefused) {
+  std::ofstream(P("empty.csv")) << "a,b,label\n";
+  auto o = RunCli("train --data " + P("empty.csv") + " --out " + P("m"));
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.output.find("empty.csv"), std::string::npos) << o.output;
+  EXPECT_FALSE(fs::exists(P("m")));
+}
+
+TEST_F(CliTest, MissingParentModelIsABadInputError) {
+  auto o = RunCli("finetune --parent " + P("nomodel") + " --data fashion-mnist:test --out " + P("m"));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("nomodel"), std::string::npos) << o.output;
+  EXPECT_FALSE(fs::exists(P("m")));
+}
+
+TEST_F(CliTest, ParentWhoseInputShapeDoesNotFitIsRefusedInOneLine) {
+  // A tiny tabular model, then fine-tune it on images.
+  std::ofstream csv(P("t.csv"));
+  csv << "f1,f2,label\n";
+  for (int i = 0; i < 60; ++i) csv << i % 7 << "," << (i * 3) % 5 << "," << (i % 2 ? "a" : "b") << "\n";
+  csv.close();
+  auto t = RunCli("train --data " + P("t.csv") + " --out " + P("tab") + " --epochs 1");
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  auto o = RunCli("finetune --parent " + P("tab") + " --data fashion-mnist:test --max-samples 50 --out " + P("m"));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("error"), std::string::npos);
+  EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 2) << o.output;  // status + error
+  EXPECT_FALSE(fs::exists(P("m")));
+}
+
+void WriteGrayPng(const std::string& path, int w, int h) {
+  png_image img{};
+  img.version = PNG_IMAGE_VERSION;
+  img.width = static_cast<png_uint_32>(w);
+  img.height = static_cast<png_uint_32>(h);
+  img.format = PNG_FORMAT_GRAY;
+  std::vector<unsigned char> px(static_cast<size_t>(w * h), 128);
+  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, px.data(), 0, nullptr));
+}
+
+TEST_F(CliTest, ImageFolderWithAWrongSizedImageNamesTheFile) {
+  fs::create_directories(dir_ / "imgs" / "a");
+  fs::create_directories(dir_ / "imgs" / "b");
+  WriteGrayPng(P("imgs/a/1.png"), 28, 28);
+  WriteGrayPng(P("imgs/b/odd.png"), 20, 24);
+  auto o = RunCli("train --data " + P("imgs") + " --out " + P("m"));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("odd.png"), std::string::npos) << o.output;
+  EXPECT_FALSE(fs::exists(P("m")));
+}
+
+TEST_F(CliTest, UnknownFlagIsAUsageError) {
+  auto o = RunCli("train --no-such-flag");
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+}
+
+TEST_F(CliTest, EveryCommandHasHelp) {
+  for (const char* c : {"train", "finetune", "eval", "export", "datasets"}) {
+    auto o = RunCli(std::string(c) + " --help");
+    EXPECT_EQ(o.exit_code, 0) << c;
+    EXPECT_NE(o.output.find("Usage"), std::string::npos) << c << ": " << o.output;
+  }
+}
+
+}  // namespace
