@@ -15,10 +15,10 @@ endfunction()
 # edgeloop_test(<name> SOURCES ... LIBS ...): one GoogleTest executable registered with CTest.
 function(edgeloop_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
-  add_executable(${name} ${T_SOURCES})
+  add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/test_env.cpp)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE EDGELOOP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+                                             EDGELOOP_TEST_BINARY_DIR="${PROJECT_BINARY_DIR}")
   edgeloop_warnings(${name})
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
-                       PROPERTIES ENVIRONMENT "EDGELOOP_SOURCE_DIR=${CMAKE_SOURCE_DIR};EDGELOOP_BINARY_DIR=${CMAKE_BINARY_DIR}"
-                                  LABELS "${T_LABELS}")
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
 endfunction()
