@@ -4,7 +4,7 @@
 // strategy (head, last-k, full) starts from the base model, and a model of the same
 // architecture is trained from scratch; all are scored on the evaluation half.
 //
-//   build/bench/transfer_bench --parent models/base [--corrupt rotation --severity 4]
+//   build/bench/transfer_bench --parent models/base [--corrupt contrast --severity 4]
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -18,8 +18,10 @@ using namespace edgeloop;
 
 int main(int argc, char** argv) {
   CLI::App app{"Fine-tune strategies against training from scratch on a shifted domain"};
-  std::string parent_dir, corrupt = "rotation", out = "bench/results/transfer.json";
+  std::string parent_dir, corrupt = "contrast", out = "bench/results/transfer.json";
   int severity = 4, k = 2, epochs = 20, patience = 5;
+  int64_t min_epoch_samples = 2048;
+  double lr = 1e-3, backbone_lr_scale = 0.1;
   std::vector<int> sizes = {10, 50, 100, 500};
   uint64_t seed = 0;
   app.add_option("--parent", parent_dir, "base model directory")->required();
@@ -29,6 +31,9 @@ int main(int argc, char** argv) {
   app.add_option("--k", k, "blocks unfrozen by last-k")->capture_default_str();
   app.add_option("--epochs", epochs)->capture_default_str();
   app.add_option("--patience", patience)->capture_default_str();
+  app.add_option("--min-epoch-samples", min_epoch_samples)->capture_default_str();
+  app.add_option("--lr", lr)->capture_default_str();
+  app.add_option("--backbone-lr-scale", backbone_lr_scale, "full fine-tune")->capture_default_str();
   app.add_option("--seed", seed)->capture_default_str();
   app.add_option("--out", out)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
@@ -66,6 +71,8 @@ int main(int argc, char** argv) {
       topt.epochs = epochs;
       topt.patience = patience;
       topt.batch_size = 64;
+      topt.min_epoch_samples = min_epoch_samples;
+      topt.lr = lr;
       topt.seed = seed;
       topt.quiet = true;
       double acc = 0, secs = 0;
@@ -82,6 +89,7 @@ int main(int argc, char** argv) {
         ml::FinetuneOptions fo;
         fo.strategy = *ml::ParseStrategy(method);
         fo.k = k;
+        fo.backbone_lr_scale = backbone_lr_scale;
         fo.train = topt;
         auto r = ml::Finetune(*parent, split.train, split.val, fo);
         if (!r.ok()) {

@@ -68,6 +68,7 @@ void RegisterFinetune(CLI::App& root) {
   a->ft.train.epochs = 15;
   a->ft.train.patience = 4;
   a->ft.train.batch_size = 64;
+  a->ft.train.min_epoch_samples = 2048;
   auto* sub = root.add_subcommand("finetune", "Fine-tune a parent model on new data (transfer learning)");
   sub->add_option("--parent", a->parent, "parent model directory")->required();
   a->data.AddTo(sub, "", true);
@@ -83,6 +84,9 @@ void RegisterFinetune(CLI::App& root) {
   sub->add_option("--batch-size", a->ft.train.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--lr", a->ft.train.lr)->capture_default_str();
   sub->add_option("--patience", a->ft.train.patience)->capture_default_str();
+  sub->add_option("--min-epoch-samples", a->ft.train.min_epoch_samples,
+                  "an epoch covers at least this many samples (small sets are repeated)")
+      ->capture_default_str();
   sub->add_option("--val-fraction", a->val_fraction)->capture_default_str()->check(CLI::Range(0.0, 0.9));
   sub->add_option("--seed", a->ft.train.seed)->capture_default_str();
   sub->add_option("--threads", a->ft.train.threads, "0 = all cores")->capture_default_str();

@@ -122,6 +122,9 @@ void RegisterTrain(CLI::App& root) {
   sub->add_option("--lr", a->train.lr, "learning rate (AdamW, cosine decay)")->capture_default_str();
   sub->add_option("--weight-decay", a->train.weight_decay)->capture_default_str();
   sub->add_option("--patience", a->train.patience, "early stopping: epochs without improvement")->capture_default_str();
+  sub->add_option("--min-epoch-samples", a->train.min_epoch_samples,
+                  "an epoch covers at least this many samples (small sets are repeated)")
+      ->capture_default_str();
   sub->add_option("--val-fraction", a->val_fraction, "held out for validation")->capture_default_str()->check(CLI::Range(0.0, 0.9));
   sub->add_option("--seed", a->train.seed)->capture_default_str();
   sub->add_option("--threads", a->train.threads, "0 = all cores")->capture_default_str();

@@ -112,6 +112,24 @@ TEST_F(MlTest, EarlyStoppingStopsAndKeepsTheBestEpoch) {
   EXPECT_NEAR(ev.accuracy, r->best_val_accuracy, 1e-9);
 }
 
+TEST_F(MlTest, SmallTrainingSetsAreRepeatedUpToMinEpochSamples) {
+  auto tiny = data::SamplePerClass(*train_, 2, 3);  // 20 samples
+  ASSERT_EQ(tiny.size(), 20u);
+  SeedEverything(0);
+  Classifier m(Spec());
+  auto o = Quick(2);
+  o.min_epoch_samples = 630;  // 32 copies of the 20 samples: 640 per epoch
+  auto r = Train(m, tiny, *val_, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_EQ(r->epochs.size(), 2u);
+  EXPECT_EQ(r->epochs[0].samples, 640);
+  o.min_epoch_samples = 0;  // a plain epoch is one pass
+  Classifier m2(Spec());
+  auto r2 = Train(m2, tiny, *val_, o);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->epochs[0].samples, 20);
+}
+
 TEST_F(MlTest, CheckpointsAreWrittenEveryEpoch) {
   Classifier m(Spec());
   auto o = Quick(1);

@@ -18,7 +18,7 @@ nlohmann::json TrainOptions::ToJson() const {
   return {{"epochs", epochs},   {"batch_size", batch_size},
           {"lr", lr},           {"backbone_lr_scale", backbone_lr_scale},
           {"weight_decay", weight_decay}, {"patience", patience},
-          {"seed", seed}};
+          {"seed", seed}, {"min_epoch_samples", min_epoch_samples}};
 }
 
 nlohmann::json TrainReport::ToJson() const {
@@ -30,6 +30,7 @@ nlohmann::json TrainReport::ToJson() const {
                   {"val_loss", e.val_loss},
                   {"val_accuracy", e.val_accuracy},
                   {"seconds", e.seconds},
+                  {"samples", e.samples},
                   {"samples_per_s", e.samples_per_s}});
   return {{"epochs", ep},
           {"epochs_run", epochs.size()},
@@ -184,9 +185,14 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
 
   TrainReport report;
   std::vector<torch::Tensor> best_state;
-  double best_metric = -1;
+  double best_metric = -1, best_val_loss = 0;
   int since_best = 0;
-  const int64_t n = x.size(0);
+  // A small training set is repeated (each copy reshuffled) up to min_epoch_samples per epoch,
+  // so that a few dozen labelled samples still get enough optimizer steps per epoch and the
+  // validation check that drives early stopping is not run after every second step.
+  const int64_t n_data = x.size(0);
+  const int64_t repeats = std::max<int64_t>(1, (opt.min_epoch_samples + n_data - 1) / n_data);
+  const int64_t n = n_data * repeats;
   const int64_t steps_per_epoch = (n + opt.batch_size - 1) / opt.batch_size;
   const int64_t total_steps = steps_per_epoch * opt.epochs;
   std::mt19937_64 rng(opt.seed);
@@ -195,9 +201,14 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
 
   for (int epoch = 1; epoch <= opt.epochs; ++epoch) {
     set_train_mode();
-    std::vector<int64_t> order(static_cast<size_t>(n));
-    std::iota(order.begin(), order.end(), 0);
-    std::shuffle(order.begin(), order.end(), rng);
+    std::vector<int64_t> order;
+    order.reserve(static_cast<size_t>(n));
+    for (int64_t r = 0; r < repeats; ++r) {
+      std::vector<int64_t> copy(static_cast<size_t>(n_data));
+      std::iota(copy.begin(), copy.end(), 0);
+      std::shuffle(copy.begin(), copy.end(), rng);
+      order.insert(order.end(), copy.begin(), copy.end());
+    }
     auto perm = torch::tensor(order, torch::kInt64);
     auto epoch_start = std::chrono::steady_clock::now();
     double loss_sum = 0;
@@ -240,6 +251,7 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
     }
     EpochStats st;
     st.epoch = epoch;
+    st.samples = n;
     st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     st.samples_per_s = static_cast<double>(n) / std::max(st.seconds, 1e-9);
     st.train_loss = loss_sum / static_cast<double>(n);
@@ -260,8 +272,13 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
                      opt.label.c_str(), epoch, opt.epochs, st.seconds, st.samples_per_s,
                      st.train_loss, st.val_accuracy);
     }
+    // Best epoch: highest validation accuracy; on a tie (small validation sets tie often) the
+    // lower validation loss wins.
     double metric = vx.defined() ? st.val_accuracy : static_cast<double>(epoch);
-    if (metric > best_metric) {
+    bool better = metric > best_metric ||
+                  (vx.defined() && metric == best_metric && st.val_loss < best_val_loss);
+    if (better) {
+      best_val_loss = st.val_loss;
       best_metric = metric;
       report.best_epoch = epoch;
       report.best_val_accuracy = st.val_accuracy;

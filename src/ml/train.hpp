@@ -22,6 +22,8 @@ struct TrainOptions {
   double backbone_lr_scale = 1.0;
   double weight_decay = 1e-4;
   int patience = 3;        // epochs without validation improvement before stopping
+  // An epoch covers at least this many samples (small sets are repeated, reshuffled).
+  int64_t min_epoch_samples = 0;
   uint64_t seed = 0;
   int threads = 0;         // 0 = all cores
   std::string checkpoint_dir;  // if set: last.pt and best.pt after every epoch
@@ -35,6 +37,7 @@ struct EpochStats {
   int epoch = 0;
   double train_loss = 0, train_accuracy = 0, val_loss = 0, val_accuracy = 0;
   double seconds = 0, samples_per_s = 0;
+  int64_t samples = 0;  // samples the optimizer saw this epoch
 };
 
 struct TrainReport {
