@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/command.hpp"
+#include "common/version.hpp"
 
 int main(int argc, char** argv) {
   using namespace edgeloop::cli;
@@ -11,7 +12,7 @@ int main(int argc, char** argv) {
       "Exit codes: 0 ok, 1 failed, 2 usage error, 3 bad input data, 4 output/I-O error.",
       "edgeloop"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", EDGELOOP_VERSION);
+  app.set_version_flag("--version", edgeloop::CodeVersionString());
 #ifdef EDGELOOP_HAS_ML
   RegisterTrain(app);
   RegisterFinetune(app);

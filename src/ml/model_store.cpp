@@ -1,5 +1,7 @@
 #include "ml/model_store.hpp"
 
+#include "common/version.hpp"
+
 #include <chrono>
 #include <ctime>
 #include <filesystem>
@@ -162,6 +164,6 @@ std::string NowIso8601() {
   return buf;
 }
 
-std::string CodeVersion() { return EDGELOOP_VERSION; }
+std::string CodeVersion() { return CodeVersionString(); }
 
 }  // namespace edgeloop::ml
