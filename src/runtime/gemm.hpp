@@ -1,0 +1,22 @@
+// Single-precision matrix multiply, the workhorse of Conv, Gemm and MatMul:
+//   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
+// with row-major matrices and leading dimensions. kReference is three plain loops (the
+// definition); kFast uses Eigen's blocked, vectorised product. Tests hold the two together.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/kernel.hpp"
+
+namespace edgeloop::runtime {
+
+void Sgemm(Backend backend, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+           float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+           float* c, int64_t ldc);
+
+// Double precision, reference only (conformance cases use it; devices do not).
+void Dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
+           const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
+           int64_t ldc);
+
+}  // namespace edgeloop::runtime

@@ -1,0 +1,197 @@
+// Conv for any number of spatial axes, with pads, strides, dilations and groups (float32).
+// Reference: a direct loop over outputs and the window. Fast: for each image and group, the
+// window is unrolled into a column matrix (im2col, in scratch memory planned at load) and
+// multiplied by the weights with one GEMM; a 1x1, stride-1, unpadded convolution needs no
+// unrolling at all.
+#include <algorithm>
+#include <cstring>
+
+#include "runtime/gemm.hpp"
+#include "runtime/kernels/kernels.hpp"
+#include "runtime/kernels/spatial.hpp"
+
+namespace edgeloop::runtime::kernels {
+namespace {
+
+struct ConvGeometry {
+  int64_t n = 0, c = 0, m = 0, group = 1, cg = 0, mg = 0;
+  Window w;
+  int64_t in_size = 1, out_size = 1, k_size = 1;  // products over spatial axes
+};
+
+Status Geometry(const Node& node, const Shape& x, const Shape& wt, ConvGeometry* g) {
+  if (x.size() < 3 || wt.size() != x.size())
+    return NodeError(node, Errc::kMismatch,
+                     "input " + ShapeString(x) + " and weights " + ShapeString(wt) +
+                         " must both be [N, C, spatial...] / [M, C/group, kernel...]");
+  g->n = x[0];
+  g->c = x[1];
+  g->m = wt[0];
+  g->group = node.Int("group", 1);
+  if (g->group < 1 || g->c % g->group != 0 || g->m % g->group != 0)
+    return NodeError(node, Errc::kMismatch, "group " + std::to_string(g->group) +
+                                                " does not divide the channels");
+  g->cg = g->c / g->group;
+  g->mg = g->m / g->group;
+  if (wt[1] != g->cg)
+    return NodeError(node, Errc::kMismatch, "weights expect " + std::to_string(wt[1] * g->group) +
+                                                " input channels, the input has " + std::to_string(g->c));
+  std::vector<int64_t> in(x.begin() + 2, x.end()), kernel(wt.begin() + 2, wt.end());
+  auto ks = node.Ints("kernel_shape", kernel);
+  if (ks != kernel) return NodeError(node, Errc::kMismatch, "kernel_shape does not match the weights");
+  EDGELOOP_RETURN_IF_ERROR(PlanWindow(node, in, kernel, false, &g->w));
+  for (size_t i = 0; i < in.size(); ++i) {
+    g->in_size *= in[i];
+    g->out_size *= g->w.out[i];
+    g->k_size *= kernel[i];
+  }
+  return Status::Ok();
+}
+
+bool IsPointwise(const ConvGeometry& g) {
+  for (size_t i = 0; i < g.w.rank(); ++i)
+    if (g.w.kernel[i] != 1 || g.w.stride[i] != 1 || g.w.pad_begin[i] != 0 || g.w.pad_end[i] != 0)
+      return false;
+  return true;
+}
+
+Status CheckConv(const Node& n) { return CheckArity(n, 2, 3); }
+
+Status InferConv(InferContext& c) {
+  EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32}));
+  EDGELOOP_RETURN_IF_ERROR(RequireType(c, 1, {DType::kFloat32}));
+  ConvGeometry g;
+  EDGELOOP_RETURN_IF_ERROR(Geometry(c.node, c.in[0]->shape, c.in[1]->shape, &g));
+  if (c.in.size() > 2 && c.in[2] && c.in[2]->shape != Shape{g.m})
+    return c.Fail("bias must have shape [" + std::to_string(g.m) + "]");
+  Shape out{g.n, g.m};
+  out.insert(out.end(), g.w.out.begin(), g.w.out.end());
+  c.out = {TensorInfo{DType::kFloat32, out}};
+  if (c.backend == Backend::kFast && !IsPointwise(g))
+    c.scratch_bytes = static_cast<size_t>(g.cg * g.k_size * g.out_size) * sizeof(float);
+  return Status::Ok();
+}
+
+void ReferenceConv(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+  const size_t r = g.w.rank();
+  std::vector<int64_t> o(r), k(r), pos(r);
+  for (int64_t b = 0; b < g.n; ++b) {
+    for (int64_t m = 0; m < g.m; ++m) {
+      const int64_t grp = m / g.mg;
+      float* yp = y + (b * g.m + m) * g.out_size;
+      std::fill(o.begin(), o.end(), 0);
+      for (int64_t op = 0; op < g.out_size; ++op) {
+        double acc = bias ? bias[m] : 0.0;
+        for (int64_t ci = 0; ci < g.cg; ++ci) {
+          const float* xp = x + (b * g.c + grp * g.cg + ci) * g.in_size;
+          const float* wp = w + (m * g.cg + ci) * g.k_size;
+          std::fill(k.begin(), k.end(), 0);
+          for (int64_t kp = 0; kp < g.k_size; ++kp) {
+            int64_t off;
+            if (WindowOffset(g.w, o, k, pos, &off)) acc += static_cast<double>(xp[off]) * wp[kp];
+            NextIndex(k, g.w.kernel);
+          }
+        }
+        yp[op] = static_cast<float>(acc);
+        NextIndex(o, g.w.out);
+      }
+    }
+  }
+}
+
+// Unrolls the windows of one image's channel group into col[cg * k_size, out_size].
+void Im2Col(const ConvGeometry& g, const float* x, float* col) {
+  const size_t r = g.w.rank();
+  if (r == 2) {
+    const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
+    const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
+    const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
+    const int64_t ph = g.w.pad_begin[0], pw = g.w.pad_begin[1];
+    for (int64_t ci = 0; ci < g.cg; ++ci) {
+      const float* xp = x + ci * ih * iw;
+      for (int64_t ky = 0; ky < kh; ++ky) {
+        for (int64_t kx = 0; kx < kw; ++kx) {
+          float* row = col + ((ci * kh + ky) * kw + kx) * oh * ow;
+          for (int64_t oy = 0; oy < oh; ++oy) {
+            const int64_t y = oy * sh - ph + ky * dh;
+            float* dst = row + oy * ow;
+            if (y < 0 || y >= ih) {
+              std::fill(dst, dst + ow, 0.0f);
+              continue;
+            }
+            const float* src = xp + y * iw;
+            if (sw == 1) {
+              // Contiguous run: zero the left and right borders, copy the middle.
+              const int64_t x0 = -pw + kx * dw;
+              int64_t lo = std::clamp<int64_t>(-x0, 0, ow), hi = std::clamp<int64_t>(iw - x0, 0, ow);
+              hi = std::max(hi, lo);
+              std::fill(dst, dst + lo, 0.0f);
+              std::memcpy(dst + lo, src + x0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+              std::fill(dst + hi, dst + ow, 0.0f);
+            } else {
+              for (int64_t ox = 0; ox < ow; ++ox) {
+                const int64_t xx = ox * sw - pw + kx * dw;
+                dst[ox] = (xx < 0 || xx >= iw) ? 0.0f : src[xx];
+              }
+            }
+          }
+        }
+      }
+    }
+    return;
+  }
+  // Any rank: the same unrolling with multi-indices.
+  std::vector<int64_t> k(r), o(r), pos(r);
+  for (int64_t ci = 0; ci < g.cg; ++ci) {
+    const float* xp = x + ci * g.in_size;
+    std::fill(k.begin(), k.end(), 0);
+    for (int64_t kp = 0; kp < g.k_size; ++kp) {
+      float* row = col + (ci * g.k_size + kp) * g.out_size;
+      std::fill(o.begin(), o.end(), 0);
+      for (int64_t op = 0; op < g.out_size; ++op) {
+        int64_t off;
+        row[op] = WindowOffset(g.w, o, k, pos, &off) ? xp[off] : 0.0f;
+        NextIndex(o, g.w.out);
+      }
+      NextIndex(k, g.w.kernel);
+    }
+  }
+}
+
+Status RunConv(RunContext& c) {
+  ConvGeometry g;
+  EDGELOOP_RETURN_IF_ERROR(Geometry(c.node, c.in[0]->shape, c.in[1]->shape, &g));
+  const float* x = c.in[0]->as<float>();
+  const float* w = c.in[1]->as<float>();
+  const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->as<float>() : nullptr;
+  float* y = c.out[0]->as<float>();
+  if (c.backend == Backend::kReference) {
+    ReferenceConv(g, x, w, bias, y);
+    return Status::Ok();
+  }
+  const bool pointwise = IsPointwise(g);
+  float* col = static_cast<float*>(c.scratch);
+  const int64_t kdim = g.cg * g.k_size;
+  for (int64_t b = 0; b < g.n; ++b) {
+    for (int64_t grp = 0; grp < g.group; ++grp) {
+      const float* xg = x + (b * g.c + grp * g.cg) * g.in_size;
+      float* yg = y + (b * g.m + grp * g.mg) * g.out_size;
+      for (int64_t m = 0; m < g.mg; ++m)
+        std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size, bias ? bias[grp * g.mg + m] : 0.0f);
+      const float* cols = xg;
+      if (!pointwise) {
+        Im2Col(g, xg, col);
+        cols = col;
+      }
+      Sgemm(Backend::kFast, false, false, g.mg, g.out_size, kdim, 1.0f, w + grp * g.mg * kdim, kdim,
+            cols, g.out_size, 1.0f, yg, g.out_size);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const OpKernel kConv{"Conv", CheckConv, InferConv, RunConv};
+
+}  // namespace edgeloop::runtime::kernels

@@ -1,0 +1,51 @@
+// Every operator kernel the runtime has, one definition per op (see ../kernel.hpp).
+#pragma once
+
+#include <vector>
+
+#include "runtime/kernel.hpp"
+
+namespace edgeloop::runtime::kernels {
+
+extern const OpKernel kAdd, kSub, kMul, kDiv;
+extern const OpKernel kRelu, kSigmoid, kTanh, kIdentity, kDropout, kClip;
+extern const OpKernel kSoftmax;
+extern const OpKernel kFlatten, kReshape, kTranspose, kConcat, kShape, kConstant;
+extern const OpKernel kGemm, kMatMul;
+extern const OpKernel kConv;
+extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
+extern const OpKernel kBatchNormalization;
+extern const OpKernel kQuantizeLinear, kDequantizeLinear;
+
+inline std::vector<const OpKernel*> All() {
+  return {&kAdd,      &kSub,         &kMul,        &kDiv,       &kRelu,
+          &kSigmoid,  &kTanh,        &kIdentity,   &kDropout,   &kClip,
+          &kSoftmax,  &kFlatten,     &kReshape,    &kTranspose, &kConcat,
+          &kShape,    &kConstant,    &kGemm,       &kMatMul,    &kConv,
+          &kMaxPool,  &kAveragePool, &kGlobalAveragePool,       &kBatchNormalization,
+          &kQuantizeLinear, &kDequantizeLinear};
+}
+
+// Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
+// int32_t, int64_t); returns false for other types.
+template <typename F>
+bool DispatchNumeric(DType t, F&& f) {
+  switch (t) {
+    case DType::kFloat32: f(float{}); return true;
+    case DType::kFloat64: f(double{}); return true;
+    case DType::kInt8: f(int8_t{}); return true;
+    case DType::kUint8: f(uint8_t{}); return true;
+    case DType::kInt32: f(int32_t{}); return true;
+    case DType::kInt64: f(int64_t{}); return true;
+    default: return false;
+  }
+}
+
+// Row-major strides of a shape.
+inline std::vector<int64_t> Strides(const Shape& s) {
+  std::vector<int64_t> st(s.size(), 1);
+  for (size_t i = s.size(); i-- > 1;) st[i - 1] = st[i] * s[i];
+  return st;
+}
+
+}  // namespace edgeloop::runtime::kernels

@@ -1,0 +1,370 @@
+#include "runtime/model.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/file.hpp"
+
+namespace edgeloop::runtime {
+namespace {
+
+constexpr size_t kAlign = 64;
+size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+enum class SlotKind { kNone, kInitializer, kConstant, kInput, kArena };
+
+struct Slot {
+  SlotKind kind = SlotKind::kNone;
+  TensorInfo info;
+  size_t offset = 0;   // kArena
+  size_t input_index = 0;  // kInput
+  OwnedTensor folded;  // kConstant
+  int first = -1, last = -1;  // step indices of definition and last use (kArena)
+};
+
+struct Step {
+  const Node* node;
+  const OpKernel* kernel;
+};
+
+// 64-byte aligned, zero-initialised memory that never moves.
+class Arena {
+ public:
+  void Reset(size_t bytes) {
+    storage_.assign(bytes + kAlign, 0);
+    auto p = reinterpret_cast<uintptr_t>(storage_.data());
+    base_ = storage_.data() + (AlignUp(p) - p);
+  }
+  unsigned char* base() { return base_; }
+
+ private:
+  std::vector<unsigned char> storage_;
+  unsigned char* base_ = nullptr;
+};
+
+}  // namespace
+
+struct Plan {
+  std::vector<Slot> slots;
+  std::vector<Step> steps;
+  std::vector<Tensor> views;  // by value id; inputs are refreshed per run
+  size_t scratch_offset = 0, scratch_bytes = 0;
+  Arena arena;
+  PlanStats stats;
+};
+
+struct Model::Impl {
+  Graph graph;
+  ModelOptions options;
+  std::vector<const OpKernel*> kernels;  // by node index
+  std::map<std::string, std::unique_ptr<Plan>> plans;
+  Plan* current = nullptr;
+
+  Result<std::unique_ptr<Plan>> BuildPlan(const std::vector<Tensor>& inputs) const;
+  std::string PlanKey(const std::vector<Tensor>& inputs) const;
+};
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+const Graph& Model::graph() const { return impl_->graph; }
+const std::vector<ValueInfo>& Model::inputs() const { return impl_->graph.input_info; }
+const std::vector<ValueInfo>& Model::outputs() const { return impl_->graph.output_info; }
+
+int64_t Model::ParameterCount() const {
+  int64_t n = 0;
+  for (const auto& kv : impl_->graph.initializers) n += NumElements(kv.second.shape);
+  return n;
+}
+size_t Model::ParameterBytes() const {
+  size_t n = 0;
+  for (const auto& kv : impl_->graph.initializers) n += kv.second.bytes.size();
+  return n;
+}
+PlanStats Model::plan_stats() const { return impl_->current ? impl_->current->stats : PlanStats{}; }
+
+Result<Model> Model::Load(const std::string& path, const ModelOptions& options) {
+  EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  return LoadFromBytes(bytes, path, options);
+}
+
+Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& origin,
+                                   const ModelOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  EDGELOOP_ASSIGN_OR_RETURN(impl->graph, ParseOnnxModel(bytes, origin, options.limits));
+  for (const Node& n : impl->graph.nodes) {
+    const OpKernel* k = FindKernel(n.op_type);
+    if (!k)
+      return Error(Errc::kUnsupported, origin + ": node '" + n.name + "': op '" + n.op_type +
+                                           "' (opset " + std::to_string(n.opset) +
+                                           ") is not supported by the edgeloop runtime");
+    auto st = k->check(n);
+    if (!st.ok()) return st.error().WithContext(origin);
+    impl->kernels.push_back(k);
+  }
+  // Plan for the declared shapes now when they are fixed (symbolic dimensions taken as 1)
+  // and no input's value shapes the graph, so that the first Run allocates nothing.
+  std::vector<OwnedTensor> dummies;
+  bool plannable = true;
+  for (const ValueInfo& vi : impl->graph.input_info) {
+    if (!vi.has_shape || vi.dtype == DType::kInt64) {
+      plannable = false;
+      break;
+    }
+    OwnedTensor t;
+    t.dtype = vi.dtype;
+    for (const auto& d : vi.dims) t.shape.push_back(d.value_or(1));
+    int64_t n = NumElements(t.shape);
+    if (n < 0 || static_cast<size_t>(n) * DTypeSize(t.dtype) > options.limits.max_tensor_bytes)
+      return Error(Errc::kResourceExhausted,
+                   origin + ": input '" + vi.name + "' declares an absurd shape " + ShapeString(t.shape));
+    t.bytes.assign(static_cast<size_t>(n) * DTypeSize(t.dtype), 0);
+    dummies.push_back(std::move(t));
+  }
+  Model model(std::move(impl));
+  if (plannable) {
+    std::vector<Tensor> views;
+    for (auto& d : dummies) views.push_back(d.view());
+    auto plan = model.impl_->BuildPlan(views);
+    if (!plan.ok()) return plan.error().WithContext(origin);
+    model.impl_->current = plan->get();
+    model.impl_->plans[model.impl_->PlanKey(views)] = std::move(*plan);
+  }
+  return model;
+}
+
+std::string Model::Impl::PlanKey(const std::vector<Tensor>& inputs) const {
+  std::string key;
+  for (const Tensor& t : inputs) {
+    key += ShapeString(t.shape);
+    if (t.dtype == DType::kInt64 && t.size() <= 16) {  // values may shape the graph
+      key += "=";
+      for (int64_t i = 0; i < t.size(); ++i) key += std::to_string(t.as<int64_t>()[i]) + ",";
+    }
+    key += ";";
+  }
+  return key;
+}
+
+Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& inputs) const {
+  auto plan = std::make_unique<Plan>();
+  auto& slots = plan->slots;
+  slots.resize(graph.value_names.size());
+  for (const auto& kv : graph.initializers) {
+    slots[static_cast<size_t>(kv.first)].kind = SlotKind::kInitializer;
+    slots[static_cast<size_t>(kv.first)].info = {kv.second.dtype, kv.second.shape};
+  }
+  for (size_t i = 0; i < graph.inputs.size(); ++i) {
+    Slot& s = slots[static_cast<size_t>(graph.inputs[i])];
+    s.kind = SlotKind::kInput;
+    s.input_index = i;
+    s.info = {inputs[i].dtype, inputs[i].shape};
+  }
+  std::vector<Tensor> known(slots.size());
+  std::vector<bool> has_known(slots.size(), false);
+  for (const auto& kv : graph.initializers) {
+    known[static_cast<size_t>(kv.first)] = kv.second.view();
+    has_known[static_cast<size_t>(kv.first)] = true;
+  }
+  for (size_t i = 0; i < graph.inputs.size(); ++i) {
+    known[static_cast<size_t>(graph.inputs[i])] = inputs[i];
+    has_known[static_cast<size_t>(graph.inputs[i])] = true;
+  }
+
+  size_t naive = 0;
+  for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
+    const Node& node = graph.nodes[ni];
+    const OpKernel* kernel = kernels[ni];
+    InferContext ic{node, {}, {}, {}, 0, options.backend};
+    bool all_constant = true;
+    for (int id : node.inputs) {
+      if (id < 0) {
+        ic.in.push_back(nullptr);
+        ic.values.push_back(nullptr);
+        continue;
+      }
+      const Slot& s = slots[static_cast<size_t>(id)];
+      ic.in.push_back(&s.info);
+      ic.values.push_back(has_known[static_cast<size_t>(id)] ? &known[static_cast<size_t>(id)] : nullptr);
+      if (s.kind != SlotKind::kInitializer && s.kind != SlotKind::kConstant) all_constant = false;
+    }
+    EDGELOOP_RETURN_IF_ERROR(kernel->infer(ic));
+    if (ic.out.size() < node.outputs.size())
+      return NodeError(node, Errc::kInternal, "shape inference gave too few outputs");
+    for (size_t o = 0; o < node.outputs.size(); ++o) {
+      if (node.outputs[o] < 0) continue;
+      const TensorInfo& info = ic.out[o];
+      int64_t n = NumElements(info.shape);
+      if (n < 0 || static_cast<size_t>(n) > options.limits.max_tensor_bytes / std::max<size_t>(1, DTypeSize(info.dtype)))
+        return NodeError(node, Errc::kResourceExhausted,
+                         "output shape " + ShapeString(info.shape) + " is too large to allocate");
+      Slot& s = slots[static_cast<size_t>(node.outputs[o])];
+      s.info = info;
+    }
+    if (all_constant) {
+      // Constant folding: compute now, keep the result with the plan.
+      std::vector<unsigned char> scratch(ic.scratch_bytes);
+      RunContext rc{node, {}, {}, scratch.data(), options.backend};
+      for (int id : node.inputs) rc.in.push_back(id < 0 ? nullptr : &known[static_cast<size_t>(id)]);
+      std::vector<Tensor> outs(node.outputs.size());
+      for (size_t o = 0; o < node.outputs.size(); ++o) {
+        if (node.outputs[o] < 0) {
+          rc.out.push_back(nullptr);
+          continue;
+        }
+        Slot& s = slots[static_cast<size_t>(node.outputs[o])];
+        s.kind = SlotKind::kConstant;
+        s.folded.dtype = s.info.dtype;
+        s.folded.shape = s.info.shape;
+        s.folded.bytes.assign(s.info.bytes(), 0);
+        outs[o] = s.folded.view();
+        rc.out.push_back(&outs[o]);
+      }
+      EDGELOOP_RETURN_IF_ERROR(kernel->run(rc));
+      for (int id : node.outputs) {
+        if (id < 0) continue;
+        known[static_cast<size_t>(id)] = slots[static_cast<size_t>(id)].folded.view();
+        has_known[static_cast<size_t>(id)] = true;
+      }
+      ++plan->stats.folded_nodes;
+      continue;
+    }
+    const int step = static_cast<int>(plan->steps.size());
+    plan->steps.push_back({&node, kernel});
+    plan->scratch_bytes = std::max(plan->scratch_bytes, ic.scratch_bytes);
+    for (int id : node.inputs) {
+      if (id < 0) continue;
+      Slot& s = slots[static_cast<size_t>(id)];
+      if (s.kind == SlotKind::kArena) s.last = step;
+    }
+    for (int id : node.outputs) {
+      if (id < 0) continue;
+      Slot& s = slots[static_cast<size_t>(id)];
+      s.kind = SlotKind::kArena;
+      s.first = s.last = step;
+      naive += AlignUp(s.info.bytes());
+    }
+  }
+  for (int id : graph.outputs) {
+    Slot& s = slots[static_cast<size_t>(id)];
+    if (s.kind == SlotKind::kArena) s.last = static_cast<int>(plan->steps.size());
+  }
+
+  // Offsets: largest buffers first, each at the lowest offset that does not overlap a placed
+  // buffer whose lifetime intersects its own.
+  std::vector<int> order;
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].kind == SlotKind::kArena) order.push_back(static_cast<int>(i));
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return slots[static_cast<size_t>(a)].info.bytes() > slots[static_cast<size_t>(b)].info.bytes();
+  });
+  std::vector<int> placed;
+  size_t total = 0;
+  for (int id : order) {
+    Slot& s = slots[static_cast<size_t>(id)];
+    size_t need = AlignUp(std::max<size_t>(s.info.bytes(), 1));
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (int pid : placed) {
+      const Slot& p = slots[static_cast<size_t>(pid)];
+      if (p.first <= s.last && s.first <= p.last)
+        busy.push_back({p.offset, p.offset + AlignUp(std::max<size_t>(p.info.bytes(), 1))});
+    }
+    std::sort(busy.begin(), busy.end());
+    size_t offset = 0;
+    for (const auto& [b, e] : busy) {
+      if (offset + need <= b) break;
+      offset = std::max(offset, e);
+    }
+    s.offset = offset;
+    total = std::max(total, offset + need);
+    placed.push_back(id);
+  }
+  plan->scratch_offset = total;
+  total += AlignUp(plan->scratch_bytes);
+  if (total > options.max_arena_bytes)
+    return Error(Errc::kResourceExhausted, "planned memory of " + std::to_string(total >> 20) +
+                                               " MiB exceeds the limit of " +
+                                               std::to_string(options.max_arena_bytes >> 20) + " MiB");
+  plan->arena.Reset(total);
+  plan->stats.arena_bytes = total;
+  plan->stats.naive_bytes = naive + plan->scratch_bytes;
+  plan->stats.steps = plan->steps.size();
+
+  plan->views.resize(slots.size());
+  for (size_t i = 0; i < slots.size(); ++i) {
+    Slot& s = slots[i];
+    Tensor& v = plan->views[i];
+    v.dtype = s.info.dtype;
+    v.shape = s.info.shape;
+    switch (s.kind) {
+      case SlotKind::kInitializer: v = graph.initializers.at(static_cast<int>(i)).view(); break;
+      case SlotKind::kConstant: v = s.folded.view(); break;
+      case SlotKind::kArena: v.data = plan->arena.base() + s.offset; break;
+      case SlotKind::kInput:
+      case SlotKind::kNone: break;
+    }
+  }
+  return plan;
+}
+
+Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs) {
+  const Graph& g = impl_->graph;
+  if (inputs.size() != g.inputs.size())
+    return Error(Errc::kInvalidArgument, "the model takes " + std::to_string(g.inputs.size()) +
+                                             " input(s), got " + std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ValueInfo& vi = g.input_info[i];
+    const Tensor& t = inputs[i];
+    if (t.dtype != vi.dtype)
+      return Error(Errc::kMismatch, "input '" + vi.name + "' must be " + DTypeName(vi.dtype) +
+                                        ", got " + DTypeName(t.dtype));
+    bool ok = !vi.has_shape || t.shape.size() == vi.dims.size();
+    for (size_t d = 0; ok && vi.has_shape && d < vi.dims.size(); ++d)
+      if (vi.dims[d] && *vi.dims[d] != t.shape[d]) ok = false;
+    if (!ok) {
+      std::string want = "[";
+      for (size_t d = 0; d < vi.dims.size(); ++d)
+        want += (d ? "," : "") + (vi.dims[d] ? std::to_string(*vi.dims[d]) : std::string("?"));
+      return Error(Errc::kMismatch, "input '" + vi.name + "' must have shape " + want + "]" +
+                                        ", got " + ShapeString(t.shape));
+    }
+    if (t.size() < 0) return Error(Errc::kMismatch, "input '" + vi.name + "' has a negative dimension");
+    if (t.size() > 0 && !t.data) return Error(Errc::kInvalidArgument, "input '" + vi.name + "' has no data");
+  }
+  std::string key = impl_->PlanKey(inputs);
+  auto it = impl_->plans.find(key);
+  if (it == impl_->plans.end()) {
+    EDGELOOP_ASSIGN_OR_RETURN(auto plan, impl_->BuildPlan(inputs));
+    if (impl_->plans.size() >= 16) impl_->plans.clear();  // bound the cache
+    it = impl_->plans.emplace(key, std::move(plan)).first;
+  }
+  Plan& plan = *it->second;
+  impl_->current = &plan;
+  for (size_t i = 0; i < g.inputs.size(); ++i) plan.views[static_cast<size_t>(g.inputs[i])] = inputs[i];
+
+  void* scratch = plan.arena.base() + plan.scratch_offset;
+  for (const Step& step : plan.steps) {
+    RunContext rc{*step.node, {}, {}, scratch, impl_->options.backend};
+    rc.in.reserve(step.node->inputs.size());
+    for (int id : step.node->inputs) rc.in.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
+    rc.out.reserve(step.node->outputs.size());
+    for (int id : step.node->outputs) rc.out.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
+    EDGELOOP_RETURN_IF_ERROR(step.kernel->run(rc));
+  }
+  std::vector<OwnedTensor> out;
+  for (int id : g.outputs) {
+    const Tensor& v = plan.views[static_cast<size_t>(id)];
+    OwnedTensor o;
+    o.dtype = v.dtype;
+    o.shape = v.shape;
+    o.bytes.resize(v.bytes());
+    if (!o.bytes.empty()) std::memcpy(o.bytes.data(), v.data, o.bytes.size());
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
+}  // namespace edgeloop::runtime

@@ -1,0 +1,68 @@
+// The edge runtime's public API: load an ONNX model, run it.
+//
+//   auto m = runtime::Model::Load("model.onnx");          // parse, check every node
+//   auto out = m->Run({runtime::Tensor{kFloat32, {1,1,28,28}, pixels}});
+//
+// Loading checks the whole graph (every op supported, attributes valid, initializer sizes
+// match their shapes) and, when the inputs have fixed shapes (symbolic dimensions count as
+// 1), plans memory for them: shapes of every value, constant folding, and one arena with
+// offsets assigned by lifetime. A later Run with the same input shapes allocates nothing but
+// its result; other shapes are planned once each and cached.
+//
+// Thread safety: a Model may be used by one thread at a time (the arena is shared); load one
+// Model per thread for parallel inference.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "runtime/graph.hpp"
+#include "runtime/kernel.hpp"
+#include "runtime/onnx_loader.hpp"
+
+namespace edgeloop::runtime {
+
+struct ModelOptions {
+  Backend backend = Backend::kFast;
+  LoadLimits limits;
+  size_t max_arena_bytes = size_t{1} << 30;  // plans needing more are refused
+};
+
+struct PlanStats {
+  size_t arena_bytes = 0;      // activations, after lifetime-based reuse
+  size_t naive_bytes = 0;      // what one buffer per value would need
+  size_t folded_nodes = 0;     // nodes computed at planning (constant inputs only)
+  size_t steps = 0;            // nodes run per inference
+};
+
+class Model {
+ public:
+  static Result<Model> Load(const std::string& path, const ModelOptions& options = {});
+  static Result<Model> LoadFromBytes(std::string_view bytes, const std::string& origin,
+                                     const ModelOptions& options = {});
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+  ~Model();
+
+  const Graph& graph() const;
+  // Declared input and output names, types and shapes.
+  const std::vector<ValueInfo>& inputs() const;
+  const std::vector<ValueInfo>& outputs() const;
+  int64_t ParameterCount() const;   // elements in all initializers
+  size_t ParameterBytes() const;
+
+  // Runs the graph; inputs in the order of inputs(). Errors: wrong count, type or shape.
+  Result<std::vector<OwnedTensor>> Run(const std::vector<Tensor>& inputs);
+  // The plan for the most recent input shapes.
+  PlanStats plan_stats() const;
+
+ private:
+  struct Impl;
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace edgeloop::runtime
