@@ -34,5 +34,7 @@ void RegisterFinetune(CLI::App& root);
 void RegisterEval(CLI::App& root);
 void RegisterExport(CLI::App& root);
 void RegisterDatasets(CLI::App& root);
+void RegisterInfer(CLI::App& root);
+void RegisterInspect(CLI::App& root);
 
 }  // namespace edgeloop::cli

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
   RegisterExport(app);
 #endif
   RegisterDatasets(app);
+  RegisterInfer(app);
+  RegisterInspect(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
