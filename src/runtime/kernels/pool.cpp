@@ -41,9 +41,37 @@ Status InferPool(InferContext& c) {
   return Status::Ok();
 }
 
+// 2-D max pooling without indices: plain loops over rows and columns.
+template <typename T>
+void MaxPool2d(const Window& w, int64_t planes, const T* x, T* y) {
+  const int64_t ih = w.in[0], iw = w.in[1], oh = w.out[0], ow = w.out[1];
+  for (int64_t p = 0; p < planes; ++p) {
+    const T* xp = x + p * ih * iw;
+    T* yp = y + p * oh * ow;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        T best = std::numeric_limits<T>::lowest();
+        for (int64_t ky = 0; ky < w.kernel[0]; ++ky) {
+          const int64_t yy = oy * w.stride[0] - w.pad_begin[0] + ky * w.dilation[0];
+          if (yy < 0 || yy >= ih) continue;
+          for (int64_t kx = 0; kx < w.kernel[1]; ++kx) {
+            const int64_t xx = ox * w.stride[1] - w.pad_begin[1] + kx * w.dilation[1];
+            if (xx >= 0 && xx < iw) best = std::max(best, xp[yy * iw + xx]);
+          }
+        }
+        yp[oy * ow + ox] = best;
+      }
+    }
+  }
+}
+
 template <typename T>
 void Pool(const Node& node, const Window& w, int64_t planes, const T* x, T* y, int64_t* indices) {
   const size_t r = w.rank();
+  if (node.op_type == "MaxPool" && r == 2 && !indices) {
+    MaxPool2d(w, planes, x, y);
+    return;
+  }
   const bool is_max = node.op_type == "MaxPool";
   const bool include_pad = node.Int("count_include_pad", 0) != 0;
   const bool col_major = node.Int("storage_order", 0) != 0;
