@@ -36,5 +36,6 @@ void RegisterExport(CLI::App& root);
 void RegisterDatasets(CLI::App& root);
 void RegisterInfer(CLI::App& root);
 void RegisterInspect(CLI::App& root);
+void RegisterQuantize(CLI::App& root);
 
 }  // namespace edgeloop::cli

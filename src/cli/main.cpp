@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   RegisterDatasets(app);
   RegisterInfer(app);
   RegisterInspect(app);
+  RegisterQuantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

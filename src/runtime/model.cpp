@@ -311,6 +311,10 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
 }
 
 Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs) {
+  return Run(inputs, Observer());
+}
+
+Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs, const Observer& observe) {
   const Graph& g = impl_->graph;
   if (inputs.size() != g.inputs.size())
     return Error(Errc::kInvalidArgument, "the model takes " + std::to_string(g.inputs.size()) +
@@ -343,7 +347,10 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs) {
   }
   Plan& plan = *it->second;
   impl_->current = &plan;
-  for (size_t i = 0; i < g.inputs.size(); ++i) plan.views[static_cast<size_t>(g.inputs[i])] = inputs[i];
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    plan.views[static_cast<size_t>(g.inputs[i])] = inputs[i];
+    if (observe) observe(g.value_names[static_cast<size_t>(g.inputs[i])], inputs[i]);
+  }
 
   void* scratch = plan.arena.base() + plan.scratch_offset;
   for (const Step& step : plan.steps) {
@@ -353,6 +360,9 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs) {
     rc.out.reserve(step.node->outputs.size());
     for (int id : step.node->outputs) rc.out.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
     EDGELOOP_RETURN_IF_ERROR(step.kernel->run(rc));
+    if (observe)
+      for (int id : step.node->outputs)
+        if (id >= 0) observe(g.value_names[static_cast<size_t>(id)], plan.views[static_cast<size_t>(id)]);
   }
   std::vector<OwnedTensor> out;
   for (int id : g.outputs) {

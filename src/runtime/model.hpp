@@ -13,6 +13,7 @@
 // Model per thread for parallel inference.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -56,6 +57,10 @@ class Model {
 
   // Runs the graph; inputs in the order of inputs(). Errors: wrong count, type or shape.
   Result<std::vector<OwnedTensor>> Run(const std::vector<Tensor>& inputs);
+  // The same, calling observe(value name, tensor) for every graph input and every value a
+  // node computes, as soon as it exists (calibration and debugging; slower).
+  using Observer = std::function<void(const std::string&, const Tensor&)>;
+  Result<std::vector<OwnedTensor>> Run(const std::vector<Tensor>& inputs, const Observer& observe);
   // The plan for the most recent input shapes.
   PlanStats plan_stats() const;
 

@@ -3,7 +3,13 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <random>
+
+#include "common/file.hpp"
+#include "runtime/quantizer.hpp"
 
 #include "runtime/model.hpp"
 
@@ -208,6 +214,72 @@ TEST(Runtime, DanglingReferenceIsRefused) {
   auto r = Model::LoadFromBytes(m.SerializeAsString(), "dangling.onnx");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("'nowhere'"), std::string::npos) << r.error().message;
+}
+
+TEST(Quantize, Int8ModelIsSmallerCloseToFp32AndOnnxRuntimeAgrees) {
+  namespace fs = std::filesystem;
+  const char* src = std::getenv("EDGELOOP_SOURCE_DIR");
+  ASSERT_NE(src, nullptr);
+  ASSERT_TRUE(fs::exists(fs::path(src) / "tools/ort/node_modules/onnxruntime-node"))
+      << "ONNX Runtime is not installed: run scripts/ort-install";
+  fs::path dir = fs::temp_directory_path() / ("edgeloop_quant_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string fp32 = (dir / "m.onnx").string(), int8 = (dir / "m-int8.onnx").string();
+  ASSERT_TRUE(WriteFileAtomic(fp32, SmallConvNet()).ok());
+  std::vector<OwnedTensor> calib;
+  for (uint32_t b = 0; b < 4; ++b) {
+    OwnedTensor t;
+    t.dtype = DType::kFloat32;
+    t.shape = {16, 3, 12, 12};
+    auto v = Random(16 * 3 * 12 * 12, 100 + b);
+    t.bytes.assign(reinterpret_cast<unsigned char*>(v.data()), reinterpret_cast<unsigned char*>(v.data() + v.size()));
+    calib.push_back(std::move(t));
+  }
+  auto report = QuantizeModel(fp32, calib, int8);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_EQ(report->quantized_layers, 2u);  // the Conv and the Gemm
+  EXPECT_EQ(report->calibration_samples, 64u);
+  // Weights shrink 4x; on this tiny net names and biases keep the file ratio lower.
+  EXPECT_GT(static_cast<double>(report->fp32_bytes) / static_cast<double>(report->int8_bytes), 2.0);
+
+  // The int8 graph is standard ONNX: QLinearConv, no fp32 weights left.
+  auto q = Model::Load(int8);
+  ASSERT_TRUE(q.ok()) << q.error().message;
+  int qconv = 0;
+  for (const auto& n : q->graph().nodes) {
+    qconv += n.op_type == "QLinearConv";
+    EXPECT_NE(n.op_type, "Conv");
+    EXPECT_NE(n.op_type, "Gemm");
+  }
+  EXPECT_EQ(qconv, 2);
+
+  auto x = Random(8 * 3 * 12 * 12, 77);
+  auto want = RunNet(SmallConvNet(), Backend::kFast, x, 8);
+  std::string bytes = *ReadFile(int8);
+  auto ref = RunNet(bytes, Backend::kReference, x, 8);
+  auto fast = RunNet(bytes, Backend::kFast, x, 8);
+  double max_fp32 = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_NEAR(fast[i], ref[i], 1e-6) << "fast and reference int8 kernels differ at " << i;
+    max_fp32 = std::max(max_fp32, static_cast<double>(std::fabs(fast[i] - want[i])));
+  }
+  EXPECT_LT(max_fp32, 0.1) << "int8 probabilities drift from fp32";
+
+  // ONNX Runtime runs the same file and gives the same probabilities (up to a rounding step).
+  std::string raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
+  ASSERT_TRUE(WriteFileAtomic((dir / "in.bin").string(), raw).ok());
+  std::string cmd = "node '" + (fs::path(src) / "tools/ort/run.js").string() + "' '" + int8 + "' '" +
+                    (dir / "in.bin").string() + "' 8,3,12,12 prob '" + (dir / "out.bin").string() + "'";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  auto got = ReadFile((dir / "out.bin").string());
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), fast.size() * sizeof(float));
+  const float* ort = reinterpret_cast<const float*>(got->data());
+  double max_ort = 0;
+  for (size_t i = 0; i < fast.size(); ++i) max_ort = std::max(max_ort, static_cast<double>(std::fabs(ort[i] - fast[i])));
+  EXPECT_LT(max_ort, 0.02);
+  std::printf("int8: max |int8 - fp32| = %.4f, max |onnxruntime int8 - edgeloop int8| = %.2g\n", max_fp32, max_ort);
+  fs::remove_all(dir);
 }
 
 }  // namespace

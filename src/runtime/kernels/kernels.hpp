@@ -16,6 +16,7 @@ extern const OpKernel kConv;
 extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
+extern const OpKernel kQLinearConv, kQLinearMatMul;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,      &kSub,         &kMul,        &kDiv,       &kRelu,
@@ -23,7 +24,7 @@ inline std::vector<const OpKernel*> All() {
           &kSoftmax,  &kFlatten,     &kReshape,    &kTranspose, &kConcat,
           &kShape,    &kConstant,    &kGemm,       &kMatMul,    &kConv,
           &kMaxPool,  &kAveragePool, &kGlobalAveragePool,       &kBatchNormalization,
-          &kQuantizeLinear, &kDequantizeLinear};
+          &kQuantizeLinear, &kDequantizeLinear, &kQLinearConv, &kQLinearMatMul};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,

@@ -1,0 +1,273 @@
+// QLinearConv and QLinearMatMul: 8-bit operands, 32-bit integer accumulation, requantized
+// output:  y = saturate(round((sum (x - x_zp)(w - w_zp) + bias) * x_scale * w_scale / y_scale)
+//                       + y_zp).
+// x and y are uint8 or int8; w is int8 or uint8 with per-tensor or per-output-channel scale and
+// zero point; bias is int32 at scale x_scale * w_scale. Reference: direct loops. Fast (Conv):
+// the zero-point-shifted windows are unrolled into a [positions, window] int16 matrix so that
+// each output is one contiguous int16 dot product, which compilers turn into multiply-add
+// instructions over 16-bit lanes.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "runtime/kernels/kernels.hpp"
+#include "runtime/kernels/spatial.hpp"
+
+namespace edgeloop::runtime::kernels {
+namespace {
+
+bool Is8Bit(DType t) { return t == DType::kUint8 || t == DType::kInt8; }
+
+int32_t Load8(const Tensor& t, int64_t i) {
+  return t.dtype == DType::kUint8 ? static_cast<int32_t>(t.as<uint8_t>()[i]) : static_cast<int32_t>(t.as<int8_t>()[i]);
+}
+
+void Store8(Tensor& t, int64_t i, float v, int32_t zp) {
+  float q = std::nearbyint(v) + static_cast<float>(zp);
+  if (t.dtype == DType::kUint8)
+    t.as<uint8_t>()[i] = static_cast<uint8_t>(std::clamp(q, 0.0f, 255.0f));
+  else
+    t.as<int8_t>()[i] = static_cast<int8_t>(std::clamp(q, -128.0f, 127.0f));
+}
+
+// Per-channel parameter m of a scalar or 1-D tensor.
+float ScaleAt(const Tensor& s, int64_t m) { return s.as<float>()[s.size() == 1 ? 0 : m]; }
+int32_t ZeroAt(const Tensor* z, int64_t m) {
+  if (!z) return 0;
+  return Load8(*z, z->size() == 1 ? 0 : m);
+}
+
+Status CheckScalar(InferContext& c, size_t scale, size_t zp, const std::string& what) {
+  if (c.in[scale]->dtype != DType::kFloat32 || NumElements(c.in[scale]->shape) != 1)
+    return c.Fail(what + " scale must be a float32 scalar");
+  if (c.in[zp] && (!Is8Bit(c.in[zp]->dtype) || NumElements(c.in[zp]->shape) != 1))
+    return c.Fail(what + " zero point must be an 8-bit scalar");
+  return Status::Ok();
+}
+
+// --- QLinearConv -------------------------------------------------------------------------
+// Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [B].
+struct QConvGeometry {
+  int64_t n = 0, c = 0, m = 0, group = 1, cg = 0, mg = 0, in_size = 1, out_size = 1, k_size = 1;
+  Window w;
+};
+
+Status QGeometry(const Node& node, const Shape& x, const Shape& wt, QConvGeometry* g) {
+  if (x.size() < 3 || wt.size() != x.size())
+    return NodeError(node, Errc::kMismatch, "input " + ShapeString(x) + " and weights " + ShapeString(wt) + " do not fit");
+  g->n = x[0];
+  g->c = x[1];
+  g->m = wt[0];
+  g->group = node.Int("group", 1);
+  if (g->group < 1 || g->c % g->group || g->m % g->group)
+    return NodeError(node, Errc::kMismatch, "group does not divide the channels");
+  g->cg = g->c / g->group;
+  g->mg = g->m / g->group;
+  if (wt[1] != g->cg) return NodeError(node, Errc::kMismatch, "weights do not fit the input channels");
+  std::vector<int64_t> in(x.begin() + 2, x.end()), kernel(wt.begin() + 2, wt.end());
+  EDGELOOP_RETURN_IF_ERROR(PlanWindow(node, in, kernel, false, &g->w));
+  for (size_t i = 0; i < in.size(); ++i) {
+    g->in_size *= in[i];
+    g->out_size *= g->w.out[i];
+    g->k_size *= kernel[i];
+  }
+  return Status::Ok();
+}
+
+Status CheckQConv(const Node& n) { return CheckArity(n, 8, 9); }
+
+Status InferQConv(InferContext& c) {
+  if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("x and w must be 8-bit");
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 1, 2, "x"));
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 6, 7, "y"));
+  QConvGeometry g;
+  EDGELOOP_RETURN_IF_ERROR(QGeometry(c.node, c.in[0]->shape, c.in[3]->shape, &g));
+  int64_t ns = NumElements(c.in[4]->shape);
+  if (c.in[4]->dtype != DType::kFloat32 || (ns != 1 && ns != g.m)) return c.Fail("w scale must be a scalar or [M]");
+  if (c.in[5] && NumElements(c.in[5]->shape) != ns) return c.Fail("w zero point must match w scale");
+  if (c.in.size() > 8 && c.in[8] && (c.in[8]->dtype != DType::kInt32 || c.in[8]->shape != Shape{g.m}))
+    return c.Fail("bias must be int32 [M]");
+  Shape out{g.n, g.m};
+  out.insert(out.end(), g.w.out.begin(), g.w.out.end());
+  c.out = {TensorInfo{c.in[7] ? c.in[7]->dtype : DType::kUint8, out}};
+  if (c.backend == Backend::kFast)
+    c.scratch_bytes = static_cast<size_t>(g.cg * g.in_size + g.out_size * g.cg * g.k_size + 64) * sizeof(int16_t) +
+                      static_cast<size_t>(std::max(g.out_size, g.mg)) * sizeof(int32_t);
+  return Status::Ok();
+}
+
+Status RunQConv(RunContext& c) {
+  QConvGeometry g;
+  EDGELOOP_RETURN_IF_ERROR(QGeometry(c.node, c.in[0]->shape, c.in[3]->shape, &g));
+  const Tensor& x = *c.in[0];
+  const Tensor& w = *c.in[3];
+  Tensor& y = *c.out[0];
+  const int32_t xzp = ZeroAt(c.in[2], 0), yzp = ZeroAt(c.in[7], 0);
+  const float xs = ScaleAt(*c.in[1], 0), ys = ScaleAt(*c.in[6], 0);
+  const int32_t* bias = c.in.size() > 8 && c.in[8] ? c.in[8]->as<int32_t>() : nullptr;
+  const size_t r = g.w.rank();
+  const int64_t kdim = g.cg * g.k_size;
+  std::vector<int64_t> o(r), k(r), pos(r);
+
+  bool symmetric_int8 = w.dtype == DType::kInt8;
+  for (int64_t m = 0; symmetric_int8 && m < g.m; ++m) symmetric_int8 = ZeroAt(c.in[5], m) == 0;
+  if (c.backend == Backend::kFast && r == 2 && symmetric_int8) {
+    // Scratch: the group's input shifted by its zero point as int16, then the windows
+    // unrolled one row of kdim values per output position.
+    int16_t* xs16 = static_cast<int16_t*>(c.scratch);
+    // Each region starts on a 64-byte boundary (32 int16 values).
+    auto round32 = [](int64_t v) { return (v + 31) / 32 * 32; };
+    int16_t* cols = xs16 + round32(g.cg * g.in_size);
+    int32_t* accs = reinterpret_cast<int32_t*>(cols + round32(g.out_size * kdim));
+    const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
+    const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
+    const int8_t* w8 = w.as<int8_t>();
+    for (int64_t b = 0; b < g.n; ++b) {
+      for (int64_t grp = 0; grp < g.group; ++grp) {
+        const int64_t xbase = (b * g.c + grp * g.cg) * g.in_size;
+        for (int64_t i = 0; i < g.cg * g.in_size; ++i) xs16[i] = static_cast<int16_t>(Load8(x, xbase + i) - xzp);
+        if (g.out_size == 1) {
+          // A fully connected layer (1x1 over a 1x1 input): one dot product per output.
+          for (int64_t mi = 0; mi < g.mg; ++mi) {
+            const int64_t m = grp * g.mg + mi;
+            const int8_t* wr = w8 + m * kdim;
+            int32_t acc = bias ? bias[m] : 0;
+            for (int64_t i = 0; i < kdim; ++i) acc += static_cast<int32_t>(wr[i]) * static_cast<int32_t>(xs16[i]);
+            accs[mi] = acc;
+          }
+        } else {
+          // Unroll windows into rows of positions ([kdim, out_size]) and accumulate each
+          // output channel as a weighted sum of rows: vectorised across positions.
+          int16_t* row = cols;
+          for (int64_t ci = 0; ci < g.cg; ++ci) {
+            const int16_t* plane = xs16 + ci * g.in_size;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                for (int64_t oy = 0; oy < oh; ++oy) {
+                  const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
+                  for (int64_t ox = 0; ox < ow; ++ox) {
+                    const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
+                    *row++ = (yy < 0 || yy >= ih || xx < 0 || xx >= iw) ? int16_t{0} : plane[yy * iw + xx];
+                  }
+                }
+              }
+            }
+          }
+        }
+        for (int64_t mi = 0; mi < g.mg; ++mi) {
+          const int64_t m = grp * g.mg + mi;
+          const float mult = xs * ScaleAt(*c.in[4], m) / ys;
+          const int64_t ybase = (b * g.m + m) * g.out_size;
+          int32_t* acc = accs;
+          if (g.out_size > 1) {
+            const int8_t* wr = w8 + m * kdim;
+            std::fill(acc, acc + g.out_size, bias ? bias[m] : 0);
+            for (int64_t kk = 0; kk < kdim; ++kk) {
+              const int32_t wv = wr[kk];
+              if (wv == 0) continue;
+              const int16_t* cr = cols + kk * g.out_size;
+              for (int64_t op = 0; op < g.out_size; ++op) acc[op] += wv * static_cast<int32_t>(cr[op]);
+            }
+          } else {
+            acc = accs + mi;
+          }
+          const float lo = y.dtype == DType::kUint8 ? 0.0f : -128.0f, hi = y.dtype == DType::kUint8 ? 255.0f : 127.0f;
+          const float zp = static_cast<float>(yzp);
+          if (y.dtype == DType::kUint8) {
+            uint8_t* yo = y.as<uint8_t>() + ybase;
+            for (int64_t op = 0; op < g.out_size; ++op)
+              yo[op] = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<float>(acc[op]) * mult) + zp, lo, hi));
+          } else {
+            int8_t* yo = y.as<int8_t>() + ybase;
+            for (int64_t op = 0; op < g.out_size; ++op)
+              yo[op] = static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<float>(acc[op]) * mult) + zp, lo, hi));
+          }
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  for (int64_t b = 0; b < g.n; ++b) {
+    for (int64_t m = 0; m < g.m; ++m) {
+      const int64_t grp = m / g.mg;
+      const int32_t wzp = ZeroAt(c.in[5], m);
+      const float mult = xs * ScaleAt(*c.in[4], m) / ys;
+      std::fill(o.begin(), o.end(), 0);
+      for (int64_t op = 0; op < g.out_size; ++op) {
+        int64_t acc = bias ? bias[m] : 0;
+        for (int64_t ci = 0; ci < g.cg; ++ci) {
+          const int64_t xbase = (b * g.c + grp * g.cg + ci) * g.in_size;
+          const int64_t wbase = (m * g.cg + ci) * g.k_size;
+          std::fill(k.begin(), k.end(), 0);
+          for (int64_t kp = 0; kp < g.k_size; ++kp) {
+            int64_t off = 0;
+            if (WindowOffset(g.w, o, k, pos, &off))
+              acc += static_cast<int64_t>(Load8(x, xbase + off) - xzp) * (Load8(w, wbase + kp) - wzp);
+            NextIndex(k, g.w.kernel);
+          }
+        }
+        Store8(y, (b * g.m + m) * g.out_size + op, static_cast<float>(acc) * mult, yzp);
+        NextIndex(o, g.w.out);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+// --- QLinearMatMul -----------------------------------------------------------------------
+// Inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp; 2-D operands (per-tensor a,
+// per-tensor or per-column b).
+Status CheckQMatMul(const Node& n) { return CheckArity(n, 8, 8); }
+
+Status InferQMatMul(InferContext& c) {
+  if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("a and b must be 8-bit");
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 1, 2, "a"));
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 6, 7, "y"));
+  const Shape& a = c.in[0]->shape;
+  const Shape& b = c.in[3]->shape;
+  // [M,K] x [K,N], or a batch of them: [B,M,K] x [B,K,N] or [B,M,K] x [K,N].
+  const bool ok = a.size() >= 2 && a.size() <= 3 && b.size() >= 2 && b.size() <= a.size() &&
+                  a.back() == b[b.size() - 2] && (b.size() == 2 || a[0] == b[0]);
+  if (!ok)
+    return NodeError(c.node, Errc::kUnsupported, "operands " + ShapeString(a) + " x " + ShapeString(b) +
+                                                     " (2-D, or 3-D with the same batch)");
+  int64_t ns = NumElements(c.in[4]->shape);
+  if (ns != 1 && ns != b.back()) return c.Fail("b scale must be a scalar or one per column");
+  Shape out(a.begin(), a.end() - 1);
+  out.push_back(b.back());
+  c.out = {TensorInfo{c.in[7] ? c.in[7]->dtype : DType::kUint8, out}};
+  return Status::Ok();
+}
+
+Status RunQMatMul(RunContext& c) {
+  const Tensor& a = *c.in[0];
+  const Tensor& b = *c.in[3];
+  Tensor& y = *c.out[0];
+  const size_t r = a.shape.size();
+  const int64_t batches = r == 3 ? a.shape[0] : 1;
+  const int64_t m = a.shape[r - 2], k = a.shape[r - 1], n = b.shape.back();
+  const int64_t b_stride = b.shape.size() == 3 ? k * n : 0;
+  const int32_t azp = ZeroAt(c.in[2], 0), yzp = ZeroAt(c.in[7], 0);
+  const float as = ScaleAt(*c.in[1], 0), ys = ScaleAt(*c.in[6], 0);
+  for (int64_t bt = 0; bt < batches; ++bt) {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        const int32_t bzp = ZeroAt(c.in[5], j);
+        int64_t acc = 0;
+        for (int64_t p = 0; p < k; ++p)
+          acc += static_cast<int64_t>(Load8(a, (bt * m + i) * k + p) - azp) *
+                 (Load8(b, bt * b_stride + p * n + j) - bzp);
+        Store8(y, (bt * m + i) * n + j, static_cast<float>(acc) * as * ScaleAt(*c.in[4], j) / ys, yzp);
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+const OpKernel kQLinearConv{"QLinearConv", CheckQConv, InferQConv, RunQConv};
+const OpKernel kQLinearMatMul{"QLinearMatMul", CheckQMatMul, InferQMatMul, RunQMatMul};
+
+}  // namespace edgeloop::runtime::kernels

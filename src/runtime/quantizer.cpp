@@ -1,0 +1,372 @@
+#include "runtime/quantizer.hpp"
+
+#include <onnx/onnx_pb.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "common/file.hpp"
+#include "runtime/model.hpp"
+
+namespace edgeloop::runtime {
+namespace {
+
+struct Range {
+  float lo = 0, hi = 0;
+};
+
+struct QParams {
+  std::string value;  // name of the uint8 tensor
+  std::string scale, zero_point;  // initializer names
+};
+
+// uint8 asymmetric parameters covering [min(lo, 0), max(hi, 0)].
+std::pair<float, uint8_t> ActivationParams(Range r) {
+  float lo = std::min(r.lo, 0.0f), hi = std::max(r.hi, 0.0f);
+  float scale = (hi - lo) / 255.0f;
+  if (scale <= 0) scale = 1.0f;
+  float zp = std::nearbyint(-lo / scale);
+  return {scale, static_cast<uint8_t>(std::clamp(zp, 0.0f, 255.0f))};
+}
+
+class Rewriter {
+ public:
+  Rewriter(const onnx::ModelProto& in, std::map<std::string, Range> ranges)
+      : in_(in), ranges_(std::move(ranges)) {
+    for (const auto& t : in.graph().initializer()) inits_[t.name()] = &t;
+    for (const auto& n : in.graph().node())
+      for (const auto& i : n.input()) ++consumers_[i];
+    for (const auto& o : in.graph().output()) ++consumers_[o.name()];
+  }
+
+  Result<onnx::ModelProto> Run(QuantizeReport* report) {
+    out_ = in_;
+    auto* g = out_.mutable_graph();
+    g->clear_node();
+    g->clear_initializer();
+    for (const auto& in : in_.graph().input()) float_.insert(in.name());
+    for (const auto& kv : inits_) float_.insert(kv.first);
+    const auto& nodes = in_.graph().node();
+    std::set<int> skip;
+    for (int i = 0; i < nodes.size(); ++i) {
+      if (skip.count(i)) continue;
+      const auto& n = nodes[i];
+      // A single Relu consumer is folded into the quantized layer.
+      int relu = -1;
+      if (n.output_size() == 1 && consumers_[n.output(0)] == 1)
+        for (int j = i + 1; j < nodes.size(); ++j)
+          if (nodes[j].op_type() == "Relu" && nodes[j].input(0) == n.output(0)) relu = j;
+      const std::string out_name = relu >= 0 ? nodes[relu].output(0) : n.output_size() ? n.output(0) : "";
+      if (n.op_type() == "Conv" && Quantizable(n, 1, n.input_size() > 2 ? 2 : -1)) {
+        EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1), n.input_size() > 2 ? n.input(2) : "",
+                                           out_name, false, 0));
+        if (relu >= 0) skip.insert(relu);
+        ++report->quantized_layers;
+        continue;
+      }
+      if (n.op_type() == "Gemm" && IsGemmLayer(n)) {
+        EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1), n.input_size() > 2 ? n.input(2) : "",
+                                           out_name, true, Attr(n, "transB")));
+        if (relu >= 0) skip.insert(relu);
+        ++report->quantized_layers;
+        continue;
+      }
+      if ((n.op_type() == "MaxPool" || n.op_type() == "Flatten" ||
+           (n.op_type() == "Reshape" && inits_.count(n.input(1)))) &&
+          quant_.count(n.input(0)) && !float_.count(n.input(0)) && n.output_size() == 1) {
+        onnx::NodeProto copy = n;
+        copy.set_input(0, quant_[n.input(0)].value);
+        copy.set_output(0, n.output(0) + "_q");
+        if (n.op_type() == "Reshape") KeepInitializer(n.input(1));
+        *g->add_node() = copy;
+        QParams p = quant_[n.input(0)];
+        p.value = copy.output(0);
+        quant_[n.output(0)] = p;
+        continue;
+      }
+      // Anything else runs in fp32.
+      onnx::NodeProto copy = n;
+      for (int k = 0; k < n.input_size(); ++k) {
+        if (n.input(k).empty()) continue;
+        EDGELOOP_RETURN_IF_ERROR(RequireFloat(n.input(k)));
+      }
+      for (const auto& o : n.output()) float_.insert(o);
+      if (n.op_type() != "QuantizeLinear" && n.op_type() != "DequantizeLinear")
+        report->float_ops.push_back(n.op_type());
+      *g->add_node() = copy;
+    }
+    for (const auto& o : in_.graph().output()) EDGELOOP_RETURN_IF_ERROR(RequireFloat(o.name()));
+    for (const auto& t : new_inits_) *g->add_initializer() = t;
+    auto* meta = out_.add_metadata_props();
+    meta->set_key("edgeloop.quantization");
+    meta->set_value("{\"format\":\"QOperator\",\"activations\":\"uint8 asymmetric, per tensor\","
+                    "\"weights\":\"int8 symmetric, per output channel\",\"calibration\":\"min/max\"}");
+    return out_;
+  }
+
+ private:
+  static int64_t Attr(const onnx::NodeProto& n, const std::string& name, int64_t dflt = 0) {
+    for (const auto& a : n.attribute())
+      if (a.name() == name) return a.i();
+    return dflt;
+  }
+
+  bool Quantizable(const onnx::NodeProto& n, int w, int b) const {
+    auto is_float_init = [&](int i) {
+      auto it = inits_.find(n.input(i));
+      return it != inits_.end() && it->second->data_type() == onnx::TensorProto::FLOAT;
+    };
+    return n.input_size() > w && is_float_init(w) && (b < 0 || is_float_init(b)) && ranges_.count(n.input(0)) &&
+           n.output_size() == 1;
+  }
+
+  bool IsGemmLayer(const onnx::NodeProto& n) const {
+    if (Attr(n, "transA") != 0) return false;
+    for (const auto& a : n.attribute())
+      if ((a.name() == "alpha" || a.name() == "beta") && a.f() != 1.0f) return false;
+    if (!Quantizable(n, 1, n.input_size() > 2 ? 2 : -1)) return false;
+    if (n.input_size() > 2) {
+      auto* c = inits_.at(n.input(2));
+      if (c->dims_size() != 1) return false;  // a per-output bias only
+    }
+    return inits_.at(n.input(1))->dims_size() == 2;
+  }
+
+  void KeepInitializer(const std::string& name) {
+    if (kept_.insert(name).second) new_inits_.push_back(*inits_.at(name));
+  }
+
+  std::string AddScalar(const std::string& name, float v) {
+    onnx::TensorProto t;
+    t.set_name(name);
+    t.set_data_type(onnx::TensorProto::FLOAT);
+    t.add_float_data(v);
+    new_inits_.push_back(t);
+    return name;
+  }
+  std::string AddZeroPoint(const std::string& name, uint8_t v) {
+    onnx::TensorProto t;
+    t.set_name(name);
+    t.set_data_type(onnx::TensorProto::UINT8);
+    t.set_raw_data(std::string(1, static_cast<char>(v)));
+    new_inits_.push_back(t);
+    return name;
+  }
+  std::string AddInt64s(const std::string& name, const std::vector<int64_t>& v) {
+    onnx::TensorProto t;
+    t.set_name(name);
+    t.set_data_type(onnx::TensorProto::INT64);
+    t.add_dims(static_cast<int64_t>(v.size()));
+    for (int64_t x : v) t.add_int64_data(x);
+    new_inits_.push_back(t);
+    return name;
+  }
+
+  static std::vector<float> Floats(const onnx::TensorProto& t) {
+    if (t.has_raw_data()) {
+      std::vector<float> v(t.raw_data().size() / 4);
+      std::memcpy(v.data(), t.raw_data().data(), v.size() * 4);
+      return v;
+    }
+    return std::vector<float>(t.float_data().begin(), t.float_data().end());
+  }
+
+  // The quantized version of a float value, inserting QuantizeLinear on first use.
+  Result<QParams> Quantized(const std::string& value) {
+    auto it = quant_.find(value);
+    if (it != quant_.end()) return it->second;
+    auto r = ranges_.find(value);
+    if (r == ranges_.end())
+      return Error(Errc::kInternal, "no calibration range for '" + value + "'");
+    auto [scale, zp] = ActivationParams(r->second);
+    QParams p{value + "_q", AddScalar(value + "_scale", scale), AddZeroPoint(value + "_zero_point", zp)};
+    auto* q = out_.mutable_graph()->add_node();
+    q->set_op_type("QuantizeLinear");
+    q->set_name(value + "_quantize");
+    q->add_input(value);
+    q->add_input(p.scale);
+    q->add_input(p.zero_point);
+    q->add_output(p.value);
+    quant_[value] = p;
+    return p;
+  }
+
+  // Makes the float value available, inserting DequantizeLinear when only the quantized
+  // version exists.
+  Status RequireFloat(const std::string& value) {
+    if (float_.count(value)) {
+      if (inits_.count(value)) KeepInitializer(value);
+      return Status::Ok();
+    }
+    auto it = quant_.find(value);
+    if (it == quant_.end()) return Error(Errc::kInternal, "value '" + value + "' is not produced");
+    auto* d = out_.mutable_graph()->add_node();
+    d->set_op_type("DequantizeLinear");
+    d->set_name(value + "_dequantize");
+    d->add_input(it->second.value);
+    d->add_input(it->second.scale);
+    d->add_input(it->second.zero_point);
+    d->add_output(value);
+    float_.insert(value);
+    return Status::Ok();
+  }
+
+  // Conv (or a Gemm as a 1x1 conv) -> QLinearConv producing `out` (quantized).
+  Status EmitQConv(const onnx::NodeProto& n, const std::string& x, const std::string& w_name,
+                   const std::string& b_name, const std::string& out, bool gemm, int64_t trans_b) {
+    auto* g = out_.mutable_graph();
+    EDGELOOP_ASSIGN_OR_RETURN(QParams xq, Quantized(x));
+    const onnx::TensorProto& wt = *inits_.at(w_name);
+    std::vector<float> w = Floats(wt);
+    std::vector<int64_t> dims(wt.dims().begin(), wt.dims().end());
+    if (gemm) {
+      // Gemm weights [K, N] (or [N, K] with transB) -> conv weights [N, K, 1, 1].
+      int64_t k = trans_b ? dims[1] : dims[0], nout = trans_b ? dims[0] : dims[1];
+      if (!trans_b) {
+        std::vector<float> t(w.size());
+        for (int64_t i = 0; i < k; ++i)
+          for (int64_t j = 0; j < nout; ++j) t[static_cast<size_t>(j * k + i)] = w[static_cast<size_t>(i * nout + j)];
+        w.swap(t);
+      }
+      dims = {nout, k, 1, 1};
+    }
+    const int64_t m = dims[0];
+    const size_t per = w.size() / static_cast<size_t>(m);
+    onnx::TensorProto wq, ws, wz;
+    wq.set_name(w_name + "_q");
+    wq.set_data_type(onnx::TensorProto::INT8);
+    for (int64_t d : dims) wq.add_dims(d);
+    ws.set_name(w_name + "_scale");
+    ws.set_data_type(onnx::TensorProto::FLOAT);
+    ws.add_dims(m);
+    wz.set_name(w_name + "_zero_point");
+    wz.set_data_type(onnx::TensorProto::INT8);
+    wz.add_dims(m);
+    std::string wbytes(w.size(), '\0');
+    std::vector<float> scales(static_cast<size_t>(m));
+    for (int64_t c = 0; c < m; ++c) {
+      float mx = 0;
+      for (size_t i = 0; i < per; ++i) mx = std::max(mx, std::fabs(w[static_cast<size_t>(c) * per + i]));
+      float s = mx > 0 ? mx / 127.0f : 1.0f;
+      scales[static_cast<size_t>(c)] = s;
+      ws.add_float_data(s);
+      for (size_t i = 0; i < per; ++i) {
+        float q = std::clamp(std::nearbyint(w[static_cast<size_t>(c) * per + i] / s), -127.0f, 127.0f);
+        wbytes[static_cast<size_t>(c) * per + i] = static_cast<char>(static_cast<int8_t>(q));
+      }
+    }
+    wz.set_raw_data(std::string(static_cast<size_t>(m), '\0'));
+    wq.set_raw_data(wbytes);
+    new_inits_.push_back(wq);
+    new_inits_.push_back(ws);
+    new_inits_.push_back(wz);
+
+    const float xs = [&] {
+      for (const auto& t : new_inits_)
+        if (t.name() == xq.scale) return t.float_data(0);
+      return 1.0f;
+    }();
+    std::string bq_name;
+    if (!b_name.empty()) {
+      std::vector<float> b = Floats(*inits_.at(b_name));
+      onnx::TensorProto bq;
+      bq.set_name(b_name + "_q");
+      bq.set_data_type(onnx::TensorProto::INT32);
+      bq.add_dims(m);
+      for (int64_t c = 0; c < m; ++c)
+        bq.add_int32_data(static_cast<int32_t>(std::nearbyint(b[static_cast<size_t>(c)] / (xs * scales[static_cast<size_t>(c)]))));
+      new_inits_.push_back(bq);
+      bq_name = bq.name();
+    }
+    auto r = ranges_.find(out);
+    if (r == ranges_.end()) return Error(Errc::kInternal, "no calibration range for '" + out + "'");
+    auto [ys, yzp] = ActivationParams(r->second);
+    QParams yq{out + "_q", AddScalar(out + "_scale", ys), AddZeroPoint(out + "_zero_point", yzp)};
+
+    std::string conv_in = xq.value, conv_out = yq.value;
+    if (gemm) {
+      conv_in = n.name() + "_in_q4d";
+      auto* rs = g->add_node();
+      rs->set_op_type("Reshape");
+      rs->set_name(n.name() + "_to_4d");
+      rs->add_input(xq.value);
+      rs->add_input(AddInt64s(n.name() + "_shape4d", {0, dims[1], 1, 1}));
+      rs->add_output(conv_in);
+      conv_out = n.name() + "_out_q4d";
+    }
+    auto* q = g->add_node();
+    q->set_op_type("QLinearConv");
+    q->set_name(n.name() + "_quant");
+    for (const std::string& s : {conv_in, xq.scale, xq.zero_point, wq.name(), ws.name(), wz.name(),
+                                 yq.scale, yq.zero_point})
+      q->add_input(s);
+    if (!bq_name.empty()) q->add_input(bq_name);
+    q->add_output(conv_out);
+    if (!gemm)
+      for (const auto& a : n.attribute()) *q->add_attribute() = a;
+    if (gemm) {
+      auto* rs = g->add_node();
+      rs->set_op_type("Reshape");
+      rs->set_name(n.name() + "_to_2d");
+      rs->add_input(conv_out);
+      rs->add_input(AddInt64s(n.name() + "_shape2d", {0, m}));
+      rs->add_output(yq.value);
+    }
+    quant_[out] = yq;
+    return Status::Ok();
+  }
+
+  const onnx::ModelProto& in_;
+  std::map<std::string, Range> ranges_;
+  std::map<std::string, const onnx::TensorProto*> inits_;
+  std::map<std::string, int> consumers_;
+  onnx::ModelProto out_;
+  std::vector<onnx::TensorProto> new_inits_;
+  std::set<std::string> kept_, float_;
+  std::map<std::string, QParams> quant_;
+};
+
+}  // namespace
+
+Result<QuantizeReport> QuantizeModel(const std::string& fp32_path,
+                                     const std::vector<OwnedTensor>& calibration,
+                                     const std::string& int8_path) {
+  if (calibration.empty()) return Error(Errc::kInvalidArgument, "no calibration data");
+  EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(fp32_path));
+  EDGELOOP_ASSIGN_OR_RETURN(Model model, Model::LoadFromBytes(bytes, fp32_path));
+  if (model.inputs().size() != 1)
+    return Error(Errc::kUnsupported, fp32_path + ": quantization needs a model with one input");
+  QuantizeReport report;
+  std::map<std::string, Range> ranges;
+  for (const OwnedTensor& batch : calibration) {
+    auto r = model.Run({batch.view()}, [&](const std::string& name, const Tensor& t) {
+      if (t.dtype != DType::kFloat32 || t.size() == 0) return;
+      auto [lo, hi] = std::minmax_element(t.as<float>(), t.as<float>() + t.size());
+      auto it = ranges.find(name);
+      if (it == ranges.end())
+        ranges[name] = {*lo, *hi};
+      else
+        it->second = {std::min(it->second.lo, *lo), std::max(it->second.hi, *hi)};
+    });
+    if (!r.ok()) return r.error().WithContext("calibration");
+    report.calibration_samples += static_cast<size_t>(batch.shape.empty() ? 0 : batch.shape[0]);
+  }
+  onnx::ModelProto proto;
+  if (!proto.ParseFromString(bytes)) return Error(Errc::kFormat, fp32_path + ": not an ONNX model");
+  Rewriter rw(proto, std::move(ranges));
+  EDGELOOP_ASSIGN_OR_RETURN(onnx::ModelProto q, rw.Run(&report));
+  std::string out = q.SerializeAsString();
+  // The result must load and run in the runtime before it is written.
+  EDGELOOP_ASSIGN_OR_RETURN(Model check, Model::LoadFromBytes(out, int8_path));
+  auto probe = check.Run({calibration.front().view()});
+  if (!probe.ok()) return probe.error().WithContext("the quantized model does not run");
+  EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(int8_path, out));
+  report.fp32_bytes = bytes.size();
+  report.int8_bytes = out.size();
+  return report;
+}
+
+}  // namespace edgeloop::runtime
