@@ -8,45 +8,10 @@
 
 #include "runtime/gemm.hpp"
 #include "runtime/kernels/kernels.hpp"
-#include "runtime/kernels/spatial.hpp"
+#include "runtime/kernels/conv_geometry.hpp"
 
 namespace edgeloop::runtime::kernels {
 namespace {
-
-struct ConvGeometry {
-  int64_t n = 0, c = 0, m = 0, group = 1, cg = 0, mg = 0;
-  Window w;
-  int64_t in_size = 1, out_size = 1, k_size = 1;  // products over spatial axes
-};
-
-Status Geometry(const Node& node, const Shape& x, const Shape& wt, ConvGeometry* g) {
-  if (x.size() < 3 || wt.size() != x.size())
-    return NodeError(node, Errc::kMismatch,
-                     "input " + ShapeString(x) + " and weights " + ShapeString(wt) +
-                         " must both be [N, C, spatial...] / [M, C/group, kernel...]");
-  g->n = x[0];
-  g->c = x[1];
-  g->m = wt[0];
-  g->group = node.Int("group", 1);
-  if (g->group < 1 || g->c % g->group != 0 || g->m % g->group != 0)
-    return NodeError(node, Errc::kMismatch, "group " + std::to_string(g->group) +
-                                                " does not divide the channels");
-  g->cg = g->c / g->group;
-  g->mg = g->m / g->group;
-  if (wt[1] != g->cg)
-    return NodeError(node, Errc::kMismatch, "weights expect " + std::to_string(wt[1] * g->group) +
-                                                " input channels, the input has " + std::to_string(g->c));
-  std::vector<int64_t> in(x.begin() + 2, x.end()), kernel(wt.begin() + 2, wt.end());
-  auto ks = node.Ints("kernel_shape", kernel);
-  if (ks != kernel) return NodeError(node, Errc::kMismatch, "kernel_shape does not match the weights");
-  EDGELOOP_RETURN_IF_ERROR(PlanWindow(node, in, kernel, false, &g->w));
-  for (size_t i = 0; i < in.size(); ++i) {
-    g->in_size *= in[i];
-    g->out_size *= g->w.out[i];
-    g->k_size *= kernel[i];
-  }
-  return Status::Ok();
-}
 
 bool IsPointwise(const ConvGeometry& g) {
   for (size_t i = 0; i < g.w.rank(); ++i)
@@ -61,7 +26,7 @@ Status InferConv(InferContext& c) {
   EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32}));
   EDGELOOP_RETURN_IF_ERROR(RequireType(c, 1, {DType::kFloat32}));
   ConvGeometry g;
-  EDGELOOP_RETURN_IF_ERROR(Geometry(c.node, c.in[0]->shape, c.in[1]->shape, &g));
+  EDGELOOP_RETURN_IF_ERROR(ConvGeometryOf(c.node, c.in[0]->shape, c.in[1]->shape, &g));
   if (c.in.size() > 2 && c.in[2] && c.in[2]->shape != Shape{g.m})
     return c.Fail("bias must have shape [" + std::to_string(g.m) + "]");
   Shape out{g.n, g.m};
@@ -160,7 +125,7 @@ void Im2Col(const ConvGeometry& g, const float* x, float* col) {
 
 Status RunConv(RunContext& c) {
   ConvGeometry g;
-  EDGELOOP_RETURN_IF_ERROR(Geometry(c.node, c.in[0]->shape, c.in[1]->shape, &g));
+  EDGELOOP_RETURN_IF_ERROR(ConvGeometryOf(c.node, c.in[0]->shape, c.in[1]->shape, &g));
   const float* x = c.in[0]->as<float>();
   const float* w = c.in[1]->as<float>();
   const float* bias = c.in.size() > 2 && c.in[2] ? c.in[2]->as<float>() : nullptr;

@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "runtime/kernels/kernels.hpp"
-#include "runtime/kernels/spatial.hpp"
+#include "runtime/kernels/conv_geometry.hpp"
 
 namespace edgeloop::runtime::kernels {
 namespace {
@@ -47,41 +47,14 @@ Status CheckScalar(InferContext& c, size_t scale, size_t zp, const std::string& 
 
 // --- QLinearConv -------------------------------------------------------------------------
 // Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [B].
-struct QConvGeometry {
-  int64_t n = 0, c = 0, m = 0, group = 1, cg = 0, mg = 0, in_size = 1, out_size = 1, k_size = 1;
-  Window w;
-};
-
-Status QGeometry(const Node& node, const Shape& x, const Shape& wt, QConvGeometry* g) {
-  if (x.size() < 3 || wt.size() != x.size())
-    return NodeError(node, Errc::kMismatch, "input " + ShapeString(x) + " and weights " + ShapeString(wt) + " do not fit");
-  g->n = x[0];
-  g->c = x[1];
-  g->m = wt[0];
-  g->group = node.Int("group", 1);
-  if (g->group < 1 || g->c % g->group || g->m % g->group)
-    return NodeError(node, Errc::kMismatch, "group does not divide the channels");
-  g->cg = g->c / g->group;
-  g->mg = g->m / g->group;
-  if (wt[1] != g->cg) return NodeError(node, Errc::kMismatch, "weights do not fit the input channels");
-  std::vector<int64_t> in(x.begin() + 2, x.end()), kernel(wt.begin() + 2, wt.end());
-  EDGELOOP_RETURN_IF_ERROR(PlanWindow(node, in, kernel, false, &g->w));
-  for (size_t i = 0; i < in.size(); ++i) {
-    g->in_size *= in[i];
-    g->out_size *= g->w.out[i];
-    g->k_size *= kernel[i];
-  }
-  return Status::Ok();
-}
-
 Status CheckQConv(const Node& n) { return CheckArity(n, 8, 9); }
 
 Status InferQConv(InferContext& c) {
   if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("x and w must be 8-bit");
   EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 1, 2, "x"));
   EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 6, 7, "y"));
-  QConvGeometry g;
-  EDGELOOP_RETURN_IF_ERROR(QGeometry(c.node, c.in[0]->shape, c.in[3]->shape, &g));
+  ConvGeometry g;
+  EDGELOOP_RETURN_IF_ERROR(ConvGeometryOf(c.node, c.in[0]->shape, c.in[3]->shape, &g));
   int64_t ns = NumElements(c.in[4]->shape);
   if (c.in[4]->dtype != DType::kFloat32 || (ns != 1 && ns != g.m)) return c.Fail("w scale must be a scalar or [M]");
   if (c.in[5] && NumElements(c.in[5]->shape) != ns) return c.Fail("w zero point must match w scale");
@@ -97,8 +70,8 @@ Status InferQConv(InferContext& c) {
 }
 
 Status RunQConv(RunContext& c) {
-  QConvGeometry g;
-  EDGELOOP_RETURN_IF_ERROR(QGeometry(c.node, c.in[0]->shape, c.in[3]->shape, &g));
+  ConvGeometry g;
+  EDGELOOP_RETURN_IF_ERROR(ConvGeometryOf(c.node, c.in[0]->shape, c.in[3]->shape, &g));
   const Tensor& x = *c.in[0];
   const Tensor& w = *c.in[3];
   Tensor& y = *c.out[0];
