@@ -1,0 +1,53 @@
+// The smallest program that runs a model with the edge runtime: what a device must carry to
+// infer. runtime_bench reports its stripped size (plus the shared libraries it needs) as the
+// edgeloop runtime's footprint.
+//   runtime_bench_min MODEL.onnx                  one inference on zeros
+//   runtime_bench_min MODEL.onnx RUNS BATCH_RUNS  times it (JSON, for runtime_bench; the
+//                                                 model takes [N,1,28,28] float32)
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "bench/bench_util.hpp"
+#include "runtime/model.hpp"
+
+int main(int argc, char** argv) {
+  using namespace edgeloop::runtime;
+  if (argc != 2 && argc != 4) {
+    std::fprintf(stderr, "usage: %s MODEL.onnx [RUNS BATCH_RUNS]\n", argv[0]);
+    return 2;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto m = Model::Load(argv[1]);
+  if (!m.ok()) {
+    std::fprintf(stderr, "%s\n", m.error().message.c_str());
+    return 3;
+  }
+  if (argc == 4) {
+    auto x1 = edgeloop::bench::Pattern(784), x64 = edgeloop::bench::Pattern(64 * 784);
+    auto r = edgeloop::bench::TimeEngine(t0, std::atoi(argv[2]), std::atoi(argv[3]), [&](int64_t b) {
+      auto out = m->Run({Tensor{DType::kFloat32, {b, 1, 28, 28}, b == 1 ? x1.data() : x64.data()}});
+      if (!out.ok()) std::abort();
+    });
+    std::printf("%s\n", r.dump().c_str());
+    return 0;
+  }
+  std::vector<OwnedTensor> inputs;
+  std::vector<Tensor> views;
+  for (const auto& in : m->inputs()) {
+    OwnedTensor t;
+    t.dtype = in.dtype;
+    for (const auto& d : in.dims) t.shape.push_back(d.value_or(1));
+    t.bytes.assign(static_cast<size_t>(NumElements(t.shape)) * DTypeSize(t.dtype), 0);
+    inputs.push_back(std::move(t));
+  }
+  for (auto& t : inputs) views.push_back(t.view());
+  auto out = m->Run(views);
+  if (!out.ok()) {
+    std::fprintf(stderr, "%s\n", out.error().message.c_str());
+    return 1;
+  }
+  std::printf("%zu output(s); first has %lld values\n", out->size(),
+              static_cast<long long>(NumElements((*out)[0].shape)));
+  return 0;
+}
