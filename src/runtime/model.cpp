@@ -42,6 +42,46 @@ class Arena {
   unsigned char* base_ = nullptr;
 };
 
+// Folds a Relu into the Conv or Gemm that feeds it when nothing else reads the layer's output:
+// the layer applies max(0, .) as it writes (attribute "edgeloop.fused_relu"), saving a pass
+// over memory and a buffer. Only for the fast backend; the reference backend runs the graph
+// as written.
+void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
+  std::map<int, int> readers;
+  for (const Node& n : g.nodes)
+    for (int id : n.inputs)
+      if (id >= 0) ++readers[id];
+  for (int id : g.outputs) ++readers[id];
+  std::map<int, size_t> producer;
+  for (size_t i = 0; i < g.nodes.size(); ++i)
+    for (int id : g.nodes[i].outputs)
+      if (id >= 0) producer[id] = i;
+  std::vector<bool> drop(g.nodes.size(), false);
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& relu = g.nodes[i];
+    if (relu.op_type != "Relu" || relu.inputs.size() != 1 || relu.inputs[0] < 0) continue;
+    auto p = producer.find(relu.inputs[0]);
+    if (p == producer.end() || readers[relu.inputs[0]] != 1) continue;
+    Node& layer = g.nodes[p->second];
+    if ((layer.op_type != "Conv" && layer.op_type != "Gemm") || layer.outputs.size() != 1) continue;
+    Attribute a;
+    a.kind = Attribute::Kind::kInt;
+    a.i = 1;
+    layer.attrs["edgeloop.fused_relu"] = a;
+    layer.outputs[0] = relu.outputs[0];
+    drop[i] = true;
+  }
+  std::vector<Node> nodes;
+  std::vector<const OpKernel*> ks;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (drop[i]) continue;
+    nodes.push_back(std::move(g.nodes[i]));
+    ks.push_back(kernels[i]);
+  }
+  g.nodes = std::move(nodes);
+  kernels = std::move(ks);
+}
+
 }  // namespace
 
 struct Plan {
@@ -105,6 +145,7 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
     if (!st.ok()) return st.error().WithContext(origin);
     impl->kernels.push_back(k);
   }
+  if (options.backend == Backend::kFast) FuseRelu(impl->graph, impl->kernels);
   // Plan for the declared shapes now when they are fixed (symbolic dimensions taken as 1)
   // and no input's value shapes the graph, so that the first Run allocates nothing.
   std::vector<OwnedTensor> dummies;

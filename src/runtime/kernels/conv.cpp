@@ -152,6 +152,10 @@ Status RunConv(RunContext& c) {
             cols, g.out_size, 1.0f, yg, g.out_size);
     }
   }
+  if (c.node.Int("edgeloop.fused_relu", 0)) {
+    float* p = y;
+    for (int64_t i = 0, n = c.out[0]->size(); i < n; ++i) p[i] = std::max(p[i], 0.0f);
+  }
   return Status::Ok();
 }
 

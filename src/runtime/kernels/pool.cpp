@@ -41,21 +41,36 @@ Status InferPool(InferContext& c) {
   return Status::Ok();
 }
 
-// 2-D max pooling without indices: plain loops over rows and columns.
+// 2-D max pooling without indices: plain loops over rows and columns, with the common
+// unpadded 2x2 / stride-2 window spelled out.
 template <typename T>
-void MaxPool2d(const Window& w, int64_t planes, const T* x, T* y) {
+void MaxPool2d(const Window& w, int64_t planes, const T* __restrict x, T* __restrict y) {
   const int64_t ih = w.in[0], iw = w.in[1], oh = w.out[0], ow = w.out[1];
+  const int64_t kh = w.kernel[0], kw = w.kernel[1], sh = w.stride[0], sw = w.stride[1];
+  const int64_t dh = w.dilation[0], dw = w.dilation[1], ph = w.pad_begin[0], pw = w.pad_begin[1];
+  const bool two_by_two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && ph == 0 &&
+                          pw == 0 && 2 * oh <= ih && 2 * ow <= iw;
   for (int64_t p = 0; p < planes; ++p) {
     const T* xp = x + p * ih * iw;
     T* yp = y + p * oh * ow;
+    if (two_by_two) {
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const T* r0 = xp + 2 * oy * iw;
+        const T* r1 = r0 + iw;
+        T* out = yp + oy * ow;
+        for (int64_t ox = 0; ox < ow; ++ox)
+          out[ox] = std::max(std::max(r0[2 * ox], r0[2 * ox + 1]), std::max(r1[2 * ox], r1[2 * ox + 1]));
+      }
+      continue;
+    }
     for (int64_t oy = 0; oy < oh; ++oy) {
       for (int64_t ox = 0; ox < ow; ++ox) {
         T best = std::numeric_limits<T>::lowest();
-        for (int64_t ky = 0; ky < w.kernel[0]; ++ky) {
-          const int64_t yy = oy * w.stride[0] - w.pad_begin[0] + ky * w.dilation[0];
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t yy = oy * sh - ph + ky * dh;
           if (yy < 0 || yy >= ih) continue;
-          for (int64_t kx = 0; kx < w.kernel[1]; ++kx) {
-            const int64_t xx = ox * w.stride[1] - w.pad_begin[1] + kx * w.dilation[1];
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t xx = ox * sw - pw + kx * dw;
             if (xx >= 0 && xx < iw) best = std::max(best, xp[yy * iw + xx]);
           }
         }
