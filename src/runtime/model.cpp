@@ -11,7 +11,9 @@ namespace {
 constexpr size_t kAlign = 64;
 size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
-enum class SlotKind { kNone, kInitializer, kConstant, kInput, kArena };
+// kAlias: a view of another arena value's memory under a new shape (the output of Flatten,
+// Reshape, Identity or Dropout when nothing else reads the input), so no copy is made.
+enum class SlotKind { kNone, kInitializer, kConstant, kInput, kArena, kAlias };
 
 struct Slot {
   SlotKind kind = SlotKind::kNone;
@@ -20,6 +22,7 @@ struct Slot {
   size_t input_index = 0;  // kInput
   OwnedTensor folded;  // kConstant
   int first = -1, last = -1;  // step indices of definition and last use (kArena)
+  int alias_of = -1;          // kAlias: the kArena value whose memory this one shares
 };
 
 struct Step {
@@ -194,6 +197,12 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
   auto plan = std::make_unique<Plan>();
   auto& slots = plan->slots;
   slots.resize(graph.value_names.size());
+  // How many nodes (and graph outputs) read each value.
+  std::vector<int> readers(slots.size(), 0);
+  for (const Node& n : graph.nodes)
+    for (int id : n.inputs)
+      if (id >= 0) ++readers[static_cast<size_t>(id)];
+  for (int id : graph.outputs) ++readers[static_cast<size_t>(id)];
   for (const auto& kv : graph.initializers) {
     slots[static_cast<size_t>(kv.first)].kind = SlotKind::kInitializer;
     slots[static_cast<size_t>(kv.first)].info = {kv.second.dtype, kv.second.shape};
@@ -276,10 +285,24 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
     const int step = static_cast<int>(plan->steps.size());
     plan->steps.push_back({&node, kernel});
     plan->scratch_bytes = std::max(plan->scratch_bytes, ic.scratch_bytes);
+    auto root = [&](int id) {
+      while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias) id = slots[static_cast<size_t>(id)].alias_of;
+      return id;
+    };
     for (int id : node.inputs) {
       if (id < 0) continue;
-      Slot& s = slots[static_cast<size_t>(id)];
+      Slot& s = slots[static_cast<size_t>(root(id))];
       if (s.kind == SlotKind::kArena) s.last = step;
+    }
+    const bool copy_op = node.op_type == "Flatten" || node.op_type == "Reshape" ||
+                         node.op_type == "Identity" || (node.op_type == "Dropout" && node.outputs.size() == 1);
+    if (copy_op && node.inputs[0] >= 0 && node.outputs[0] >= 0 &&
+        slots[static_cast<size_t>(root(node.inputs[0]))].kind == SlotKind::kArena &&
+        readers[static_cast<size_t>(node.inputs[0])] == 1) {
+      Slot& s = slots[static_cast<size_t>(node.outputs[0])];
+      s.kind = SlotKind::kAlias;
+      s.alias_of = root(node.inputs[0]);
+      continue;
     }
     for (int id : node.outputs) {
       if (id < 0) continue;
@@ -290,6 +313,7 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
     }
   }
   for (int id : graph.outputs) {
+    while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias) id = slots[static_cast<size_t>(id)].alias_of;
     Slot& s = slots[static_cast<size_t>(id)];
     if (s.kind == SlotKind::kArena) s.last = static_cast<int>(plan->steps.size());
   }
@@ -344,6 +368,7 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       case SlotKind::kInitializer: v = graph.initializers.at(static_cast<int>(i)).view(); break;
       case SlotKind::kConstant: v = s.folded.view(); break;
       case SlotKind::kArena: v.data = plan->arena.base() + s.offset; break;
+      case SlotKind::kAlias: v.data = plan->arena.base() + slots[static_cast<size_t>(s.alias_of)].offset; break;
       case SlotKind::kInput:
       case SlotKind::kNone: break;
     }
