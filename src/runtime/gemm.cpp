@@ -1,6 +1,9 @@
 #include "runtime/gemm.hpp"
 
 #include <Eigen/Core>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace edgeloop::runtime {
 namespace {
@@ -56,6 +59,98 @@ void Sgemm(Backend backend, bool trans_a, bool trans_b, int64_t m, int64_t n, in
     EigenGemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   else
     ReferenceGemm<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+#if defined(__AVX512F__)
+namespace {
+// Rows [0, 4) of the block and columns [j, j + 32) (masked at the right edge): eight named
+// accumulators (arrays of vectors get spilled), two loads of B and four broadcasts of A per k.
+template <typename Rows>
+inline void ConvGemm4x32(int64_t n, int64_t k, const float* a, Rows rows, float* c, int64_t j) {
+  const int64_t left = n - j;
+  const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+  const __mmask16 m1 = left >= 32 ? __mmask16(0xFFFF) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+  float* c0 = c + j;
+  float* c1 = c0 + n;
+  float* c2 = c1 + n;
+  float* c3 = c2 + n;
+  __m512 x0 = _mm512_maskz_loadu_ps(m0, c0), y0 = _mm512_maskz_loadu_ps(m1, c0 + 16);
+  __m512 x1 = _mm512_maskz_loadu_ps(m0, c1), y1 = _mm512_maskz_loadu_ps(m1, c1 + 16);
+  __m512 x2 = _mm512_maskz_loadu_ps(m0, c2), y2 = _mm512_maskz_loadu_ps(m1, c2 + 16);
+  __m512 x3 = _mm512_maskz_loadu_ps(m0, c3), y3 = _mm512_maskz_loadu_ps(m1, c3 + 16);
+  const float* a0 = a;
+  const float* a1 = a0 + k;
+  const float* a2 = a1 + k;
+  const float* a3 = a2 + k;
+  for (int64_t p = 0; p < k; ++p) {
+    const float* bp = rows(p) + j;
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, bp);
+    const __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + 16);
+    __m512 v = _mm512_set1_ps(a0[p]);
+    x0 = _mm512_fmadd_ps(v, b0, x0);
+    y0 = _mm512_fmadd_ps(v, b1, y0);
+    v = _mm512_set1_ps(a1[p]);
+    x1 = _mm512_fmadd_ps(v, b0, x1);
+    y1 = _mm512_fmadd_ps(v, b1, y1);
+    v = _mm512_set1_ps(a2[p]);
+    x2 = _mm512_fmadd_ps(v, b0, x2);
+    y2 = _mm512_fmadd_ps(v, b1, y2);
+    v = _mm512_set1_ps(a3[p]);
+    x3 = _mm512_fmadd_ps(v, b0, x3);
+    y3 = _mm512_fmadd_ps(v, b1, y3);
+  }
+  _mm512_mask_storeu_ps(c0, m0, x0);
+  _mm512_mask_storeu_ps(c0 + 16, m1, y0);
+  _mm512_mask_storeu_ps(c1, m0, x1);
+  _mm512_mask_storeu_ps(c1 + 16, m1, y1);
+  _mm512_mask_storeu_ps(c2, m0, x2);
+  _mm512_mask_storeu_ps(c2 + 16, m1, y2);
+  _mm512_mask_storeu_ps(c3, m0, x3);
+  _mm512_mask_storeu_ps(c3 + 16, m1, y3);
+}
+
+template <typename Rows>
+inline void ConvGemm1x16(int64_t n, int64_t k, const float* a, Rows rows, float* c, int64_t j) {
+  const int64_t left = n - j;
+  const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+  __m512 x = _mm512_maskz_loadu_ps(m0, c + j);
+  for (int64_t p = 0; p < k; ++p)
+    x = _mm512_fmadd_ps(_mm512_set1_ps(a[p]), _mm512_maskz_loadu_ps(m0, rows(p) + j), x);
+  _mm512_mask_storeu_ps(c + j, m0, x);
+}
+}  // namespace
+#endif
+
+namespace {
+template <typename Rows>
+void ConvGemmImpl(int64_t m, int64_t n, int64_t k, const float* a, Rows rows, float* c) {
+#if defined(__AVX512F__)
+  int64_t i = 0;
+  for (; i + 4 <= m; i += 4)
+    for (int64_t j = 0; j < n; j += 32) ConvGemm4x32(n, k, a + i * k, rows, c + i * n, j);
+  for (; i < m; ++i)
+    for (int64_t j = 0; j < n; j += 16) ConvGemm1x16(n, k, a + i * k, rows, c + i * n, j);
+#else
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t p = 0; p < k; ++p) {
+      const float av = a[i * k + p];
+      const float* bp = rows(p);
+      for (int64_t j = 0; j < n; ++j) c[i * n + j] += av * bp[j];
+    }
+#endif
+}
+}  // namespace
+
+void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
+#if defined(__AVX512F__)
+  ConvGemmImpl(m, n, k, a, [b, n](int64_t p) { return b + p * n; }, c);
+#else
+  Sgemm(Backend::kFast, false, false, m, n, k, 1.0f, a, k, b, n, 1.0f, c, n);
+#endif
+}
+
+void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows, float* c) {
+  ConvGemmImpl(m, n, k, a, [rows](int64_t p) { return rows[p]; }, c);
 }
 
 void Dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,

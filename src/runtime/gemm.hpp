@@ -14,6 +14,15 @@ void Sgemm(Backend backend, bool trans_a, bool trans_b, int64_t m, int64_t n, in
            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
            float* c, int64_t ldc);
 
+// C[M,N] += A[M,K] * B[K,N], all row-major and dense (lda = K, ldb = ldc = N): the shape of
+// a convolution over unrolled windows. With AVX-512 a register-blocked kernel (4 rows x 32
+// columns per step, no packing) is used, which beats a general GEMM for the small M and K of
+// edge models; otherwise it is Sgemm.
+void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
+// The same with row p of B at rows[p] (each n floats long): a stride-1 convolution reads its
+// windows straight out of the padded input this way, without unrolling them.
+void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows, float* c);
+
 // Double precision, reference only (conformance cases use it; devices do not).
 void Dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,

@@ -20,6 +20,43 @@ bool IsPointwise(const ConvGeometry& g) {
   return true;
 }
 
+// 2-D with stride 1: every window row is a contiguous run of the padded input if outputs are
+// computed on the padded width (the extra columns are dropped afterwards).
+bool UsesShiftedRows(const ConvGeometry& g) {
+  return g.w.rank() == 2 && g.w.stride[0] == 1 && g.w.stride[1] == 1 && !IsPointwise(g);
+}
+
+// Conv of one image's channel group through shifted rows of its zero-padded copy.
+void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, const float* bias, float* yg,
+                     void* scratch) {
+  const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
+  const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0], wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
+  const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
+  const int64_t plane = hp * wp + wp;  // one spare row: the last window row reads past the end
+  float* padded = static_cast<float*>(scratch);
+  float* wide = padded + g.cg * plane;  // [mg, oh * wp]
+  auto** rows = reinterpret_cast<const float**>(wide + g.mg * oh * wp);
+  std::fill(padded, padded + g.cg * plane, 0.0f);
+  for (int64_t ci = 0; ci < g.cg; ++ci)
+    for (int64_t y = 0; y < ih; ++y) {
+      const float* src = xg + (ci * ih + y) * iw;
+      float* dst = padded + ci * plane + (y + g.w.pad_begin[0]) * wp + g.w.pad_begin[1];
+      for (int64_t x = 0; x < iw; ++x) dst[x] = src[x];
+    }
+  for (int64_t ci = 0; ci < g.cg; ++ci)
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) rows[(ci * kh + ky) * kw + kx] = padded + ci * plane + ky * dh * wp + kx * dw;
+  const int64_t n = oh * wp;
+  for (int64_t m = 0; m < g.mg; ++m) std::fill(wide + m * n, wide + (m + 1) * n, bias ? bias[m] : 0.0f);
+  ConvGemmRows(g.mg, n, g.cg * g.k_size, wg, rows, wide);
+  for (int64_t m = 0; m < g.mg; ++m)
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      const float* src = wide + m * n + oy * wp;
+      float* dst = yg + (m * oh + oy) * ow;
+      for (int64_t ox = 0; ox < ow; ++ox) dst[ox] = src[ox];
+    }
+}
+
 Status CheckConv(const Node& n) { return CheckArity(n, 2, 3); }
 
 Status InferConv(InferContext& c) {
@@ -32,8 +69,14 @@ Status InferConv(InferContext& c) {
   Shape out{g.n, g.m};
   out.insert(out.end(), g.w.out.begin(), g.w.out.end());
   c.out = {TensorInfo{DType::kFloat32, out}};
-  if (c.backend == Backend::kFast && !IsPointwise(g))
+  if (c.backend == Backend::kFast && UsesShiftedRows(g)) {
+    const int64_t hp = g.w.in[0] + g.w.pad_begin[0] + g.w.pad_end[0];
+    const int64_t wp = g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1];
+    c.scratch_bytes = static_cast<size_t>(g.cg * (hp * wp + wp) + g.mg * g.w.out[0] * wp) * sizeof(float) +
+                      static_cast<size_t>(g.cg * g.k_size) * sizeof(float*) + 64;
+  } else if (c.backend == Backend::kFast && !IsPointwise(g)) {
     c.scratch_bytes = static_cast<size_t>(g.cg * g.k_size * g.out_size) * sizeof(float);
+  }
   return Status::Ok();
 }
 
@@ -90,9 +133,10 @@ void Im2Col(const ConvGeometry& g, const float* x, float* col) {
               const int64_t x0 = -pw + kx * dw;
               int64_t lo = std::clamp<int64_t>(-x0, 0, ow), hi = std::clamp<int64_t>(iw - x0, 0, ow);
               hi = std::max(hi, lo);
-              std::fill(dst, dst + lo, 0.0f);
-              std::memcpy(dst + lo, src + x0 + lo, static_cast<size_t>(hi - lo) * sizeof(float));
-              std::fill(dst + hi, dst + ow, 0.0f);
+              // Rows are short (tens of values): plain loops beat memcpy/memset calls.
+              for (int64_t i = 0; i < lo; ++i) dst[i] = 0.0f;
+              for (int64_t i = lo; i < hi; ++i) dst[i] = src[x0 + i];
+              for (int64_t i = hi; i < ow; ++i) dst[i] = 0.0f;
             } else {
               for (int64_t ox = 0; ox < ow; ++ox) {
                 const int64_t xx = ox * sw - pw + kx * dw;
@@ -141,6 +185,10 @@ Status RunConv(RunContext& c) {
     for (int64_t grp = 0; grp < g.group; ++grp) {
       const float* xg = x + (b * g.c + grp * g.cg) * g.in_size;
       float* yg = y + (b * g.m + grp * g.mg) * g.out_size;
+      if (UsesShiftedRows(g)) {
+        ShiftedRowsConv(g, xg, w + grp * g.mg * kdim, bias ? bias + grp * g.mg : nullptr, yg, c.scratch);
+        continue;
+      }
       for (int64_t m = 0; m < g.mg; ++m)
         std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size, bias ? bias[grp * g.mg + m] : 0.0f);
       const float* cols = xg;
@@ -148,8 +196,7 @@ Status RunConv(RunContext& c) {
         Im2Col(g, xg, col);
         cols = col;
       }
-      Sgemm(Backend::kFast, false, false, g.mg, g.out_size, kdim, 1.0f, w + grp * g.mg * kdim, kdim,
-            cols, g.out_size, 1.0f, yg, g.out_size);
+      ConvGemm(g.mg, g.out_size, kdim, w + grp * g.mg * kdim, cols, yg);
     }
   }
   if (c.node.Int("edgeloop.fused_relu", 0)) {

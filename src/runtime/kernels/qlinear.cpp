@@ -9,6 +9,10 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#if defined(__AVX512F__) && defined(__AVX512VNNI__)
+#include <immintrin.h>
+#define EDGELOOP_HAVE_VNNI 1
+#endif
 
 #include "runtime/kernels/kernels.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
@@ -63,9 +67,135 @@ Status InferQConv(InferContext& c) {
   Shape out{g.n, g.m};
   out.insert(out.end(), g.w.out.begin(), g.w.out.end());
   c.out = {TensorInfo{c.in[7] ? c.in[7]->dtype : DType::kUint8, out}};
-  if (c.backend == Backend::kFast)
-    c.scratch_bytes = static_cast<size_t>(g.cg * g.in_size + g.out_size * g.cg * g.k_size + 64) * sizeof(int16_t) +
-                      static_cast<size_t>(std::max(g.out_size, g.mg)) * sizeof(int32_t);
+  if (c.backend == Backend::kFast) {
+    const size_t kpad = static_cast<size_t>((g.cg * g.k_size + 63) / 64 * 64);
+    const size_t s16 = static_cast<size_t>(g.cg * g.in_size + g.out_size * g.cg * g.k_size + 64) * sizeof(int16_t) +
+                       static_cast<size_t>(std::max(g.out_size, g.mg)) * sizeof(int32_t);
+    const size_t opad = static_cast<size_t>((g.out_size + 15) / 16 * 16);
+    const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64;
+    c.scratch_bytes = std::max(s16, s8);
+  }
+  return Status::Ok();
+}
+
+// uint8 activations x int8 symmetric weights (the layout edgeloop quantize writes), 2-D:
+// windows are unrolled as raw uint8 (padding takes the zero point's value) into rows of kpad
+// bytes, kpad a multiple of 64 with zero weights beyond the window, so each output is one
+// uint8 x int8 dot product that compiles to VNNI (vpdpbusd) or pmaddubsw instructions. The
+// zero point is taken out afterwards: sum (x - zp) w = sum x w - zp sum w.
+inline int32_t DotU8S8(const uint8_t* __restrict a, const int8_t* __restrict b, int64_t n) {
+  int32_t acc = 0;
+  for (int64_t i = 0; i < n; ++i) acc += static_cast<int32_t>(a[i]) * static_cast<int32_t>(b[i]);
+  return acc;
+}
+
+Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t yzp, float xs, float ys,
+                    const int32_t* bias) {
+  const Tensor& x = *c.in[0];
+  Tensor& y = *c.out[0];
+  const int64_t kdim = g.cg * g.k_size, kpad = (kdim + 63) / 64 * 64;
+  const int64_t opad16 = (g.out_size + 15) / 16 * 16;
+  auto* cols = static_cast<uint8_t*>(c.scratch);                       // window bytes
+  auto* wpad = reinterpret_cast<int8_t*>(cols + opad16 * kpad);          // [kpad]
+  auto* acc = reinterpret_cast<int32_t*>(cols + opad16 * kpad + kpad);   // [opad16], 64-aligned
+  const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
+  const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
+  const uint8_t pad = static_cast<uint8_t>(xzp);
+  const int8_t* w8 = c.in[3]->as<int8_t>();
+  for (int64_t b = 0; b < g.n; ++b) {
+    for (int64_t grp = 0; grp < g.group; ++grp) {
+      const uint8_t* xg = x.as<uint8_t>() + (b * g.c + grp * g.cg) * g.in_size;
+#if EDGELOOP_HAVE_VNNI
+      // Layout for vpdpbusd: [k / 4][position][4], positions padded to 16, so one 64-byte
+      // load feeds 16 positions x 4 window bytes and a broadcast of 4 weights.
+      const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
+      std::fill(cols, cols + kq * opad * 4, pad);
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t op = oy * ow + ox;
+          int64_t k = 0;
+          for (int64_t ci = 0; ci < g.cg; ++ci) {
+            const uint8_t* plane = xg + ci * g.in_size;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
+              for (int64_t kx = 0; kx < kw; ++kx, ++k) {
+                const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
+                if (yy >= 0 && yy < ih && xx >= 0 && xx < iw)
+                  cols[((k >> 2) * opad + op) * 4 + (k & 3)] = plane[yy * iw + xx];
+              }
+            }
+          }
+        }
+      }
+      for (int64_t mi = 0; mi < g.mg; ++mi) {
+        const int64_t m = grp * g.mg + mi;
+        int32_t wsum = 0;
+        std::fill(wpad, wpad + kq * 4, int8_t{0});
+        for (int64_t i = 0; i < kdim; ++i) {
+          wpad[i] = w8[m * kdim + i];
+          wsum += wpad[i];
+        }
+        // Padded window bytes hold the zero point and meet zero weights: no contribution.
+        const int32_t* wq = reinterpret_cast<const int32_t*>(wpad);
+        for (int64_t op0 = 0; op0 < opad; op0 += 16) {
+          __m512i a = _mm512_setzero_si512();
+          for (int64_t q = 0; q < kq; ++q)
+            a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(cols + (q * opad + op0) * 4), _mm512_set1_epi32(wq[q]));
+          _mm512_storeu_si512(acc + op0, a);
+        }
+#else
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          uint8_t* row = cols + (oy * ow + ox) * kpad;
+          int64_t k = 0;
+          for (int64_t ci = 0; ci < g.cg; ++ci) {
+            const uint8_t* plane = xg + ci * g.in_size;
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
+                row[k++] = (yy < 0 || yy >= ih || xx < 0 || xx >= iw) ? pad : plane[yy * iw + xx];
+              }
+            }
+          }
+          std::fill(row + kdim, row + kpad, uint8_t{0});
+        }
+      }
+      for (int64_t mi = 0; mi < g.mg; ++mi) {
+        const int64_t m = grp * g.mg + mi;
+        int32_t wsum = 0;
+        for (int64_t i = 0; i < kdim; ++i) {
+          wpad[i] = w8[m * kdim + i];
+          wsum += wpad[i];
+        }
+        std::fill(wpad + kdim, wpad + kpad, int8_t{0});
+        for (int64_t op = 0; op < g.out_size; ++op) acc[op] = DotU8S8(cols + op * kpad, wpad, kpad);
+#endif
+        const int32_t offset = (bias ? bias[m] : 0) - xzp * wsum;
+        const float mult = xs * ScaleAt(*c.in[4], m) / ys;
+        const float zp = static_cast<float>(yzp);
+        const int64_t ybase = (b * g.m + m) * g.out_size;
+        // Requantize: written with plain comparisons so the loop vectorises.
+        if (y.dtype == DType::kUint8) {
+          uint8_t* __restrict yo = y.as<uint8_t>() + ybase;
+          for (int64_t op = 0; op < g.out_size; ++op) {
+            float v = std::nearbyint(static_cast<float>(acc[op] + offset) * mult) + zp;
+            v = v < 0.0f ? 0.0f : v;
+            v = v > 255.0f ? 255.0f : v;
+            yo[op] = static_cast<uint8_t>(static_cast<int32_t>(v));
+          }
+        } else {
+          int8_t* __restrict yo = y.as<int8_t>() + ybase;
+          for (int64_t op = 0; op < g.out_size; ++op) {
+            float v = std::nearbyint(static_cast<float>(acc[op] + offset) * mult) + zp;
+            v = v < -128.0f ? -128.0f : v;
+            v = v > 127.0f ? 127.0f : v;
+            yo[op] = static_cast<int8_t>(static_cast<int32_t>(v));
+          }
+        }
+      }
+    }
+  }
   return Status::Ok();
 }
 
@@ -84,6 +214,8 @@ Status RunQConv(RunContext& c) {
 
   bool symmetric_int8 = w.dtype == DType::kInt8;
   for (int64_t m = 0; symmetric_int8 && m < g.m; ++m) symmetric_int8 = ZeroAt(c.in[5], m) == 0;
+  if (c.backend == Backend::kFast && r == 2 && symmetric_int8 && x.dtype == DType::kUint8 && g.out_size > 1)
+    return RunQConvU8S8(c, g, xzp, yzp, xs, ys, bias);
   if (c.backend == Backend::kFast && r == 2 && symmetric_int8) {
     // Scratch: the group's input shifted by its zero point as int16, then the windows
     // unrolled one row of kdim values per output position.
