@@ -153,6 +153,36 @@ void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* 
   ConvGemmImpl(m, n, k, a, [rows](int64_t p) { return rows[p]; }, c);
 }
 
+void DotRows(const float* x, const float* w, int64_t n, int64_t k, float* y) {
+  int64_t j = 0;
+#if defined(__AVX512F__)
+  for (; j + 4 <= n; j += 4) {
+    const float* w0 = w + j * k;
+    const float* w1 = w0 + k;
+    const float* w2 = w1 + k;
+    const float* w3 = w2 + k;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < k; i += 16) {
+      const __mmask16 mk = k - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (k - i)) - 1);
+      const __m512 xv = _mm512_maskz_loadu_ps(mk, x + i);
+      a0 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mk, w0 + i), a0);
+      a1 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mk, w1 + i), a1);
+      a2 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mk, w2 + i), a2);
+      a3 = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(mk, w3 + i), a3);
+    }
+    y[j] += _mm512_reduce_add_ps(a0);
+    y[j + 1] += _mm512_reduce_add_ps(a1);
+    y[j + 2] += _mm512_reduce_add_ps(a2);
+    y[j + 3] += _mm512_reduce_add_ps(a3);
+  }
+#endif
+  for (; j < n; ++j) {
+    float acc = 0;
+    for (int64_t i = 0; i < k; ++i) acc += x[i] * w[j * k + i];
+    y[j] += acc;
+  }
+}
+
 void Dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,
            int64_t ldc) {

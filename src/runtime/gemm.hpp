@@ -23,6 +23,10 @@ void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, f
 // windows straight out of the padded input this way, without unrolling them.
 void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows, float* c);
 
+// y[j] += dot(x, w_row_j) for j < n, w row-major [n, k]: a fully connected layer on one sample
+// (Gemm with transB). With AVX-512, four rows share each load of x.
+void DotRows(const float* x, const float* w, int64_t n, int64_t k, float* y);
+
 // Double precision, reference only (conformance cases use it; devices do not).
 void Dgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, double alpha,
            const double* a, int64_t lda, const double* b, int64_t ldb, double beta, double* c,

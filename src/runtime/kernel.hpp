@@ -39,6 +39,9 @@ struct RunContext {
   std::vector<Tensor*> out;       // nullptr for omitted optional outputs
   void* scratch = nullptr;
   Backend backend = Backend::kFast;
+  // Kernel-private data kept with the plan for this node (e.g. weights repacked for the fast
+  // path), empty on the first run; nullptr when nothing may be kept (constant folding).
+  std::vector<unsigned char>* state = nullptr;
 };
 
 struct OpKernel {

@@ -28,6 +28,7 @@ struct Slot {
 struct Step {
   const Node* node;
   const OpKernel* kernel;
+  std::vector<unsigned char> state;  // RunContext::state
 };
 
 // 64-byte aligned, zero-initialised memory that never moves.
@@ -283,7 +284,7 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       continue;
     }
     const int step = static_cast<int>(plan->steps.size());
-    plan->steps.push_back({&node, kernel});
+    plan->steps.push_back({&node, kernel, {}});
     plan->scratch_bytes = std::max(plan->scratch_bytes, ic.scratch_bytes);
     auto root = [&](int id) {
       while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias) id = slots[static_cast<size_t>(id)].alias_of;
@@ -419,8 +420,8 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs, c
   }
 
   void* scratch = plan.arena.base() + plan.scratch_offset;
-  for (const Step& step : plan.steps) {
-    RunContext rc{*step.node, {}, {}, scratch, impl_->options.backend};
+  for (Step& step : plan.steps) {
+    RunContext rc{*step.node, {}, {}, scratch, impl_->options.backend, &step.state};
     rc.in.reserve(step.node->inputs.size());
     for (int id : step.node->inputs) rc.in.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
     rc.out.reserve(step.node->outputs.size());

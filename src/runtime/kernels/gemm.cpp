@@ -58,8 +58,13 @@ Status RunGemm(RunContext& c) {
   const bool use_bias = bias && beta != 0.0f;
   if (a.dtype == DType::kFloat32) {
     FillBias<float>(use_bias ? bias : nullptr, y.as<float>(), m, n);
-    Sgemm(c.backend, ta, tb, m, n, k, alpha, a.as<float>(), a.shape[1], b.as<float>(), b.shape[1],
-          use_bias ? beta : 0.0f, y.as<float>(), n);
+    if (c.backend == Backend::kFast && !ta && tb && alpha == 1.0f && (!use_bias || beta == 1.0f) && m <= 4) {
+      // A fully connected layer on a few samples: dot products against the weight rows.
+      for (int64_t i = 0; i < m; ++i) DotRows(a.as<float>() + i * k, b.as<float>(), n, k, y.as<float>() + i * n);
+    } else {
+      Sgemm(c.backend, ta, tb, m, n, k, alpha, a.as<float>(), a.shape[1], b.as<float>(), b.shape[1],
+            use_bias ? beta : 0.0f, y.as<float>(), n);
+    }
     if (c.node.Int("edgeloop.fused_relu", 0))
       for (int64_t i = 0; i < m * n; ++i) y.as<float>()[i] = std::max(y.as<float>()[i], 0.0f);
   } else {

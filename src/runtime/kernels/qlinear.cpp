@@ -83,25 +83,85 @@ Status InferQConv(InferContext& c) {
 // bytes, kpad a multiple of 64 with zero weights beyond the window, so each output is one
 // uint8 x int8 dot product that compiles to VNNI (vpdpbusd) or pmaddubsw instructions. The
 // zero point is taken out afterwards: sum (x - zp) w = sum x w - zp sum w.
+// y = saturate(round((acc + offset) * mult) + zp); separate, with restrict pointers, so that
+// it vectorises (a uint8 store may otherwise alias the accumulators).
+template <typename Q>
+void Requantize(const int32_t* __restrict acc, Q* __restrict y, int64_t n, int32_t offset, float mult, float zp,
+                float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = std::nearbyint(static_cast<float>(acc[i] + offset) * mult) + zp;
+    v = v < lo ? lo : v;
+    v = v > hi ? hi : v;
+    y[i] = static_cast<Q>(static_cast<int32_t>(v));
+  }
+}
+
 inline int32_t DotU8S8(const uint8_t* __restrict a, const int8_t* __restrict b, int64_t n) {
   int32_t acc = 0;
   for (int64_t i = 0; i < n; ++i) acc += static_cast<int32_t>(a[i]) * static_cast<int32_t>(b[i]);
   return acc;
 }
 
+// Per output channel: the window's int8 weights zero-padded to a multiple of 4 (read as int32
+// groups by vpdpbusd), then every channel's weight sum. Kept with the plan (RunContext::state)
+// after the first run, since the weights are constants.
+const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometry& g, std::vector<unsigned char>& local) {
+  std::vector<unsigned char>& st = c.state ? *c.state : local;
+  if (!st.empty()) return st;
+  const int64_t kdim = g.cg * g.k_size, kq = (kdim + 3) / 4;
+  st.assign(static_cast<size_t>(g.m * kq * 4 + g.m * 4), 0);
+  auto* w = reinterpret_cast<int8_t*>(st.data());
+  auto* wsum = reinterpret_cast<int32_t*>(st.data() + g.m * kq * 4);
+  const int8_t* src = c.in[3]->as<int8_t>();
+  for (int64_t m = 0; m < g.m; ++m) {
+    for (int64_t i = 0; i < kdim; ++i) {
+      w[m * kq * 4 + i] = src[m * kdim + i];
+      wsum[m] += src[m * kdim + i];
+    }
+  }
+  return st;
+}
+
 Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t yzp, float xs, float ys,
                     const int32_t* bias) {
+  std::vector<unsigned char> local;
+  const auto& packed = PackedWeights(c, g, local);
+  const int64_t kq4 = (g.cg * g.k_size + 3) / 4 * 4;
+  const auto* wpacked = reinterpret_cast<const int8_t*>(packed.data());
+  const auto* wsums = reinterpret_cast<const int32_t*>(packed.data() + g.m * kq4);
+  if (g.out_size == 1) {
+    // A fully connected layer (1x1 over a 1x1 input): one uint8 x int8 dot product per output.
+    Tensor& y = *c.out[0];
+    auto* acc = reinterpret_cast<int32_t*>(c.scratch);
+    const int64_t kdim = g.cg;
+    for (int64_t b = 0; b < g.n; ++b) {
+      for (int64_t grp = 0; grp < g.group; ++grp) {
+        const uint8_t* xg = c.in[0]->as<uint8_t>() + (b * g.c + grp * g.cg);
+        for (int64_t mi = 0; mi < g.mg; ++mi) {
+          const int64_t m = grp * g.mg + mi;
+          acc[0] = DotU8S8(xg, wpacked + m * kq4, kdim);
+          const int32_t offset = (bias ? bias[m] : 0) - xzp * wsums[m];
+          const float mult = xs * ScaleAt(*c.in[4], m) / ys;
+          if (y.dtype == DType::kUint8)
+            Requantize(acc, y.as<uint8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp), 0.0f, 255.0f);
+          else
+            Requantize(acc, y.as<int8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp), -128.0f, 127.0f);
+        }
+      }
+    }
+    return Status::Ok();
+  }
   const Tensor& x = *c.in[0];
   Tensor& y = *c.out[0];
   const int64_t kdim = g.cg * g.k_size, kpad = (kdim + 63) / 64 * 64;
   const int64_t opad16 = (g.out_size + 15) / 16 * 16;
   auto* cols = static_cast<uint8_t*>(c.scratch);                       // window bytes
-  auto* wpad = reinterpret_cast<int8_t*>(cols + opad16 * kpad);          // [kpad]
+  [[maybe_unused]] auto* wpad = reinterpret_cast<int8_t*>(cols + opad16 * kpad);  // [kpad], portable path
   auto* acc = reinterpret_cast<int32_t*>(cols + opad16 * kpad + kpad);   // [opad16], 64-aligned
   const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
   const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
   const uint8_t pad = static_cast<uint8_t>(xzp);
-  const int8_t* w8 = c.in[3]->as<int8_t>();
+  [[maybe_unused]] const int8_t* w8 = c.in[3]->as<int8_t>();
   for (int64_t b = 0; b < g.n; ++b) {
     for (int64_t grp = 0; grp < g.group; ++grp) {
       const uint8_t* xg = x.as<uint8_t>() + (b * g.c + grp * g.cg) * g.in_size;
@@ -110,34 +170,51 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
       // load feeds 16 positions x 4 window bytes and a broadcast of 4 weights.
       const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
       std::fill(cols, cols + kq * opad * 4, pad);
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          const int64_t op = oy * ow + ox;
-          int64_t k = 0;
-          for (int64_t ci = 0; ci < g.cg; ++ci) {
-            const uint8_t* plane = xg + ci * g.in_size;
-            for (int64_t ky = 0; ky < kh; ++ky) {
-              const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
-              for (int64_t kx = 0; kx < kw; ++kx, ++k) {
-                const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
-                if (yy >= 0 && yy < ih && xx >= 0 && xx < iw)
-                  cols[((k >> 2) * opad + op) * 4 + (k & 3)] = plane[yy * iw + xx];
-              }
+      // One window element k at a time: for each output row, the in-bounds run of output
+      // columns [lo, hi) reads a strided run of one input row.
+      const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
+      const int64_t ph = g.w.pad_begin[0], pw = g.w.pad_begin[1];
+      for (int64_t ci = 0, k = 0; ci < g.cg; ++ci) {
+        const uint8_t* plane = xg + ci * g.in_size;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          for (int64_t kx = 0; kx < kw; ++kx, ++k) {
+            uint8_t* __restrict base = cols + (k >> 2) * opad * 4 + (k & 3);
+            const int64_t x0 = kx * dw - pw;  // input column of output column 0
+            const int64_t lo = std::clamp<int64_t>((-x0 + sw - 1) / sw, 0, ow);
+            const int64_t hi = std::clamp<int64_t>((iw - 1 - x0) / sw + 1, lo, ow);
+            for (int64_t oy = 0; oy < oh; ++oy) {
+              const int64_t yy = oy * sh - ph + ky * dh;
+              if (yy < 0 || yy >= ih) continue;
+              const uint8_t* __restrict src = plane + yy * iw + x0;
+              uint8_t* __restrict dst = base + oy * ow * 4;
+              for (int64_t ox = lo; ox < hi; ++ox) dst[ox * 4] = src[ox * sw];
             }
           }
         }
       }
       for (int64_t mi = 0; mi < g.mg; ++mi) {
         const int64_t m = grp * g.mg + mi;
-        int32_t wsum = 0;
-        std::fill(wpad, wpad + kq * 4, int8_t{0});
-        for (int64_t i = 0; i < kdim; ++i) {
-          wpad[i] = w8[m * kdim + i];
-          wsum += wpad[i];
-        }
+        const int32_t wsum = wsums[m];
         // Padded window bytes hold the zero point and meet zero weights: no contribution.
-        const int32_t* wq = reinterpret_cast<const int32_t*>(wpad);
-        for (int64_t op0 = 0; op0 < opad; op0 += 16) {
+        const int32_t* wq = reinterpret_cast<const int32_t*>(wpacked + m * kq4);
+        // Four blocks of 16 positions at a time: four independent accumulation chains.
+        int64_t op0 = 0;
+        for (; op0 + 64 <= opad; op0 += 64) {
+          __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+          for (int64_t q = 0; q < kq; ++q) {
+            const __m512i wv = _mm512_set1_epi32(wq[q]);
+            const uint8_t* p = cols + (q * opad + op0) * 4;
+            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(p), wv);
+            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(p + 64), wv);
+            a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(p + 128), wv);
+            a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(p + 192), wv);
+          }
+          _mm512_storeu_si512(acc + op0, a0);
+          _mm512_storeu_si512(acc + op0 + 16, a1);
+          _mm512_storeu_si512(acc + op0 + 32, a2);
+          _mm512_storeu_si512(acc + op0 + 48, a3);
+        }
+        for (; op0 < opad; op0 += 16) {
           __m512i a = _mm512_setzero_si512();
           for (int64_t q = 0; q < kq; ++q)
             a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(cols + (q * opad + op0) * 4), _mm512_set1_epi32(wq[q]));
@@ -175,24 +252,10 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
         const float mult = xs * ScaleAt(*c.in[4], m) / ys;
         const float zp = static_cast<float>(yzp);
         const int64_t ybase = (b * g.m + m) * g.out_size;
-        // Requantize: written with plain comparisons so the loop vectorises.
-        if (y.dtype == DType::kUint8) {
-          uint8_t* __restrict yo = y.as<uint8_t>() + ybase;
-          for (int64_t op = 0; op < g.out_size; ++op) {
-            float v = std::nearbyint(static_cast<float>(acc[op] + offset) * mult) + zp;
-            v = v < 0.0f ? 0.0f : v;
-            v = v > 255.0f ? 255.0f : v;
-            yo[op] = static_cast<uint8_t>(static_cast<int32_t>(v));
-          }
-        } else {
-          int8_t* __restrict yo = y.as<int8_t>() + ybase;
-          for (int64_t op = 0; op < g.out_size; ++op) {
-            float v = std::nearbyint(static_cast<float>(acc[op] + offset) * mult) + zp;
-            v = v < -128.0f ? -128.0f : v;
-            v = v > 127.0f ? 127.0f : v;
-            yo[op] = static_cast<int8_t>(static_cast<int32_t>(v));
-          }
-        }
+        if (y.dtype == DType::kUint8)
+          Requantize(acc, y.as<uint8_t>() + ybase, g.out_size, offset, mult, zp, 0.0f, 255.0f);
+        else
+          Requantize(acc, y.as<int8_t>() + ybase, g.out_size, offset, mult, zp, -128.0f, 127.0f);
       }
     }
   }
@@ -214,7 +277,7 @@ Status RunQConv(RunContext& c) {
 
   bool symmetric_int8 = w.dtype == DType::kInt8;
   for (int64_t m = 0; symmetric_int8 && m < g.m; ++m) symmetric_int8 = ZeroAt(c.in[5], m) == 0;
-  if (c.backend == Backend::kFast && r == 2 && symmetric_int8 && x.dtype == DType::kUint8 && g.out_size > 1)
+  if (c.backend == Backend::kFast && r == 2 && symmetric_int8 && x.dtype == DType::kUint8)
     return RunQConvU8S8(c, g, xzp, yzp, xs, ys, bias);
   if (c.backend == Backend::kFast && r == 2 && symmetric_int8) {
     // Scratch: the group's input shifted by its zero point as int16, then the windows
