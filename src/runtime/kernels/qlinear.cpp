@@ -72,7 +72,9 @@ Status InferQConv(InferContext& c) {
     const size_t s16 = static_cast<size_t>(g.cg * g.in_size + g.out_size * g.cg * g.k_size + 64) * sizeof(int16_t) +
                        static_cast<size_t>(std::max(g.out_size, g.mg)) * sizeof(int32_t);
     const size_t opad = static_cast<size_t>((g.out_size + 15) / 16 * 16);
-    const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64;
+    const int64_t hp = g.w.in.size() == 2 ? g.w.in[0] + g.w.pad_begin[0] + g.w.pad_end[0] : 0;
+    const int64_t wp = g.w.in.size() == 2 ? g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1] : 0;
+    const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64 + static_cast<size_t>(g.cg * hp * wp) + 64;
     c.scratch_bytes = std::max(s16, s8);
   }
   return Status::Ok();
@@ -169,28 +171,39 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
       // Layout for vpdpbusd: [k / 4][position][4], positions padded to 16, so one 64-byte
       // load feeds 16 positions x 4 window bytes and a broadcast of 4 weights.
       const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
-      std::fill(cols, cols + kq * opad * 4, pad);
-      // One window element k at a time: for each output row, the in-bounds run of output
-      // columns [lo, hi) reads a strided run of one input row.
+      // The group's input, padded with the zero point, so window reads need no bounds checks.
       const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
-      const int64_t ph = g.w.pad_begin[0], pw = g.w.pad_begin[1];
-      for (int64_t ci = 0, k = 0; ci < g.cg; ++ci) {
-        const uint8_t* plane = xg + ci * g.in_size;
-        for (int64_t ky = 0; ky < kh; ++ky) {
-          for (int64_t kx = 0; kx < kw; ++kx, ++k) {
-            uint8_t* __restrict base = cols + (k >> 2) * opad * 4 + (k & 3);
-            const int64_t x0 = kx * dw - pw;  // input column of output column 0
-            const int64_t lo = std::clamp<int64_t>((-x0 + sw - 1) / sw, 0, ow);
-            const int64_t hi = std::clamp<int64_t>((iw - 1 - x0) / sw + 1, lo, ow);
-            for (int64_t oy = 0; oy < oh; ++oy) {
-              const int64_t yy = oy * sh - ph + ky * dh;
-              if (yy < 0 || yy >= ih) continue;
-              const uint8_t* __restrict src = plane + yy * iw + x0;
-              uint8_t* __restrict dst = base + oy * ow * 4;
-              for (int64_t ox = lo; ox < hi; ++ox) dst[ox * 4] = src[ox * sw];
-            }
+      const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0], wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
+      uint8_t* padded = reinterpret_cast<uint8_t*>(acc + opad16) + 64;
+      std::fill(padded, padded + g.cg * hp * wp, pad);
+      for (int64_t ci = 0; ci < g.cg; ++ci)
+        for (int64_t yy = 0; yy < ih; ++yy) {
+          const uint8_t* src = xg + (ci * ih + yy) * iw;
+          uint8_t* dst = padded + (ci * hp + yy + g.w.pad_begin[0]) * wp + g.w.pad_begin[1];
+          for (int64_t xx = 0; xx < iw; ++xx) dst[xx] = src[xx];
+        }
+      // Four window elements at a time: each position's four bytes go out as one 32-bit store.
+      for (int64_t q = 0; q < kq; ++q) {
+        const uint8_t* base[4];
+        for (int64_t j = 0; j < 4; ++j) {
+          const int64_t k = std::min(q * 4 + j, kdim - 1);  // beyond the window: any byte (weight 0)
+          const int64_t ci = k / (kh * kw), ky = (k / kw) % kh, kx = k % kw;
+          base[j] = padded + (ci * hp + ky * dh) * wp + kx * dw;
+        }
+        uint32_t* __restrict out = reinterpret_cast<uint32_t*>(cols) + q * opad;
+        for (int64_t oy = 0; oy < oh; ++oy) {
+          const int64_t row = oy * sh * wp;
+          const uint8_t* __restrict s0 = base[0] + row;
+          const uint8_t* __restrict s1 = base[1] + row;
+          const uint8_t* __restrict s2 = base[2] + row;
+          const uint8_t* __restrict s3 = base[3] + row;
+          uint32_t* __restrict o = out + oy * ow;
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            const int64_t i = ox * sw;
+            o[ox] = uint32_t{s0[i]} | (uint32_t{s1[i]} << 8) | (uint32_t{s2[i]} << 16) | (uint32_t{s3[i]} << 24);
           }
         }
+        for (int64_t op = g.out_size; op < opad; ++op) out[op] = 0;
       }
       for (int64_t mi = 0; mi < g.mg; ++mi) {
         const int64_t m = grp * g.mg + mi;
