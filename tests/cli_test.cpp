@@ -1,6 +1,8 @@
 // The edgeloop CLI on bad input: a one-line error naming the file and the problem, a
 // non-zero exit code that says what kind of failure it was, and no partial output.
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <png.h>
 #include <sys/wait.h>
 
@@ -120,8 +122,27 @@ TEST_F(CliTest, UnknownFlagIsAUsageError) {
   EXPECT_EQ(o.exit_code, 2) << o.output;
 }
 
+TEST_F(CliTest, RuntimeCommandsRefuseMissingOrMalformedModelsInOneLine) {
+  auto o = RunCli("infer --model " + P("absent.onnx") + " --input fashion-mnist:test");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("absent.onnx"), std::string::npos) << o.output;
+  {
+    std::ofstream f(P("junk.onnx"), std::ios::binary);
+    f << "this is not an ONNX model \xff\xff\xff\x01";
+  }
+  o = RunCli("inspect " + P("junk.onnx"));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("junk.onnx"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("not a valid ONNX model"), std::string::npos) << o.output;
+  EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 1) << o.output;
+  o = RunCli("quantize --model " + P("junk.onnx") + " --calib " + P("missing.csv") + " --out " + P("q.onnx"));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("missing.csv"), std::string::npos) << o.output;
+  EXPECT_FALSE(fs::exists(P("q.onnx")));
+}
+
 TEST_F(CliTest, EveryCommandHasHelp) {
-  for (const char* c : {"train", "finetune", "eval", "export", "datasets"}) {
+  for (const char* c : {"train", "finetune", "eval", "export", "datasets", "infer", "inspect", "quantize"}) {
     auto o = RunCli(std::string(c) + " --help");
     EXPECT_EQ(o.exit_code, 0) << c;
     EXPECT_NE(o.output.find("Usage"), std::string::npos) << c << ": " << o.output;
