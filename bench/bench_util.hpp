@@ -25,7 +25,8 @@ double Percentile(std::vector<double> v, double p);
 // load_start to the first result, batch-1 latency p50/p99 over `runs` (after 50 warm-up
 // runs), batch-64 throughput over `batch_runs`, and peak RSS.
 template <typename Fn>
-nlohmann::json TimeEngine(std::chrono::steady_clock::time_point load_start, int runs, int batch_runs, Fn&& fn) {
+nlohmann::json TimeEngine(std::chrono::steady_clock::time_point load_start, int runs,
+                          int batch_runs, Fn&& fn) {
   using Clock = std::chrono::steady_clock;
   fn(1);
   double first_ms = std::chrono::duration<double, std::milli>(Clock::now() - load_start).count();

@@ -84,14 +84,16 @@ size_t LibrariesSize(const std::string& binary, const std::vector<std::string>& 
     if (arrow == std::string::npos) continue;
     std::string path = line.substr(arrow + 3, line.find(" (") - arrow - 3);
     for (const auto& k : keys)
-      if (path.find(k) != std::string::npos && fs::exists(path)) total += fs::file_size(fs::canonical(path));
+      if (path.find(k) != std::string::npos && fs::exists(path))
+        total += fs::file_size(fs::canonical(path));
   }
   return total;
 }
 
 size_t StrippedSize(const std::string& binary) {
   std::string tmp = (fs::temp_directory_path() / "edgeloop_stripped").string();
-  if (std::system(("strip -o '" + tmp + "' '" + binary + "'").c_str()) != 0) return fs::file_size(binary);
+  if (std::system(("strip -o '" + tmp + "' '" + binary + "'").c_str()) != 0)
+    return fs::file_size(binary);
   size_t n = fs::file_size(tmp);
   fs::remove(tmp);
   return n;
@@ -107,7 +109,8 @@ int main(int argc, char** argv) {
   app.add_option("--model", models, "model directories (edgeloop train/finetune output)");
   app.add_option("--runs", runs, "batch-1 runs per engine")->capture_default_str();
   app.add_option("--batch-runs", batch_runs, "batch-64 runs per engine")->capture_default_str();
-  app.add_option("--source-dir", src, "edgeloop source tree (for tools/ort)")->capture_default_str();
+  app.add_option("--source-dir", src, "edgeloop source tree (for tools/ort)")
+      ->capture_default_str();
   app.add_option("--out", out)->capture_default_str();
   app.add_option("--worker", worker)->group("");
   app.add_option("--file", file)->group("");
@@ -138,15 +141,21 @@ int main(int argc, char** argv) {
   }
 
   // What a device ships besides the model: the engine's own code.
-  const size_t edgeloop_engine = StrippedSize(self + "_min") + LibrariesSize(self + "_min", {"protobuf"});
+  const size_t edgeloop_engine =
+      StrippedSize(self + "_min") + LibrariesSize(self + "_min", {"protobuf"});
   size_t ort_engine = 0;
-  for (const auto& e : fs::recursive_directory_iterator(ort_dir / "node_modules" / "onnxruntime-node" / "bin"))
-    if (e.path().string().find("linux/x64") != std::string::npos && e.is_regular_file()) ort_engine += e.file_size();
-  const size_t torch_engine = LibrariesSize(self, {"libtorch", "libc10", "libgomp", "libopenblas", "libsleef",
-                                                   "libdnnl", "libprotobuf", "libgloo", "libtensorpipe"});
+  for (const auto& e :
+       fs::recursive_directory_iterator(ort_dir / "node_modules" / "onnxruntime-node" / "bin"))
+    if (e.path().string().find("linux/x64") != std::string::npos && e.is_regular_file())
+      ort_engine += e.file_size();
+  const size_t torch_engine =
+      LibrariesSize(self, {"libtorch", "libc10", "libgomp", "libopenblas", "libsleef", "libdnnl",
+                           "libprotobuf", "libgloo", "libtensorpipe"});
 
   nlohmann::json results = nlohmann::json::array();
-  std::printf("\n| model | engine | batch-1 p50 | p99 | batch-64 samples/s | load→first result | peak RSS | ships (engine + model) |\n");
+  std::printf(
+      "\n| model | engine | batch-1 p50 | p99 | batch-64 samples/s | load→first result | peak RSS "
+      "| ships (engine + model) |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   for (const auto& dir : models) {
     auto loaded = ml::LoadModel(dir);
@@ -163,7 +172,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", q.error().message.c_str());
       return 1;
     }
-    const std::string name = fs::path(dir).filename().string() + " (" + std::to_string(ml::ParameterCount(loaded->model)) + " params)";
+    const std::string name = fs::path(dir).filename().string() + " (" +
+                             std::to_string(ml::ParameterCount(loaded->model)) + " params)";
     const std::string r = std::to_string(runs), br = std::to_string(batch_runs);
     struct Engine {
       std::string label, cmd;
@@ -174,11 +184,15 @@ int main(int argc, char** argv) {
          edgeloop_engine + fs::file_size(fp32)},
         {"edgeloop int8", "'" + self + "_min' '" + int8 + "' " + r + " " + br,
          edgeloop_engine + fs::file_size(int8)},
-        {"onnxruntime fp32", "node '" + (ort_dir / "bench.js").string() + "' '" + fp32 + "' 1,1,28,28 " + r + " " + br,
+        {"onnxruntime fp32",
+         "node '" + (ort_dir / "bench.js").string() + "' '" + fp32 + "' 1,1,28,28 " + r + " " + br,
          ort_engine + fs::file_size(fp32)},
-        {"onnxruntime int8", "node '" + (ort_dir / "bench.js").string() + "' '" + int8 + "' 1,1,28,28 " + r + " " + br,
+        {"onnxruntime int8",
+         "node '" + (ort_dir / "bench.js").string() + "' '" + int8 + "' 1,1,28,28 " + r + " " + br,
          ort_engine + fs::file_size(int8)},
-        {"libtorch fp32", "'" + self + "' --worker libtorch --file '" + dir + "' --runs " + r + " --batch-runs " + br,
+        {"libtorch fp32",
+         "'" + self + "' --worker libtorch --file '" + dir + "' --runs " + r + " --batch-runs " +
+             br,
          torch_engine + fs::file_size(fs::path(dir) / "weights.pt")},
     };
     double ort_p50 = 0;
@@ -190,23 +204,28 @@ int main(int argc, char** argv) {
       m["ships_bytes"] = e.ships;
       if (e.label == "onnxruntime fp32") ort_p50 = m["p50_us"].get<double>();
       results.push_back(m);
-      std::printf("| %s | %s | %.1f µs | %.1f µs | %.0f | %.1f ms | %.1f MiB | %.1f MiB |\n", name.c_str(),
-                  e.label.c_str(), m["p50_us"].get<double>(), m["p99_us"].get<double>(),
-                  m["batch64_per_s"].get<double>(), m["first_result_ms"].get<double>(),
-                  m["peak_rss_bytes"].get<double>() / 1048576.0, static_cast<double>(e.ships) / 1048576.0);
+      std::printf("| %s | %s | %.1f µs | %.1f µs | %.0f | %.1f ms | %.1f MiB | %.1f MiB |\n",
+                  name.c_str(), e.label.c_str(), m["p50_us"].get<double>(),
+                  m["p99_us"].get<double>(), m["batch64_per_s"].get<double>(),
+                  m["first_result_ms"].get<double>(), m["peak_rss_bytes"].get<double>() / 1048576.0,
+                  static_cast<double>(e.ships) / 1048576.0);
       std::fflush(stdout);
     }
     for (auto& m : results)
-      if (m["model"] == name && ort_p50 > 0) m["p50_vs_onnxruntime_fp32"] = m["p50_us"].get<double>() / ort_p50;
-    std::printf("| %s | int8 model file | %zu → %zu bytes (%.2f× smaller) | | | | | |\n", name.c_str(), q->fp32_bytes,
-                q->int8_bytes, static_cast<double>(q->fp32_bytes) / static_cast<double>(q->int8_bytes));
+      if (m["model"] == name && ort_p50 > 0)
+        m["p50_vs_onnxruntime_fp32"] = m["p50_us"].get<double>() / ort_p50;
+    std::printf("| %s | int8 model file | %zu → %zu bytes (%.2f× smaller) | | | | | |\n",
+                name.c_str(), q->fp32_bytes, q->int8_bytes,
+                static_cast<double>(q->fp32_bytes) / static_cast<double>(q->int8_bytes));
     fs::remove_all(tmp);
   }
   std::printf("\nRatios of batch-1 p50 to ONNX Runtime fp32 (lower is faster):\n");
   for (const auto& m : results)
     if (m.contains("p50_vs_onnxruntime_fp32"))
-      std::printf("  %-28s %-18s %.2f\n", m["model"].get<std::string>().c_str(), m["engine"].get<std::string>().c_str(),
+      std::printf("  %-28s %-18s %.2f\n", m["model"].get<std::string>().c_str(),
+                  m["engine"].get<std::string>().c_str(),
                   m["p50_vs_onnxruntime_fp32"].get<double>());
-  bench::WriteJson(out, {{"benchmark", "runtime"}, {"machine", bench::MachineInfo()}, {"results", results}});
+  bench::WriteJson(
+      out, {{"benchmark", "runtime"}, {"machine", bench::MachineInfo()}, {"results", results}});
   return 0;
 }

@@ -25,10 +25,12 @@ int main(int argc, char** argv) {
   }
   if (argc == 4) {
     auto x1 = edgeloop::bench::Pattern(784), x64 = edgeloop::bench::Pattern(64 * 784);
-    auto r = edgeloop::bench::TimeEngine(t0, std::atoi(argv[2]), std::atoi(argv[3]), [&](int64_t b) {
-      auto out = m->Run({Tensor{DType::kFloat32, {b, 1, 28, 28}, b == 1 ? x1.data() : x64.data()}});
-      if (!out.ok()) std::abort();
-    });
+    auto r =
+        edgeloop::bench::TimeEngine(t0, std::atoi(argv[2]), std::atoi(argv[3]), [&](int64_t b) {
+          auto out =
+              m->Run({Tensor{DType::kFloat32, {b, 1, 28, 28}, b == 1 ? x1.data() : x64.data()}});
+          if (!out.ok()) std::abort();
+        });
     std::printf("%s\n", r.dump().c_str());
     return 0;
   }

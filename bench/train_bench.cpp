@@ -69,7 +69,8 @@ int main(int argc, char** argv) {
   lm.info.training = report->ToJson();
   auto metrics = ml::EvaluateMetrics(lm, *test);
   if (!metrics.ok()) return 1;
-  lm.info.metrics = {{"val_accuracy", report->best_val_accuracy}, {"test_accuracy", metrics->accuracy}};
+  lm.info.metrics = {{"val_accuracy", report->best_val_accuracy},
+                     {"test_accuracy", metrics->accuracy}};
   if (!model_out.empty()) {
     auto st = ml::SaveModel(model_out, lm.info, lm.model);
     if (!st.ok()) {
@@ -78,13 +79,16 @@ int main(int argc, char** argv) {
     }
   }
 
-  std::printf("\n| model | params | epochs run (best) | wall time | samples/s | val acc | test acc | test macro F1 |\n");
+  std::printf(
+      "\n| model | params | epochs run (best) | wall time | samples/s | val acc | test acc | test "
+      "macro F1 |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
-  std::printf("| cnn %lldx%lld fc%lld | %lld | %zu (%d) | %.1f s | %.0f | %.4f | %.4f | %.4f |\n",
-              static_cast<long long>(widths[0]), static_cast<long long>(widths.size() > 1 ? widths[1] : 0),
-              static_cast<long long>(embed), static_cast<long long>(ml::ParameterCount(model)),
-              report->epochs.size(), report->best_epoch, report->wall_seconds, report->samples_per_s,
-              report->best_val_accuracy, metrics->accuracy, metrics->macro_f1);
+  std::printf(
+      "| cnn %lldx%lld fc%lld | %lld | %zu (%d) | %.1f s | %.0f | %.4f | %.4f | %.4f |\n",
+      static_cast<long long>(widths[0]), static_cast<long long>(widths.size() > 1 ? widths[1] : 0),
+      static_cast<long long>(embed), static_cast<long long>(ml::ParameterCount(model)),
+      report->epochs.size(), report->best_epoch, report->wall_seconds, report->samples_per_s,
+      report->best_val_accuracy, metrics->accuracy, metrics->macro_f1);
   bench::WriteJson(out, {{"benchmark", "train"},
                          {"machine", bench::MachineInfo()},
                          {"threads", opt.threads},

@@ -102,8 +102,11 @@ int main(int argc, char** argv) {
         ep = r->report.epochs.size();
       }
       rows.push_back({n, method, acc, secs, ep});
-      jrows.push_back({{"samples_per_class", n}, {"method", method}, {"accuracy", acc},
-                       {"wall_seconds", secs}, {"epochs", ep}});
+      jrows.push_back({{"samples_per_class", n},
+                       {"method", method},
+                       {"accuracy", acc},
+                       {"wall_seconds", secs},
+                       {"epochs", ep}});
       std::fprintf(stderr, "  %3d/class %-8s accuracy %.4f in %.1fs (%zu epochs)\n", n,
                    method.c_str(), acc, secs, ep);
     }
@@ -116,7 +119,8 @@ int main(int argc, char** argv) {
   std::printf("| labelled/class | head | last-%d | full | scratch |\n|---|---|---|---|---|\n", k);
   for (size_t i = 0; i < rows.size(); i += 4) {
     std::printf("| %d |", rows[i].n);
-    for (size_t j = i; j < i + 4; ++j) std::printf(" %.4f (%.1fs) |", rows[j].accuracy, rows[j].seconds);
+    for (size_t j = i; j < i + 4; ++j)
+      std::printf(" %.4f (%.1fs) |", rows[j].accuracy, rows[j].seconds);
     std::printf("\n");
   }
   bench::WriteJson(out, {{"benchmark", "transfer"},

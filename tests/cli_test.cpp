@@ -2,9 +2,9 @@
 // non-zero exit code that says what kind of failure it was, and no partial output.
 #include <gtest/gtest.h>
 
-#include <algorithm>
 #include <png.h>
 #include <sys/wait.h>
+#include <algorithm>
 
 #include <array>
 #include <cstdio>
@@ -40,8 +40,9 @@ Outcome RunCli(const std::string& args) {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("edgeloop_cli_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("edgeloop_cli_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -75,7 +76,8 @@ TEST_F(CliTest, EmptyCsvIsRefused) {
 }
 
 TEST_F(CliTest, MissingParentModelIsABadInputError) {
-  auto o = RunCli("finetune --parent " + P("nomodel") + " --data fashion-mnist:test --out " + P("m"));
+  auto o =
+      RunCli("finetune --parent " + P("nomodel") + " --data fashion-mnist:test --out " + P("m"));
   EXPECT_EQ(o.exit_code, 3) << o.output;
   EXPECT_NE(o.output.find("nomodel"), std::string::npos) << o.output;
   EXPECT_FALSE(fs::exists(P("m")));
@@ -85,11 +87,13 @@ TEST_F(CliTest, ParentWhoseInputShapeDoesNotFitIsRefusedInOneLine) {
   // A tiny tabular model, then fine-tune it on images.
   std::ofstream csv(P("t.csv"));
   csv << "f1,f2,label\n";
-  for (int i = 0; i < 60; ++i) csv << i % 7 << "," << (i * 3) % 5 << "," << (i % 2 ? "a" : "b") << "\n";
+  for (int i = 0; i < 60; ++i)
+    csv << i % 7 << "," << (i * 3) % 5 << "," << (i % 2 ? "a" : "b") << "\n";
   csv.close();
   auto t = RunCli("train --data " + P("t.csv") + " --out " + P("tab") + " --epochs 1");
   ASSERT_EQ(t.exit_code, 0) << t.output;
-  auto o = RunCli("finetune --parent " + P("tab") + " --data fashion-mnist:test --max-samples 50 --out " + P("m"));
+  auto o = RunCli("finetune --parent " + P("tab") +
+                  " --data fashion-mnist:test --max-samples 50 --out " + P("m"));
   EXPECT_EQ(o.exit_code, 3) << o.output;
   EXPECT_NE(o.output.find("error"), std::string::npos);
   EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 2) << o.output;  // status + error
@@ -135,14 +139,16 @@ TEST_F(CliTest, RuntimeCommandsRefuseMissingOrMalformedModelsInOneLine) {
   EXPECT_NE(o.output.find("junk.onnx"), std::string::npos) << o.output;
   EXPECT_NE(o.output.find("not a valid ONNX model"), std::string::npos) << o.output;
   EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 1) << o.output;
-  o = RunCli("quantize --model " + P("junk.onnx") + " --calib " + P("missing.csv") + " --out " + P("q.onnx"));
+  o = RunCli("quantize --model " + P("junk.onnx") + " --calib " + P("missing.csv") + " --out " +
+             P("q.onnx"));
   EXPECT_EQ(o.exit_code, 3) << o.output;
   EXPECT_NE(o.output.find("missing.csv"), std::string::npos) << o.output;
   EXPECT_FALSE(fs::exists(P("q.onnx")));
 }
 
 TEST_F(CliTest, EveryCommandHasHelp) {
-  for (const char* c : {"train", "finetune", "eval", "export", "datasets", "infer", "inspect", "quantize"}) {
+  for (const char* c :
+       {"train", "finetune", "eval", "export", "datasets", "infer", "inspect", "quantize"}) {
     auto o = RunCli(std::string(c) + " --help");
     EXPECT_EQ(o.exit_code, 0) << c;
     EXPECT_NE(o.output.find("Usage"), std::string::npos) << c << ": " << o.output;

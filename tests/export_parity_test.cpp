@@ -72,12 +72,15 @@ TEST(ExportParity, OnnxRuntimeMatchesLibtorchWithin1e4On100TestImages) {
     mo.backend = backend;
     auto rt = runtime::Model::Load((dir / "m.onnx").string(), mo);
     ASSERT_TRUE(rt.ok()) << rt.error().message;
-    auto out = rt->Run({runtime::Tensor{runtime::DType::kFloat32, {100, 1, 28, 28}, images.x.data()}});
+    auto out =
+        rt->Run({runtime::Tensor{runtime::DType::kFloat32, {100, 1, 28, 28}, images.x.data()}});
     ASSERT_TRUE(out.ok()) << out.error().message;
     ASSERT_EQ(out->size(), 2u);
     for (size_t o = 0; o < 2; ++o) {
       ASSERT_EQ((*out)[o].shape, (runtime::Shape{100, 10}));
-      auto got = torch::from_blob(const_cast<float*>((*out)[o].as<float>()), {100, 10}, torch::kFloat32).clone();
+      auto got =
+          torch::from_blob(const_cast<float*>((*out)[o].as<float>()), {100, 10}, torch::kFloat32)
+              .clone();
       auto want = o == 0 ? expected : torch::softmax(expected, 1);
       double max_diff = (got - want).abs().max().item<double>();
       EXPECT_LT(max_diff, 1e-4) << (o == 0 ? "logits" : "probabilities");

@@ -12,13 +12,15 @@ void RegisterExport(CLI::App& root) {
     std::string model, out;
   };
   auto a = std::make_shared<Args>();
-  auto* sub = root.add_subcommand("export", "Export a trained model as ONNX (opset 13, checked, with metadata)");
+  auto* sub = root.add_subcommand(
+      "export", "Export a trained model as ONNX (opset 13, checked, with metadata)");
   sub->add_option("--model", a->model, "model directory")->required();
   sub->add_option("--out", a->out, "ONNX file to write")->required();
   SetAction(sub, [a] {
     auto m = ml::LoadModel(a->model);
     if (!m.ok()) return ReportError("export", m.error());
-    if (auto st = ml::ExportOnnxFile(*m, a->out); !st.ok()) return ReportError("export", st.error());
+    if (auto st = ml::ExportOnnxFile(*m, a->out); !st.ok())
+      return ReportError("export", st.error());
     std::printf("wrote %s (%ju bytes, opset %d, model hash %s)\n", a->out.c_str(),
                 static_cast<uintmax_t>(std::filesystem::file_size(a->out)), ml::kOnnxOpset,
                 m->info.ModelHash().substr(0, 12).c_str());

@@ -69,25 +69,34 @@ void RegisterFinetune(CLI::App& root) {
   a->ft.train.patience = 4;
   a->ft.train.batch_size = 64;
   a->ft.train.min_epoch_samples = 2048;
-  auto* sub = root.add_subcommand("finetune", "Fine-tune a parent model on new data (transfer learning)");
+  auto* sub =
+      root.add_subcommand("finetune", "Fine-tune a parent model on new data (transfer learning)");
   sub->add_option("--parent", a->parent, "parent model directory")->required();
   a->data.AddTo(sub, "", true);
   sub->add_option("--out", a->out, "model directory to write")->required();
-  sub->add_option("--strategy", a->strategy,
-                  "head: backbone frozen; last-k: last k blocks + head; full: all, backbone at a lower lr")
+  sub->add_option(
+         "--strategy", a->strategy,
+         "head: backbone frozen; last-k: last k blocks + head; full: all, backbone at a lower lr")
       ->capture_default_str()
       ->check(CLI::IsMember({"head", "last-k", "full"}));
   sub->add_option("--k", a->ft.k, "blocks to unfreeze for last-k")->capture_default_str();
-  sub->add_option("--backbone-lr-scale", a->ft.backbone_lr_scale, "full: backbone lr = lr * scale")->capture_default_str();
+  sub->add_option("--backbone-lr-scale", a->ft.backbone_lr_scale, "full: backbone lr = lr * scale")
+      ->capture_default_str();
   sub->add_option("--version", a->version, "version of the new model (default: parent's + 1)");
-  sub->add_option("--epochs", a->ft.train.epochs)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--batch-size", a->ft.train.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--epochs", a->ft.train.epochs)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--batch-size", a->ft.train.batch_size)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   sub->add_option("--lr", a->ft.train.lr)->capture_default_str();
   sub->add_option("--patience", a->ft.train.patience)->capture_default_str();
   sub->add_option("--min-epoch-samples", a->ft.train.min_epoch_samples,
                   "an epoch covers at least this many samples (small sets are repeated)")
       ->capture_default_str();
-  sub->add_option("--val-fraction", a->val_fraction)->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--val-fraction", a->val_fraction)
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
   sub->add_option("--seed", a->ft.train.seed)->capture_default_str();
   sub->add_option("--threads", a->ft.train.threads, "0 = all cores")->capture_default_str();
   sub->add_option("--checkpoint-dir", a->ft.train.checkpoint_dir);

@@ -27,11 +27,13 @@ int Run(const InferArgs& a) {
   auto t0 = std::chrono::steady_clock::now();
   auto model = runtime::Model::Load(a.model, mo);
   if (!model.ok()) return ReportError("infer", model.error());
-  double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double load_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   auto data = data::LoadDataset(a.input);
   if (!data.ok()) return ReportError("infer", data.error());
   if (model->inputs().size() != 1 || model->inputs()[0].dtype != runtime::DType::kFloat32)
-    return ReportError("infer", Error(Errc::kUnsupported, a.model + ": infer needs a model with one float32 input"));
+    return ReportError("infer", Error(Errc::kUnsupported,
+                                      a.model + ": infer needs a model with one float32 input"));
   // A sample shape the model does not take is reported by Run, naming both shapes.
   std::vector<int64_t> sample(data->sample_shape);
   size_t n = a.limit ? std::min(a.limit, data->size()) : data->size();
@@ -47,12 +49,15 @@ int Run(const InferArgs& a) {
     runtime::Tensor in{runtime::DType::kFloat32, shape, const_cast<float*>(data->sample(i))};
     auto s = std::chrono::steady_clock::now();
     auto out = model->Run({in});
-    lat_us.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count());
+    lat_us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - s).count());
     if (!out.ok()) return ReportError("infer", out.error());
     // The last output holds the class scores (probabilities when the model exports them).
     const auto& scores = out->back();
-    if (scores.dtype != runtime::DType::kFloat32 || scores.shape.size() != 2 || scores.shape[0] != b)
-      return ReportError("infer", Error(Errc::kUnsupported, "the model's last output is not [batch, classes] float32"));
+    if (scores.dtype != runtime::DType::kFloat32 || scores.shape.size() != 2 ||
+        scores.shape[0] != b)
+      return ReportError("infer", Error(Errc::kUnsupported,
+                                        "the model's last output is not [batch, classes] float32"));
     const int64_t k = scores.shape[1];
     for (int64_t j = 0; j < b; ++j) {
       const float* row = scores.as<float>() + j * k;
@@ -70,10 +75,15 @@ int Run(const InferArgs& a) {
   std::vector<double> sorted = lat_us;
   std::sort(sorted.begin(), sorted.end());
   auto pct = [&](double p) {
-    return sorted.empty() ? 0.0 : sorted[std::min(sorted.size() - 1, static_cast<size_t>(p * static_cast<double>(sorted.size())))];
+    return sorted.empty()
+               ? 0.0
+               : sorted[std::min(sorted.size() - 1,
+                                 static_cast<size_t>(p * static_cast<double>(sorted.size())))];
   };
   auto name = [&](int32_t c) {
-    return static_cast<size_t>(c) < data->class_names.size() ? data->class_names[static_cast<size_t>(c)] : std::to_string(c);
+    return static_cast<size_t>(c) < data->class_names.size()
+               ? data->class_names[static_cast<size_t>(c)]
+               : std::to_string(c);
   };
   if (a.json) {
     nlohmann::json j = {{"model", a.model},
@@ -86,7 +96,8 @@ int Run(const InferArgs& a) {
                         {"throughput_per_s", static_cast<double>(n) / std::max(wall, 1e-9)}};
     if (labelled) j["accuracy"] = static_cast<double>(correct) / static_cast<double>(labelled);
     nlohmann::json preds = nlohmann::json::array();
-    for (size_t i = 0; i < n; ++i) preds.push_back({{"index", i}, {"class", name(pred[i])}, {"confidence", conf[i]}});
+    for (size_t i = 0; i < n; ++i)
+      preds.push_back({{"index", i}, {"class", name(pred[i])}, {"confidence", conf[i]}});
     j["predictions"] = preds;
     std::printf("%s\n", j.dump(2).c_str());
     return kExitOk;
@@ -95,10 +106,13 @@ int Run(const InferArgs& a) {
     std::printf("%6zu  %-14s %.4f%s\n", i, name(pred[i]).c_str(), conf[i],
                 data->y[i] >= 0 ? ("  (label " + name(data->y[i]) + ")").c_str() : "");
   if (n > a.show) std::printf("   ... %zu more (--show N, or --json for all)\n", n - a.show);
-  std::printf("%zu samples, batch %lld, %s backend: load %.1f ms, latency p50 %.1f us p99 %.1f us, %.0f samples/s",
-              n, static_cast<long long>(a.batch), a.backend.c_str(), load_ms, pct(0.5), pct(0.99),
-              static_cast<double>(n) / std::max(wall, 1e-9));
-  if (labelled) std::printf(", accuracy %.4f", static_cast<double>(correct) / static_cast<double>(labelled));
+  std::printf(
+      "%zu samples, batch %lld, %s backend: load %.1f ms, latency p50 %.1f us p99 %.1f us, %.0f "
+      "samples/s",
+      n, static_cast<long long>(a.batch), a.backend.c_str(), load_ms, pct(0.5), pct(0.99),
+      static_cast<double>(n) / std::max(wall, 1e-9));
+  if (labelled)
+    std::printf(", accuracy %.4f", static_cast<double>(correct) / static_cast<double>(labelled));
   std::printf("\n");
   return kExitOk;
 }
@@ -107,12 +121,15 @@ int Run(const InferArgs& a) {
 
 void RegisterInfer(CLI::App& root) {
   auto a = std::make_shared<InferArgs>();
-  auto* sub = root.add_subcommand("infer", "Run an ONNX model with the edge runtime over a dataset or file");
+  auto* sub = root.add_subcommand("infer",
+                                  "Run an ONNX model with the edge runtime over a dataset or file");
   sub->add_option("--model", a->model, "ONNX model file")->required();
   sub->add_option("--input", a->input,
                   "fashion-mnist[:train|:test], idx:IMAGES,LABELS, FILE.csv or an image folder")
       ->required();
-  sub->add_option("--batch", a->batch, "samples per run")->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{4096}));
+  sub->add_option("--batch", a->batch, "samples per run")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option("--limit", a->limit, "only the first N samples (0 = all)")->capture_default_str();
   sub->add_option("--show", a->show, "predictions to print")->capture_default_str();
   sub->add_option("--backend", a->backend, "fast (Eigen) or reference")

@@ -27,8 +27,9 @@ Result<double> Accuracy(const std::string& path, const data::Dataset& d) {
     int64_t b = static_cast<int64_t>(std::min<size_t>(batch, d.size() - i));
     runtime::Shape shape{b};
     shape.insert(shape.end(), d.sample_shape.begin(), d.sample_shape.end());
-    EDGELOOP_ASSIGN_OR_RETURN(auto out, m.Run({runtime::Tensor{runtime::DType::kFloat32, shape,
-                                                              const_cast<float*>(d.sample(i))}}));
+    EDGELOOP_ASSIGN_OR_RETURN(
+        auto out,
+        m.Run({runtime::Tensor{runtime::DType::kFloat32, shape, const_cast<float*>(d.sample(i))}}));
     const auto& s = out.back();
     const int64_t k = s.shape[1];
     for (int64_t j = 0; j < b; ++j) {
@@ -43,7 +44,8 @@ int Run(const QuantizeArgs& a) {
   auto calib = data::LoadDataset(a.calib);
   if (!calib.ok()) return ReportError("quantize", calib.error());
   const size_t classes = std::max<size_t>(1, calib->class_names.size());
-  auto subset = data::SamplePerClass(*calib, static_cast<int>((static_cast<size_t>(a.samples) + classes - 1) / classes), a.seed);
+  auto subset = data::SamplePerClass(
+      *calib, static_cast<int>((static_cast<size_t>(a.samples) + classes - 1) / classes), a.seed);
   std::vector<runtime::OwnedTensor> batches;
   const size_t numel = subset.sample_numel();
   for (size_t i = 0; i < subset.size(); i += 100) {
@@ -58,10 +60,13 @@ int Run(const QuantizeArgs& a) {
   }
   auto report = runtime::QuantizeModel(a.model, batches, a.out);
   if (!report.ok()) return ReportError("quantize", report.error());
-  std::printf("wrote %s: %zu layers in int8, calibrated on %zu samples of %s; %zu -> %zu bytes (%.2fx smaller)\n",
-              a.out.c_str(), report->quantized_layers, report->calibration_samples, a.calib.c_str(),
-              report->fp32_bytes, report->int8_bytes,
-              static_cast<double>(report->fp32_bytes) / static_cast<double>(std::max<size_t>(1, report->int8_bytes)));
+  std::printf(
+      "wrote %s: %zu layers in int8, calibrated on %zu samples of %s; %zu -> %zu bytes (%.2fx "
+      "smaller)\n",
+      a.out.c_str(), report->quantized_layers, report->calibration_samples, a.calib.c_str(),
+      report->fp32_bytes, report->int8_bytes,
+      static_cast<double>(report->fp32_bytes) /
+          static_cast<double>(std::max<size_t>(1, report->int8_bytes)));
   if (!report->float_ops.empty()) {
     std::printf("ops left in fp32:");
     for (const auto& op : report->float_ops) std::printf(" %s", op.c_str());
@@ -74,8 +79,8 @@ int Run(const QuantizeArgs& a) {
     auto int8 = Accuracy(a.out, *eval);
     if (!fp32.ok()) return ReportError("quantize", fp32.error());
     if (!int8.ok()) return ReportError("quantize", int8.error());
-    std::printf("accuracy on %s (%zu samples): fp32 %.4f, int8 %.4f (%+.2f points)\n", a.eval.c_str(),
-                eval->size(), *fp32, *int8, (*int8 - *fp32) * 100);
+    std::printf("accuracy on %s (%zu samples): fp32 %.4f, int8 %.4f (%+.2f points)\n",
+                a.eval.c_str(), eval->size(), *fp32, *int8, (*int8 - *fp32) * 100);
   }
   return kExitOk;
 }
@@ -84,11 +89,14 @@ int Run(const QuantizeArgs& a) {
 
 void RegisterQuantize(CLI::App& root) {
   auto a = std::make_shared<QuantizeArgs>();
-  auto* sub = root.add_subcommand("quantize", "Quantize an fp32 ONNX model to int8, calibrated on a dataset");
+  auto* sub = root.add_subcommand("quantize",
+                                  "Quantize an fp32 ONNX model to int8, calibrated on a dataset");
   sub->add_option("--model", a->model, "fp32 ONNX model")->required();
   sub->add_option("--calib", a->calib, "calibration data (any dataset spec)")->required();
   sub->add_option("--out", a->out, "int8 ONNX model to write")->required();
-  sub->add_option("--samples", a->samples, "calibration samples (stratified)")->capture_default_str()->check(CLI::Range(1, 100000));
+  sub->add_option("--samples", a->samples, "calibration samples (stratified)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   sub->add_option("--seed", a->seed)->capture_default_str();
   sub->add_option("--eval", a->eval, "also compare fp32 and int8 accuracy on this dataset");
   SetAction(sub, [a] { return Run(*a); });

@@ -61,8 +61,10 @@ int Run(TrainArgs& a) {
   spec.arch = a.arch.empty() ? (d.is_image() ? "cnn" : "mlp") : a.arch;
   spec.input_shape = d.sample_shape;
   spec.num_classes = static_cast<int64_t>(d.class_names.size());
-  if (!a.widths.empty()) spec.widths = a.widths;
-  else if (spec.arch == "mlp") spec.widths = {128, 64};
+  if (!a.widths.empty())
+    spec.widths = a.widths;
+  else if (spec.arch == "mlp")
+    spec.widths = {128, 64};
   spec.embed = a.embed;
   spec.dropout = a.dropout;
   Normalization(split.train, spec);
@@ -93,9 +95,11 @@ int Run(TrainArgs& a) {
   info.lineage.created_at = ml::NowIso8601();
   info.metrics = {{"val_accuracy", report->best_val_accuracy}};
   info.training = report->ToJson();
-  if (auto st = ml::SaveModel(a.out, info, model); !st.ok()) return ReportError("train", st.error());
+  if (auto st = ml::SaveModel(a.out, info, model); !st.ok())
+    return ReportError("train", st.error());
   if (a.json) {
-    std::printf("%s\n", nlohmann::json({{"model", a.out}, {"training", report->ToJson()}}).dump(2).c_str());
+    std::printf("%s\n",
+                nlohmann::json({{"model", a.out}, {"training", report->ToJson()}}).dump(2).c_str());
   } else {
     std::printf("saved %s: best epoch %d of %zu, val accuracy %.4f, %.1fs, %.0f samples/s\n",
                 a.out.c_str(), report->best_epoch, report->epochs.size(), report->best_val_accuracy,
@@ -108,27 +112,36 @@ int Run(TrainArgs& a) {
 
 void RegisterTrain(CLI::App& root) {
   auto a = std::make_shared<TrainArgs>();
-  auto* sub = root.add_subcommand("train", "Train a model from scratch (cnn for images, mlp for features)");
+  auto* sub =
+      root.add_subcommand("train", "Train a model from scratch (cnn for images, mlp for features)");
   a->data.AddTo(sub, "fashion-mnist:train");
   sub->add_option("--out", a->out, "model directory to write")->required();
   sub->add_option("--name", a->name, "model name")->capture_default_str();
   sub->add_option("--version", a->version, "model version")->capture_default_str();
-  sub->add_option("--arch", a->arch, "cnn or mlp (default: by the data)")->check(CLI::IsMember({"cnn", "mlp"}));
+  sub->add_option("--arch", a->arch, "cnn or mlp (default: by the data)")
+      ->check(CLI::IsMember({"cnn", "mlp"}));
   sub->add_option("--widths", a->widths, "cnn: conv channels per block; mlp: hidden sizes");
   sub->add_option("--embed", a->embed, "cnn: width of the embedding layer")->capture_default_str();
   sub->add_option("--dropout", a->dropout)->capture_default_str();
   sub->add_option("--epochs", a->train.epochs)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--batch-size", a->train.batch_size)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--lr", a->train.lr, "learning rate (AdamW, cosine decay)")->capture_default_str();
+  sub->add_option("--batch-size", a->train.batch_size)
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--lr", a->train.lr, "learning rate (AdamW, cosine decay)")
+      ->capture_default_str();
   sub->add_option("--weight-decay", a->train.weight_decay)->capture_default_str();
-  sub->add_option("--patience", a->train.patience, "early stopping: epochs without improvement")->capture_default_str();
+  sub->add_option("--patience", a->train.patience, "early stopping: epochs without improvement")
+      ->capture_default_str();
   sub->add_option("--min-epoch-samples", a->train.min_epoch_samples,
                   "an epoch covers at least this many samples (small sets are repeated)")
       ->capture_default_str();
-  sub->add_option("--val-fraction", a->val_fraction, "held out for validation")->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--val-fraction", a->val_fraction, "held out for validation")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.9));
   sub->add_option("--seed", a->train.seed)->capture_default_str();
   sub->add_option("--threads", a->train.threads, "0 = all cores")->capture_default_str();
-  sub->add_option("--checkpoint-dir", a->train.checkpoint_dir, "write last.pt and best.pt every epoch");
+  sub->add_option("--checkpoint-dir", a->train.checkpoint_dir,
+                  "write last.pt and best.pt every epoch");
   sub->add_flag("--json", a->json, "print the training report as JSON");
   SetAction(sub, [a] { return Run(*a); });
 }

@@ -6,14 +6,18 @@ namespace edgeloop::cli {
 
 int ExitCodeFor(const Error& e) {
   switch (e.code) {
-    case Errc::kInvalidArgument: return kExitUsage;
+    case Errc::kInvalidArgument:
+      return kExitUsage;
     case Errc::kNotFound:
     case Errc::kFormat:
     case Errc::kMismatch:
-    case Errc::kUnsupported: return kExitBadInput;
+    case Errc::kUnsupported:
+      return kExitBadInput;
     case Errc::kIo:
-    case Errc::kResourceExhausted: return kExitIo;
-    default: return kExitFailure;
+    case Errc::kResourceExhausted:
+      return kExitIo;
+    default:
+      return kExitFailure;
   }
 }
 

@@ -16,10 +16,10 @@ namespace edgeloop::cli {
 // Exit codes, documented in --help and the README.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,      // the command ran and failed (training diverged, a gate failed, ...)
-  kExitUsage = 2,        // bad flags or arguments
-  kExitBadInput = 3,     // an input file or dataset is missing, unreadable or malformed
-  kExitIo = 4,           // writing output failed (disk full, permissions)
+  kExitFailure = 1,   // the command ran and failed (training diverged, a gate failed, ...)
+  kExitUsage = 2,     // bad flags or arguments
+  kExitBadInput = 3,  // an input file or dataset is missing, unreadable or malformed
+  kExitIo = 4,        // writing output failed (disk full, permissions)
 };
 
 int ExitCodeFor(const Error& e);

@@ -33,7 +33,8 @@ Result<data::Dataset> DataOptions::Load() const {
   if (!corrupt.empty()) {
     auto c = data::ParseCorruption(corrupt);
     if (!c) return Error(Errc::kInvalidArgument, "unknown corruption '" + corrupt + "'");
-    if (!d.is_image()) return Error(Errc::kInvalidArgument, spec + ": corruptions apply to images only");
+    if (!d.is_image())
+      return Error(Errc::kInvalidArgument, spec + ": corruptions apply to images only");
     d = data::Corrupt(d, *c, severity, seed);
   }
   if (d.size() == 0) return Error(Errc::kInvalidArgument, spec + ": dataset is empty");

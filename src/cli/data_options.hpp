@@ -13,11 +13,11 @@ namespace edgeloop::cli {
 
 struct DataOptions {
   std::string spec;
-  std::string corrupt;      // corruption name, empty = none
+  std::string corrupt;  // corruption name, empty = none
   int severity = 3;
   uint64_t seed = 0;
-  int per_class = 0;        // > 0: at most this many samples per class
-  size_t max_samples = 0;   // > 0: the first N samples (after per_class)
+  int per_class = 0;       // > 0: at most this many samples per class
+  size_t max_samples = 0;  // > 0: the first N samples (after per_class)
 
   void AddTo(CLI::App* app, const std::string& default_spec, bool required = false);
   Result<data::Dataset> Load() const;

@@ -83,9 +83,8 @@ Result<std::string> ReadFile(const std::string& path, size_t max_bytes) {
   auto size = std::filesystem::file_size(path, ec);
   if (ec) return Error(Errc::kIo, path + ": cannot stat: " + ec.message());
   if (size > max_bytes)
-    return Error(Errc::kResourceExhausted,
-                 path + ": file is " + std::to_string(size) + " bytes, limit is " +
-                     std::to_string(max_bytes));
+    return Error(Errc::kResourceExhausted, path + ": file is " + std::to_string(size) +
+                                               " bytes, limit is " + std::to_string(max_bytes));
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(Errc::kIo, path + ": cannot open for reading");
   std::string out(size, '\0');

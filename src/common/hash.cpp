@@ -16,9 +16,13 @@ Sha256::Sha256() : impl_(std::make_unique<Impl>()) {
   EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
 }
 
-Sha256::~Sha256() { EVP_MD_CTX_free(impl_->ctx); }
+Sha256::~Sha256() {
+  EVP_MD_CTX_free(impl_->ctx);
+}
 
-void Sha256::Update(const void* data, size_t size) { EVP_DigestUpdate(impl_->ctx, data, size); }
+void Sha256::Update(const void* data, size_t size) {
+  EVP_DigestUpdate(impl_->ctx, data, size);
+}
 
 std::string Sha256::HexDigest() {
   unsigned char md[EVP_MAX_MD_SIZE];

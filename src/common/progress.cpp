@@ -57,11 +57,10 @@ void ProgressBar::Draw(const std::string& suffix) {
   std::string bar(static_cast<size_t>(filled), '=');
   if (filled < kWidth) bar += '>';
   bar.resize(kWidth, ' ');
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double eta = frac > 0 ? elapsed * (1 - frac) / frac : 0;
-  std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %s ETA %s", label_.c_str(), bar.c_str(),
-               frac * 100, suffix.c_str(), FormatDuration(eta).c_str());
+  std::fprintf(stderr, "\r\033[K%s [%s] %3.0f%% %s ETA %s", label_.c_str(), bar.c_str(), frac * 100,
+               suffix.c_str(), FormatDuration(eta).c_str());
   std::fflush(stderr);
 }
 

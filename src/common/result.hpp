@@ -39,7 +39,7 @@ struct Error {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}      // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
 
   bool ok() const { return v_.index() == 0; }
@@ -77,17 +77,16 @@ class Status {
 }  // namespace edgeloop
 
 // Propagate an error from an expression returning Status or Result<T>.
-#define EDGELOOP_RETURN_IF_ERROR(expr)            \
-  do {                                            \
-    auto _st = (expr);                            \
-    if (!_st.ok()) return _st.error();            \
+#define EDGELOOP_RETURN_IF_ERROR(expr) \
+  do {                                 \
+    auto _st = (expr);                 \
+    if (!_st.ok()) return _st.error(); \
   } while (0)
 
 #define EDGELOOP_CONCAT_INNER(a, b) a##b
 #define EDGELOOP_CONCAT(a, b) EDGELOOP_CONCAT_INNER(a, b)
 // EDGELOOP_ASSIGN_OR_RETURN(auto x, Compute()); declares x or returns the error.
-#define EDGELOOP_ASSIGN_OR_RETURN(decl, expr)                                   \
-  auto EDGELOOP_CONCAT(_res_, __LINE__) = (expr);                               \
-  if (!EDGELOOP_CONCAT(_res_, __LINE__).ok())                                   \
-    return EDGELOOP_CONCAT(_res_, __LINE__).error();                            \
+#define EDGELOOP_ASSIGN_OR_RETURN(decl, expr)                                                  \
+  auto EDGELOOP_CONCAT(_res_, __LINE__) = (expr);                                              \
+  if (!EDGELOOP_CONCAT(_res_, __LINE__).ok()) return EDGELOOP_CONCAT(_res_, __LINE__).error(); \
   decl = std::move(EDGELOOP_CONCAT(_res_, __LINE__)).value()

@@ -44,9 +44,8 @@ ClassificationMetrics ComputeMetrics(const std::vector<int32_t>& labels,
     cm.support = tp + fn;
     cm.precision = tp + fp > 0 ? static_cast<double>(tp) / static_cast<double>(tp + fp) : 0;
     cm.recall = tp + fn > 0 ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0;
-    cm.f1 = cm.precision + cm.recall > 0
-                ? 2 * cm.precision * cm.recall / (cm.precision + cm.recall)
-                : 0;
+    cm.f1 = cm.precision + cm.recall > 0 ? 2 * cm.precision * cm.recall / (cm.precision + cm.recall)
+                                         : 0;
     // Macro averages run over the classes present in the labels, as scikit-learn's do
     // when given labels=present classes.
     if (cm.support > 0) {

@@ -9,8 +9,8 @@ namespace edgeloop::data {
 TEST(Metrics, PrecisionRecallF1AndConfusionMatchHandComputedValues) {
   std::vector<int32_t> labels = {0, 0, 1, 1, 2, 2};
   // predictions: 0, 1, 1, 1, 2, 0
-  std::vector<float> probs = {0.9f, 0.05f, 0.05f,  0.2f, 0.7f, 0.1f,  0.1f, 0.8f, 0.1f,
-                              0.3f, 0.6f,  0.1f,   0.1f, 0.1f, 0.8f,  0.5f, 0.2f, 0.3f};
+  std::vector<float> probs = {0.9f, 0.05f, 0.05f, 0.2f, 0.7f, 0.1f, 0.1f, 0.8f, 0.1f,
+                              0.3f, 0.6f,  0.1f,  0.1f, 0.1f, 0.8f, 0.5f, 0.2f, 0.3f};
   auto m = ComputeMetrics(labels, probs, 3);
   EXPECT_EQ(m.samples, 6);
   EXPECT_NEAR(m.accuracy, 4.0 / 6, 1e-12);

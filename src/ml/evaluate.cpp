@@ -14,8 +14,8 @@ Status CheckFits(const LoadedModel& model, const data::Dataset& d) {
     return Error(Errc::kMismatch, d.source + ": samples do not fit the model's input shape");
   for (int32_t y : d.y)
     if (y >= model.info.spec.num_classes)
-      return Error(Errc::kMismatch, d.source + ": label " + std::to_string(y) +
-                                        " is outside the model's classes");
+      return Error(Errc::kMismatch,
+                   d.source + ": label " + std::to_string(y) + " is outside the model's classes");
   return Status::Ok();
 }
 
@@ -50,7 +50,8 @@ Result<RobustnessResult> EvaluateRobustness(LoadedModel& model, const data::Data
     for (int s : severities) {
       auto shifted = data::Corrupt(d, c, s, seed);
       auto probs = PredictProbabilities(model.model, shifted);
-      auto acc = probs.argmax(1).eq(ToLabelTensor(shifted)).to(torch::kFloat64).mean().item<double>();
+      auto acc =
+          probs.argmax(1).eq(ToLabelTensor(shifted)).to(torch::kFloat64).mean().item<double>();
       row.push_back(acc);
       sum += acc;
       bar.Update(++done, data::CorruptionName(c));
@@ -69,7 +70,8 @@ nlohmann::json RobustnessResult::ToJson() const {
     for (double a : accuracy[i]) mean += a;
     per[data::CorruptionName(corruptions[i])] = {
         {"accuracy_by_severity", accuracy[i]},
-        {"mean_accuracy", accuracy[i].empty() ? 0 : mean / static_cast<double>(accuracy[i].size())}};
+        {"mean_accuracy",
+         accuracy[i].empty() ? 0 : mean / static_cast<double>(accuracy[i].size())}};
   }
   return {{"clean_accuracy", clean_accuracy},
           {"severities", severities},
@@ -96,7 +98,8 @@ std::string RobustnessResult::Table() const {
       out += buf;
       mean += a;
     }
-    std::snprintf(buf, sizeof buf, "  %6.4f\n", accuracy[i].empty() ? 0 : mean / static_cast<double>(accuracy[i].size()));
+    std::snprintf(buf, sizeof buf, "  %6.4f\n",
+                  accuracy[i].empty() ? 0 : mean / static_cast<double>(accuracy[i].size()));
     out += buf;
   }
   std::snprintf(buf, sizeof buf, "clean accuracy %.4f, mean corruption accuracy %.4f\n",

@@ -65,7 +65,8 @@ void SetValueInfo(onnx::ValueInfoProto* v, const std::string& name, std::vector<
 }
 
 // Conv followed by BatchNorm (inference) equals one Conv with scaled weights and a shifted bias.
-std::pair<torch::Tensor, torch::Tensor> FoldBatchNorm(nn::Conv2dImpl& conv, nn::BatchNorm2dImpl& bn) {
+std::pair<torch::Tensor, torch::Tensor> FoldBatchNorm(nn::Conv2dImpl& conv,
+                                                      nn::BatchNorm2dImpl& bn) {
   auto scale = bn.weight / torch::sqrt(bn.running_var + bn.options.eps());
   auto w = conv.weight * scale.view({-1, 1, 1, 1});
   auto b = conv.bias.defined() ? conv.bias : torch::zeros_like(bn.running_mean);
@@ -118,7 +119,9 @@ Result<std::string> ExportOnnx(LoadedModel& lm) {
       if (!bn) return Error(Errc::kUnsupported, "export: conv block without batch norm");
       auto [w, bias] = FoldBatchNorm(*conv, *bn);
       std::string out = b.Fresh(p + "_conv");
-      auto* n = b.Node("Conv", {x, b.Initializer(p + ".conv.weight", w), b.Initializer(p + ".conv.bias", bias)}, out);
+      auto* n = b.Node(
+          "Conv", {x, b.Initializer(p + ".conv.weight", w), b.Initializer(p + ".conv.bias", bias)},
+          out);
       auto k = conv->options.kernel_size();
       // The model's convolutions are built with "same" padding, k / 2 on each side.
       int64_t ph = (*k)[0] / 2, pw = (*k)[1] / 2;
@@ -142,15 +145,24 @@ Result<std::string> ExportOnnx(LoadedModel& lm) {
       li = 1;
     }
     auto* lin = block[li]->as<nn::LinearImpl>();
-    if (!lin) return Error(Errc::kUnsupported, "export: unexpected layer in block " + std::to_string(i));
+    if (!lin)
+      return Error(Errc::kUnsupported, "export: unexpected layer in block " + std::to_string(i));
     std::string out = b.Fresh(p + "_gemm");
-    GraphBuilder::IntAttr(b.Node("Gemm", {x, b.Initializer(p + ".fc.weight", lin->weight), b.Initializer(p + ".fc.bias", lin->bias)}, out), "transB", 1);
+    GraphBuilder::IntAttr(b.Node("Gemm",
+                                 {x, b.Initializer(p + ".fc.weight", lin->weight),
+                                  b.Initializer(p + ".fc.bias", lin->bias)},
+                                 out),
+                          "transB", 1);
     std::string r = b.Fresh(p + "_relu");
     b.Node("Relu", {out}, r);
     x = r;  // dropout is the identity at inference and is not exported
   }
   auto& head = lm.model->head();
-  GraphBuilder::IntAttr(b.Node("Gemm", {x, b.Initializer("head.weight", head->weight), b.Initializer("head.bias", head->bias)}, "logits"), "transB", 1);
+  GraphBuilder::IntAttr(b.Node("Gemm",
+                               {x, b.Initializer("head.weight", head->weight),
+                                b.Initializer("head.bias", head->bias)},
+                               "logits"),
+                        "transB", 1);
   GraphBuilder::IntAttr(b.Node("Softmax", {"logits"}, "probabilities"), "axis", 1);
   SetValueInfo(g->add_output(), "logits", {spec.num_classes});
   SetValueInfo(g->add_output(), "probabilities", {spec.num_classes});
@@ -171,7 +183,8 @@ Result<std::string> ExportOnnx(LoadedModel& lm) {
   try {
     onnx::checker::check_model(model);
   } catch (const std::exception& e) {
-    return Error(Errc::kInternal, std::string("export: onnx checker rejected the graph: ") + e.what());
+    return Error(Errc::kInternal,
+                 std::string("export: onnx checker rejected the graph: ") + e.what());
   }
   std::string bytes;
   if (!model.SerializeToString(&bytes)) return Error(Errc::kInternal, "export: cannot serialize");

@@ -13,9 +13,12 @@ Result<Strategy> ParseStrategy(const std::string& s) {
 
 std::string StrategyName(Strategy s) {
   switch (s) {
-    case Strategy::kHead: return "head";
-    case Strategy::kLastK: return "last-k";
-    case Strategy::kFull: return "full";
+    case Strategy::kHead:
+      return "head";
+    case Strategy::kLastK:
+      return "last-k";
+    case Strategy::kFull:
+      return "full";
   }
   return "?";
 }
@@ -24,8 +27,12 @@ Result<size_t> ApplyStrategy(Classifier& model, Strategy strategy, int k) {
   size_t blocks = model->num_blocks();
   size_t frozen = 0;
   switch (strategy) {
-    case Strategy::kHead: frozen = blocks; break;
-    case Strategy::kFull: frozen = 0; break;
+    case Strategy::kHead:
+      frozen = blocks;
+      break;
+    case Strategy::kFull:
+      frozen = 0;
+      break;
     case Strategy::kLastK:
       if (k < 1 || static_cast<size_t>(k) > blocks)
         return Error(Errc::kInvalidArgument, "--k must be between 1 and " + std::to_string(blocks) +

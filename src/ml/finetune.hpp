@@ -22,13 +22,13 @@ std::string StrategyName(Strategy s);
 
 struct FinetuneOptions {
   Strategy strategy = Strategy::kHead;
-  int k = 1;                        // for kLastK
-  double backbone_lr_scale = 0.1;   // for kFull
+  int k = 1;                       // for kLastK
+  double backbone_lr_scale = 0.1;  // for kFull
   TrainOptions train;
 };
 
 struct FinetuneResult {
-  ModelInfo info;                   // lineage filled in; metrics from validation
+  ModelInfo info;  // lineage filled in; metrics from validation
   Classifier model{nullptr};
   TrainReport report;
   bool fresh_head = false;

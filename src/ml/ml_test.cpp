@@ -32,8 +32,9 @@ class MlTest : public ::testing::Test {
     delete val_;
   }
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("edgeloop_ml_test_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("edgeloop_ml_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
@@ -188,8 +189,10 @@ TEST_F(MlTest, LastKFreezesEarlierBlocksAndFullTrainsAll) {
   for (size_t i = 0; i < blocks; ++i) {
     auto a = parent.model->backbone()[i]->parameters()[0];
     auto b = r->model->backbone()[i]->parameters()[0];
-    if (i + 1 < blocks) EXPECT_TRUE(torch::equal(a, b)) << "block " << i;
-    else EXPECT_FALSE(torch::equal(a, b)) << "block " << i;
+    if (i + 1 < blocks)
+      EXPECT_TRUE(torch::equal(a, b)) << "block " << i;
+    else
+      EXPECT_FALSE(torch::equal(a, b)) << "block " << i;
   }
   o.strategy = Strategy::kFull;
   auto f = Finetune(parent, *train_, *val_, o);

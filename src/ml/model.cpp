@@ -3,9 +3,14 @@
 namespace edgeloop::ml {
 
 nlohmann::json ModelSpec::ToJson() const {
-  return {{"arch", arch},         {"input_shape", input_shape}, {"num_classes", num_classes},
-          {"widths", widths},     {"embed", embed},             {"dropout", dropout},
-          {"input_mean", input_mean}, {"input_std", input_std}};
+  return {{"arch", arch},
+          {"input_shape", input_shape},
+          {"num_classes", num_classes},
+          {"widths", widths},
+          {"embed", embed},
+          {"dropout", dropout},
+          {"input_mean", input_mean},
+          {"input_std", input_std}};
 }
 
 Result<ModelSpec> ModelSpec::FromJson(const nlohmann::json& j) {
@@ -56,7 +61,8 @@ Status ModelSpec::Validate() const {
       return Error(Errc::kMismatch, "normalization needs one mean and std per feature");
   }
   for (int64_t w : widths)
-    if (w < 1 || w > 4096) return Error(Errc::kInvalidArgument, "layer widths must be in [1, 4096]");
+    if (w < 1 || w > 4096)
+      return Error(Errc::kInvalidArgument, "layer widths must be in [1, 4096]");
   for (float s : input_std)
     if (!(s > 0)) return Error(Errc::kInvalidArgument, "normalization std must be positive");
   return Status::Ok();
@@ -70,9 +76,9 @@ ClassifierImpl::ClassifierImpl(const ModelSpec& spec) : spec_(spec) {
     mean_ = register_buffer("input_mean", torch::tensor(spec.input_mean).view({1, c, 1, 1}));
     std_ = register_buffer("input_std", torch::tensor(spec.input_std).view({1, c, 1, 1}));
     for (int64_t width : spec.widths) {
-      backbone_->push_back(nn::Sequential(
-          nn::Conv2d(nn::Conv2dOptions(c, width, 3).padding(1)), nn::BatchNorm2d(width),
-          nn::ReLU(), nn::MaxPool2d(nn::MaxPool2dOptions(2))));
+      backbone_->push_back(nn::Sequential(nn::Conv2d(nn::Conv2dOptions(c, width, 3).padding(1)),
+                                          nn::BatchNorm2d(width), nn::ReLU(),
+                                          nn::MaxPool2d(nn::MaxPool2dOptions(2))));
       c = width;
       h /= 2;
       w /= 2;
@@ -100,7 +106,9 @@ torch::Tensor ClassifierImpl::features(torch::Tensor x) {
   return x;
 }
 
-torch::Tensor ClassifierImpl::forward(torch::Tensor x) { return head_->forward(features(x)); }
+torch::Tensor ClassifierImpl::forward(torch::Tensor x) {
+  return head_->forward(features(x));
+}
 
 void ClassifierImpl::ResetHead(int64_t num_classes) {
   spec_.num_classes = num_classes;

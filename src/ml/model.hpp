@@ -15,11 +15,11 @@
 namespace edgeloop::ml {
 
 struct ModelSpec {
-  std::string arch = "cnn";               // "cnn" (images [c,h,w]) or "mlp" (features [f])
-  std::vector<int64_t> input_shape;       // per sample, without the batch dimension
+  std::string arch = "cnn";          // "cnn" (images [c,h,w]) or "mlp" (features [f])
+  std::vector<int64_t> input_shape;  // per sample, without the batch dimension
   int64_t num_classes = 10;
-  std::vector<int64_t> widths = {16, 32}; // cnn: conv channels per block; mlp: hidden sizes
-  int64_t embed = 128;                    // cnn: width of the fully connected embedding block
+  std::vector<int64_t> widths = {16, 32};  // cnn: conv channels per block; mlp: hidden sizes
+  int64_t embed = 128;                     // cnn: width of the fully connected embedding block
   double dropout = 0.2;
   // Per-channel (cnn) or per-feature (mlp) normalization: x' = (x - mean) / std.
   std::vector<float> input_mean = {0.f};

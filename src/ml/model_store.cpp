@@ -18,7 +18,8 @@ nlohmann::json Lineage::ToJson() const {
   if (!parent_name.empty())
     parent = {{"name", parent_name}, {"version", parent_version}, {"hash", parent_hash}};
   return {{"parent", parent},
-          {"dataset", {{"hash", dataset_hash}, {"source", dataset_source}, {"samples", dataset_samples}}},
+          {"dataset",
+           {{"hash", dataset_hash}, {"source", dataset_source}, {"samples", dataset_samples}}},
           {"strategy", strategy},
           {"hyperparameters", hyperparameters},
           {"code_version", code_version},
@@ -133,7 +134,8 @@ Status SaveModel(const std::string& dir, ModelInfo info, Classifier& model) {
 Result<LoadedModel> LoadModel(const std::string& dir) {
   fs::path p(dir);
   if (!fs::is_directory(p))
-    return Error(Errc::kNotFound, dir + ": not a model directory (expected model.json and weights.pt)");
+    return Error(Errc::kNotFound,
+                 dir + ": not a model directory (expected model.json and weights.pt)");
   EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile((p / "model.json").string(), 16 << 20));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded()) return Error(Errc::kFormat, (p / "model.json").string() + ": invalid JSON");
@@ -164,6 +166,8 @@ std::string NowIso8601() {
   return buf;
 }
 
-std::string CodeVersion() { return CodeVersionString(); }
+std::string CodeVersion() {
+  return CodeVersionString();
+}
 
 }  // namespace edgeloop::ml

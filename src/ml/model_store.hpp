@@ -15,17 +15,17 @@
 namespace edgeloop::ml {
 
 struct Lineage {
-  std::string parent_name;     // empty for a model trained from scratch
+  std::string parent_name;  // empty for a model trained from scratch
   std::string parent_version;
   std::string parent_hash;
   std::string dataset_hash;
   std::string dataset_source;
   int64_t dataset_samples = 0;
-  std::string strategy;        // "scratch", "head", "last-k", "full"
+  std::string strategy;  // "scratch", "head", "last-k", "full"
   nlohmann::json hyperparameters = nlohmann::json::object();
   std::string code_version;
   uint64_t seed = 0;
-  std::string created_at;      // ISO 8601, UTC
+  std::string created_at;  // ISO 8601, UTC
 
   nlohmann::json ToJson() const;
   static Lineage FromJson(const nlohmann::json& j);

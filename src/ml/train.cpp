@@ -15,10 +15,14 @@
 namespace edgeloop::ml {
 
 nlohmann::json TrainOptions::ToJson() const {
-  return {{"epochs", epochs},   {"batch_size", batch_size},
-          {"lr", lr},           {"backbone_lr_scale", backbone_lr_scale},
-          {"weight_decay", weight_decay}, {"patience", patience},
-          {"seed", seed}, {"min_epoch_samples", min_epoch_samples}};
+  return {{"epochs", epochs},
+          {"batch_size", batch_size},
+          {"lr", lr},
+          {"backbone_lr_scale", backbone_lr_scale},
+          {"weight_decay", weight_decay},
+          {"patience", patience},
+          {"seed", seed},
+          {"min_epoch_samples", min_epoch_samples}};
 }
 
 nlohmann::json TrainReport::ToJson() const {
@@ -41,7 +45,9 @@ nlohmann::json TrainReport::ToJson() const {
           {"early_stopped", early_stopped}};
 }
 
-void SeedEverything(uint64_t seed) { torch::manual_seed(seed); }
+void SeedEverything(uint64_t seed) {
+  torch::manual_seed(seed);
+}
 
 void SetThreads(int threads) {
   if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -72,10 +78,10 @@ EvalResult Evaluate(Classifier& model, const torch::Tensor& x, const torch::Tens
     int64_t end = std::min(n, i + batch_size);
     auto logits = model->forward(x.slice(0, i, end));
     auto target = y.slice(0, i, end);
-    loss += torch::nn::functional::cross_entropy(
-                logits, target,
-                torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                .item<double>();
+    loss +=
+        torch::nn::functional::cross_entropy(
+            logits, target, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+            .item<double>();
     correct += logits.argmax(1).eq(target).sum().item<int64_t>();
   }
   model->train(was_training);
@@ -89,7 +95,8 @@ torch::Tensor PredictProbabilities(Classifier& model, const data::Dataset& d, in
   auto x = ToInputTensor(d);
   std::vector<torch::Tensor> parts;
   for (int64_t i = 0; i < x.size(0); i += batch_size)
-    parts.push_back(torch::softmax(model->forward(x.slice(0, i, std::min(x.size(0), i + batch_size))), 1));
+    parts.push_back(
+        torch::softmax(model->forward(x.slice(0, i, std::min(x.size(0), i + batch_size))), 1));
   if (parts.empty()) return torch::zeros({0, model->spec().num_classes});
   return torch::cat(parts, 0);
 }
@@ -121,7 +128,9 @@ Status SaveCheckpoint(Classifier& model, const std::string& path) {
   }
 }
 
-bool IsBackboneParam(const std::string& name) { return name.rfind("backbone.", 0) == 0; }
+bool IsBackboneParam(const std::string& name) {
+  return name.rfind("backbone.", 0) == 0;
+}
 
 }  // namespace
 
@@ -213,13 +222,12 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
     auto epoch_start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t correct = 0;
-    ProgressBar bar(opt.label + " epoch " + std::to_string(epoch) + "/" +
-                        std::to_string(opt.epochs),
-                    n);
+    ProgressBar bar(
+        opt.label + " epoch " + std::to_string(epoch) + "/" + std::to_string(opt.epochs), n);
     for (int64_t i = 0; i < n; i += opt.batch_size) {
       // Cosine decay over the whole run.
-      double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) /
-                                          static_cast<double>(total_steps)));
+      double cosine =
+          0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total_steps)));
       for (size_t g = 0; g < base_lrs.size(); ++g)
         optimizer.param_groups()[g].options().set_lr(base_lrs[g] * (0.02 + 0.98 * cosine));
       auto idx = perm.slice(0, i, std::min(n, i + opt.batch_size));
@@ -240,7 +248,8 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
       samples_seen += bs;
       loss_sum += lv * static_cast<double>(bs);
       correct += logits.argmax(1).eq(by).sum().item<int64_t>();
-      double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+      double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
       if (!opt.quiet) {
         char suffix[96];
         std::snprintf(suffix, sizeof suffix, "%.0f samples/s loss %.4f",
@@ -252,7 +261,8 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
     EpochStats st;
     st.epoch = epoch;
     st.samples = n;
-    st.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+    st.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
     st.samples_per_s = static_cast<double>(n) / std::max(st.seconds, 1e-9);
     st.train_loss = loss_sum / static_cast<double>(n);
     st.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);

@@ -21,12 +21,12 @@ struct TrainOptions {
   // Learning rate of the backbone relative to lr (full fine-tune uses < 1).
   double backbone_lr_scale = 1.0;
   double weight_decay = 1e-4;
-  int patience = 3;        // epochs without validation improvement before stopping
+  int patience = 3;  // epochs without validation improvement before stopping
   // An epoch covers at least this many samples (small sets are repeated, reshuffled).
   int64_t min_epoch_samples = 0;
   uint64_t seed = 0;
-  int threads = 0;         // 0 = all cores
-  std::string checkpoint_dir;  // if set: last.pt and best.pt after every epoch
+  int threads = 0;              // 0 = all cores
+  std::string checkpoint_dir;   // if set: last.pt and best.pt after every epoch
   std::string label = "train";  // progress bar prefix
   bool quiet = false;
 

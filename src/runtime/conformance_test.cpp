@@ -41,7 +41,8 @@ std::vector<fs::path> SortedFiles(const fs::path& dir, const std::string& prefix
 std::string Compare(const OwnedTensor& want, const OwnedTensor& got) {
   if (want.dtype != got.dtype)
     return std::string("type ") + DTypeName(got.dtype) + ", expected " + DTypeName(want.dtype);
-  if (want.shape != got.shape) return "shape " + ShapeString(got.shape) + ", expected " + ShapeString(want.shape);
+  if (want.shape != got.shape)
+    return "shape " + ShapeString(got.shape) + ", expected " + ShapeString(want.shape);
   const int64_t n = NumElements(want.shape);
   auto close = [](double w, double g) {
     if (std::isnan(w)) return std::isnan(g);
@@ -51,18 +52,42 @@ std::string Compare(const OwnedTensor& want, const OwnedTensor& got) {
   for (int64_t i = 0; i < n; ++i) {
     double w = 0, g = 0;
     switch (want.dtype) {
-      case DType::kFloat32: w = want.as<float>()[i]; g = got.as<float>()[i]; break;
-      case DType::kFloat64: w = want.as<double>()[i]; g = got.as<double>()[i]; break;
-      case DType::kInt8: w = want.as<int8_t>()[i]; g = got.as<int8_t>()[i]; break;
-      case DType::kUint8: w = want.as<uint8_t>()[i]; g = got.as<uint8_t>()[i]; break;
-      case DType::kBool: w = want.as<uint8_t>()[i]; g = got.as<uint8_t>()[i]; break;
-      case DType::kInt32: w = want.as<int32_t>()[i]; g = got.as<int32_t>()[i]; break;
-      case DType::kInt64: w = static_cast<double>(want.as<int64_t>()[i]); g = static_cast<double>(got.as<int64_t>()[i]); break;
-      default: return "unknown type";
+      case DType::kFloat32:
+        w = want.as<float>()[i];
+        g = got.as<float>()[i];
+        break;
+      case DType::kFloat64:
+        w = want.as<double>()[i];
+        g = got.as<double>()[i];
+        break;
+      case DType::kInt8:
+        w = want.as<int8_t>()[i];
+        g = got.as<int8_t>()[i];
+        break;
+      case DType::kUint8:
+        w = want.as<uint8_t>()[i];
+        g = got.as<uint8_t>()[i];
+        break;
+      case DType::kBool:
+        w = want.as<uint8_t>()[i];
+        g = got.as<uint8_t>()[i];
+        break;
+      case DType::kInt32:
+        w = want.as<int32_t>()[i];
+        g = got.as<int32_t>()[i];
+        break;
+      case DType::kInt64:
+        w = static_cast<double>(want.as<int64_t>()[i]);
+        g = static_cast<double>(got.as<int64_t>()[i]);
+        break;
+      default:
+        return "unknown type";
     }
-    bool ok = (want.dtype == DType::kFloat32 || want.dtype == DType::kFloat64) ? close(w, g) : w == g;
+    bool ok =
+        (want.dtype == DType::kFloat32 || want.dtype == DType::kFloat64) ? close(w, g) : w == g;
     if (!ok)
-      return "element " + std::to_string(i) + ": got " + std::to_string(g) + ", expected " + std::to_string(w);
+      return "element " + std::to_string(i) + ": got " + std::to_string(g) + ", expected " +
+             std::to_string(w);
   }
   return "";
 }
@@ -146,7 +171,8 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
           break;
         }
         for (const auto& e : fs::directory_iterator(dir)) {
-          if (!e.is_directory() || e.path().filename().string().rfind("test_data_set_", 0) != 0) continue;
+          if (!e.is_directory() || e.path().filename().string().rfind("test_data_set_", 0) != 0)
+            continue;
           std::vector<OwnedTensor> inputs, want;
           for (const auto& p : SortedFiles(e.path(), "input_")) {
             auto t = ParseOnnxTensor(*ReadFile(p.string()), p.string());
@@ -176,7 +202,8 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
           if (!problem.empty()) break;
         }
         if (!problem.empty()) {
-          problem = std::string(backend == Backend::kFast ? "fast" : "reference") + " backend, " + problem;
+          problem = std::string(backend == Backend::kFast ? "fast" : "reference") + " backend, " +
+                    problem;
           break;
         }
       }
@@ -205,8 +232,10 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
     const OpCount& c = per_op[op];
     std::printf("%-22s %6d %7d %8d\n", op.c_str(), c.ran, c.passed, c.refused);
   }
-  std::printf("in scope %d: passed %d, refused by design %zu, failed %zu; out of scope (unclaimed ops) %d\n",
-              in_scope, passed, refused.size(), failures.size(), out_of_scope);
+  std::printf(
+      "in scope %d: passed %d, refused by design %zu, failed %zu; out of scope (unclaimed ops) "
+      "%d\n",
+      in_scope, passed, refused.size(), failures.size(), out_of_scope);
   for (const auto& r : refused) std::printf("refused %s\n", r.c_str());
   for (const auto& f : failures) std::printf("FAILED %s\n", f.c_str());
   EXPECT_GT(in_scope, 100);

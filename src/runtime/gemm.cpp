@@ -35,18 +35,26 @@ void EigenGemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, c
   ConstMap B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
   Map C(c, m, n, Eigen::OuterStride<>(ldc));
   if (beta == 0.0f) {
-    if (!ta && !tb) C.noalias() = A * B;
-    else if (ta && !tb) C.noalias() = A.transpose() * B;
-    else if (!ta && tb) C.noalias() = A * B.transpose();
-    else C.noalias() = A.transpose() * B.transpose();
+    if (!ta && !tb)
+      C.noalias() = A * B;
+    else if (ta && !tb)
+      C.noalias() = A.transpose() * B;
+    else if (!ta && tb)
+      C.noalias() = A * B.transpose();
+    else
+      C.noalias() = A.transpose() * B.transpose();
     if (alpha != 1.0f) C *= alpha;
     return;
   }
   if (beta != 1.0f) C *= beta;
-  if (!ta && !tb) C.noalias() += alpha * (A * B);
-  else if (ta && !tb) C.noalias() += alpha * (A.transpose() * B);
-  else if (!ta && tb) C.noalias() += alpha * (A * B.transpose());
-  else C.noalias() += alpha * (A.transpose() * B.transpose());
+  if (!ta && !tb)
+    C.noalias() += alpha * (A * B);
+  else if (ta && !tb)
+    C.noalias() += alpha * (A.transpose() * B);
+  else if (!ta && tb)
+    C.noalias() += alpha * (A * B.transpose());
+  else
+    C.noalias() += alpha * (A.transpose() * B.transpose());
 }
 
 }  // namespace
@@ -69,7 +77,9 @@ template <typename Rows>
 inline void ConvGemm4x32(int64_t n, int64_t k, const float* a, Rows rows, float* c, int64_t j) {
   const int64_t left = n - j;
   const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-  const __mmask16 m1 = left >= 32 ? __mmask16(0xFFFF) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+  const __mmask16 m1 = left >= 32   ? __mmask16(0xFFFF)
+                       : left <= 16 ? __mmask16(0)
+                                    : __mmask16((1u << (left - 16)) - 1);
   float* c0 = c + j;
   float* c1 = c0 + n;
   float* c2 = c1 + n;
@@ -116,7 +126,9 @@ template <typename Rows>
 inline void ConvGemm8x32(int64_t n, int64_t k, const float* a, Rows rows, float* c, int64_t j) {
   const int64_t left = n - j;
   const __mmask16 m0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
-  const __mmask16 m1 = left >= 32 ? __mmask16(0xFFFF) : left <= 16 ? __mmask16(0) : __mmask16((1u << (left - 16)) - 1);
+  const __mmask16 m1 = left >= 32   ? __mmask16(0xFFFF)
+                       : left <= 16 ? __mmask16(0)
+                                    : __mmask16((1u << (left - 16)) - 1);
   float* c0 = c + 0 * n + j;
   __m512 x0 = _mm512_maskz_loadu_ps(m0, c0), y0 = _mm512_maskz_loadu_ps(m1, c0 + 16);
   const float* a0 = a + 0 * k;
@@ -194,32 +206,42 @@ template <typename Rows>
 inline void ConvGemm8x48(int64_t n, int64_t k, const float* a, Rows rows, float* c, int64_t j) {
   const int64_t left = n - j;
   auto mask = [left](int64_t from) {
-    return left - from >= 16 ? __mmask16(0xFFFF) : left <= from ? __mmask16(0) : __mmask16((1u << (left - from)) - 1);
+    return left - from >= 16 ? __mmask16(0xFFFF)
+           : left <= from    ? __mmask16(0)
+                             : __mmask16((1u << (left - from)) - 1);
   };
   const __mmask16 m0 = mask(0), m1 = mask(16), m2 = mask(32);
   float* c0 = c + 0 * n + j;
-  __m512 x0 = _mm512_maskz_loadu_ps(m0, c0), y0 = _mm512_maskz_loadu_ps(m1, c0 + 16), z0 = _mm512_maskz_loadu_ps(m2, c0 + 32);
+  __m512 x0 = _mm512_maskz_loadu_ps(m0, c0), y0 = _mm512_maskz_loadu_ps(m1, c0 + 16),
+         z0 = _mm512_maskz_loadu_ps(m2, c0 + 32);
   const float* a0 = a + 0 * k;
   float* c1 = c + 1 * n + j;
-  __m512 x1 = _mm512_maskz_loadu_ps(m0, c1), y1 = _mm512_maskz_loadu_ps(m1, c1 + 16), z1 = _mm512_maskz_loadu_ps(m2, c1 + 32);
+  __m512 x1 = _mm512_maskz_loadu_ps(m0, c1), y1 = _mm512_maskz_loadu_ps(m1, c1 + 16),
+         z1 = _mm512_maskz_loadu_ps(m2, c1 + 32);
   const float* a1 = a + 1 * k;
   float* c2 = c + 2 * n + j;
-  __m512 x2 = _mm512_maskz_loadu_ps(m0, c2), y2 = _mm512_maskz_loadu_ps(m1, c2 + 16), z2 = _mm512_maskz_loadu_ps(m2, c2 + 32);
+  __m512 x2 = _mm512_maskz_loadu_ps(m0, c2), y2 = _mm512_maskz_loadu_ps(m1, c2 + 16),
+         z2 = _mm512_maskz_loadu_ps(m2, c2 + 32);
   const float* a2 = a + 2 * k;
   float* c3 = c + 3 * n + j;
-  __m512 x3 = _mm512_maskz_loadu_ps(m0, c3), y3 = _mm512_maskz_loadu_ps(m1, c3 + 16), z3 = _mm512_maskz_loadu_ps(m2, c3 + 32);
+  __m512 x3 = _mm512_maskz_loadu_ps(m0, c3), y3 = _mm512_maskz_loadu_ps(m1, c3 + 16),
+         z3 = _mm512_maskz_loadu_ps(m2, c3 + 32);
   const float* a3 = a + 3 * k;
   float* c4 = c + 4 * n + j;
-  __m512 x4 = _mm512_maskz_loadu_ps(m0, c4), y4 = _mm512_maskz_loadu_ps(m1, c4 + 16), z4 = _mm512_maskz_loadu_ps(m2, c4 + 32);
+  __m512 x4 = _mm512_maskz_loadu_ps(m0, c4), y4 = _mm512_maskz_loadu_ps(m1, c4 + 16),
+         z4 = _mm512_maskz_loadu_ps(m2, c4 + 32);
   const float* a4 = a + 4 * k;
   float* c5 = c + 5 * n + j;
-  __m512 x5 = _mm512_maskz_loadu_ps(m0, c5), y5 = _mm512_maskz_loadu_ps(m1, c5 + 16), z5 = _mm512_maskz_loadu_ps(m2, c5 + 32);
+  __m512 x5 = _mm512_maskz_loadu_ps(m0, c5), y5 = _mm512_maskz_loadu_ps(m1, c5 + 16),
+         z5 = _mm512_maskz_loadu_ps(m2, c5 + 32);
   const float* a5 = a + 5 * k;
   float* c6 = c + 6 * n + j;
-  __m512 x6 = _mm512_maskz_loadu_ps(m0, c6), y6 = _mm512_maskz_loadu_ps(m1, c6 + 16), z6 = _mm512_maskz_loadu_ps(m2, c6 + 32);
+  __m512 x6 = _mm512_maskz_loadu_ps(m0, c6), y6 = _mm512_maskz_loadu_ps(m1, c6 + 16),
+         z6 = _mm512_maskz_loadu_ps(m2, c6 + 32);
   const float* a6 = a + 6 * k;
   float* c7 = c + 7 * n + j;
-  __m512 x7 = _mm512_maskz_loadu_ps(m0, c7), y7 = _mm512_maskz_loadu_ps(m1, c7 + 16), z7 = _mm512_maskz_loadu_ps(m2, c7 + 32);
+  __m512 x7 = _mm512_maskz_loadu_ps(m0, c7), y7 = _mm512_maskz_loadu_ps(m1, c7 + 16),
+         z7 = _mm512_maskz_loadu_ps(m2, c7 + 32);
   const float* a7 = a + 7 * k;
   for (int64_t p = 0; p < k; ++p) {
     const float* bp = rows(p) + j;
@@ -321,14 +343,17 @@ void ConvGemmImpl(int64_t m, int64_t n, int64_t k, const float* a, Rows rows, fl
 
 void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
 #if defined(__AVX512F__)
-  ConvGemmImpl(m, n, k, a, [b, n](int64_t p) { return b + p * n; }, c);
+  ConvGemmImpl(
+      m, n, k, a, [b, n](int64_t p) { return b + p * n; }, c);
 #else
   Sgemm(Backend::kFast, false, false, m, n, k, 1.0f, a, k, b, n, 1.0f, c, n);
 #endif
 }
 
-void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows, float* c) {
-  ConvGemmImpl(m, n, k, a, [rows](int64_t p) { return rows[p]; }, c);
+void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows,
+                  float* c) {
+  ConvGemmImpl(
+      m, n, k, a, [rows](int64_t p) { return rows[p]; }, c);
 }
 
 void DotRows(const float* x, const float* w, int64_t n, int64_t k, float* y) {

@@ -21,7 +21,8 @@ void Sgemm(Backend backend, bool trans_a, bool trans_b, int64_t m, int64_t n, in
 void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
 // The same with row p of B at rows[p] (each n floats long): a stride-1 convolution reads its
 // windows straight out of the padded input this way, without unrolling them.
-void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows, float* c);
+void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows,
+                  float* c);
 
 // y[j] += dot(x, w_row_j) for j < n, w row-major [n, k]: a fully connected layer on one sample
 // (Gemm with transB). With AVX-512, four rows share each load of x.

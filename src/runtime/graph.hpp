@@ -24,9 +24,9 @@ struct Attribute {
 };
 
 struct Node {
-  std::string name;     // the node's name, or "<op_type>#<index>" when the file has none
+  std::string name;  // the node's name, or "<op_type>#<index>" when the file has none
   std::string op_type;
-  int64_t opset = 0;    // the default domain's opset the model imports
+  int64_t opset = 0;         // the default domain's opset the model imports
   std::vector<int> inputs;   // value ids; -1 for an omitted optional input
   std::vector<int> outputs;  // value ids; -1 for an omitted optional output
   std::map<std::string, Attribute> attrs;
@@ -50,14 +50,14 @@ struct ValueInfo {
 };
 
 struct Graph {
-  std::vector<std::string> value_names;           // by value id
-  std::map<int, OwnedTensor> initializers;         // value id -> constant data
-  std::vector<int> inputs;                         // graph inputs that are not initializers
-  std::vector<ValueInfo> input_info;               // parallel to inputs
+  std::vector<std::string> value_names;     // by value id
+  std::map<int, OwnedTensor> initializers;  // value id -> constant data
+  std::vector<int> inputs;                  // graph inputs that are not initializers
+  std::vector<ValueInfo> input_info;        // parallel to inputs
   std::vector<int> outputs;
   std::vector<ValueInfo> output_info;
-  std::vector<Node> nodes;                         // topologically sorted
-  std::map<std::string, std::string> metadata;     // metadata_props
+  std::vector<Node> nodes;                      // topologically sorted
+  std::map<std::string, std::string> metadata;  // metadata_props
   int64_t opset = 0;
   int64_t ir_version = 0;
   std::string producer;

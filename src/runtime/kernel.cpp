@@ -63,7 +63,8 @@ Status CheckArity(const Node& n, size_t lo, size_t hi, size_t outs) {
                      "takes " + std::to_string(lo) + (lo == hi ? "" : "-" + std::to_string(hi)) +
                          " inputs, the model gives " + std::to_string(n.inputs.size()));
   for (size_t i = 0; i < lo; ++i)
-    if (n.inputs[i] < 0) return NodeError(n, Errc::kFormat, "required input " + std::to_string(i) + " is missing");
+    if (n.inputs[i] < 0)
+      return NodeError(n, Errc::kFormat, "required input " + std::to_string(i) + " is missing");
   if (n.outputs.size() < outs)
     return NodeError(n, Errc::kFormat, "needs " + std::to_string(outs) + " output(s)");
   return Status::Ok();

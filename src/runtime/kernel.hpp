@@ -22,10 +22,10 @@ enum class Backend { kReference, kFast };
 
 struct InferContext {
   const Node& node;
-  std::vector<const TensorInfo*> in;    // nullptr for omitted optional inputs
-  std::vector<const Tensor*> values;    // input values known at planning, else nullptr
-  std::vector<TensorInfo> out;          // filled by Infer, one per node output
-  size_t scratch_bytes = 0;             // filled by Infer when Run needs scratch memory
+  std::vector<const TensorInfo*> in;  // nullptr for omitted optional inputs
+  std::vector<const Tensor*> values;  // input values known at planning, else nullptr
+  std::vector<TensorInfo> out;        // filled by Infer, one per node output
+  size_t scratch_bytes = 0;           // filled by Infer when Run needs scratch memory
   Backend backend = Backend::kFast;
 
   Error Fail(const std::string& what) const {

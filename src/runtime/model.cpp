@@ -9,7 +9,9 @@ namespace edgeloop::runtime {
 namespace {
 
 constexpr size_t kAlign = 64;
-size_t AlignUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+size_t AlignUp(size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
 
 // kAlias: a view of another arena value's memory under a new shape (the output of Flatten,
 // Reshape, Identity or Dropout when nothing else reads the input), so no copy is made.
@@ -18,9 +20,9 @@ enum class SlotKind { kNone, kInitializer, kConstant, kInput, kArena, kAlias };
 struct Slot {
   SlotKind kind = SlotKind::kNone;
   TensorInfo info;
-  size_t offset = 0;   // kArena
-  size_t input_index = 0;  // kInput
-  OwnedTensor folded;  // kConstant
+  size_t offset = 0;          // kArena
+  size_t input_index = 0;     // kInput
+  OwnedTensor folded;         // kConstant
   int first = -1, last = -1;  // step indices of definition and last use (kArena)
   int alias_of = -1;          // kAlias: the kArena value whose memory this one shares
 };
@@ -113,9 +115,15 @@ Model::Model(Model&&) noexcept = default;
 Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
-const Graph& Model::graph() const { return impl_->graph; }
-const std::vector<ValueInfo>& Model::inputs() const { return impl_->graph.input_info; }
-const std::vector<ValueInfo>& Model::outputs() const { return impl_->graph.output_info; }
+const Graph& Model::graph() const {
+  return impl_->graph;
+}
+const std::vector<ValueInfo>& Model::inputs() const {
+  return impl_->graph.input_info;
+}
+const std::vector<ValueInfo>& Model::outputs() const {
+  return impl_->graph.output_info;
+}
 
 int64_t Model::ParameterCount() const {
   int64_t n = 0;
@@ -127,7 +135,9 @@ size_t Model::ParameterBytes() const {
   for (const auto& kv : impl_->graph.initializers) n += kv.second.bytes.size();
   return n;
 }
-PlanStats Model::plan_stats() const { return impl_->current ? impl_->current->stats : PlanStats{}; }
+PlanStats Model::plan_stats() const {
+  return impl_->current ? impl_->current->stats : PlanStats{};
+}
 
 Result<Model> Model::Load(const std::string& path, const ModelOptions& options) {
   EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
@@ -164,8 +174,9 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
     for (const auto& d : vi.dims) t.shape.push_back(d.value_or(1));
     int64_t n = NumElements(t.shape);
     if (n < 0 || static_cast<size_t>(n) * DTypeSize(t.dtype) > options.limits.max_tensor_bytes)
-      return Error(Errc::kResourceExhausted,
-                   origin + ": input '" + vi.name + "' declares an absurd shape " + ShapeString(t.shape));
+      return Error(
+          Errc::kResourceExhausted,
+          origin + ": input '" + vi.name + "' declares an absurd shape " + ShapeString(t.shape));
     t.bytes.assign(static_cast<size_t>(n) * DTypeSize(t.dtype), 0);
     dummies.push_back(std::move(t));
   }
@@ -239,7 +250,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       }
       const Slot& s = slots[static_cast<size_t>(id)];
       ic.in.push_back(&s.info);
-      ic.values.push_back(has_known[static_cast<size_t>(id)] ? &known[static_cast<size_t>(id)] : nullptr);
+      ic.values.push_back(has_known[static_cast<size_t>(id)] ? &known[static_cast<size_t>(id)]
+                                                             : nullptr);
       if (s.kind != SlotKind::kInitializer && s.kind != SlotKind::kConstant) all_constant = false;
     }
     EDGELOOP_RETURN_IF_ERROR(kernel->infer(ic));
@@ -249,7 +261,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       if (node.outputs[o] < 0) continue;
       const TensorInfo& info = ic.out[o];
       int64_t n = NumElements(info.shape);
-      if (n < 0 || static_cast<size_t>(n) > options.limits.max_tensor_bytes / std::max<size_t>(1, DTypeSize(info.dtype)))
+      if (n < 0 || static_cast<size_t>(n) >
+                       options.limits.max_tensor_bytes / std::max<size_t>(1, DTypeSize(info.dtype)))
         return NodeError(node, Errc::kResourceExhausted,
                          "output shape " + ShapeString(info.shape) + " is too large to allocate");
       Slot& s = slots[static_cast<size_t>(node.outputs[o])];
@@ -259,7 +272,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       // Constant folding: compute now, keep the result with the plan.
       std::vector<unsigned char> scratch(ic.scratch_bytes);
       RunContext rc{node, {}, {}, scratch.data(), options.backend};
-      for (int id : node.inputs) rc.in.push_back(id < 0 ? nullptr : &known[static_cast<size_t>(id)]);
+      for (int id : node.inputs)
+        rc.in.push_back(id < 0 ? nullptr : &known[static_cast<size_t>(id)]);
       std::vector<Tensor> outs(node.outputs.size());
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         if (node.outputs[o] < 0) {
@@ -287,7 +301,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
     plan->steps.push_back({&node, kernel, {}});
     plan->scratch_bytes = std::max(plan->scratch_bytes, ic.scratch_bytes);
     auto root = [&](int id) {
-      while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias) id = slots[static_cast<size_t>(id)].alias_of;
+      while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias)
+        id = slots[static_cast<size_t>(id)].alias_of;
       return id;
     };
     for (int id : node.inputs) {
@@ -296,7 +311,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       if (s.kind == SlotKind::kArena) s.last = step;
     }
     const bool copy_op = node.op_type == "Flatten" || node.op_type == "Reshape" ||
-                         node.op_type == "Identity" || (node.op_type == "Dropout" && node.outputs.size() == 1);
+                         node.op_type == "Identity" ||
+                         (node.op_type == "Dropout" && node.outputs.size() == 1);
     if (copy_op && node.inputs[0] >= 0 && node.outputs[0] >= 0 &&
         slots[static_cast<size_t>(root(node.inputs[0]))].kind == SlotKind::kArena &&
         readers[static_cast<size_t>(node.inputs[0])] == 1) {
@@ -314,7 +330,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
     }
   }
   for (int id : graph.outputs) {
-    while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias) id = slots[static_cast<size_t>(id)].alias_of;
+    while (slots[static_cast<size_t>(id)].kind == SlotKind::kAlias)
+      id = slots[static_cast<size_t>(id)].alias_of;
     Slot& s = slots[static_cast<size_t>(id)];
     if (s.kind == SlotKind::kArena) s.last = static_cast<int>(plan->steps.size());
   }
@@ -351,9 +368,9 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
   plan->scratch_offset = total;
   total += AlignUp(plan->scratch_bytes);
   if (total > options.max_arena_bytes)
-    return Error(Errc::kResourceExhausted, "planned memory of " + std::to_string(total >> 20) +
-                                               " MiB exceeds the limit of " +
-                                               std::to_string(options.max_arena_bytes >> 20) + " MiB");
+    return Error(Errc::kResourceExhausted,
+                 "planned memory of " + std::to_string(total >> 20) + " MiB exceeds the limit of " +
+                     std::to_string(options.max_arena_bytes >> 20) + " MiB");
   plan->arena.Reset(total);
   plan->stats.arena_bytes = total;
   plan->stats.naive_bytes = naive + plan->scratch_bytes;
@@ -366,12 +383,21 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
     v.dtype = s.info.dtype;
     v.shape = s.info.shape;
     switch (s.kind) {
-      case SlotKind::kInitializer: v = graph.initializers.at(static_cast<int>(i)).view(); break;
-      case SlotKind::kConstant: v = s.folded.view(); break;
-      case SlotKind::kArena: v.data = plan->arena.base() + s.offset; break;
-      case SlotKind::kAlias: v.data = plan->arena.base() + slots[static_cast<size_t>(s.alias_of)].offset; break;
+      case SlotKind::kInitializer:
+        v = graph.initializers.at(static_cast<int>(i)).view();
+        break;
+      case SlotKind::kConstant:
+        v = s.folded.view();
+        break;
+      case SlotKind::kArena:
+        v.data = plan->arena.base() + s.offset;
+        break;
+      case SlotKind::kAlias:
+        v.data = plan->arena.base() + slots[static_cast<size_t>(s.alias_of)].offset;
+        break;
       case SlotKind::kInput:
-      case SlotKind::kNone: break;
+      case SlotKind::kNone:
+        break;
     }
   }
   return plan;
@@ -381,7 +407,8 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs) {
   return Run(inputs, Observer());
 }
 
-Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs, const Observer& observe) {
+Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs,
+                                            const Observer& observe) {
   const Graph& g = impl_->graph;
   if (inputs.size() != g.inputs.size())
     return Error(Errc::kInvalidArgument, "the model takes " + std::to_string(g.inputs.size()) +
@@ -402,8 +429,10 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs, c
       return Error(Errc::kMismatch, "input '" + vi.name + "' must have shape " + want + "]" +
                                         ", got " + ShapeString(t.shape));
     }
-    if (t.size() < 0) return Error(Errc::kMismatch, "input '" + vi.name + "' has a negative dimension");
-    if (t.size() > 0 && !t.data) return Error(Errc::kInvalidArgument, "input '" + vi.name + "' has no data");
+    if (t.size() < 0)
+      return Error(Errc::kMismatch, "input '" + vi.name + "' has a negative dimension");
+    if (t.size() > 0 && !t.data)
+      return Error(Errc::kInvalidArgument, "input '" + vi.name + "' has no data");
   }
   std::string key = impl_->PlanKey(inputs);
   auto it = impl_->plans.find(key);
@@ -423,13 +452,16 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs, c
   for (Step& step : plan.steps) {
     RunContext rc{*step.node, {}, {}, scratch, impl_->options.backend, &step.state};
     rc.in.reserve(step.node->inputs.size());
-    for (int id : step.node->inputs) rc.in.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
+    for (int id : step.node->inputs)
+      rc.in.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
     rc.out.reserve(step.node->outputs.size());
-    for (int id : step.node->outputs) rc.out.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
+    for (int id : step.node->outputs)
+      rc.out.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
     EDGELOOP_RETURN_IF_ERROR(step.kernel->run(rc));
     if (observe)
       for (int id : step.node->outputs)
-        if (id >= 0) observe(g.value_names[static_cast<size_t>(id)], plan.views[static_cast<size_t>(id)]);
+        if (id >= 0)
+          observe(g.value_names[static_cast<size_t>(id)], plan.views[static_cast<size_t>(id)]);
   }
   std::vector<OwnedTensor> out;
   for (int id : g.outputs) {

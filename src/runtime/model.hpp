@@ -33,10 +33,10 @@ struct ModelOptions {
 };
 
 struct PlanStats {
-  size_t arena_bytes = 0;      // activations, after lifetime-based reuse
-  size_t naive_bytes = 0;      // what one buffer per value would need
-  size_t folded_nodes = 0;     // nodes computed at planning (constant inputs only)
-  size_t steps = 0;            // nodes run per inference
+  size_t arena_bytes = 0;   // activations, after lifetime-based reuse
+  size_t naive_bytes = 0;   // what one buffer per value would need
+  size_t folded_nodes = 0;  // nodes computed at planning (constant inputs only)
+  size_t steps = 0;         // nodes run per inference
 };
 
 class Model {
@@ -52,7 +52,7 @@ class Model {
   // Declared input and output names, types and shapes.
   const std::vector<ValueInfo>& inputs() const;
   const std::vector<ValueInfo>& outputs() const;
-  int64_t ParameterCount() const;   // elements in all initializers
+  int64_t ParameterCount() const;  // elements in all initializers
   size_t ParameterBytes() const;
 
   // Runs the graph; inputs in the order of inputs(). Errors: wrong count, type or shape.

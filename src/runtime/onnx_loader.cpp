@@ -46,8 +46,7 @@ Result<OwnedTensor> DecodeTensor(const onnx::TensorProto& t, const std::string& 
   if (t.has_raw_data()) {
     if (t.raw_data().size() != n * esize) {
       if (t.raw_data().size() % esize != 0)
-        return Error(Errc::kFormat, where + ": raw data of " +
-                                        std::to_string(t.raw_data().size()) +
+        return Error(Errc::kFormat, where + ": raw data of " + std::to_string(t.raw_data().size()) +
                                         " bytes is not a whole number of elements");
       return mismatch(t.raw_data().size() / esize);
     }
@@ -76,7 +75,8 @@ Result<OwnedTensor> DecodeTensor(const onnx::TensorProto& t, const std::string& 
     case DType::kUint8:
     case DType::kBool:
       if (static_cast<size_t>(t.int32_data_size()) != n) return mismatch(t.int32_data_size());
-      for (size_t i = 0; i < n; ++i) out.bytes[i] = static_cast<unsigned char>(t.int32_data(static_cast<int>(i)));
+      for (size_t i = 0; i < n; ++i)
+        out.bytes[i] = static_cast<unsigned char>(t.int32_data(static_cast<int>(i)));
       break;
     case DType::kUndefined:
       return Error(Errc::kFormat, where + ": undefined element type");
@@ -134,7 +134,8 @@ Result<Attribute> DecodeAttribute(const onnx::AttributeProto& a, const std::stri
       break;
     case onnx::AttributeProto::TENSOR: {
       out.kind = Attribute::Kind::kTensor;
-      EDGELOOP_ASSIGN_OR_RETURN(out.tensor, DecodeTensor(a.t(), where + " attribute '" + a.name() + "'", limits));
+      EDGELOOP_ASSIGN_OR_RETURN(
+          out.tensor, DecodeTensor(a.t(), where + " attribute '" + a.name() + "'", limits));
       break;
     }
     default:
@@ -193,8 +194,9 @@ Result<Graph> ParseOnnxModel(std::string_view bytes, const std::string& origin,
     if (init.name().empty()) return FormatError(origin, "an initializer has no name");
     auto [id, fresh] = define(init.name());
     if (!fresh) return FormatError(origin, "initializer '" + init.name() + "' is defined twice");
-    EDGELOOP_ASSIGN_OR_RETURN(g.initializers[id],
-                              DecodeTensor(init, origin + ": initializer '" + init.name() + "'", limits));
+    EDGELOOP_ASSIGN_OR_RETURN(
+        g.initializers[id],
+        DecodeTensor(init, origin + ": initializer '" + init.name() + "'", limits));
   }
   for (const auto& in : graph.input()) {
     auto it = ids.find(in.name());

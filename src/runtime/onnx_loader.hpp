@@ -13,8 +13,8 @@
 namespace edgeloop::runtime {
 
 struct LoadLimits {
-  size_t max_file_bytes = size_t{1} << 30;         // a model file larger than this is refused
-  size_t max_tensor_bytes = size_t{1} << 30;       // any single tensor (initializer or planned)
+  size_t max_file_bytes = size_t{1} << 30;    // a model file larger than this is refused
+  size_t max_tensor_bytes = size_t{1} << 30;  // any single tensor (initializer or planned)
 };
 
 Result<Graph> ParseOnnxModel(std::string_view bytes, const std::string& origin,

@@ -19,7 +19,7 @@ struct Range {
 };
 
 struct QParams {
-  std::string value;  // name of the uint8 tensor
+  std::string value;              // name of the uint8 tensor
   std::string scale, zero_point;  // initializer names
 };
 
@@ -59,17 +59,20 @@ class Rewriter {
       if (n.output_size() == 1 && consumers_[n.output(0)] == 1)
         for (int j = i + 1; j < nodes.size(); ++j)
           if (nodes[j].op_type() == "Relu" && nodes[j].input(0) == n.output(0)) relu = j;
-      const std::string out_name = relu >= 0 ? nodes[relu].output(0) : n.output_size() ? n.output(0) : "";
+      const std::string out_name = relu >= 0         ? nodes[relu].output(0)
+                                   : n.output_size() ? n.output(0)
+                                                     : "";
       if (n.op_type() == "Conv" && Quantizable(n, 1, n.input_size() > 2 ? 2 : -1)) {
-        EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1), n.input_size() > 2 ? n.input(2) : "",
-                                           out_name, false, 0));
+        EDGELOOP_RETURN_IF_ERROR(EmitQConv(
+            n, n.input(0), n.input(1), n.input_size() > 2 ? n.input(2) : "", out_name, false, 0));
         if (relu >= 0) skip.insert(relu);
         ++report->quantized_layers;
         continue;
       }
       if (n.op_type() == "Gemm" && IsGemmLayer(n)) {
-        EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1), n.input_size() > 2 ? n.input(2) : "",
-                                           out_name, true, Attr(n, "transB")));
+        EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1),
+                                           n.input_size() > 2 ? n.input(2) : "", out_name, true,
+                                           Attr(n, "transB")));
         if (relu >= 0) skip.insert(relu);
         ++report->quantized_layers;
         continue;
@@ -102,8 +105,9 @@ class Rewriter {
     for (const auto& t : new_inits_) *g->add_initializer() = t;
     auto* meta = out_.add_metadata_props();
     meta->set_key("edgeloop.quantization");
-    meta->set_value("{\"format\":\"QOperator\",\"activations\":\"uint8 asymmetric, per tensor\","
-                    "\"weights\":\"int8 symmetric, per output channel\",\"calibration\":\"min/max\"}");
+    meta->set_value(
+        "{\"format\":\"QOperator\",\"activations\":\"uint8 asymmetric, per tensor\","
+        "\"weights\":\"int8 symmetric, per output channel\",\"calibration\":\"min/max\"}");
     return out_;
   }
 
@@ -119,8 +123,8 @@ class Rewriter {
       auto it = inits_.find(n.input(i));
       return it != inits_.end() && it->second->data_type() == onnx::TensorProto::FLOAT;
     };
-    return n.input_size() > w && is_float_init(w) && (b < 0 || is_float_init(b)) && ranges_.count(n.input(0)) &&
-           n.output_size() == 1;
+    return n.input_size() > w && is_float_init(w) && (b < 0 || is_float_init(b)) &&
+           ranges_.count(n.input(0)) && n.output_size() == 1;
   }
 
   bool IsGemmLayer(const onnx::NodeProto& n) const {
@@ -182,7 +186,8 @@ class Rewriter {
     if (r == ranges_.end())
       return Error(Errc::kInternal, "no calibration range for '" + value + "'");
     auto [scale, zp] = ActivationParams(r->second);
-    QParams p{value + "_q", AddScalar(value + "_scale", scale), AddZeroPoint(value + "_zero_point", zp)};
+    QParams p{value + "_q", AddScalar(value + "_scale", scale),
+              AddZeroPoint(value + "_zero_point", zp)};
     auto* q = out_.mutable_graph()->add_node();
     q->set_op_type("QuantizeLinear");
     q->set_name(value + "_quantize");
@@ -228,7 +233,8 @@ class Rewriter {
       if (!trans_b) {
         std::vector<float> t(w.size());
         for (int64_t i = 0; i < k; ++i)
-          for (int64_t j = 0; j < nout; ++j) t[static_cast<size_t>(j * k + i)] = w[static_cast<size_t>(i * nout + j)];
+          for (int64_t j = 0; j < nout; ++j)
+            t[static_cast<size_t>(j * k + i)] = w[static_cast<size_t>(i * nout + j)];
         w.swap(t);
       }
       dims = {nout, k, 1, 1};
@@ -249,12 +255,14 @@ class Rewriter {
     std::vector<float> scales(static_cast<size_t>(m));
     for (int64_t c = 0; c < m; ++c) {
       float mx = 0;
-      for (size_t i = 0; i < per; ++i) mx = std::max(mx, std::fabs(w[static_cast<size_t>(c) * per + i]));
+      for (size_t i = 0; i < per; ++i)
+        mx = std::max(mx, std::fabs(w[static_cast<size_t>(c) * per + i]));
       float s = mx > 0 ? mx / 127.0f : 1.0f;
       scales[static_cast<size_t>(c)] = s;
       ws.add_float_data(s);
       for (size_t i = 0; i < per; ++i) {
-        float q = std::clamp(std::nearbyint(w[static_cast<size_t>(c) * per + i] / s), -127.0f, 127.0f);
+        float q =
+            std::clamp(std::nearbyint(w[static_cast<size_t>(c) * per + i] / s), -127.0f, 127.0f);
         wbytes[static_cast<size_t>(c) * per + i] = static_cast<char>(static_cast<int8_t>(q));
       }
     }
@@ -277,7 +285,8 @@ class Rewriter {
       bq.set_data_type(onnx::TensorProto::INT32);
       bq.add_dims(m);
       for (int64_t c = 0; c < m; ++c)
-        bq.add_int32_data(static_cast<int32_t>(std::nearbyint(b[static_cast<size_t>(c)] / (xs * scales[static_cast<size_t>(c)]))));
+        bq.add_int32_data(static_cast<int32_t>(
+            std::nearbyint(b[static_cast<size_t>(c)] / (xs * scales[static_cast<size_t>(c)]))));
       new_inits_.push_back(bq);
       bq_name = bq.name();
     }

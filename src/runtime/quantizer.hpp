@@ -24,9 +24,9 @@ namespace edgeloop::runtime {
 
 struct QuantizeReport {
   size_t calibration_samples = 0;
-  size_t quantized_layers = 0;   // Conv and Gemm nodes now in int8
+  size_t quantized_layers = 0;            // Conv and Gemm nodes now in int8
   size_t fp32_bytes = 0, int8_bytes = 0;  // serialized model sizes
-  std::vector<std::string> float_ops;  // op types left in fp32 (besides Q/DQ)
+  std::vector<std::string> float_ops;     // op types left in fp32 (besides Q/DQ)
 };
 
 // calibration: input batches for the model's single input, fp32 with the model's layout.

@@ -25,8 +25,8 @@ void AddInitializer(onnx::GraphProto* g, const std::string& name, const std::vec
   for (float v : values) t->add_float_data(v);
 }
 
-void AddValue(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list, const std::string& name,
-              const std::vector<int64_t>& dims) {
+void AddValue(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list,
+              const std::string& name, const std::vector<int64_t>& dims) {
   auto* v = list->Add();
   v->set_name(name);
   auto* tt = v->mutable_type()->mutable_tensor_type();
@@ -98,7 +98,8 @@ std::string SmallConvNet(int stride = 1, int group = 1) {
   return m.SerializeAsString();
 }
 
-std::vector<float> RunNet(const std::string& bytes, Backend backend, const std::vector<float>& x, int64_t batch) {
+std::vector<float> RunNet(const std::string& bytes, Backend backend, const std::vector<float>& x,
+                          int64_t batch) {
   ModelOptions o;
   o.backend = backend;
   auto m = Model::LoadFromBytes(bytes, "net", o);
@@ -118,7 +119,8 @@ TEST(Runtime, FastBackendMatchesReference) {
       auto fast = RunNet(bytes, Backend::kFast, x, 4);
       ASSERT_EQ(ref.size(), 40u);
       ASSERT_EQ(fast.size(), ref.size());
-      for (size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR(fast[i], ref[i], 1e-5) << stride << " " << group;
+      for (size_t i = 0; i < ref.size(); ++i)
+        EXPECT_NEAR(fast[i], ref[i], 1e-5) << stride << " " << group;
     }
   }
 }
@@ -127,7 +129,7 @@ TEST(Runtime, PlansMemoryAtLoadAndReusesBuffers) {
   auto m = Model::LoadFromBytes(SmallConvNet(), "net");
   ASSERT_TRUE(m.ok()) << m.error().message;
   PlanStats st = m->plan_stats();  // planned for batch 1 before any Run
-  EXPECT_EQ(st.steps, 5u);  // six nodes, the Relu folded into the Conv by the fast backend
+  EXPECT_EQ(st.steps, 5u);         // six nodes, the Relu folded into the Conv by the fast backend
   EXPECT_GT(st.arena_bytes, 0u);
   EXPECT_LT(st.arena_bytes, st.naive_bytes);  // lifetimes let buffers share memory
   auto x = Random(3 * 12 * 12, 5);
@@ -143,7 +145,8 @@ TEST(Runtime, WrongInputShapeOrTypeIsAClearError) {
   std::vector<float> x(3 * 10 * 10);
   auto r = m->Run({Tensor{DType::kFloat32, {1, 3, 10, 10}, x.data()}});
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message.find("must have shape [?,3,12,12]"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("must have shape [?,3,12,12]"), std::string::npos)
+      << r.error().message;
   std::vector<int64_t> xi(3 * 12 * 12);
   r = m->Run({Tensor{DType::kInt64, {1, 3, 12, 12}, xi.data()}});
   ASSERT_FALSE(r.ok());
@@ -188,7 +191,8 @@ TEST(Runtime, AbsurdShapesAreRefusedWithoutAllocating) {
   // A declared input of 2^40 elements is refused at load, not allocated.
   onnx::ModelProto m2;
   ASSERT_TRUE(m2.ParseFromString(SmallConvNet()));
-  auto* dims = m2.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
+  auto* dims =
+      m2.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape();
   dims->mutable_dim(0)->set_dim_value(int64_t{1} << 40);
   r = Model::LoadFromBytes(m2.SerializeAsString(), "huge-input.onnx");
   ASSERT_FALSE(r.ok());
@@ -232,7 +236,8 @@ TEST(Quantize, Int8ModelIsSmallerCloseToFp32AndOnnxRuntimeAgrees) {
     t.dtype = DType::kFloat32;
     t.shape = {16, 3, 12, 12};
     auto v = Random(16 * 3 * 12 * 12, 100 + b);
-    t.bytes.assign(reinterpret_cast<unsigned char*>(v.data()), reinterpret_cast<unsigned char*>(v.data() + v.size()));
+    t.bytes.assign(reinterpret_cast<unsigned char*>(v.data()),
+                   reinterpret_cast<unsigned char*>(v.data() + v.size()));
     calib.push_back(std::move(t));
   }
   auto report = QuantizeModel(fp32, calib, int8);
@@ -268,17 +273,20 @@ TEST(Quantize, Int8ModelIsSmallerCloseToFp32AndOnnxRuntimeAgrees) {
   // ONNX Runtime runs the same file and gives the same probabilities (up to a rounding step).
   std::string raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
   ASSERT_TRUE(WriteFileAtomic((dir / "in.bin").string(), raw).ok());
-  std::string cmd = "node '" + (fs::path(src) / "tools/ort/run.js").string() + "' '" + int8 + "' '" +
-                    (dir / "in.bin").string() + "' 8,3,12,12 prob '" + (dir / "out.bin").string() + "'";
+  std::string cmd = "node '" + (fs::path(src) / "tools/ort/run.js").string() + "' '" + int8 +
+                    "' '" + (dir / "in.bin").string() + "' 8,3,12,12 prob '" +
+                    (dir / "out.bin").string() + "'";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   auto got = ReadFile((dir / "out.bin").string());
   ASSERT_TRUE(got.ok());
   ASSERT_EQ(got->size(), fast.size() * sizeof(float));
   const float* ort = reinterpret_cast<const float*>(got->data());
   double max_ort = 0;
-  for (size_t i = 0; i < fast.size(); ++i) max_ort = std::max(max_ort, static_cast<double>(std::fabs(ort[i] - fast[i])));
+  for (size_t i = 0; i < fast.size(); ++i)
+    max_ort = std::max(max_ort, static_cast<double>(std::fabs(ort[i] - fast[i])));
   EXPECT_LT(max_ort, 0.02);
-  std::printf("int8: max |int8 - fp32| = %.4f, max |onnxruntime int8 - edgeloop int8| = %.2g\n", max_fp32, max_ort);
+  std::printf("int8: max |int8 - fp32| = %.4f, max |onnxruntime int8 - edgeloop int8| = %.2g\n",
+              max_fp32, max_ort);
   fs::remove_all(dir);
 }
 

@@ -21,8 +21,8 @@ enum class DType : int32_t {
   kFloat64 = 11,
 };
 
-size_t DTypeSize(DType t);           // 0 for kUndefined
-const char* DTypeName(DType t);      // "float32", ...
+size_t DTypeSize(DType t);                          // 0 for kUndefined
+const char* DTypeName(DType t);                     // "float32", ...
 bool DTypeFromOnnx(int32_t onnx_type, DType* out);  // false for types the runtime lacks
 
 using Shape = std::vector<int64_t>;
@@ -57,9 +57,7 @@ struct OwnedTensor {
   Shape shape;
   std::vector<unsigned char> bytes;
 
-  Tensor view() const {
-    return Tensor{dtype, shape, const_cast<unsigned char*>(bytes.data())};
-  }
+  Tensor view() const { return Tensor{dtype, shape, const_cast<unsigned char*>(bytes.data())}; }
   template <typename T>
   const T* as() const {
     return reinterpret_cast<const T*>(bytes.data());

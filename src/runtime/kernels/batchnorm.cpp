@@ -31,7 +31,8 @@ Status InferBatchNorm(InferContext& c) {
       return c.Fail("scale, bias, mean and var must have shape [" + std::to_string(x[1]) + "]");
   c.out = {*c.in[0]};
   // Older opsets list mean/var/saved outputs; in inference they are the inputs passed through.
-  for (size_t i = 1; i < c.node.outputs.size(); ++i) c.out.push_back(*c.in[std::min<size_t>(i + 2, 4)]);
+  for (size_t i = 1; i < c.node.outputs.size(); ++i)
+    c.out.push_back(*c.in[std::min<size_t>(i + 2, 4)]);
   return Status::Ok();
 }
 
@@ -41,7 +42,8 @@ void Normalize(RunContext& c) {
   const int64_t n = x.shape[0], ch = x.shape[1];
   const int64_t inner = (n * ch) == 0 ? 0 : x.size() / (n * ch);
   const double eps = c.node.Float("epsilon", 1e-5f);
-  const T *scale = c.in[1]->as<T>(), *bias = c.in[2]->as<T>(), *mean = c.in[3]->as<T>(), *var = c.in[4]->as<T>();
+  const T *scale = c.in[1]->as<T>(), *bias = c.in[2]->as<T>(), *mean = c.in[3]->as<T>(),
+          *var = c.in[4]->as<T>();
   const bool training = c.node.opset >= 14 && c.node.Int("training_mode", 0) != 0;
   for (int64_t ci = 0; ci < ch; ++ci) {
     double mu = static_cast<double>(mean[ci]), sigma2 = static_cast<double>(var[ci]);
@@ -49,7 +51,8 @@ void Normalize(RunContext& c) {
       double s = 0, ss = 0;
       const double count = static_cast<double>(n * inner);
       for (int64_t b0 = 0; b0 < n; ++b0)
-        for (int64_t i = 0; i < inner; ++i) s += static_cast<double>(x.as<T>()[(b0 * ch + ci) * inner + i]);
+        for (int64_t i = 0; i < inner; ++i)
+          s += static_cast<double>(x.as<T>()[(b0 * ch + ci) * inner + i]);
       mu = count > 0 ? s / count : 0;
       for (int64_t b0 = 0; b0 < n; ++b0)
         for (int64_t i = 0; i < inner; ++i) {
@@ -59,20 +62,24 @@ void Normalize(RunContext& c) {
       sigma2 = count > 0 ? ss / count : 0;
       const double momentum = c.node.Float("momentum", 0.9f);
       if (c.out.size() > 1 && c.out[1])
-        c.out[1]->as<T>()[ci] = static_cast<T>(static_cast<double>(mean[ci]) * momentum + mu * (1 - momentum));
+        c.out[1]->as<T>()[ci] =
+            static_cast<T>(static_cast<double>(mean[ci]) * momentum + mu * (1 - momentum));
       if (c.out.size() > 2 && c.out[2])
-        c.out[2]->as<T>()[ci] = static_cast<T>(static_cast<double>(var[ci]) * momentum + sigma2 * (1 - momentum));
+        c.out[2]->as<T>()[ci] =
+            static_cast<T>(static_cast<double>(var[ci]) * momentum + sigma2 * (1 - momentum));
     }
     const double a = static_cast<double>(scale[ci]) / std::sqrt(sigma2 + eps);
     const double b = static_cast<double>(bias[ci]) - a * mu;
     for (int64_t b0 = 0; b0 < n; ++b0) {
       const T* xp = x.as<T>() + (b0 * ch + ci) * inner;
       T* yp = c.out[0]->as<T>() + (b0 * ch + ci) * inner;
-      for (int64_t i = 0; i < inner; ++i) yp[i] = static_cast<T>(a * static_cast<double>(xp[i]) + b);
+      for (int64_t i = 0; i < inner; ++i)
+        yp[i] = static_cast<T>(a * static_cast<double>(xp[i]) + b);
     }
   }
   for (size_t i = 1; i < c.out.size() && !training; ++i)
-    if (c.out[i]) std::memcpy(c.out[i]->data, c.in[std::min<size_t>(i + 2, 4)]->data, c.out[i]->bytes());
+    if (c.out[i])
+      std::memcpy(c.out[i]->data, c.in[std::min<size_t>(i + 2, 4)]->data, c.out[i]->bytes());
 }
 
 Status RunBatchNorm(RunContext& c) {
@@ -85,6 +92,7 @@ Status RunBatchNorm(RunContext& c) {
 
 }  // namespace
 
-const OpKernel kBatchNormalization{"BatchNormalization", CheckBatchNorm, InferBatchNorm, RunBatchNorm};
+const OpKernel kBatchNormalization{"BatchNormalization", CheckBatchNorm, InferBatchNorm,
+                                   RunBatchNorm};
 
 }  // namespace edgeloop::runtime::kernels

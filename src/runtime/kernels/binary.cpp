@@ -9,7 +9,9 @@ namespace {
 
 enum class BinOp { kAdd, kSub, kMul, kDiv };
 
-Status CheckBinary(const Node& n) { return CheckArity(n, 2, 2); }
+Status CheckBinary(const Node& n) {
+  return CheckArity(n, 2, 2);
+}
 
 // Before opset 7, broadcasting was opt-in (broadcast = 1) and B's dimensions lined up with
 // A's starting at `axis` (default: trailing). Returns B's shape as numpy broadcasting sees it.
@@ -31,8 +33,8 @@ Status InferBinary(InferContext& c) {
     return NodeError(c.node, Errc::kUnsupported, std::string("type ") + DTypeName(c.in[0]->dtype));
   Shape out;
   if (!BroadcastShapes(c.in[0]->shape, EffectiveB(c.node, c.in[0]->shape, c.in[1]->shape), &out))
-    return c.Fail("shapes " + ShapeString(c.in[0]->shape) + " and " +
-                  ShapeString(c.in[1]->shape) + " do not broadcast");
+    return c.Fail("shapes " + ShapeString(c.in[0]->shape) + " and " + ShapeString(c.in[1]->shape) +
+                  " do not broadcast");
   c.out = {TensorInfo{c.in[0]->dtype, out}};
   return Status::Ok();
 }
@@ -78,8 +80,7 @@ Status RunTyped(RunContext& c) {
   std::vector<int64_t> sa(r, 0), sb(r, 0);
   auto fill = [&](const Shape& s, std::vector<int64_t>& st) {
     auto full = Strides(s);
-    for (size_t i = 0; i < s.size(); ++i)
-      st[r - s.size() + i] = s[i] == 1 ? 0 : full[i];
+    for (size_t i = 0; i < s.size(); ++i) st[r - s.size() + i] = s[i] == 1 ? 0 : full[i];
   };
   fill(a.shape, sa);
   fill(b.shape, sb);

@@ -7,8 +7,8 @@
 #include <cstring>
 
 #include "runtime/gemm.hpp"
-#include "runtime/kernels/kernels.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
+#include "runtime/kernels/kernels.hpp"
 
 namespace edgeloop::runtime::kernels {
 namespace {
@@ -27,10 +27,11 @@ bool UsesShiftedRows(const ConvGeometry& g) {
 }
 
 // Conv of one image's channel group through shifted rows of its zero-padded copy.
-void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, const float* bias, float* yg,
-                     void* scratch) {
+void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, const float* bias,
+                     float* yg, void* scratch) {
   const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
-  const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0], wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
+  const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
+                wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
   const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
   const int64_t plane = hp * wp + wp;  // one spare row: the last window row reads past the end
   float* padded = static_cast<float*>(scratch);
@@ -45,9 +46,11 @@ void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, co
     }
   for (int64_t ci = 0; ci < g.cg; ++ci)
     for (int64_t ky = 0; ky < kh; ++ky)
-      for (int64_t kx = 0; kx < kw; ++kx) rows[(ci * kh + ky) * kw + kx] = padded + ci * plane + ky * dh * wp + kx * dw;
+      for (int64_t kx = 0; kx < kw; ++kx)
+        rows[(ci * kh + ky) * kw + kx] = padded + ci * plane + ky * dh * wp + kx * dw;
   const int64_t n = oh * wp;
-  for (int64_t m = 0; m < g.mg; ++m) std::fill(wide + m * n, wide + (m + 1) * n, bias ? bias[m] : 0.0f);
+  for (int64_t m = 0; m < g.mg; ++m)
+    std::fill(wide + m * n, wide + (m + 1) * n, bias ? bias[m] : 0.0f);
   ConvGemmRows(g.mg, n, g.cg * g.k_size, wg, rows, wide);
   for (int64_t m = 0; m < g.mg; ++m)
     for (int64_t oy = 0; oy < oh; ++oy) {
@@ -57,7 +60,9 @@ void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, co
     }
 }
 
-Status CheckConv(const Node& n) { return CheckArity(n, 2, 3); }
+Status CheckConv(const Node& n) {
+  return CheckArity(n, 2, 3);
+}
 
 Status InferConv(InferContext& c) {
   EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32}));
@@ -72,15 +77,17 @@ Status InferConv(InferContext& c) {
   if (c.backend == Backend::kFast && UsesShiftedRows(g)) {
     const int64_t hp = g.w.in[0] + g.w.pad_begin[0] + g.w.pad_end[0];
     const int64_t wp = g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1];
-    c.scratch_bytes = static_cast<size_t>(g.cg * (hp * wp + wp) + g.mg * g.w.out[0] * wp) * sizeof(float) +
-                      static_cast<size_t>(g.cg * g.k_size) * sizeof(float*) + 64;
+    c.scratch_bytes =
+        static_cast<size_t>(g.cg * (hp * wp + wp) + g.mg * g.w.out[0] * wp) * sizeof(float) +
+        static_cast<size_t>(g.cg * g.k_size) * sizeof(float*) + 64;
   } else if (c.backend == Backend::kFast && !IsPointwise(g)) {
     c.scratch_bytes = static_cast<size_t>(g.cg * g.k_size * g.out_size) * sizeof(float);
   }
   return Status::Ok();
 }
 
-void ReferenceConv(const ConvGeometry& g, const float* x, const float* w, const float* bias, float* y) {
+void ReferenceConv(const ConvGeometry& g, const float* x, const float* w, const float* bias,
+                   float* y) {
   const size_t r = g.w.rank();
   std::vector<int64_t> o(r), k(r), pos(r);
   for (int64_t b = 0; b < g.n; ++b) {
@@ -113,7 +120,8 @@ void Im2Col(const ConvGeometry& g, const float* x, float* col) {
   if (r == 2) {
     const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
     const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
-    const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
+    const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0],
+                  dw = g.w.dilation[1];
     const int64_t ph = g.w.pad_begin[0], pw = g.w.pad_begin[1];
     for (int64_t ci = 0; ci < g.cg; ++ci) {
       const float* xp = x + ci * ih * iw;
@@ -131,7 +139,8 @@ void Im2Col(const ConvGeometry& g, const float* x, float* col) {
             if (sw == 1) {
               // Contiguous run: zero the left and right borders, copy the middle.
               const int64_t x0 = -pw + kx * dw;
-              int64_t lo = std::clamp<int64_t>(-x0, 0, ow), hi = std::clamp<int64_t>(iw - x0, 0, ow);
+              int64_t lo = std::clamp<int64_t>(-x0, 0, ow),
+                      hi = std::clamp<int64_t>(iw - x0, 0, ow);
               hi = std::max(hi, lo);
               // Rows are short (tens of values): plain loops beat memcpy/memset calls.
               for (int64_t i = 0; i < lo; ++i) dst[i] = 0.0f;
@@ -186,11 +195,13 @@ Status RunConv(RunContext& c) {
       const float* xg = x + (b * g.c + grp * g.cg) * g.in_size;
       float* yg = y + (b * g.m + grp * g.mg) * g.out_size;
       if (UsesShiftedRows(g)) {
-        ShiftedRowsConv(g, xg, w + grp * g.mg * kdim, bias ? bias + grp * g.mg : nullptr, yg, c.scratch);
+        ShiftedRowsConv(g, xg, w + grp * g.mg * kdim, bias ? bias + grp * g.mg : nullptr, yg,
+                        c.scratch);
         continue;
       }
       for (int64_t m = 0; m < g.mg; ++m)
-        std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size, bias ? bias[grp * g.mg + m] : 0.0f);
+        std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size,
+                  bias ? bias[grp * g.mg + m] : 0.0f);
       const float* cols = xg;
       if (!pointwise) {
         Im2Col(g, xg, col);

@@ -25,16 +25,18 @@ inline Status ConvGeometryOf(const Node& node, const Shape& x, const Shape& wt, 
   g->m = wt[0];
   g->group = node.Int("group", 1);
   if (g->group < 1 || g->c % g->group != 0 || g->m % g->group != 0)
-    return NodeError(node, Errc::kMismatch, "group " + std::to_string(g->group) +
-                                                " does not divide the channels");
+    return NodeError(node, Errc::kMismatch,
+                     "group " + std::to_string(g->group) + " does not divide the channels");
   g->cg = g->c / g->group;
   g->mg = g->m / g->group;
   if (wt[1] != g->cg)
-    return NodeError(node, Errc::kMismatch, "weights expect " + std::to_string(wt[1] * g->group) +
-                                                " input channels, the input has " + std::to_string(g->c));
+    return NodeError(node, Errc::kMismatch,
+                     "weights expect " + std::to_string(wt[1] * g->group) +
+                         " input channels, the input has " + std::to_string(g->c));
   std::vector<int64_t> in(x.begin() + 2, x.end()), kernel(wt.begin() + 2, wt.end());
   auto ks = node.Ints("kernel_shape", kernel);
-  if (ks != kernel) return NodeError(node, Errc::kMismatch, "kernel_shape does not match the weights");
+  if (ks != kernel)
+    return NodeError(node, Errc::kMismatch, "kernel_shape does not match the weights");
   EDGELOOP_RETURN_IF_ERROR(PlanWindow(node, in, kernel, false, &g->w));
   for (size_t i = 0; i < in.size(); ++i) {
     g->in_size *= in[i];

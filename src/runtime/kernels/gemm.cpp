@@ -10,7 +10,9 @@ namespace edgeloop::runtime::kernels {
 namespace {
 
 // --- Gemm ------------------------------------------------------------------------------
-Status CheckGemm(const Node& n) { return CheckArity(n, 2, 3); }
+Status CheckGemm(const Node& n) {
+  return CheckArity(n, 2, 3);
+}
 
 Status InferGemm(InferContext& c) {
   EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32, DType::kFloat64}));
@@ -44,7 +46,8 @@ void FillBias(const Tensor* bias, T* y, int64_t m, int64_t n) {
   int64_t rows = s.size() == 2 ? s[0] : 1;
   int64_t cols = s.empty() ? 1 : s.back();
   for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) y[i * n + j] = pc[(rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j)];
+    for (int64_t j = 0; j < n; ++j)
+      y[i * n + j] = pc[(rows == 1 ? 0 : i) * cols + (cols == 1 ? 0 : j)];
 }
 
 Status RunGemm(RunContext& c) {
@@ -58,9 +61,11 @@ Status RunGemm(RunContext& c) {
   const bool use_bias = bias && beta != 0.0f;
   if (a.dtype == DType::kFloat32) {
     FillBias<float>(use_bias ? bias : nullptr, y.as<float>(), m, n);
-    if (c.backend == Backend::kFast && !ta && tb && alpha == 1.0f && (!use_bias || beta == 1.0f) && m <= 4) {
+    if (c.backend == Backend::kFast && !ta && tb && alpha == 1.0f && (!use_bias || beta == 1.0f) &&
+        m <= 4) {
       // A fully connected layer on a few samples: dot products against the weight rows.
-      for (int64_t i = 0; i < m; ++i) DotRows(a.as<float>() + i * k, b.as<float>(), n, k, y.as<float>() + i * n);
+      for (int64_t i = 0; i < m; ++i)
+        DotRows(a.as<float>() + i * k, b.as<float>(), n, k, y.as<float>() + i * n);
     } else {
       Sgemm(c.backend, ta, tb, m, n, k, alpha, a.as<float>(), a.shape[1], b.as<float>(), b.shape[1],
             use_bias ? beta : 0.0f, y.as<float>(), n);
@@ -76,12 +81,14 @@ Status RunGemm(RunContext& c) {
 }
 
 // --- MatMul ----------------------------------------------------------------------------
-Status CheckMatMul(const Node& n) { return CheckArity(n, 2, 2); }
+Status CheckMatMul(const Node& n) {
+  return CheckArity(n, 2, 2);
+}
 
 struct MatMulDims {
-  Shape a, b;         // promoted to rank >= 2
-  Shape batch;        // broadcast batch shape
-  Shape out;          // final output shape (promotions removed)
+  Shape a, b;   // promoted to rank >= 2
+  Shape batch;  // broadcast batch shape
+  Shape out;    // final output shape (promotions removed)
   int64_t m = 0, k = 0, n = 0;
 };
 

@@ -19,12 +19,34 @@ extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
 
 inline std::vector<const OpKernel*> All() {
-  return {&kAdd,      &kSub,         &kMul,        &kDiv,       &kRelu,
-          &kSigmoid,  &kTanh,        &kIdentity,   &kDropout,   &kClip,
-          &kSoftmax,  &kFlatten,     &kReshape,    &kTranspose, &kConcat,
-          &kShape,    &kConstant,    &kGemm,       &kMatMul,    &kConv,
-          &kMaxPool,  &kAveragePool, &kGlobalAveragePool,       &kBatchNormalization,
-          &kQuantizeLinear, &kDequantizeLinear, &kQLinearConv, &kQLinearMatMul};
+  return {&kAdd,
+          &kSub,
+          &kMul,
+          &kDiv,
+          &kRelu,
+          &kSigmoid,
+          &kTanh,
+          &kIdentity,
+          &kDropout,
+          &kClip,
+          &kSoftmax,
+          &kFlatten,
+          &kReshape,
+          &kTranspose,
+          &kConcat,
+          &kShape,
+          &kConstant,
+          &kGemm,
+          &kMatMul,
+          &kConv,
+          &kMaxPool,
+          &kAveragePool,
+          &kGlobalAveragePool,
+          &kBatchNormalization,
+          &kQuantizeLinear,
+          &kDequantizeLinear,
+          &kQLinearConv,
+          &kQLinearMatMul};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
@@ -32,13 +54,26 @@ inline std::vector<const OpKernel*> All() {
 template <typename F>
 bool DispatchNumeric(DType t, F&& f) {
   switch (t) {
-    case DType::kFloat32: f(float{}); return true;
-    case DType::kFloat64: f(double{}); return true;
-    case DType::kInt8: f(int8_t{}); return true;
-    case DType::kUint8: f(uint8_t{}); return true;
-    case DType::kInt32: f(int32_t{}); return true;
-    case DType::kInt64: f(int64_t{}); return true;
-    default: return false;
+    case DType::kFloat32:
+      f(float{});
+      return true;
+    case DType::kFloat64:
+      f(double{});
+      return true;
+    case DType::kInt8:
+      f(int8_t{});
+      return true;
+    case DType::kUint8:
+      f(uint8_t{});
+      return true;
+    case DType::kInt32:
+      f(int32_t{});
+      return true;
+    case DType::kInt64:
+      f(int64_t{});
+      return true;
+    default:
+      return false;
   }
 }
 

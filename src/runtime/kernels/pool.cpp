@@ -11,7 +11,8 @@ namespace {
 
 Status CheckPool(const Node& n) {
   EDGELOOP_RETURN_IF_ERROR(CheckArity(n, 1, 1));
-  if (!n.Has("kernel_shape")) return NodeError(n, Errc::kFormat, "needs a 'kernel_shape' attribute");
+  if (!n.Has("kernel_shape"))
+    return NodeError(n, Errc::kFormat, "needs a 'kernel_shape' attribute");
   if (n.op_type == "AveragePool" && n.Has("dilations")) {
     for (int64_t d : n.Ints("dilations"))
       if (d != 1) return NodeError(n, Errc::kUnsupported, "dilated AveragePool");
@@ -22,14 +23,16 @@ Status CheckPool(const Node& n) {
 }
 
 Status PoolWindow(const Node& n, const Shape& x, Window* w) {
-  if (x.size() < 3) return NodeError(n, Errc::kMismatch, "input must be [N, C, spatial...], got " + ShapeString(x));
+  if (x.size() < 3)
+    return NodeError(n, Errc::kMismatch, "input must be [N, C, spatial...], got " + ShapeString(x));
   std::vector<int64_t> in(x.begin() + 2, x.end());
   return PlanWindow(n, in, n.Ints("kernel_shape"), n.Int("ceil_mode", 0) != 0, w);
 }
 
 Status InferPool(InferContext& c) {
   if (c.node.op_type == "MaxPool")
-    EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32, DType::kFloat64, DType::kUint8, DType::kInt8}));
+    EDGELOOP_RETURN_IF_ERROR(
+        RequireType(c, 0, {DType::kFloat32, DType::kFloat64, DType::kUint8, DType::kInt8}));
   else
     EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32, DType::kFloat64}));
   Window w;
@@ -48,8 +51,8 @@ void MaxPool2d(const Window& w, int64_t planes, const T* __restrict x, T* __rest
   const int64_t ih = w.in[0], iw = w.in[1], oh = w.out[0], ow = w.out[1];
   const int64_t kh = w.kernel[0], kw = w.kernel[1], sh = w.stride[0], sw = w.stride[1];
   const int64_t dh = w.dilation[0], dw = w.dilation[1], ph = w.pad_begin[0], pw = w.pad_begin[1];
-  const bool two_by_two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 && ph == 0 &&
-                          pw == 0 && 2 * oh <= ih && 2 * ow <= iw;
+  const bool two_by_two = kh == 2 && kw == 2 && sh == 2 && sw == 2 && dh == 1 && dw == 1 &&
+                          ph == 0 && pw == 0 && 2 * oh <= ih && 2 * ow <= iw;
   for (int64_t p = 0; p < planes; ++p) {
     const T* xp = x + p * ih * iw;
     T* yp = y + p * oh * ow;
@@ -59,7 +62,8 @@ void MaxPool2d(const Window& w, int64_t planes, const T* __restrict x, T* __rest
         const T* r1 = r0 + iw;
         T* out = yp + oy * ow;
         for (int64_t ox = 0; ox < ow; ++ox)
-          out[ox] = std::max(std::max(r0[2 * ox], r0[2 * ox + 1]), std::max(r1[2 * ox], r1[2 * ox + 1]));
+          out[ox] =
+              std::max(std::max(r0[2 * ox], r0[2 * ox + 1]), std::max(r1[2 * ox], r1[2 * ox + 1]));
       }
       continue;
     }
@@ -146,17 +150,28 @@ Status RunPool(RunContext& c) {
   const int64_t planes = c.in[0]->shape[0] * c.in[0]->shape[1];
   int64_t* indices = c.out.size() > 1 && c.out[1] ? c.out[1]->as<int64_t>() : nullptr;
   switch (c.in[0]->dtype) {
-    case DType::kFloat32: Pool(c.node, w, planes, c.in[0]->as<float>(), c.out[0]->as<float>(), indices); break;
-    case DType::kFloat64: Pool(c.node, w, planes, c.in[0]->as<double>(), c.out[0]->as<double>(), indices); break;
-    case DType::kUint8: Pool(c.node, w, planes, c.in[0]->as<uint8_t>(), c.out[0]->as<uint8_t>(), indices); break;
-    case DType::kInt8: Pool(c.node, w, planes, c.in[0]->as<int8_t>(), c.out[0]->as<int8_t>(), indices); break;
-    default: return NodeError(c.node, Errc::kUnsupported, "type");
+    case DType::kFloat32:
+      Pool(c.node, w, planes, c.in[0]->as<float>(), c.out[0]->as<float>(), indices);
+      break;
+    case DType::kFloat64:
+      Pool(c.node, w, planes, c.in[0]->as<double>(), c.out[0]->as<double>(), indices);
+      break;
+    case DType::kUint8:
+      Pool(c.node, w, planes, c.in[0]->as<uint8_t>(), c.out[0]->as<uint8_t>(), indices);
+      break;
+    case DType::kInt8:
+      Pool(c.node, w, planes, c.in[0]->as<int8_t>(), c.out[0]->as<int8_t>(), indices);
+      break;
+    default:
+      return NodeError(c.node, Errc::kUnsupported, "type");
   }
   return Status::Ok();
 }
 
 // --- GlobalAveragePool -------------------------------------------------------------------
-Status CheckGlobal(const Node& n) { return CheckArity(n, 1, 1); }
+Status CheckGlobal(const Node& n) {
+  return CheckArity(n, 1, 1);
+}
 
 Status InferGlobal(InferContext& c) {
   EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32, DType::kFloat64}));

@@ -14,16 +14,19 @@
 #define EDGELOOP_HAVE_VNNI 1
 #endif
 
-#include "runtime/kernels/kernels.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
+#include "runtime/kernels/kernels.hpp"
 
 namespace edgeloop::runtime::kernels {
 namespace {
 
-bool Is8Bit(DType t) { return t == DType::kUint8 || t == DType::kInt8; }
+bool Is8Bit(DType t) {
+  return t == DType::kUint8 || t == DType::kInt8;
+}
 
 int32_t Load8(const Tensor& t, int64_t i) {
-  return t.dtype == DType::kUint8 ? static_cast<int32_t>(t.as<uint8_t>()[i]) : static_cast<int32_t>(t.as<int8_t>()[i]);
+  return t.dtype == DType::kUint8 ? static_cast<int32_t>(t.as<uint8_t>()[i])
+                                  : static_cast<int32_t>(t.as<int8_t>()[i]);
 }
 
 void Store8(Tensor& t, int64_t i, float v, int32_t zp) {
@@ -35,7 +38,9 @@ void Store8(Tensor& t, int64_t i, float v, int32_t zp) {
 }
 
 // Per-channel parameter m of a scalar or 1-D tensor.
-float ScaleAt(const Tensor& s, int64_t m) { return s.as<float>()[s.size() == 1 ? 0 : m]; }
+float ScaleAt(const Tensor& s, int64_t m) {
+  return s.as<float>()[s.size() == 1 ? 0 : m];
+}
 int32_t ZeroAt(const Tensor* z, int64_t m) {
   if (!z) return 0;
   return Load8(*z, z->size() == 1 ? 0 : m);
@@ -51,7 +56,9 @@ Status CheckScalar(InferContext& c, size_t scale, size_t zp, const std::string& 
 
 // --- QLinearConv -------------------------------------------------------------------------
 // Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [B].
-Status CheckQConv(const Node& n) { return CheckArity(n, 8, 9); }
+Status CheckQConv(const Node& n) {
+  return CheckArity(n, 8, 9);
+}
 
 Status InferQConv(InferContext& c) {
   if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("x and w must be 8-bit");
@@ -60,21 +67,26 @@ Status InferQConv(InferContext& c) {
   ConvGeometry g;
   EDGELOOP_RETURN_IF_ERROR(ConvGeometryOf(c.node, c.in[0]->shape, c.in[3]->shape, &g));
   int64_t ns = NumElements(c.in[4]->shape);
-  if (c.in[4]->dtype != DType::kFloat32 || (ns != 1 && ns != g.m)) return c.Fail("w scale must be a scalar or [M]");
-  if (c.in[5] && NumElements(c.in[5]->shape) != ns) return c.Fail("w zero point must match w scale");
-  if (c.in.size() > 8 && c.in[8] && (c.in[8]->dtype != DType::kInt32 || c.in[8]->shape != Shape{g.m}))
+  if (c.in[4]->dtype != DType::kFloat32 || (ns != 1 && ns != g.m))
+    return c.Fail("w scale must be a scalar or [M]");
+  if (c.in[5] && NumElements(c.in[5]->shape) != ns)
+    return c.Fail("w zero point must match w scale");
+  if (c.in.size() > 8 && c.in[8] &&
+      (c.in[8]->dtype != DType::kInt32 || c.in[8]->shape != Shape{g.m}))
     return c.Fail("bias must be int32 [M]");
   Shape out{g.n, g.m};
   out.insert(out.end(), g.w.out.begin(), g.w.out.end());
   c.out = {TensorInfo{c.in[7] ? c.in[7]->dtype : DType::kUint8, out}};
   if (c.backend == Backend::kFast) {
     const size_t kpad = static_cast<size_t>((g.cg * g.k_size + 63) / 64 * 64);
-    const size_t s16 = static_cast<size_t>(g.cg * g.in_size + g.out_size * g.cg * g.k_size + 64) * sizeof(int16_t) +
+    const size_t s16 = static_cast<size_t>(g.cg * g.in_size + g.out_size * g.cg * g.k_size + 64) *
+                           sizeof(int16_t) +
                        static_cast<size_t>(std::max(g.out_size, g.mg)) * sizeof(int32_t);
     const size_t opad = static_cast<size_t>((g.out_size + 15) / 16 * 16);
     const int64_t hp = g.w.in.size() == 2 ? g.w.in[0] + g.w.pad_begin[0] + g.w.pad_end[0] : 0;
     const int64_t wp = g.w.in.size() == 2 ? g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1] : 0;
-    const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64 + static_cast<size_t>(g.cg * hp * wp) + 64;
+    const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64 +
+                      static_cast<size_t>(g.cg * hp * wp) + 64;
     c.scratch_bytes = std::max(s16, s8);
   }
   return Status::Ok();
@@ -88,8 +100,8 @@ Status InferQConv(InferContext& c) {
 // y = saturate(round((acc + offset) * mult) + zp); separate, with restrict pointers, so that
 // it vectorises (a uint8 store may otherwise alias the accumulators).
 template <typename Q>
-void Requantize(const int32_t* __restrict acc, Q* __restrict y, int64_t n, int32_t offset, float mult, float zp,
-                float lo, float hi) {
+void Requantize(const int32_t* __restrict acc, Q* __restrict y, int64_t n, int32_t offset,
+                float mult, float zp, float lo, float hi) {
   for (int64_t i = 0; i < n; ++i) {
     float v = std::nearbyint(static_cast<float>(acc[i] + offset) * mult) + zp;
     v = v < lo ? lo : v;
@@ -107,7 +119,8 @@ inline int32_t DotU8S8(const uint8_t* __restrict a, const int8_t* __restrict b, 
 // Per output channel: the window's int8 weights zero-padded to a multiple of 4 (read as int32
 // groups by vpdpbusd), then every channel's weight sum. Kept with the plan (RunContext::state)
 // after the first run, since the weights are constants.
-const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometry& g, std::vector<unsigned char>& local) {
+const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometry& g,
+                                                std::vector<unsigned char>& local) {
   std::vector<unsigned char>& st = c.state ? *c.state : local;
   if (!st.empty()) return st;
   const int64_t kdim = g.cg * g.k_size, kq = (kdim + 3) / 4;
@@ -124,8 +137,8 @@ const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometr
   return st;
 }
 
-Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t yzp, float xs, float ys,
-                    const int32_t* bias) {
+Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t yzp, float xs,
+                    float ys, const int32_t* bias) {
   std::vector<unsigned char> local;
   const auto& packed = PackedWeights(c, g, local);
   const int64_t kq4 = (g.cg * g.k_size + 3) / 4 * 4;
@@ -145,9 +158,11 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
           const int32_t offset = (bias ? bias[m] : 0) - xzp * wsums[m];
           const float mult = xs * ScaleAt(*c.in[4], m) / ys;
           if (y.dtype == DType::kUint8)
-            Requantize(acc, y.as<uint8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp), 0.0f, 255.0f);
+            Requantize(acc, y.as<uint8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp),
+                       0.0f, 255.0f);
           else
-            Requantize(acc, y.as<int8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp), -128.0f, 127.0f);
+            Requantize(acc, y.as<int8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp),
+                       -128.0f, 127.0f);
         }
       }
     }
@@ -157,9 +172,10 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
   Tensor& y = *c.out[0];
   const int64_t kdim = g.cg * g.k_size, kpad = (kdim + 63) / 64 * 64;
   const int64_t opad16 = (g.out_size + 15) / 16 * 16;
-  auto* cols = static_cast<uint8_t*>(c.scratch);                       // window bytes
-  [[maybe_unused]] auto* wpad = reinterpret_cast<int8_t*>(cols + opad16 * kpad);  // [kpad], portable path
-  auto* acc = reinterpret_cast<int32_t*>(cols + opad16 * kpad + kpad);   // [opad16], 64-aligned
+  auto* cols = static_cast<uint8_t*>(c.scratch);  // window bytes
+  [[maybe_unused]] auto* wpad =
+      reinterpret_cast<int8_t*>(cols + opad16 * kpad);                  // [kpad], portable path
+  auto* acc = reinterpret_cast<int32_t*>(cols + opad16 * kpad + kpad);  // [opad16], 64-aligned
   const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
   const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
   const uint8_t pad = static_cast<uint8_t>(xzp);
@@ -172,8 +188,10 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
       // load feeds 16 positions x 4 window bytes and a broadcast of 4 weights.
       const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
       // The group's input, padded with the zero point, so window reads need no bounds checks.
-      const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
-      const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0], wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
+      const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0],
+                    dw = g.w.dilation[1];
+      const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
+                    wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
       uint8_t* padded = reinterpret_cast<uint8_t*>(acc + opad16) + 64;
       std::fill(padded, padded + g.cg * hp * wp, pad);
       for (int64_t ci = 0; ci < g.cg; ++ci)
@@ -186,7 +204,8 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
       for (int64_t q = 0; q < kq; ++q) {
         const uint8_t* base[4];
         for (int64_t j = 0; j < 4; ++j) {
-          const int64_t k = std::min(q * 4 + j, kdim - 1);  // beyond the window: any byte (weight 0)
+          const int64_t k =
+              std::min(q * 4 + j, kdim - 1);  // beyond the window: any byte (weight 0)
           const int64_t ci = k / (kh * kw), ky = (k / kw) % kh, kx = k % kw;
           base[j] = padded + (ci * hp + ky * dh) * wp + kx * dw;
         }
@@ -200,7 +219,8 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
           uint32_t* __restrict o = out + oy * ow;
           for (int64_t ox = 0; ox < ow; ++ox) {
             const int64_t i = ox * sw;
-            o[ox] = uint32_t{s0[i]} | (uint32_t{s1[i]} << 8) | (uint32_t{s2[i]} << 16) | (uint32_t{s3[i]} << 24);
+            o[ox] = uint32_t{s0[i]} | (uint32_t{s1[i]} << 8) | (uint32_t{s2[i]} << 16) |
+                    (uint32_t{s3[i]} << 24);
           }
         }
         for (int64_t op = g.out_size; op < opad; ++op) out[op] = 0;
@@ -230,7 +250,8 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
         for (; op0 < opad; op0 += 16) {
           __m512i a = _mm512_setzero_si512();
           for (int64_t q = 0; q < kq; ++q)
-            a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(cols + (q * opad + op0) * 4), _mm512_set1_epi32(wq[q]));
+            a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(cols + (q * opad + op0) * 4),
+                                    _mm512_set1_epi32(wq[q]));
           _mm512_storeu_si512(acc + op0, a);
         }
 #else
@@ -306,14 +327,16 @@ Status RunQConv(RunContext& c) {
     for (int64_t b = 0; b < g.n; ++b) {
       for (int64_t grp = 0; grp < g.group; ++grp) {
         const int64_t xbase = (b * g.c + grp * g.cg) * g.in_size;
-        for (int64_t i = 0; i < g.cg * g.in_size; ++i) xs16[i] = static_cast<int16_t>(Load8(x, xbase + i) - xzp);
+        for (int64_t i = 0; i < g.cg * g.in_size; ++i)
+          xs16[i] = static_cast<int16_t>(Load8(x, xbase + i) - xzp);
         if (g.out_size == 1) {
           // A fully connected layer (1x1 over a 1x1 input): one dot product per output.
           for (int64_t mi = 0; mi < g.mg; ++mi) {
             const int64_t m = grp * g.mg + mi;
             const int8_t* wr = w8 + m * kdim;
             int32_t acc = bias ? bias[m] : 0;
-            for (int64_t i = 0; i < kdim; ++i) acc += static_cast<int32_t>(wr[i]) * static_cast<int32_t>(xs16[i]);
+            for (int64_t i = 0; i < kdim; ++i)
+              acc += static_cast<int32_t>(wr[i]) * static_cast<int32_t>(xs16[i]);
             accs[mi] = acc;
           }
         } else {
@@ -328,7 +351,8 @@ Status RunQConv(RunContext& c) {
                   const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
                   for (int64_t ox = 0; ox < ow; ++ox) {
                     const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
-                    *row++ = (yy < 0 || yy >= ih || xx < 0 || xx >= iw) ? int16_t{0} : plane[yy * iw + xx];
+                    *row++ = (yy < 0 || yy >= ih || xx < 0 || xx >= iw) ? int16_t{0}
+                                                                        : plane[yy * iw + xx];
                   }
                 }
               }
@@ -347,21 +371,25 @@ Status RunQConv(RunContext& c) {
               const int32_t wv = wr[kk];
               if (wv == 0) continue;
               const int16_t* cr = cols + kk * g.out_size;
-              for (int64_t op = 0; op < g.out_size; ++op) acc[op] += wv * static_cast<int32_t>(cr[op]);
+              for (int64_t op = 0; op < g.out_size; ++op)
+                acc[op] += wv * static_cast<int32_t>(cr[op]);
             }
           } else {
             acc = accs + mi;
           }
-          const float lo = y.dtype == DType::kUint8 ? 0.0f : -128.0f, hi = y.dtype == DType::kUint8 ? 255.0f : 127.0f;
+          const float lo = y.dtype == DType::kUint8 ? 0.0f : -128.0f,
+                      hi = y.dtype == DType::kUint8 ? 255.0f : 127.0f;
           const float zp = static_cast<float>(yzp);
           if (y.dtype == DType::kUint8) {
             uint8_t* yo = y.as<uint8_t>() + ybase;
             for (int64_t op = 0; op < g.out_size; ++op)
-              yo[op] = static_cast<uint8_t>(std::clamp(std::nearbyint(static_cast<float>(acc[op]) * mult) + zp, lo, hi));
+              yo[op] = static_cast<uint8_t>(
+                  std::clamp(std::nearbyint(static_cast<float>(acc[op]) * mult) + zp, lo, hi));
           } else {
             int8_t* yo = y.as<int8_t>() + ybase;
             for (int64_t op = 0; op < g.out_size; ++op)
-              yo[op] = static_cast<int8_t>(std::clamp(std::nearbyint(static_cast<float>(acc[op]) * mult) + zp, lo, hi));
+              yo[op] = static_cast<int8_t>(
+                  std::clamp(std::nearbyint(static_cast<float>(acc[op]) * mult) + zp, lo, hi));
           }
         }
       }
@@ -384,7 +412,8 @@ Status RunQConv(RunContext& c) {
           for (int64_t kp = 0; kp < g.k_size; ++kp) {
             int64_t off = 0;
             if (WindowOffset(g.w, o, k, pos, &off))
-              acc += static_cast<int64_t>(Load8(x, xbase + off) - xzp) * (Load8(w, wbase + kp) - wzp);
+              acc +=
+                  static_cast<int64_t>(Load8(x, xbase + off) - xzp) * (Load8(w, wbase + kp) - wzp);
             NextIndex(k, g.w.kernel);
           }
         }
@@ -399,7 +428,9 @@ Status RunQConv(RunContext& c) {
 // --- QLinearMatMul -----------------------------------------------------------------------
 // Inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp; 2-D operands (per-tensor a,
 // per-tensor or per-column b).
-Status CheckQMatMul(const Node& n) { return CheckArity(n, 8, 8); }
+Status CheckQMatMul(const Node& n) {
+  return CheckArity(n, 8, 8);
+}
 
 Status InferQMatMul(InferContext& c) {
   if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("a and b must be 8-bit");
@@ -411,8 +442,9 @@ Status InferQMatMul(InferContext& c) {
   const bool ok = a.size() >= 2 && a.size() <= 3 && b.size() >= 2 && b.size() <= a.size() &&
                   a.back() == b[b.size() - 2] && (b.size() == 2 || a[0] == b[0]);
   if (!ok)
-    return NodeError(c.node, Errc::kUnsupported, "operands " + ShapeString(a) + " x " + ShapeString(b) +
-                                                     " (2-D, or 3-D with the same batch)");
+    return NodeError(c.node, Errc::kUnsupported,
+                     "operands " + ShapeString(a) + " x " + ShapeString(b) +
+                         " (2-D, or 3-D with the same batch)");
   int64_t ns = NumElements(c.in[4]->shape);
   if (ns != 1 && ns != b.back()) return c.Fail("b scale must be a scalar or one per column");
   Shape out(a.begin(), a.end() - 1);
@@ -439,7 +471,8 @@ Status RunQMatMul(RunContext& c) {
         for (int64_t p = 0; p < k; ++p)
           acc += static_cast<int64_t>(Load8(a, (bt * m + i) * k + p) - azp) *
                  (Load8(b, bt * b_stride + p * n + j) - bzp);
-        Store8(y, (bt * m + i) * n + j, static_cast<float>(acc) * as * ScaleAt(*c.in[4], j) / ys, yzp);
+        Store8(y, (bt * m + i) * n + j, static_cast<float>(acc) * as * ScaleAt(*c.in[4], j) / ys,
+               yzp);
       }
     }
   }

@@ -10,7 +10,9 @@
 namespace edgeloop::runtime::kernels {
 namespace {
 
-Status CheckQdq(const Node& n) { return CheckArity(n, 2, 3); }
+Status CheckQdq(const Node& n) {
+  return CheckArity(n, 2, 3);
+}
 
 // Per-tensor when scale is a scalar or has one element; else per axis along `axis`.
 Status CheckScale(InferContext& c, int64_t* axis_out) {
@@ -105,15 +107,23 @@ void DequantizeTyped(RunContext& c) {
   float* y = c.out[0]->as<float>();
   for (int64_t i = 0, n = x.size(); i < n; ++i) {
     int64_t k = ch(i);
-    y[i] = static_cast<float>(static_cast<int64_t>(x.as<Q>()[i]) - (zp ? static_cast<int64_t>(zp[k]) : 0)) * scale[k];
+    y[i] = static_cast<float>(static_cast<int64_t>(x.as<Q>()[i]) -
+                              (zp ? static_cast<int64_t>(zp[k]) : 0)) *
+           scale[k];
   }
 }
 
 Status RunDequantize(RunContext& c) {
   switch (c.in[0]->dtype) {
-    case DType::kUint8: DequantizeTyped<uint8_t>(c); break;
-    case DType::kInt8: DequantizeTyped<int8_t>(c); break;
-    default: DequantizeTyped<int32_t>(c); break;
+    case DType::kUint8:
+      DequantizeTyped<uint8_t>(c);
+      break;
+    case DType::kInt8:
+      DequantizeTyped<int8_t>(c);
+      break;
+    default:
+      DequantizeTyped<int32_t>(c);
+      break;
   }
   return Status::Ok();
 }

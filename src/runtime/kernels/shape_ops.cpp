@@ -10,14 +10,17 @@ namespace edgeloop::runtime::kernels {
 namespace {
 
 // --- Flatten ---------------------------------------------------------------------------
-Status CheckFlatten(const Node& n) { return CheckArity(n, 1, 1); }
+Status CheckFlatten(const Node& n) {
+  return CheckArity(n, 1, 1);
+}
 
 Status InferFlatten(InferContext& c) {
   const Shape& s = c.in[0]->shape;
   int64_t r = static_cast<int64_t>(s.size());
   int64_t axis = c.node.Int("axis", 1);
   if (axis < 0) axis += r;
-  if (axis < 0 || axis > r) return c.Fail("axis " + std::to_string(c.node.Int("axis", 1)) + " is out of range");
+  if (axis < 0 || axis > r)
+    return c.Fail("axis " + std::to_string(c.node.Int("axis", 1)) + " is out of range");
   int64_t a = 1, b = 1;
   for (int64_t i = 0; i < r; ++i) (i < axis ? a : b) *= s[static_cast<size_t>(i)];
   c.out = {TensorInfo{c.in[0]->dtype, {a, b}}};
@@ -53,7 +56,8 @@ Status InferReshape(InferContext& c) {
   for (size_t i = 0; i < spec.size(); ++i) {
     int64_t d = spec[i];
     if (d == 0 && !allowzero) {
-      if (i >= in.size()) return c.Fail("shape entry 0 at " + std::to_string(i) + " has no input dimension to copy");
+      if (i >= in.size())
+        return c.Fail("shape entry 0 at " + std::to_string(i) + " has no input dimension to copy");
       d = in[i];
     }
     if (d == -1) {
@@ -67,7 +71,8 @@ Status InferReshape(InferContext& c) {
   }
   if (infer_at >= 0) {
     if (known == 0 || total % known != 0)
-      return c.Fail("cannot infer -1: " + std::to_string(total) + " elements into " + ShapeString(out));
+      return c.Fail("cannot infer -1: " + std::to_string(total) + " elements into " +
+                    ShapeString(out));
     out[static_cast<size_t>(infer_at)] = total / known;
   } else if (known != total) {
     return c.Fail("cannot reshape " + ShapeString(in) + " to " + ShapeString(out));
@@ -77,7 +82,9 @@ Status InferReshape(InferContext& c) {
 }
 
 // --- Transpose -------------------------------------------------------------------------
-Status CheckTranspose(const Node& n) { return CheckArity(n, 1, 1); }
+Status CheckTranspose(const Node& n) {
+  return CheckArity(n, 1, 1);
+}
 
 std::vector<int64_t> Perm(const Node& n, size_t rank) {
   std::vector<int64_t> perm = n.Ints("perm");
@@ -91,11 +98,14 @@ std::vector<int64_t> Perm(const Node& n, size_t rank) {
 Status InferTranspose(InferContext& c) {
   const Shape& in = c.in[0]->shape;
   auto perm = Perm(c.node, in.size());
-  if (perm.size() != in.size()) return c.Fail("perm has " + std::to_string(perm.size()) + " entries for rank " + std::to_string(in.size()));
+  if (perm.size() != in.size())
+    return c.Fail("perm has " + std::to_string(perm.size()) + " entries for rank " +
+                  std::to_string(in.size()));
   std::vector<bool> seen(in.size(), false);
   Shape out(in.size());
   for (size_t i = 0; i < perm.size(); ++i) {
-    if (perm[i] < 0 || perm[i] >= static_cast<int64_t>(in.size()) || seen[static_cast<size_t>(perm[i])])
+    if (perm[i] < 0 || perm[i] >= static_cast<int64_t>(in.size()) ||
+        seen[static_cast<size_t>(perm[i])])
       return c.Fail("perm is not a permutation");
     seen[static_cast<size_t>(perm[i])] = true;
     out[i] = in[static_cast<size_t>(perm[i])];
@@ -133,7 +143,8 @@ Status RunTranspose(RunContext& c) {
 // --- Concat ----------------------------------------------------------------------------
 Status CheckConcat(const Node& n) {
   if (n.inputs.empty()) return NodeError(n, Errc::kFormat, "needs at least one input");
-  if (n.opset >= 4 && !n.Has("axis")) return NodeError(n, Errc::kFormat, "needs an 'axis' attribute");
+  if (n.opset >= 4 && !n.Has("axis"))
+    return NodeError(n, Errc::kFormat, "needs an 'axis' attribute");
   return Status::Ok();
 }
 
@@ -151,7 +162,8 @@ Status InferConcat(InferContext& c) {
       return c.Fail("inputs differ in type or rank");
     for (size_t d = 0; d < s.size(); ++d)
       if (static_cast<int64_t>(d) != axis && s[d] != first[d])
-        return c.Fail("input shapes " + ShapeString(first) + " and " + ShapeString(s) + " do not concatenate");
+        return c.Fail("input shapes " + ShapeString(first) + " and " + ShapeString(s) +
+                      " do not concatenate");
     out[static_cast<size_t>(axis)] += s[static_cast<size_t>(axis)];
   }
   c.out = {TensorInfo{c.in[0]->dtype, out}};
@@ -174,14 +186,18 @@ Status RunConcat(RunContext& c) {
     const size_t row = static_cast<size_t>(x->shape[static_cast<size_t>(axis)] * inner) * es;
     const auto* src = static_cast<const unsigned char*>(x->data);
     for (int64_t o = 0; o < outer; ++o)
-      if (row) std::memcpy(dst + static_cast<size_t>(o) * out_row + col, src + static_cast<size_t>(o) * row, row);
+      if (row)
+        std::memcpy(dst + static_cast<size_t>(o) * out_row + col,
+                    src + static_cast<size_t>(o) * row, row);
     col += row;
   }
   return Status::Ok();
 }
 
 // --- Shape -----------------------------------------------------------------------------
-Status CheckShape(const Node& n) { return CheckArity(n, 1, 1); }
+Status CheckShape(const Node& n) {
+  return CheckArity(n, 1, 1);
+}
 
 std::pair<int64_t, int64_t> ShapeRange(const Node& n, int64_t r) {
   int64_t start = n.Int("start", 0), end = n.Int("end", r);
@@ -209,7 +225,8 @@ Status RunShape(RunContext& c) {
 Status CheckConstant(const Node& n) {
   if (!n.Has("value") && !n.Has("value_float") && !n.Has("value_floats") && !n.Has("value_int") &&
       !n.Has("value_ints"))
-    return NodeError(n, Errc::kUnsupported, "needs a value, value_float(s) or value_int(s) attribute");
+    return NodeError(n, Errc::kUnsupported,
+                     "needs a value, value_float(s) or value_int(s) attribute");
   return CheckArity(n, 0, 0);
 }
 
@@ -221,11 +238,13 @@ Status InferConstant(InferContext& c) {
   } else if (n.Has("value_float")) {
     c.out = {TensorInfo{DType::kFloat32, {}}};
   } else if (n.Has("value_floats")) {
-    c.out = {TensorInfo{DType::kFloat32, {static_cast<int64_t>(n.attrs.at("value_floats").floats.size())}}};
+    c.out = {TensorInfo{DType::kFloat32,
+                        {static_cast<int64_t>(n.attrs.at("value_floats").floats.size())}}};
   } else if (n.Has("value_int")) {
     c.out = {TensorInfo{DType::kInt64, {}}};
   } else {
-    c.out = {TensorInfo{DType::kInt64, {static_cast<int64_t>(n.attrs.at("value_ints").ints.size())}}};
+    c.out = {
+        TensorInfo{DType::kInt64, {static_cast<int64_t>(n.attrs.at("value_ints").ints.size())}}};
   }
   return Status::Ok();
 }

@@ -8,13 +8,16 @@
 namespace edgeloop::runtime::kernels {
 namespace {
 
-Status CheckSoftmax(const Node& n) { return CheckArity(n, 1, 1); }
+Status CheckSoftmax(const Node& n) {
+  return CheckArity(n, 1, 1);
+}
 
 Status InferSoftmax(InferContext& c) {
   EDGELOOP_RETURN_IF_ERROR(RequireType(c, 0, {DType::kFloat32, DType::kFloat64}));
   int64_t axis;
   const int64_t r = static_cast<int64_t>(c.in[0]->shape.size());
-  if (!NormalizeAxis(c.node.Int("axis", c.node.opset >= 13 ? -1 : 1), std::max<int64_t>(r, 1), &axis))
+  if (!NormalizeAxis(c.node.Int("axis", c.node.opset >= 13 ? -1 : 1), std::max<int64_t>(r, 1),
+                     &axis))
     return c.Fail("axis is out of range");
   c.out = {*c.in[0]};
   return Status::Ok();
@@ -47,9 +50,12 @@ Status RunSoftmax(RunContext& c) {
   int64_t outer = 1, n = 1, inner = 1;
   for (int64_t d = 0; d < r; ++d) {
     int64_t v = s[static_cast<size_t>(d)];
-    if (d < axis) outer *= v;
-    else if (c.node.opset < 13 || d == axis) n *= v;
-    else inner *= v;
+    if (d < axis)
+      outer *= v;
+    else if (c.node.opset < 13 || d == axis)
+      n *= v;
+    else
+      inner *= v;
   }
   if (x.dtype == DType::kFloat32)
     SoftmaxRows(x.as<float>(), c.out[0]->as<float>(), outer, n, inner);

@@ -23,7 +23,8 @@ inline Status PlanWindow(const Node& n, const std::vector<int64_t>& in,
   w->stride = n.Ints("strides", std::vector<int64_t>(r, 1));
   w->dilation = n.Ints("dilations", std::vector<int64_t>(r, 1));
   std::vector<int64_t> pads = n.Ints("pads", std::vector<int64_t>(2 * r, 0));
-  if (kernel.size() != r || w->stride.size() != r || w->dilation.size() != r || pads.size() != 2 * r)
+  if (kernel.size() != r || w->stride.size() != r || w->dilation.size() != r ||
+      pads.size() != 2 * r)
     return NodeError(n, Errc::kMismatch,
                      "kernel_shape, strides, dilations or pads do not match the " +
                          std::to_string(r) + " spatial axes");
@@ -34,7 +35,8 @@ inline Status PlanWindow(const Node& n, const std::vector<int64_t>& in,
   for (size_t i = 0; i < r; ++i) {
     if (kernel[i] < 1 || w->stride[i] < 1 || w->dilation[i] < 1 || w->pad_begin[i] < 0 ||
         w->pad_end[i] < 0)
-      return NodeError(n, Errc::kMismatch, "kernel, strides and dilations must be positive, pads non-negative");
+      return NodeError(n, Errc::kMismatch,
+                       "kernel, strides and dilations must be positive, pads non-negative");
     const int64_t span = w->dilation[i] * (kernel[i] - 1) + 1;
     if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
       w->out[i] = (in[i] + w->stride[i] - 1) / w->stride[i];
@@ -51,9 +53,9 @@ inline Status PlanWindow(const Node& n, const std::vector<int64_t>& in,
     }
     const int64_t padded = in[i] + w->pad_begin[i] + w->pad_end[i];
     if (padded < span)
-      return NodeError(n, Errc::kMismatch, "the window (" + std::to_string(span) +
-                                               ") is larger than the padded input (" +
-                                               std::to_string(padded) + ")");
+      return NodeError(n, Errc::kMismatch,
+                       "the window (" + std::to_string(span) +
+                           ") is larger than the padded input (" + std::to_string(padded) + ")");
     if (ceil_mode) {
       w->out[i] = (padded - span + w->stride[i] - 1) / w->stride[i] + 1;
       // The last window must start inside the input or its left padding.
@@ -67,8 +69,8 @@ inline Status PlanWindow(const Node& n, const std::vector<int64_t>& in,
 
 // The flat input offset of window element k for output position o (multi-indices), or false
 // when it falls into the padding. pos receives the per-axis input coordinates.
-inline bool WindowOffset(const Window& w, const std::vector<int64_t>& o, const std::vector<int64_t>& k,
-                         std::vector<int64_t>& pos, int64_t* off) {
+inline bool WindowOffset(const Window& w, const std::vector<int64_t>& o,
+                         const std::vector<int64_t>& k, std::vector<int64_t>& pos, int64_t* off) {
   int64_t flat = 0;
   for (size_t d = 0; d < w.rank(); ++d) {
     pos[d] = o[d] * w.stride[d] - w.pad_begin[d] + k[d] * w.dilation[d];

@@ -10,7 +10,9 @@
 namespace edgeloop::runtime::kernels {
 namespace {
 
-Status CheckOne(const Node& n) { return CheckArity(n, 1, 1); }
+Status CheckOne(const Node& n) {
+  return CheckArity(n, 1, 1);
+}
 
 Status InferSame(InferContext& c) {
   c.out = {*c.in[0]};
@@ -96,7 +98,8 @@ Status InferDropout(InferContext& c) {
 
 Status RunDropout(RunContext& c) {
   if (RandomDropout(c.in))
-    return NodeError(c.node, Errc::kUnsupported, "training-mode dropout with a non-zero ratio is random and not supported");
+    return NodeError(c.node, Errc::kUnsupported,
+                     "training-mode dropout with a non-zero ratio is random and not supported");
   EDGELOOP_RETURN_IF_ERROR(CopyInputToOutput(c));
   if (c.out.size() > 1 && c.out[1]) {
     Tensor& m = *c.out[1];
@@ -113,7 +116,9 @@ Status RunDropout(RunContext& c) {
 }
 
 // --- Clip ------------------------------------------------------------------------------
-Status CheckClip(const Node& n) { return CheckArity(n, 1, 3); }
+Status CheckClip(const Node& n) {
+  return CheckArity(n, 1, 3);
+}
 
 Status InferClip(InferContext& c) {
   EDGELOOP_RETURN_IF_ERROR(InferNumeric(c));
