@@ -8,6 +8,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 
@@ -181,6 +182,19 @@ Result<std::string> KeyId(const std::string& public_key_pem) {
   std::string id = Sha256Hex(std::string_view(reinterpret_cast<char*>(der), n));
   OPENSSL_free(der);
   return id;
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1)
+    std::abort();  // no randomness: nothing secure can continue
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
 }
 
 std::string Base64Encode(std::string_view data) {

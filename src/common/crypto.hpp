@@ -25,6 +25,9 @@ Status Ed25519Verify(const std::string& public_key_pem, std::string_view message
 // A stable identifier of a public key: sha256 (hex) of its DER encoding.
 Result<std::string> KeyId(const std::string& public_key_pem);
 
+// A random secret of `bytes` bytes, hex-encoded (tokens).
+std::string RandomHex(size_t bytes);
+
 std::string Base64Encode(std::string_view data);
 Result<std::string> Base64Decode(std::string_view text);
 
