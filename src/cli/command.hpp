@@ -34,5 +34,6 @@ void RegisterFinetune(CLI::App& root);
 void RegisterEval(CLI::App& root);
 void RegisterExport(CLI::App& root);
 void RegisterDatasets(CLI::App& root);
+void RegisterServer(CLI::App& root);
 
 }  // namespace edgeloop::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   RegisterExport(app);
 #endif
   RegisterDatasets(app);
+  RegisterServer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
