@@ -46,13 +46,8 @@ double FsyncsPerSecond(const std::string& dir) {
 
 // MB/s of a plain TCP copy over 127.0.0.1 (one sender thread, one receiver).
 double LoopbackMegabytesPerSecond() {
-  int listener = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len);
+  int listener = edgeloop::testing::BindLoopback(&addr);
   listen(listener, 1);
   constexpr size_t kTotal = size_t{1} << 30;
   std::thread sender([addr] {

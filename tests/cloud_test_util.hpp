@@ -2,7 +2,11 @@
 // random loopback port, and HTTPS clients for operators and enrolled devices.
 #pragma once
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <filesystem>
@@ -16,6 +20,18 @@
 #include "edgeloop_wire.pb.h"
 
 namespace edgeloop::testing {
+
+// A TCP socket bound to 127.0.0.1 on a free port; *addr receives the address.
+inline int BindLoopback(sockaddr_in* addr) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  *addr = sockaddr_in{};
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bind(fd, reinterpret_cast<sockaddr*>(addr), sizeof(*addr));
+  socklen_t len = sizeof(*addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(addr), &len);
+  return fd;
+}
 
 class TempDir {
  public:

@@ -17,6 +17,8 @@ int RunServer(const cloud::ServerOptions& options) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A client that disconnects mid-response must cost that request only, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
   auto server = cloud::Server::Create(options);
   if (!server.ok()) return ReportError("server", server.error());
   Status st = (*server)->Start();
