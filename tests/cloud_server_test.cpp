@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cloud_test_util.hpp"
+#include "common/hash.hpp"
 
 namespace edgeloop::testing {
 namespace {
@@ -183,6 +184,24 @@ TEST(CloudServer, LateLabelsUpdateEarlierSamples) {
   Json c = Json::parse(counts->body)["counts"];
   EXPECT_EQ(c["7"], 1);
   EXPECT_EQ(c["-1"], 3);
+}
+
+TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
+  CloudFixture f;
+  std::string blob;
+  for (int i = 0; i < 1000; ++i) blob.push_back(static_cast<char>(i * 7));
+  auto up = f.Client()->Post("/v1/artifacts", f.Bearer(f.server().admin_token()), blob,
+                             "application/octet-stream");
+  ASSERT_EQ(up->status, 200) << up->body;
+  std::string sha = Json::parse(up->body)["sha256"];
+  EXPECT_EQ(sha, Sha256Hex(blob));
+  auto dev = f.Enroll("cam-1");
+  auto part = f.Client(&dev)->Get("/v1/artifacts/" + sha, {{"Range", "bytes=100-199"}});
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, blob.substr(100, 100));
+  ExpectJsonError(f.Client()->Get("/v1/artifacts/" + sha), 401);
+  ExpectJsonError(f.Client(&dev)->Get("/v1/artifacts/" + std::string(64, 'a')), 404);
 }
 
 }  // namespace

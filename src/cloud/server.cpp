@@ -417,6 +417,27 @@ void Server::Impl::Routes() {
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"device_id", device}, {"revoked", true}}.dump(), "application/json");
   });
+  // Artifacts are content-addressed (sha256); GET honours HTTP Range so downloads resume.
+  s.Post("/v1/artifacts", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "write")) return;
+    std::string sha = Sha256Hex(req.body);
+    std::string dir = options.data_dir + "/artifacts";
+    Status st = MakeDirs(dir);
+    if (st.ok()) st = WriteFileAtomic(dir + "/" + sha, req.body);
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(Json{{"sha256", sha}, {"length", req.body.size()}}.dump(), "application/json");
+  });
+  s.Get(R"(/v1/artifacts/([0-9a-f]{64}))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (req.has_header("Authorization")) {
+            if (!RequireScope(req, res, "read")) return;
+          } else if (!DeviceIdentity(req, res)) {
+            return;
+          }
+          auto data = ReadFile(options.data_dir + "/artifacts/" + std::string(req.matches[1]));
+          if (!data.ok()) return SendError(res, 404, "no artifact " + std::string(req.matches[1]));
+          res.set_content(std::move(*data), "application/octet-stream");
+        });
   s.Get("/v1/samples/counts", [this](const httplib::Request& req, httplib::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     std::string by = req.has_param("by") ? req.get_param_value("by") : "device";
