@@ -4,6 +4,7 @@
 
 #include "cloud_test_util.hpp"
 #include "common/hash.hpp"
+#include "common/update_metadata.hpp"
 
 namespace edgeloop::testing {
 namespace {
@@ -202,6 +203,31 @@ TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
   EXPECT_EQ(part->body, blob.substr(100, 100));
   ExpectJsonError(f.Client()->Get("/v1/artifacts/" + sha), 401);
   ExpectJsonError(f.Client(&dev)->Get("/v1/artifacts/" + std::string(64, 'a')), 404);
+}
+
+TEST(CloudServer, DeploymentMetadataIsSignedVersionedAndPrivateToItsDevice) {
+  CloudFixture f;
+  auto admin = f.Bearer(f.server().admin_token());
+  auto up =
+      f.Client()->Post("/v1/artifacts", admin, std::string(300, 'm'), "application/octet-stream");
+  std::string sha = Json::parse(up->body)["sha256"];
+  Json deploy = {{"name", "classifier.onnx"}, {"model_version", "2"}, {"sha256", sha}};
+  ASSERT_EQ(
+      f.Client()->Post("/v1/deployments/cam-a", admin, deploy.dump(), "application/json")->status,
+      200);
+  ASSERT_EQ(
+      f.Client()->Post("/v1/deployments/cam-a", admin, deploy.dump(), "application/json")->status,
+      200);
+  auto a = f.Enroll("cam-a");
+  auto b = f.Enroll("cam-b");
+  auto mine = f.Client(&a)->Get("/v1/deployments/cam-a");
+  ASSERT_EQ(mine->status, 200) << mine->body;
+  auto m = VerifyUpdateMetadata(mine->body, f.server().signing_public_key_pem(), 0, 2);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->version, 2u);
+  EXPECT_EQ(m->target.length, 300u);
+  EXPECT_EQ(m->target.sha256, sha);
+  ExpectJsonError(f.Client(&b)->Get("/v1/deployments/cam-a"), 403);
 }
 
 }  // namespace

@@ -18,6 +18,7 @@
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
+#include "common/update_metadata.hpp"
 
 namespace edgeloop::cloud {
 namespace {
@@ -114,6 +115,8 @@ Status CreateSchema(Database& db) {
       "serial TEXT NOT NULL, revoked INTEGER NOT NULL, enrolled_ms BIGINT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS operator_tokens (token_hash TEXT PRIMARY KEY, scope TEXT NOT "
       "NULL, created_ms BIGINT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS deployments (target TEXT PRIMARY KEY, version BIGINT NOT NULL, "
+      "metadata TEXT NOT NULL)",
       "CREATE TABLE IF NOT EXISTS enrollment_tokens (token_hash TEXT PRIMARY KEY, device_id TEXT "
       "NOT NULL, grp TEXT NOT NULL, expires_ms BIGINT NOT NULL, used INTEGER NOT NULL)",
   };
@@ -437,6 +440,57 @@ void Server::Impl::Routes() {
           auto data = ReadFile(options.data_dir + "/artifacts/" + std::string(req.matches[1]));
           if (!data.ok()) return SendError(res, 404, "no artifact " + std::string(req.matches[1]));
           res.set_content(std::move(*data), "application/octet-stream");
+        });
+  // Signed update metadata per deployment target: a device id or "group:<name>". The
+  // metadata version only ever grows, so a device can refuse rollbacks.
+  s.Post(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
+         [this](const httplib::Request& req, httplib::Response& res) {
+           if (!RequireScope(req, res, "admin")) return;
+           auto body = JsonBody(req, res);
+           if (!body) return;
+           UpdateMetadata m;
+           m.deployment_target = req.matches[1];
+           m.target.artifact_name = JsonString(*body, "name");
+           m.target.model_version = JsonString(*body, "model_version");
+           m.target.sha256 = JsonString(*body, "sha256");
+           auto artifact = ReadFile(options.data_dir + "/artifacts/" + m.target.sha256);
+           if (m.target.sha256.size() != 64 || !artifact.ok())
+             return SendError(res, 400, "sha256 must name an uploaded artifact");
+           m.target.length = artifact->size();
+           m.expires_unix = NowMs() / 1000 + body->value("ttl_seconds", int64_t{7 * 86400});
+           std::string doc;
+           Status st = db->Transaction([&]() -> Status {
+             EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query("SELECT version FROM deployments WHERE "
+                                                            "target = ?",
+                                                            {m.deployment_target}));
+             m.version = rows.empty() ? 1 : std::stoull(rows[0][0]) + 1;
+             EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, keys.signing_key_pem));
+             EDGELOOP_RETURN_IF_ERROR(
+                 db->Exec("DELETE FROM deployments WHERE target = ?", {m.deployment_target}));
+             return db->Exec("INSERT INTO deployments (target, version, metadata) VALUES (?, ?, ?)",
+                             {m.deployment_target, std::to_string(m.version), doc});
+           });
+           if (!st.ok()) return SendError(res, st.error());
+           res.set_content(doc, "application/json");
+         });
+  s.Get(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          std::string target = req.matches[1];
+          if (req.has_header("Authorization")) {
+            if (!RequireScope(req, res, "read")) return;
+          } else {
+            auto device = DeviceIdentity(req, res);
+            if (!device) return;
+            // A device reads its own deployment and its group's, nobody else's.
+            auto grp = db->Query("SELECT grp FROM devices WHERE device_id = ?", {*device});
+            bool own = target == *device || (grp.ok() && !grp->empty() && !grp->at(0)[0].empty() &&
+                                             target == "group:" + grp->at(0)[0]);
+            if (!own) return SendError(res, 403, "device " + *device + " cannot read " + target);
+          }
+          auto rows = db->Query("SELECT metadata FROM deployments WHERE target = ?", {target});
+          if (!rows.ok()) return SendError(res, rows.error());
+          if (rows->empty()) return SendError(res, 404, "no deployment for " + target);
+          res.set_content(rows->at(0)[0], "application/json");
         });
   s.Get("/v1/samples/counts", [this](const httplib::Request& req, httplib::Response& res) {
     if (!RequireScope(req, res, "read")) return;
