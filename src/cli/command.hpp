@@ -37,5 +37,6 @@ void RegisterDatasets(CLI::App& root);
 void RegisterInfer(CLI::App& root);
 void RegisterInspect(CLI::App& root);
 void RegisterQuantize(CLI::App& root);
+void RegisterServer(CLI::App& root);
 
 }  // namespace edgeloop::cli

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   RegisterInfer(app);
   RegisterInspect(app);
   RegisterQuantize(app);
+  RegisterServer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

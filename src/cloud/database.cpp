@@ -1,0 +1,22 @@
+#include "cloud/database.hpp"
+
+namespace edgeloop::cloud {
+
+Status Database::Exec(const std::string& sql, const std::vector<std::string>& params) {
+  auto rows = Query(sql, params);
+  if (!rows.ok()) return rows.error();
+  return Status::Ok();
+}
+
+Status Database::Transaction(const std::function<Status()>& fn) {
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  EDGELOOP_RETURN_IF_ERROR(Exec(BeginStatement()));
+  Status st = fn();
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+}  // namespace edgeloop::cloud

@@ -1,0 +1,64 @@
+#include "cloud/fleet_keys.hpp"
+
+#include <unistd.h>
+
+#include "common/file.hpp"
+
+namespace edgeloop::cloud {
+namespace {
+
+bool Exists(const std::string& path) {
+  return ::access(path.c_str(), F_OK) == 0;
+}
+
+// Reads path, or when it is missing creates it with make() and writes it with mode.
+template <typename Make>
+Result<std::string> ReadOrCreate(const std::string& path, int mode, Make make) {
+  if (Exists(path)) return ReadFile(path, 1 << 20);
+  EDGELOOP_ASSIGN_OR_RETURN(std::string pem, make());
+  EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(path, pem, mode));
+  return pem;
+}
+
+}  // namespace
+
+Result<FleetKeys> LoadOrCreateFleetKeys(const std::string& data_dir, const std::string& host,
+                                        const std::string& ca_cert_file,
+                                        const std::string& ca_key_file,
+                                        const std::string& signing_key_file) {
+  FleetKeys keys;
+  if (!ca_cert_file.empty() || !ca_key_file.empty()) {
+    if (ca_cert_file.empty() || ca_key_file.empty())
+      return Error(Errc::kInvalidArgument, "a supplied CA needs both its certificate and key");
+    EDGELOOP_ASSIGN_OR_RETURN(keys.ca.cert_pem, ReadFile(ca_cert_file, 1 << 20));
+    EDGELOOP_ASSIGN_OR_RETURN(keys.ca.key_pem, ReadFile(ca_key_file, 1 << 20));
+  } else if (Exists(data_dir + "/ca.key")) {
+    EDGELOOP_ASSIGN_OR_RETURN(keys.ca.cert_pem, ReadFile(data_dir + "/ca.crt", 1 << 20));
+    EDGELOOP_ASSIGN_OR_RETURN(keys.ca.key_pem, ReadFile(data_dir + "/ca.key", 1 << 20));
+  } else {
+    EDGELOOP_ASSIGN_OR_RETURN(keys.ca,
+                              crypto::CreateCertificateAuthority("edgeloop fleet CA", 3650));
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(data_dir + "/ca.key", keys.ca.key_pem, 0600));
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(data_dir + "/ca.crt", keys.ca.cert_pem, 0644));
+  }
+  std::string sign_path = signing_key_file.empty() ? data_dir + "/update.key" : signing_key_file;
+  if (!signing_key_file.empty() && !Exists(signing_key_file))
+    return Error(Errc::kNotFound, "signing key " + signing_key_file + " does not exist");
+  EDGELOOP_ASSIGN_OR_RETURN(keys.signing_key_pem,
+                            ReadOrCreate(sign_path, 0600, crypto::GenerateEd25519KeyPem));
+  EDGELOOP_ASSIGN_OR_RETURN(keys.signing_public_key_pem,
+                            crypto::Ed25519PublicKeyPem(keys.signing_key_pem));
+  EDGELOOP_RETURN_IF_ERROR(
+      WriteFileAtomic(data_dir + "/update.pub", keys.signing_public_key_pem, 0644));
+  // The TLS certificate is reissued on every start: cheap, and it follows CA and host changes.
+  std::vector<std::string> dns{"localhost"}, ips{"127.0.0.1"};
+  if (host != "localhost" && host != "127.0.0.1" && host != "0.0.0.0") {
+    bool is_ip = host.find_first_not_of("0123456789.:") == std::string::npos;
+    (is_ip ? ips : dns).push_back(host);
+  }
+  EDGELOOP_ASSIGN_OR_RETURN(keys.server_tls,
+                            crypto::IssueServerCertificate(keys.ca, dns, ips, 825));
+  return keys;
+}
+
+}  // namespace edgeloop::cloud

@@ -1,0 +1,191 @@
+#include "cloud/sample_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+
+#include "common/file.hpp"
+
+namespace edgeloop::cloud {
+namespace {
+
+constexpr uint32_t kRecordMagic = 0x454c5331;  // "ELS1"
+constexpr uint64_t kSegmentBytes = 64ull << 20;
+
+std::string SegmentPath(const std::string& dir, int segment) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "seg-%06d.log", segment);
+  return dir + "/" + name;
+}
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetU32(const unsigned char* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+Status WriteAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0) return Error(Errc::kIo, std::string("segment write: ") + std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SampleStore>> SampleStore::Open(Database& db, const std::string& dir) {
+  EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
+  EDGELOOP_RETURN_IF_ERROR(
+      db.Exec("CREATE TABLE IF NOT EXISTS samples (device_id TEXT NOT NULL, seq BIGINT NOT NULL, "
+              "ts_ms BIGINT NOT NULL, label INTEGER NOT NULL, label_source INTEGER NOT NULL, "
+              "segment INTEGER NOT NULL, pos BIGINT NOT NULL, length INTEGER NOT NULL, "
+              "PRIMARY KEY (device_id, seq))"));
+  std::unique_ptr<SampleStore> store(new SampleStore(db, dir));
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query("SELECT COALESCE(MAX(segment), 0) FROM samples"));
+  // Always start a fresh segment: the tail of the previous one may hold a torn record.
+  store->segment_ = std::stoi(rows.at(0).at(0));
+  while (access(SegmentPath(dir, store->segment_ + 1).c_str(), F_OK) == 0) ++store->segment_;
+  EDGELOOP_RETURN_IF_ERROR(store->OpenSegment());
+  return store;
+}
+
+SampleStore::~SampleStore() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status SampleStore::OpenSegment() {
+  if (fd_ >= 0) ::close(fd_);
+  ++segment_;
+  std::string path = SegmentPath(dir_, segment_);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) return Error(Errc::kIo, "opening " + path + ": " + std::strerror(errno));
+  segment_size_ = 0;
+  return FsyncDirectory(dir_);
+}
+
+Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>& samples) {
+  std::lock_guard<std::mutex> lock(mu_);
+  AppendResult result;
+  Status st = db_.Transaction([&]() -> Status {
+    // Deduplicate against the index and within the batch itself.
+    std::vector<const wire::Sample*> fresh;
+    for (const wire::Sample* s : samples) {
+      EDGELOOP_ASSIGN_OR_RETURN(auto rows,
+                                db_.Query("SELECT 1 FROM samples WHERE device_id = ? AND seq = ?",
+                                          {s->device_id(), std::to_string(s->sequence())}));
+      bool dup = !rows.empty();
+      for (const wire::Sample* f : fresh)
+        dup = dup || (f->device_id() == s->device_id() && f->sequence() == s->sequence());
+      if (dup)
+        ++result.duplicates;
+      else
+        fresh.push_back(s);
+    }
+    if (fresh.empty()) return Status::Ok();
+    if (segment_size_ > kSegmentBytes) EDGELOOP_RETURN_IF_ERROR(OpenSegment());
+    std::string buf;
+    std::vector<std::pair<uint64_t, uint32_t>> places;
+    for (const wire::Sample* s : fresh) {
+      std::string payload = s->SerializeAsString();
+      uint32_t crc = static_cast<uint32_t>(
+          crc32(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
+      places.emplace_back(segment_size_ + buf.size(), static_cast<uint32_t>(payload.size()));
+      PutU32(buf, kRecordMagic);
+      PutU32(buf, static_cast<uint32_t>(payload.size()));
+      PutU32(buf, crc);
+      buf += payload;
+    }
+    EDGELOOP_RETURN_IF_ERROR(WriteAll(fd_, buf));
+    if (::fdatasync(fd_) != 0)
+      return Error(Errc::kIo, std::string("segment fsync: ") + std::strerror(errno));
+    segment_size_ += buf.size();
+    for (size_t i = 0; i < fresh.size(); ++i) {
+      const wire::Sample* s = fresh[i];
+      EDGELOOP_RETURN_IF_ERROR(db_.Exec(
+          "INSERT INTO samples (device_id, seq, ts_ms, label, label_source, segment, pos, "
+          "length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+          {s->device_id(), std::to_string(s->sequence()), std::to_string(s->timestamp_ms()),
+           std::to_string(s->has_label() ? s->label() : -1),
+           std::to_string(s->has_label() ? static_cast<int>(s->label_source()) : 0),
+           std::to_string(segment_), std::to_string(places[i].first),
+           std::to_string(places[i].second)}));
+    }
+    result.accepted = fresh.size();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.error();
+  return result;
+}
+
+Status SampleStore::SetLabel(const std::string& device_id, uint64_t sequence, int32_t label,
+                             int32_t label_source) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows,
+                            db_.Query("SELECT 1 FROM samples WHERE device_id = ? AND seq = ?",
+                                      {device_id, std::to_string(sequence)}));
+  if (rows.empty())
+    return Error(Errc::kNotFound, "no sample " + device_id + "/" + std::to_string(sequence));
+  return db_.Exec(
+      "UPDATE samples SET label = ?, label_source = ? WHERE device_id = ? AND seq = ?",
+      {std::to_string(label), std::to_string(label_source), device_id, std::to_string(sequence)});
+}
+
+Result<std::vector<SampleCount>> SampleStore::Count(const std::string& by) {
+  std::string key;
+  if (by == "device")
+    key = "device_id";
+  else if (by == "label")
+    key = "label";
+  else if (by == "hour")
+    key = "(ts_ms / 3600000) * 3600";
+  else
+    return Error(Errc::kInvalidArgument, "count by device, label or hour, not '" + by + "'");
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT " + key + ", COUNT(*) FROM samples GROUP BY " + key + " ORDER BY 1"));
+  std::vector<SampleCount> out;
+  for (const auto& r : rows) out.push_back({r.at(0), std::stoull(r.at(1))});
+  return out;
+}
+
+Result<wire::Sample> SampleStore::Read(const std::string& device_id, uint64_t sequence) {
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto rows, db_.Query("SELECT segment, pos, length, label, label_source FROM samples WHERE "
+                           "device_id = ? AND seq = ?",
+                           {device_id, std::to_string(sequence)}));
+  if (rows.empty())
+    return Error(Errc::kNotFound, "no sample " + device_id + "/" + std::to_string(sequence));
+  const Row& r = rows[0];
+  std::string path = SegmentPath(dir_, std::stoi(r[0]));
+  uint64_t pos = std::stoull(r[1]);
+  uint32_t len = static_cast<uint32_t>(std::stoul(r[2]));
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error(Errc::kIo, "opening " + path + ": " + std::strerror(errno));
+  std::string buf(12 + len, '\0');
+  ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(pos));
+  ::close(fd);
+  if (n != static_cast<ssize_t>(buf.size())) return Error(Errc::kIo, path + ": short read");
+  const auto* p = reinterpret_cast<const unsigned char*>(buf.data());
+  uint32_t crc =
+      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(buf.data() + 12), len));
+  if (GetU32(p) != kRecordMagic || GetU32(p + 4) != len || GetU32(p + 8) != crc)
+    return Error(Errc::kFormat, path + ": record checksum mismatch at " + std::to_string(pos));
+  wire::Sample sample;
+  if (!sample.ParseFromArray(buf.data() + 12, static_cast<int>(len)))
+    return Error(Errc::kFormat, path + ": unparsable record");
+  // The index holds the current label (labels may arrive later).
+  int label = std::stoi(r[3]);
+  sample.set_has_label(label >= 0);
+  sample.set_label(label >= 0 ? label : 0);
+  sample.set_label_source(static_cast<wire::LabelSource>(std::stoi(r[4])));
+  return sample;
+}
+
+}  // namespace edgeloop::cloud

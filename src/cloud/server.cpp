@@ -1,0 +1,607 @@
+#include "cloud/server.hpp"
+
+#include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <zstd.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "cloud/database.hpp"
+#include "cloud/fleet_keys.hpp"
+#include "cloud/sample_store.hpp"
+#include "common/crypto.hpp"
+#include "common/file.hpp"
+#include "common/hash.hpp"
+#include "common/update_metadata.hpp"
+
+namespace edgeloop::cloud {
+namespace {
+
+using Json = nlohmann::json;
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+void SendError(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(Json{{"error", {{"status", status}, {"message", message}}}}.dump(),
+                  "application/json");
+}
+
+int HttpStatus(Errc code) {
+  switch (code) {
+    case Errc::kInvalidArgument:
+    case Errc::kFormat:
+    case Errc::kMismatch:
+      return 400;
+    case Errc::kNotFound:
+      return 404;
+    case Errc::kPermission:
+      return 403;
+    case Errc::kResourceExhausted:
+      return 413;
+    default:
+      return 500;
+  }
+}
+
+void SendError(httplib::Response& res, const Error& e) {
+  SendError(res, HttpStatus(e.code), e.message);
+}
+
+int ScopeRank(const std::string& scope) {
+  if (scope == "read") return 1;
+  if (scope == "write") return 2;
+  if (scope == "admin") return 3;
+  return 0;
+}
+
+// Parses a JSON object body; answers 400 and returns nullopt when it is not one.
+std::optional<Json> JsonBody(const httplib::Request& req, httplib::Response& res) {
+  Json body = Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    SendError(res, 400, "request body is not a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+std::string JsonString(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return (it != j.end() && it->is_string()) ? it->get<std::string>() : std::string();
+}
+
+// A token bucket per device: rate limits batches, not bytes (bytes are capped per batch).
+class RateLimiter {
+ public:
+  RateLimiter(double rate, double burst) : rate_(rate), burst_(burst) {}
+  bool Allow(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
+    Bucket& b = it->second;
+    if (!fresh) {
+      double dt = std::chrono::duration<double>(now - b.last).count();
+      b.tokens = std::min(burst_, b.tokens + dt * rate_);
+      b.last = now;
+    }
+    if (b.tokens < 1.0) return false;
+    b.tokens -= 1.0;
+    return true;
+  }
+
+ private:
+  struct Bucket {
+    double tokens;
+    std::chrono::steady_clock::time_point last;
+  };
+  double rate_, burst_;
+  std::mutex mu_;
+  std::map<std::string, Bucket> buckets_;
+};
+
+Status CreateSchema(Database& db) {
+  const char* ddl[] = {
+      "CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY, grp TEXT NOT NULL, "
+      "serial TEXT NOT NULL, revoked INTEGER NOT NULL, enrolled_ms BIGINT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS operator_tokens (token_hash TEXT PRIMARY KEY, scope TEXT NOT "
+      "NULL, created_ms BIGINT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS deployments (target TEXT PRIMARY KEY, version BIGINT NOT NULL, "
+      "metadata TEXT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS enrollment_tokens (token_hash TEXT PRIMARY KEY, device_id TEXT "
+      "NOT NULL, grp TEXT NOT NULL, expires_ms BIGINT NOT NULL, used INTEGER NOT NULL)",
+  };
+  for (const char* sql : ddl) EDGELOOP_RETURN_IF_ERROR(db.Exec(sql));
+  return Status::Ok();
+}
+
+// Loads a PEM certificate or key into the SSL context.
+bool ConfigureTls(SSL_CTX& ctx, const FleetKeys& keys) {
+  auto bio_of = [](const std::string& pem) {
+    return std::unique_ptr<BIO, decltype(&BIO_free)>(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
+  };
+  auto cert_bio = bio_of(keys.server_tls.cert_pem);
+  auto key_bio = bio_of(keys.server_tls.key_pem);
+  auto ca_bio = bio_of(keys.ca.cert_pem);
+  X509* cert = PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr);
+  X509* ca = PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr);
+  bool ok = cert && key && ca && SSL_CTX_use_certificate(&ctx, cert) == 1 &&
+            SSL_CTX_use_PrivateKey(&ctx, key) == 1 &&
+            X509_STORE_add_cert(SSL_CTX_get_cert_store(&ctx), ca) == 1 &&
+            SSL_CTX_add_client_CA(&ctx, ca) == 1;
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  X509_free(ca);
+  if (!ok) return false;
+  SSL_CTX_set_min_proto_version(&ctx, TLS1_2_VERSION);
+  SSL_CTX_set_options(&ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // A client certificate is requested from everyone and, when sent, must chain to the fleet
+  // CA (or the handshake fails). It is optional at the TLS layer because operators and
+  // enrolling devices have none; device endpoints require it in DeviceIdentity().
+  SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+  return true;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServerOptions options;
+  FleetKeys keys;
+  std::string admin_token;
+  std::unique_ptr<Database> db;
+  std::unique_ptr<SampleStore> store;
+  std::unique_ptr<httplib::SSLServer> http;
+  std::thread thread;
+  int port = 0;
+  RateLimiter limiter;
+
+  explicit Impl(const ServerOptions& o)
+      : options(o), limiter(o.device_batches_per_second, o.device_burst) {}
+
+  // True when the bearer token carries at least `scope`; otherwise answers 401/403.
+  bool RequireScope(const httplib::Request& req, httplib::Response& res, const std::string& scope) {
+    std::string auth = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (auth.rfind(prefix, 0) != 0) {
+      SendError(res, 401, "missing bearer token");
+      return false;
+    }
+    auto rows = db->Query("SELECT scope FROM operator_tokens WHERE token_hash = ?",
+                          {Sha256Hex(auth.substr(prefix.size()))});
+    if (!rows.ok() || rows->empty()) {
+      SendError(res, 401, "unknown bearer token");
+      return false;
+    }
+    if (ScopeRank(rows->at(0).at(0)) < ScopeRank(scope)) {
+      SendError(res, 403, "token lacks the '" + scope + "' scope");
+      return false;
+    }
+    return true;
+  }
+
+  // The enrolled, unrevoked device behind the request's client certificate.
+  std::optional<std::string> DeviceIdentity(const httplib::Request& req, httplib::Response& res) {
+    if (req.ssl == nullptr) {
+      SendError(res, 401, "client certificate required");
+      return std::nullopt;
+    }
+    std::unique_ptr<X509, decltype(&X509_free)> cert(SSL_get1_peer_certificate(req.ssl), X509_free);
+    if (!cert || SSL_get_verify_result(req.ssl) != X509_V_OK) {
+      SendError(res, 401, "client certificate required");
+      return std::nullopt;
+    }
+    X509_NAME* name = X509_get_subject_name(cert.get());
+    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    uint64_t serial = 0;
+    if (idx < 0 || ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert.get())) != 1) {
+      SendError(res, 401, "client certificate has no device identity");
+      return std::nullopt;
+    }
+    ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    std::string device(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)),
+                       static_cast<size_t>(ASN1_STRING_length(cn)));
+    // Checked on every request, so a revocation (or a re-enrollment, which issues a new
+    // serial) takes effect at once.
+    auto rows =
+        db->Query("SELECT 1 FROM devices WHERE device_id = ? AND serial = ? AND revoked = 0",
+                  {device, std::to_string(serial)});
+    if (!rows.ok() || rows->empty()) {
+      SendError(res, 403, "certificate revoked or device unknown");
+      return std::nullopt;
+    }
+    return device;
+  }
+
+  void Routes();
+  void HandleEnroll(const httplib::Request& req, httplib::Response& res);
+  void HandleIngest(const httplib::Request& req, httplib::Response& res);
+  void HandleDeviceLabels(const httplib::Request& req, httplib::Response& res);
+};
+
+void Server::Impl::HandleEnroll(const httplib::Request& req, httplib::Response& res) {
+  auto body = JsonBody(req, res);
+  if (!body) return;
+  std::string token = JsonString(*body, "token");
+  std::string csr = JsonString(*body, "csr");
+  std::string device = JsonString(*body, "device_id");
+  if (token.empty() || csr.empty()) return SendError(res, 400, "enroll needs token and csr");
+  std::string cert_pem, group;
+  Status st = db->Transaction([&]() -> Status {
+    EDGELOOP_ASSIGN_OR_RETURN(
+        auto rows, db->Query("SELECT device_id, grp, expires_ms, used FROM enrollment_tokens "
+                             "WHERE token_hash = ?",
+                             {Sha256Hex(token)}));
+    if (rows.empty()) return Error(Errc::kPermission, "unknown enrollment token");
+    const Row& t = rows[0];
+    if (t[3] != "0") return Error(Errc::kPermission, "enrollment token already used");
+    if (std::stoll(t[2]) < NowMs()) return Error(Errc::kPermission, "enrollment token expired");
+    if (!t[0].empty()) {
+      if (!device.empty() && device != t[0])
+        return Error(Errc::kPermission, "enrollment token is for device " + t[0]);
+      device = t[0];
+    }
+    group = t[1];
+    if (device.empty() || device.size() > 128 ||
+        device.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+            std::string::npos)
+      return Error(Errc::kInvalidArgument, "device_id must be 1-128 of [A-Za-z0-9._-]");
+    uint64_t serial = std::stoull(crypto::RandomHex(8), nullptr, 16) >> 2;
+    EDGELOOP_ASSIGN_OR_RETURN(cert_pem, crypto::SignClientCsr(keys.ca, csr, device, serial, 825));
+    EDGELOOP_RETURN_IF_ERROR(
+        db->Exec("UPDATE enrollment_tokens SET used = 1 WHERE token_hash = ?", {Sha256Hex(token)}));
+    EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM devices WHERE device_id = ?", {device}));
+    return db->Exec(
+        "INSERT INTO devices (device_id, grp, serial, revoked, enrolled_ms) VALUES (?, ?, ?, 0, ?)",
+        {device, group, std::to_string(serial), std::to_string(NowMs())});
+  });
+  if (!st.ok()) return SendError(res, st.error());
+  res.set_content(Json{{"device_id", device},
+                       {"group", group},
+                       {"certificate", cert_pem},
+                       {"ca_certificate", keys.ca.cert_pem},
+                       {"update_public_key", keys.signing_public_key_pem}}
+                      .dump(),
+                  "application/json");
+}
+
+void Server::Impl::HandleIngest(const httplib::Request& req, httplib::Response& res) {
+  auto device = DeviceIdentity(req, res);
+  if (!device) return;
+  if (!limiter.Allow(*device)) {
+    res.set_header("Retry-After", "1");
+    return SendError(res, 429, "device " + *device + " exceeds its batch rate");
+  }
+  // Sizes are checked before anything is allocated for the decompressed batch.
+  unsigned long long size = ZSTD_getFrameContentSize(req.body.data(), req.body.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+    return SendError(res, 400, "body is not a zstd frame with a declared size");
+  if (size > options.max_decompressed_bytes)
+    return SendError(res, 413,
+                     "decompressed batch larger than " +
+                         std::to_string(options.max_decompressed_bytes) + " bytes");
+  std::string raw(size, '\0');
+  size_t got = ZSTD_decompress(raw.data(), raw.size(), req.body.data(), req.body.size());
+  if (ZSTD_isError(got) || got != size) return SendError(res, 400, "corrupt zstd body");
+  wire::SampleBatch batch;
+  if (!batch.ParseFromString(raw)) return SendError(res, 400, "body is not a SampleBatch");
+  if (static_cast<size_t>(batch.samples_size()) > options.max_batch_samples)
+    return SendError(res, 413,
+                     "batch of " + std::to_string(batch.samples_size()) +
+                         " samples exceeds the limit of " +
+                         std::to_string(options.max_batch_samples));
+  std::vector<const wire::Sample*> samples;
+  for (auto& s : *batch.mutable_samples()) {
+    if (s.device_id().empty()) s.set_device_id(*device);
+    if (s.device_id() != *device)
+      return SendError(res, 403, "device " + *device + " cannot write samples as " + s.device_id());
+    uint64_t elements = 1;
+    for (int64_t d : s.tensor().shape()) {
+      if (d <= 0 || static_cast<uint64_t>(d) > options.max_tensor_elements ||
+          elements * static_cast<uint64_t>(d) > options.max_tensor_elements)
+        return SendError(res, 400,
+                         "tensor shape of sample " + std::to_string(s.sequence()) +
+                             " is empty, negative or too large");
+      elements *= static_cast<uint64_t>(d);
+    }
+    if (s.tensor().shape_size() > 0 && elements != static_cast<uint64_t>(s.tensor().values_size()))
+      return SendError(res, 400,
+                       "tensor of sample " + std::to_string(s.sequence()) +
+                           " has values that do not match its shape");
+    samples.push_back(&s);
+  }
+  auto ack = store->Append(samples);
+  if (!ack.ok()) return SendError(res, 500, ack.error().message);
+  res.set_content(Json{{"accepted", ack->accepted}, {"duplicates", ack->duplicates}}.dump(),
+                  "application/json");
+}
+
+void Server::Impl::HandleDeviceLabels(const httplib::Request& req, httplib::Response& res) {
+  auto device = DeviceIdentity(req, res);
+  if (!device) return;
+  wire::LabelBatch batch;
+  if (!batch.ParseFromString(req.body)) return SendError(res, 400, "body is not a LabelBatch");
+  uint64_t updated = 0, unknown = 0;
+  for (const auto& l : batch.labels()) {
+    if (!l.device_id().empty() && l.device_id() != *device)
+      return SendError(res, 403, "device " + *device + " cannot label samples of " + l.device_id());
+    Status st = store->SetLabel(*device, l.sequence(), l.label(), l.label_source());
+    if (st.ok())
+      ++updated;
+    else if (st.error().code == Errc::kNotFound)
+      ++unknown;
+    else
+      return SendError(res, 500, st.error().message);
+  }
+  res.set_content(Json{{"updated", updated}, {"unknown", unknown}}.dump(), "application/json");
+}
+
+void Server::Impl::Routes() {
+  auto& s = *http;
+  s.set_payload_max_length(options.max_body_bytes);
+  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty()) SendError(res, res.status, "HTTP status " + std::to_string(res.status));
+  });
+  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    SendError(res, 500, "internal error");
+  });
+  s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  s.Post("/v1/enroll",
+         [this](const httplib::Request& req, httplib::Response& res) { HandleEnroll(req, res); });
+  s.Post("/v1/ingest",
+         [this](const httplib::Request& req, httplib::Response& res) { HandleIngest(req, res); });
+  s.Post("/v1/labels", [this](const httplib::Request& req, httplib::Response& res) {
+    HandleDeviceLabels(req, res);
+  });
+  s.Post("/v1/tokens", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "admin")) return;
+    auto body = JsonBody(req, res);
+    if (!body) return;
+    std::string scope = JsonString(*body, "scope");
+    if (ScopeRank(scope) == 0) return SendError(res, 400, "scope must be read, write or admin");
+    std::string token = crypto::RandomHex(24);
+    Status st =
+        db->Exec("INSERT INTO operator_tokens (token_hash, scope, created_ms) VALUES (?, ?, ?)",
+                 {Sha256Hex(token), scope, std::to_string(NowMs())});
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(Json{{"token", token}, {"scope", scope}}.dump(), "application/json");
+  });
+  s.Post("/v1/enrollment-tokens", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "admin")) return;
+    auto body = JsonBody(req, res);
+    if (!body) return;
+    std::string device = JsonString(*body, "device_id");
+    std::string group = JsonString(*body, "group");
+    int64_t ttl = body->value("ttl_seconds", int64_t{3600});
+    if (ttl <= 0 || ttl > 30 * 86400) return SendError(res, 400, "ttl_seconds must be 1..2592000");
+    std::string token = crypto::RandomHex(24);
+    int64_t expires = NowMs() + ttl * 1000;
+    Status st = db->Exec(
+        "INSERT INTO enrollment_tokens (token_hash, device_id, grp, expires_ms, used) VALUES (?, "
+        "?, "
+        "?, ?, 0)",
+        {Sha256Hex(token), device, group, std::to_string(expires)});
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(Json{{"token", token}, {"expires_ms", expires}}.dump(), "application/json");
+  });
+  s.Get("/v1/devices", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    auto rows = db->Query("SELECT device_id, grp, revoked, enrolled_ms FROM devices ORDER BY 1");
+    if (!rows.ok()) return SendError(res, rows.error());
+    Json out = Json::array();
+    for (const auto& r : *rows)
+      out.push_back({{"device_id", r[0]},
+                     {"group", r[1]},
+                     {"revoked", r[2] != "0"},
+                     {"enrolled_ms", std::stoll(r[3])}});
+    res.set_content(Json{{"devices", out}}.dump(), "application/json");
+  });
+  s.Post(R"(/v1/devices/([A-Za-z0-9._-]+)/revoke)", [this](const httplib::Request& req,
+                                                           httplib::Response& res) {
+    if (!RequireScope(req, res, "admin")) return;
+    std::string device = req.matches[1];
+    auto rows = db->Query("SELECT 1 FROM devices WHERE device_id = ?", {device});
+    if (!rows.ok()) return SendError(res, rows.error());
+    if (rows->empty()) return SendError(res, 404, "no device " + device);
+    Status st = db->Exec("UPDATE devices SET revoked = 1 WHERE device_id = ?", {device});
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(Json{{"device_id", device}, {"revoked", true}}.dump(), "application/json");
+  });
+  // Artifacts are content-addressed (sha256); GET honours HTTP Range so downloads resume.
+  s.Post("/v1/artifacts", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "write")) return;
+    std::string sha = Sha256Hex(req.body);
+    std::string dir = options.data_dir + "/artifacts";
+    Status st = MakeDirs(dir);
+    if (st.ok()) st = WriteFileAtomic(dir + "/" + sha, req.body);
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(Json{{"sha256", sha}, {"length", req.body.size()}}.dump(), "application/json");
+  });
+  s.Get(R"(/v1/artifacts/([0-9a-f]{64}))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (req.has_header("Authorization")) {
+            if (!RequireScope(req, res, "read")) return;
+          } else if (!DeviceIdentity(req, res)) {
+            return;
+          }
+          auto data = ReadFile(options.data_dir + "/artifacts/" + std::string(req.matches[1]));
+          if (!data.ok()) return SendError(res, 404, "no artifact " + std::string(req.matches[1]));
+          res.set_content(std::move(*data), "application/octet-stream");
+        });
+  // Signed update metadata per deployment target: a device id or "group:<name>". The
+  // metadata version only ever grows, so a device can refuse rollbacks.
+  s.Post(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
+         [this](const httplib::Request& req, httplib::Response& res) {
+           if (!RequireScope(req, res, "admin")) return;
+           auto body = JsonBody(req, res);
+           if (!body) return;
+           UpdateMetadata m;
+           m.deployment_target = req.matches[1];
+           m.target.artifact_name = JsonString(*body, "name");
+           m.target.model_version = JsonString(*body, "model_version");
+           m.target.sha256 = JsonString(*body, "sha256");
+           auto artifact = ReadFile(options.data_dir + "/artifacts/" + m.target.sha256);
+           if (m.target.sha256.size() != 64 || !artifact.ok())
+             return SendError(res, 400, "sha256 must name an uploaded artifact");
+           m.target.length = artifact->size();
+           m.expires_unix = NowMs() / 1000 + body->value("ttl_seconds", int64_t{7 * 86400});
+           std::string doc;
+           Status st = db->Transaction([&]() -> Status {
+             EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query("SELECT version FROM deployments WHERE "
+                                                            "target = ?",
+                                                            {m.deployment_target}));
+             m.version = rows.empty() ? 1 : std::stoull(rows[0][0]) + 1;
+             EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, keys.signing_key_pem));
+             EDGELOOP_RETURN_IF_ERROR(
+                 db->Exec("DELETE FROM deployments WHERE target = ?", {m.deployment_target}));
+             return db->Exec("INSERT INTO deployments (target, version, metadata) VALUES (?, ?, ?)",
+                             {m.deployment_target, std::to_string(m.version), doc});
+           });
+           if (!st.ok()) return SendError(res, st.error());
+           res.set_content(doc, "application/json");
+         });
+  s.Get(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          std::string target = req.matches[1];
+          if (req.has_header("Authorization")) {
+            if (!RequireScope(req, res, "read")) return;
+          } else {
+            auto device = DeviceIdentity(req, res);
+            if (!device) return;
+            // A device reads its own deployment and its group's, nobody else's.
+            auto grp = db->Query("SELECT grp FROM devices WHERE device_id = ?", {*device});
+            bool own = target == *device || (grp.ok() && !grp->empty() && !grp->at(0)[0].empty() &&
+                                             target == "group:" + grp->at(0)[0]);
+            if (!own) return SendError(res, 403, "device " + *device + " cannot read " + target);
+          }
+          auto rows = db->Query("SELECT metadata FROM deployments WHERE target = ?", {target});
+          if (!rows.ok()) return SendError(res, rows.error());
+          if (rows->empty()) return SendError(res, 404, "no deployment for " + target);
+          res.set_content(rows->at(0)[0], "application/json");
+        });
+  s.Get("/v1/samples/counts", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    std::string by = req.has_param("by") ? req.get_param_value("by") : "device";
+    auto counts = store->Count(by);
+    if (!counts.ok()) return SendError(res, counts.error());
+    Json out = Json::object();
+    uint64_t total = 0;
+    for (const auto& c : *counts) {
+      out[c.key] = c.count;
+      total += c.count;
+    }
+    res.set_content(Json{{"by", by}, {"counts", out}, {"total", total}}.dump(), "application/json");
+  });
+  s.Post("/v1/samples/label", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "write")) return;
+    auto body = JsonBody(req, res);
+    if (!body) return;
+    auto seq = body->find("sequence");
+    auto label = body->find("label");
+    if (seq == body->end() || !seq->is_number_unsigned() || label == body->end() ||
+        !label->is_number_integer())
+      return SendError(res, 400, "label needs device_id, sequence and label");
+    Status st = store->SetLabel(JsonString(*body, "device_id"), seq->get<uint64_t>(),
+                                label->get<int32_t>(), wire::LABEL_SOURCE_HUMAN);
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(R"({"updated":1})", "application/json");
+  });
+}
+
+Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  EDGELOOP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
+  EDGELOOP_ASSIGN_OR_RETURN(
+      impl->keys, LoadOrCreateFleetKeys(options.data_dir, options.host, options.ca_cert_file,
+                                        options.ca_key_file, options.signing_key_file));
+  std::string url =
+      options.db_url.empty() ? "sqlite:" + options.data_dir + "/edgeloop.db" : options.db_url;
+  EDGELOOP_ASSIGN_OR_RETURN(impl->db, OpenDatabase(url));
+  EDGELOOP_RETURN_IF_ERROR(CreateSchema(*impl->db));
+  EDGELOOP_ASSIGN_OR_RETURN(impl->store,
+                            SampleStore::Open(*impl->db, options.data_dir + "/samples"));
+  // The first admin token, readable only by the server's user.
+  const std::string token_path = options.data_dir + "/admin.token";
+  auto existing = ReadFile(token_path, 4096);
+  if (existing.ok()) {
+    impl->admin_token = *existing;
+  } else {
+    impl->admin_token = crypto::RandomHex(24);
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(token_path, impl->admin_token, 0600));
+  }
+  // Registered idempotently, so a PostgreSQL database shared by replicas holds it once.
+  auto rows = impl->db->Query("SELECT 1 FROM operator_tokens WHERE token_hash = ?",
+                              {Sha256Hex(impl->admin_token)});
+  if (!rows.ok()) return rows.error();
+  if (rows->empty())
+    EDGELOOP_RETURN_IF_ERROR(impl->db->Exec(
+        "INSERT INTO operator_tokens (token_hash, scope, created_ms) VALUES (?, 'admin', ?)",
+        {Sha256Hex(impl->admin_token), std::to_string(NowMs())}));
+  const FleetKeys& keys = impl->keys;
+  impl->http = std::make_unique<httplib::SSLServer>(
+      [&keys](SSL_CTX& ctx) { return ConfigureTls(ctx, keys); });
+  if (!impl->http->is_valid()) return Error(Errc::kInternal, "TLS setup failed");
+  impl->Routes();
+  return std::unique_ptr<Server>(new Server(std::move(impl)));
+}
+
+Server::Server(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Server::~Server() {
+  Stop();
+}
+
+Status Server::Start() {
+  auto& im = *impl_;
+  if (im.options.port == 0) {
+    im.port = im.http->bind_to_any_port(im.options.host);
+  } else {
+    im.port = im.http->bind_to_port(im.options.host, im.options.port) ? im.options.port : -1;
+  }
+  if (im.port <= 0)
+    return Error(Errc::kIo,
+                 "cannot listen on " + im.options.host + ":" + std::to_string(im.options.port));
+  im.thread = std::thread([&im] { im.http->listen_after_bind(); });
+  return Status::Ok();
+}
+
+Status Server::Run() {
+  EDGELOOP_RETURN_IF_ERROR(Start());
+  if (impl_->thread.joinable()) impl_->thread.join();
+  return Status::Ok();
+}
+
+void Server::Stop() {
+  if (!impl_) return;
+  impl_->http->stop();
+  if (impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
+    impl_->thread.join();
+}
+
+int Server::port() const {
+  return impl_->port;
+}
+const std::string& Server::ca_cert_pem() const {
+  return impl_->keys.ca.cert_pem;
+}
+const std::string& Server::signing_public_key_pem() const {
+  return impl_->keys.signing_public_key_pem;
+}
+const std::string& Server::admin_token() const {
+  return impl_->admin_token;
+}
+
+}  // namespace edgeloop::cloud

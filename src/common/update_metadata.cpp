@@ -1,0 +1,80 @@
+#include "common/update_metadata.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "common/crypto.hpp"
+
+namespace edgeloop {
+namespace {
+
+nlohmann::json SignedPart(const UpdateMetadata& m) {
+  return {{"_type", "targets"},
+          {"deployment_target", m.deployment_target},
+          {"version", m.version},
+          {"expires", m.expires_unix},
+          {"target",
+           {{"name", m.target.artifact_name},
+            {"model_version", m.target.model_version},
+            {"sha256", m.target.sha256},
+            {"length", m.target.length}}}};
+}
+
+}  // namespace
+
+Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,
+                                       const std::string& private_key_pem) {
+  nlohmann::json signed_part = SignedPart(meta);
+  std::string canonical = signed_part.dump();
+  EDGELOOP_ASSIGN_OR_RETURN(std::string sig, crypto::Ed25519Sign(private_key_pem, canonical));
+  EDGELOOP_ASSIGN_OR_RETURN(std::string pub, crypto::Ed25519PublicKeyPem(private_key_pem));
+  EDGELOOP_ASSIGN_OR_RETURN(std::string keyid, crypto::KeyId(pub));
+  nlohmann::json doc = {{"signed", signed_part},
+                        {"signatures", {{{"keyid", keyid}, {"sig", crypto::Base64Encode(sig)}}}}};
+  return doc.dump(2);
+}
+
+Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
+                                            const std::string& public_key_pem, int64_t now_unix,
+                                            uint64_t min_version) {
+  // Metadata is small; anything larger is an endless-data attack or a mistake.
+  constexpr size_t kMaxMetadataBytes = 64 * 1024;
+  if (json_text.size() > kMaxMetadataBytes)
+    return Error(Errc::kResourceExhausted, "update metadata larger than 64 KiB");
+  nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || !doc.is_object() || !doc.contains("signed") ||
+      !doc["signed"].is_object() || !doc.contains("signatures") || !doc["signatures"].is_array())
+    return Error(Errc::kFormat, "update metadata is not {signed, signatures}");
+  EDGELOOP_ASSIGN_OR_RETURN(std::string keyid, crypto::KeyId(public_key_pem));
+  const std::string canonical = doc["signed"].dump();
+  bool verified = false;
+  for (const auto& s : doc["signatures"]) {
+    if (!s.is_object() || !s.contains("keyid") || !s.contains("sig") || !s["keyid"].is_string() ||
+        !s["sig"].is_string() || s["keyid"].get<std::string>() != keyid)
+      continue;
+    auto sig = crypto::Base64Decode(s["sig"].get<std::string>());
+    if (sig.ok() && crypto::Ed25519Verify(public_key_pem, canonical, *sig).ok()) verified = true;
+  }
+  if (!verified) return Error(Errc::kPermission, "update metadata has no valid signature");
+  UpdateMetadata m;
+  try {
+    const auto& sp = doc["signed"];
+    m.deployment_target = sp.at("deployment_target").get<std::string>();
+    m.version = sp.at("version").get<uint64_t>();
+    m.expires_unix = sp.at("expires").get<int64_t>();
+    const auto& t = sp.at("target");
+    m.target.artifact_name = t.at("name").get<std::string>();
+    m.target.model_version = t.at("model_version").get<std::string>();
+    m.target.sha256 = t.at("sha256").get<std::string>();
+    m.target.length = t.at("length").get<uint64_t>();
+  } catch (const nlohmann::json::exception& e) {
+    return Error(Errc::kFormat, std::string("update metadata fields: ") + e.what());
+  }
+  if (m.expires_unix <= now_unix) return Error(Errc::kPermission, "update metadata expired");
+  if (m.version < min_version)
+    return Error(Errc::kPermission, "update metadata version " + std::to_string(m.version) +
+                                        " is older than the trusted " +
+                                        std::to_string(min_version) + " (rollback)");
+  return m;
+}
+
+}  // namespace edgeloop

@@ -1,0 +1,41 @@
+// TUF-style signed update metadata: what a deployment target (a device or a group) should
+// run, signed by the fleet's Ed25519 update key.
+//
+// Wire form (JSON): {"signed": {...}, "signatures": [{"keyid": hex, "sig": base64}]}. The
+// signature covers the canonical serialization of "signed" (nlohmann::json dump: keys sorted,
+// no whitespace). The verifier defends against tampering (signature, sha256), rollback
+// (version below the last trusted one), freeze (expiry) and endless data (length limit).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.hpp"
+
+namespace edgeloop {
+
+struct UpdateTarget {
+  std::string artifact_name;  // e.g. "classifier.onnx"
+  std::string model_version;  // registry version of the model
+  std::string sha256;         // hex of the artifact bytes
+  uint64_t length = 0;        // bytes
+};
+
+struct UpdateMetadata {
+  std::string deployment_target;  // device id or "group:<name>"
+  uint64_t version = 0;           // metadata version; never decreases per target
+  int64_t expires_unix = 0;       // seconds since the epoch
+  UpdateTarget target;
+};
+
+// Serializes and signs; the private key is Ed25519 PKCS#8 PEM.
+Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,
+                                       const std::string& private_key_pem);
+
+// Parses and checks signed metadata. Errors: kFormat (malformed), kPermission (no valid
+// signature by public_key_pem, expired, or version < min_version: a rollback).
+Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
+                                            const std::string& public_key_pem, int64_t now_unix,
+                                            uint64_t min_version);
+
+}  // namespace edgeloop

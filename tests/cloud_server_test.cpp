@@ -1,0 +1,234 @@
+// The cloud server end to end over real HTTPS on loopback: enrollment, mutual TLS,
+// revocation, operator scopes, idempotent ingest, late labels, limits and bad input.
+#include <gtest/gtest.h>
+
+#include "cloud_test_util.hpp"
+#include "common/hash.hpp"
+#include "common/update_metadata.hpp"
+
+namespace edgeloop::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+void ExpectJsonError(const httplib::Result& res, int status) {
+  ASSERT_TRUE(res) << "no response";
+  EXPECT_EQ(res->status, status) << res->body;
+  Json body = Json::parse(res->body, nullptr, false);
+  ASSERT_FALSE(body.is_discarded()) << res->body;
+  EXPECT_TRUE(body.contains("error")) << res->body;
+}
+
+uint64_t Total(CloudFixture& f, const std::string& by = "device") {
+  auto res = f.Client()->Get("/v1/samples/counts?by=" + by, f.Bearer(f.server().admin_token()));
+  return Json::parse(res->body)["total"].get<uint64_t>();
+}
+
+TEST(CloudServer, FirstStartCreatesPrivateKeysWithMode0600) {
+  CloudFixture f;
+  for (const char* name : {"/data/ca.key", "/data/update.key", "/data/admin.token"}) {
+    struct stat st {};
+    ASSERT_EQ(stat((f.dir() + name).c_str(), &st), 0) << name;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
+  }
+}
+
+TEST(CloudServer, EnrolledDeviceIngestsAndRetriesNeverDuplicate) {
+  CloudFixture f;
+  auto dev = f.Enroll("cam-1");
+  auto client = f.Client(&dev);
+  auto res = PostBatch(*client, MakeBatch("cam-1", 0, 10));
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(Json::parse(res->body)["accepted"], 10);
+  // A retry of an overlapping batch stores only the new samples.
+  res = PostBatch(*client, MakeBatch("cam-1", 5, 10));
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(Json::parse(res->body)["accepted"], 5);
+  EXPECT_EQ(Json::parse(res->body)["duplicates"], 5);
+  EXPECT_EQ(Total(f), 15u);
+}
+
+TEST(CloudServer, RefusesDeviceCallsWithoutClientCertificate) {
+  CloudFixture f;
+  ExpectJsonError(PostBatch(*f.Client(), MakeBatch("cam-1", 0, 1)), 401);
+}
+
+TEST(CloudServer, CertificateFromAnotherCaIsRefusedAtHandshake) {
+  CloudFixture f;
+  auto other = crypto::CreateCertificateAuthority("rogue", 10);
+  auto key = crypto::GenerateTlsKeyPem();
+  auto cert = crypto::SignClientCsr(*other, *crypto::CreateCsr(*key, "cam-1"), "cam-1", 7, 10);
+  DeviceCredentials rogue{"cam-1", f.dir() + "/rogue.crt", f.dir() + "/rogue.key"};
+  ASSERT_TRUE(WriteFileAtomic(rogue.cert_file, *cert).ok());
+  ASSERT_TRUE(WriteFileAtomic(rogue.key_file, *key).ok());
+  auto res = PostBatch(*f.Client(&rogue), MakeBatch("cam-1", 0, 1));
+  EXPECT_TRUE(!res || res->status == 401 || res->status == 403);
+  EXPECT_EQ(Total(f), 0u);
+}
+
+TEST(CloudServer, RevocationTakesEffectOnTheNextRequest) {
+  CloudFixture f;
+  auto dev = f.Enroll("cam-1");
+  auto client = f.Client(&dev);
+  ASSERT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 1))->status, 200);
+  auto rev = f.Client()->Post("/v1/devices/cam-1/revoke", f.Bearer(f.server().admin_token()), "",
+                              "application/json");
+  ASSERT_EQ(rev->status, 200) << rev->body;
+  ExpectJsonError(PostBatch(*client, MakeBatch("cam-1", 1, 1)), 403);
+  EXPECT_EQ(Total(f), 1u);
+}
+
+TEST(CloudServer, DeviceCannotWriteSamplesAsAnotherDevice) {
+  CloudFixture f;
+  auto a = f.Enroll("cam-a");
+  f.Enroll("cam-b");
+  ExpectJsonError(PostBatch(*f.Client(&a), MakeBatch("cam-b", 0, 3)), 403);
+  EXPECT_EQ(Total(f), 0u);
+}
+
+TEST(CloudServer, EnrollmentTokenIsSingleUseAndBoundToItsDevice) {
+  CloudFixture f;
+  std::string token = f.EnrollmentToken("cam-1");
+  auto key = crypto::GenerateTlsKeyPem();
+  auto csr = *crypto::CreateCsr(*key, "x");
+  auto wrong = f.Client()->Post("/v1/enroll",
+                                Json{{"token", token}, {"csr", csr}, {"device_id", "cam-2"}}.dump(),
+                                "application/json");
+  ExpectJsonError(wrong, 403);
+  auto first = f.Client()->Post("/v1/enroll", Json{{"token", token}, {"csr", csr}}.dump(),
+                                "application/json");
+  ASSERT_EQ(first->status, 200) << first->body;
+  auto info = crypto::ParseCertificate(Json::parse(first->body)["certificate"].get<std::string>());
+  EXPECT_EQ(info->common_name, "cam-1");
+  ExpectJsonError(f.Client()->Post("/v1/enroll", Json{{"token", token}, {"csr", csr}}.dump(),
+                                   "application/json"),
+                  403);
+}
+
+TEST(CloudServer, OperatorTokenWithoutScopeIsRefused) {
+  CloudFixture f;
+  auto res = f.Client()->Post("/v1/tokens", f.Bearer(f.server().admin_token()),
+                              Json{{"scope", "read"}}.dump(), "application/json");
+  ASSERT_EQ(res->status, 200) << res->body;
+  std::string reader = Json::parse(res->body)["token"];
+  EXPECT_EQ(f.Client()->Get("/v1/devices", f.Bearer(reader))->status, 200);
+  ExpectJsonError(f.Client()->Post("/v1/enrollment-tokens", f.Bearer(reader),
+                                   Json{{"device_id", "x"}}.dump(), "application/json"),
+                  403);
+  ExpectJsonError(f.Client()->Get("/v1/devices", f.Bearer("not-a-token")), 401);
+  ExpectJsonError(f.Client()->Get("/v1/devices"), 401);
+}
+
+TEST(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
+  cloud::ServerOptions options;
+  options.max_body_bytes = 64 * 1024;
+  options.max_batch_samples = 100;
+  options.max_tensor_elements = 1000;
+  CloudFixture f(options);
+  auto dev = f.Enroll("cam-1");
+  auto client = f.Client(&dev);
+  // Not zstd; zstd of garbage protobuf; absurd tensor shape; shape/value mismatch.
+  ExpectJsonError(client->Post("/v1/ingest", "garbage", "application/octet-stream"), 400);
+  ExpectJsonError(client->Post("/v1/ingest", Zstd(std::string("\xff\xff\xff\xff\x0f", 5)),
+                               "application/octet-stream"),
+                  400);
+  auto absurd = MakeBatch("cam-1", 0, 1);
+  absurd.mutable_samples(0)->mutable_tensor()->add_shape(1'000'000'000'000);
+  ExpectJsonError(PostBatch(*client, absurd), 400);
+  auto negative = MakeBatch("cam-1", 0, 1);
+  negative.mutable_samples(0)->mutable_tensor()->set_shape(0, -16);
+  ExpectJsonError(PostBatch(*client, negative), 400);
+  auto mismatch = MakeBatch("cam-1", 0, 1);
+  mismatch.mutable_samples(0)->mutable_tensor()->add_values(1.0f);
+  ExpectJsonError(PostBatch(*client, mismatch), 400);
+  // Too many samples, too large a body.
+  ExpectJsonError(PostBatch(*client, MakeBatch("cam-1", 0, 101)), 413);
+  ExpectJsonError(
+      client->Post("/v1/ingest", std::string(100 * 1024, 'x'), "application/octet-stream"), 413);
+  // Bad JSON on the operator API.
+  ExpectJsonError(f.Client()->Post("/v1/tokens", f.Bearer(f.server().admin_token()), "{nope",
+                                   "application/json"),
+                  400);
+  ExpectJsonError(f.Client()->Post("/v1/enroll", "[1,2", "application/json"), 400);
+  // Still serving.
+  EXPECT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 2))->status, 200);
+  EXPECT_EQ(Total(f), 2u);
+}
+
+TEST(CloudServer, BatchRateLimitAnswers429) {
+  cloud::ServerOptions options;
+  options.device_batches_per_second = 0.001;
+  options.device_burst = 2;
+  CloudFixture f(options);
+  auto dev = f.Enroll("cam-1");
+  auto client = f.Client(&dev);
+  EXPECT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 1))->status, 200);
+  EXPECT_EQ(PostBatch(*client, MakeBatch("cam-1", 1, 1))->status, 200);
+  ExpectJsonError(PostBatch(*client, MakeBatch("cam-1", 2, 1)), 429);
+}
+
+TEST(CloudServer, LateLabelsUpdateEarlierSamples) {
+  CloudFixture f;
+  auto dev = f.Enroll("cam-1");
+  auto client = f.Client(&dev);
+  ASSERT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 4))->status, 200);
+  wire::LabelBatch labels;
+  auto* l = labels.add_labels();
+  l->set_sequence(2);
+  l->set_label(7);
+  l->set_label_source(wire::LABEL_SOURCE_HUMAN);
+  auto res = client->Post("/v1/labels", labels.SerializeAsString(), "application/x-protobuf");
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(Json::parse(res->body)["updated"], 1);
+  auto counts = f.Client()->Get("/v1/samples/counts?by=label", f.Bearer(f.server().admin_token()));
+  Json c = Json::parse(counts->body)["counts"];
+  EXPECT_EQ(c["7"], 1);
+  EXPECT_EQ(c["-1"], 3);
+}
+
+TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
+  CloudFixture f;
+  std::string blob;
+  for (int i = 0; i < 1000; ++i) blob.push_back(static_cast<char>(i * 7));
+  auto up = f.Client()->Post("/v1/artifacts", f.Bearer(f.server().admin_token()), blob,
+                             "application/octet-stream");
+  ASSERT_EQ(up->status, 200) << up->body;
+  std::string sha = Json::parse(up->body)["sha256"];
+  EXPECT_EQ(sha, Sha256Hex(blob));
+  auto dev = f.Enroll("cam-1");
+  auto part = f.Client(&dev)->Get("/v1/artifacts/" + sha, {{"Range", "bytes=100-199"}});
+  ASSERT_TRUE(part);
+  EXPECT_EQ(part->status, 206);
+  EXPECT_EQ(part->body, blob.substr(100, 100));
+  ExpectJsonError(f.Client()->Get("/v1/artifacts/" + sha), 401);
+  ExpectJsonError(f.Client(&dev)->Get("/v1/artifacts/" + std::string(64, 'a')), 404);
+}
+
+TEST(CloudServer, DeploymentMetadataIsSignedVersionedAndPrivateToItsDevice) {
+  CloudFixture f;
+  auto admin = f.Bearer(f.server().admin_token());
+  auto up =
+      f.Client()->Post("/v1/artifacts", admin, std::string(300, 'm'), "application/octet-stream");
+  std::string sha = Json::parse(up->body)["sha256"];
+  Json deploy = {{"name", "classifier.onnx"}, {"model_version", "2"}, {"sha256", sha}};
+  ASSERT_EQ(
+      f.Client()->Post("/v1/deployments/cam-a", admin, deploy.dump(), "application/json")->status,
+      200);
+  ASSERT_EQ(
+      f.Client()->Post("/v1/deployments/cam-a", admin, deploy.dump(), "application/json")->status,
+      200);
+  auto a = f.Enroll("cam-a");
+  auto b = f.Enroll("cam-b");
+  auto mine = f.Client(&a)->Get("/v1/deployments/cam-a");
+  ASSERT_EQ(mine->status, 200) << mine->body;
+  auto m = VerifyUpdateMetadata(mine->body, f.server().signing_public_key_pem(), 0, 2);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->version, 2u);
+  EXPECT_EQ(m->target.length, 300u);
+  EXPECT_EQ(m->target.sha256, sha);
+  ExpectJsonError(f.Client(&b)->Get("/v1/deployments/cam-a"), 403);
+}
+
+}  // namespace
+}  // namespace edgeloop::testing
