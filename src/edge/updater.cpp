@@ -72,7 +72,7 @@ Status FileFetcher::Fetch(const std::string& url, uint64_t offset, uint64_t max_
     }
     if (n == 0) break;
     if (sent + static_cast<uint64_t>(n) > max_bytes) {
-      st = Error(Errc::kResourceExhausted,
+      st = Error(Errc::kMismatch,
                  path + ": artifact is longer than the metadata says (endless data refused)");
       break;
     }
@@ -187,7 +187,7 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
     uint64_t have = offset;
     Status st = fetcher_->Fetch(m.url, offset, m.length - offset, [&](std::string_view chunk) -> Status {
       if (have + chunk.size() > m.length)
-        return Error(Errc::kResourceExhausted, "artifact is longer than the metadata says");
+        return Error(Errc::kMismatch, "artifact is longer than the metadata says");
       size_t off = 0;
       while (off < chunk.size()) {
         ssize_t n = ::write(fd, chunk.data() + off, chunk.size() - off);
@@ -203,10 +203,9 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
     bool synced = ::fsync(fd) == 0;
     ::close(fd);
     if (!st.ok()) {
-      // Length violations discard the partial file; network and disk errors keep it to resume.
-      if (st.error().code == Errc::kResourceExhausted && have <= m.length &&
-          st.error().message.find("longer") != std::string::npos)
-        std::filesystem::remove(part, ec);
+      // A length violation (kMismatch) discards the partial file; network errors and a full
+      // disk keep it, to resume when the connection or the space is back.
+      if (st.error().code == Errc::kMismatch) std::filesystem::remove(part, ec);
       return st;
     }
     if (!synced) return Error(Errc::kIo, part + ": fsync failed");
@@ -254,12 +253,16 @@ Status Updater::Offer(const std::string& metadata_document) {
     }
     Status st = Download(m, slot);
     if (!st.ok()) {
-      if (st.error().code == Errc::kMismatch || st.error().code == Errc::kResourceExhausted) {
+      if (st.error().code == Errc::kMismatch) {
         target_ = {};
         EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kIdle, m.version, st.error().message));
         return Refuse(m.version, st.error());
       }
-      return st;  // transient: the partial download stays and resumes on the next offer
+      // Transient (network down, disk full): the partial download stays and resumes on the
+      // next offer; the state stays "downloading" and the active model is untouched.
+      if (opt_.reporter)
+        opt_.reporter({UpdatePhase::kDownloading, m.version, "paused: " + st.error().message});
+      return st;
     }
     EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(SlotDir(slot) + "/metadata.json", m.raw));
     EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kStaged, m.version, ""));

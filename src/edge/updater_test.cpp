@@ -1,6 +1,10 @@
 #include "edge/updater.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/mount.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <fstream>
@@ -117,7 +121,8 @@ TEST_F(UpdaterTest, RefusesArtifactLongerThanMetadataSays) {
   std::ofstream(repo_ + "/model-v2.onnx", std::ios::binary | std::ios::app) << "extra";
   Status st = u->Offer(doc);
   ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().code, Errc::kResourceExhausted) << st.error().message;
+  EXPECT_EQ(st.error().code, Errc::kMismatch) << st.error().message;
+  EXPECT_NE(st.error().message.find("longer than the metadata"), std::string::npos);
   EXPECT_EQ(u->active().version, 1u);
 }
 
@@ -251,6 +256,43 @@ TEST_F(UpdaterTest, RestartDuringProbationRollsBack) {
   EXPECT_EQ(u->phase(), UpdatePhase::kRolledBack);
   EXPECT_EQ(u->active().version, 1u);
   EXPECT_EQ(ActiveBytes(*u), ModelBytes(1));
+}
+
+TEST_F(UpdaterTest, DiskFullDuringDownloadIsClearKeepsTheModelAndRecovers) {
+  ScratchDir small("updater-tmpfs");
+  if (::mount("tmpfs", small.path().c_str(), "tmpfs", 0, "size=320k") != 0)
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno);
+  struct Unmount {
+    std::string p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{small.path()};
+  UpdaterOptions opt;
+  opt.root_public_key_hex = pub_;
+  opt.probation.samples = 0;
+  opt.health_check = testing::CheckTestModel;
+  opt.reporter = [this](const UpdateEvent& e) { events_.push_back(e); };
+  std::string root = small / "agent";
+  auto u = Updater::Open(root, opt, std::make_shared<FileFetcher>(4096));
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE((*u)->Bootstrap(ModelBytes(1), 1, "{}").ok());  // 96 KiB
+  std::string filler = small / "filler";
+  std::ofstream(filler, std::ios::binary) << std::string(150 << 10, 'f');
+  Status st = (*u)->Offer(Publish(2));  // another 96 KiB does not fit
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kResourceExhausted) << st.error().message;
+  EXPECT_NE(st.error().message.find("No space left"), std::string::npos) << st.error().message;
+  EXPECT_TRUE(Reported("paused"));
+  EXPECT_EQ((*u)->active().version, 1u);
+  EXPECT_EQ(ActiveBytes(**u), ModelBytes(1));
+  u = Result<std::unique_ptr<Updater>>(Error());
+  // The state on disk is intact: a restart still runs version 1.
+  auto again = Updater::Open(root, opt, std::make_shared<FileFetcher>(4096));
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ((*again)->active().version, 1u);
+  std::filesystem::remove(filler);  // space returns
+  ASSERT_TRUE((*again)->Offer(Publish(2)).ok());
+  EXPECT_EQ((*again)->active().version, 2u);
+  EXPECT_EQ(ActiveBytes(**again), ModelBytes(2));
 }
 
 // Real processes: the child runs update after update (with a bad version every tenth) and is
