@@ -77,6 +77,13 @@ class Child {
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   }
+  // One line of the child's output (blocking), without the newline; empty at end of output.
+  std::string ReadLine() {
+    std::string s;
+    char c;
+    while (::read(out_fd_, &c, 1) == 1 && c != '\n') s.push_back(c);
+    return s;
+  }
   // Everything the child wrote (call after Kill() or Wait()).
   std::string ReadAll() {
     std::string s;
