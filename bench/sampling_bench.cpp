@@ -28,7 +28,8 @@ struct SoftmaxRegression {
   size_t in = 0, classes = 0;
   std::vector<float> w, b;
 
-  SoftmaxRegression(size_t inputs, size_t k) : in(inputs), classes(k), w(inputs * k, 0.f), b(k, 0.f) {}
+  SoftmaxRegression(size_t inputs, size_t k)
+      : in(inputs), classes(k), w(inputs * k, 0.f), b(k, 0.f) {}
 
   std::vector<float> Probs(const float* x) const {
     std::vector<float> logits(classes);
@@ -99,12 +100,13 @@ int main(int argc, char** argv) {
   auto train = data::LoadDataset("fashion-mnist:train");
   auto test = data::LoadDataset("fashion-mnist:test");
   if (!c || !train.ok() || !test.ok()) {
-    std::fprintf(stderr, "sampling_bench: %s\n",
-                 !c ? "unknown corruption" : (!train.ok() ? train.error() : test.error()).message.c_str());
+    std::fprintf(
+        stderr, "sampling_bench: %s\n",
+        !c ? "unknown corruption" : (!train.ok() ? train.error() : test.error()).message.c_str());
     return 1;
   }
-  std::vector<size_t> base_idx(static_cast<size_t>(base_n)), stream_idx(static_cast<size_t>(stream_n)),
-      test_idx(static_cast<size_t>(test_n));
+  std::vector<size_t> base_idx(static_cast<size_t>(base_n)),
+      stream_idx(static_cast<size_t>(stream_n)), test_idx(static_cast<size_t>(test_n));
   std::iota(base_idx.begin(), base_idx.end(), 0);
   std::iota(stream_idx.begin(), stream_idx.end(), static_cast<size_t>(base_n));
   std::iota(test_idx.begin(), test_idx.end(), 0);
@@ -182,15 +184,18 @@ int main(int argc, char** argv) {
   // accuracy (linear interpolation between the uniform rows, which rise with bytes).
   nlohmann::json j;
   j["machine"] = bench::MachineInfo();
-  j["setup"] = {{"corruption", corruption}, {"severity", severity}, {"base", base_n},
-                {"stream", stream_n}, {"test", test_n}, {"epochs", epochs}, {"repeats", repeats},
-                {"base_accuracy", base_acc}};
+  j["setup"] = {{"corruption", corruption}, {"severity", severity},     {"base", base_n},
+                {"stream", stream_n},       {"test", test_n},           {"epochs", epochs},
+                {"repeats", repeats},       {"base_accuracy", base_acc}};
   std::vector<Row> uniform(rows.begin(), rows.begin() + 6);
   std::sort(uniform.begin(), uniform.end(), [](const Row& a, const Row& b) { return a.mb < b.mb; });
   std::printf("\n%-38s %9s %14s %8s\n", "uncertainty policy", "MB", "uniform MB same", "saved");
   for (const auto& r : rows) {
-    nlohmann::json jr = {{"policy", r.policy}, {"uploaded", r.uploaded}, {"mb", r.mb},
-                         {"accuracy", r.accuracy}, {"gain", r.accuracy - base_acc}};
+    nlohmann::json jr = {{"policy", r.policy},
+                         {"uploaded", r.uploaded},
+                         {"mb", r.mb},
+                         {"accuracy", r.accuracy},
+                         {"gain", r.accuracy - base_acc}};
     if (r.policy.rfind("uncertainty", 0) == 0) {
       // The fewest uniform bytes that reach at least this accuracy (interpolated between
       // the two uniform runs around it; the uniform curve is not strictly monotone).
@@ -202,7 +207,9 @@ int main(int argc, char** argv) {
           jr["uniform_bound"] = "upper";
         } else {
           const Row &lo = uniform[k - 1], &hi = uniform[k];
-          double t = lo.accuracy < r.accuracy ? (r.accuracy - lo.accuracy) / (hi.accuracy - lo.accuracy) : 0;
+          double t = lo.accuracy < r.accuracy
+                         ? (r.accuracy - lo.accuracy) / (hi.accuracy - lo.accuracy)
+                         : 0;
           same = lo.mb + t * (hi.mb - lo.mb);
         }
       }

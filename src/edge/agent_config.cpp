@@ -37,9 +37,8 @@ class Section {
     try {
       out = v.as<T>();
     } catch (const YAML::Exception&) {
-      return Error(Errc::kInvalidArgument,
-                   Where(v) + name_ + "." + key + ": cannot read \"" + Scalar(v) + "\" as " +
-                       TypeName<T>());
+      return Error(Errc::kInvalidArgument, Where(v) + name_ + "." + key + ": cannot read \"" +
+                                               Scalar(v) + "\" as " + TypeName<T>());
     }
     return Status::Ok();
   }
@@ -49,9 +48,9 @@ class Section {
   Status GetInRange(const std::string& key, T& out, T lo, T hi) {
     EDGELOOP_RETURN_IF_ERROR(Get(key, out));
     if (out < lo || out > hi)
-      return Error(Errc::kInvalidArgument, Where(Child(key)) + name_ + "." + key + ": " +
-                                               std::to_string(out) + " is outside [" +
-                                               std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      return Error(Errc::kInvalidArgument,
+                   Where(Child(key)) + name_ + "." + key + ": " + std::to_string(out) +
+                       " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     return Status::Ok();
   }
 
@@ -60,7 +59,8 @@ class Section {
     for (const auto& kv : node_) {
       std::string key = kv.first.as<std::string>();
       if (!known_.count(key))
-        return Error(Errc::kInvalidArgument, Where(kv.first) + name_ + ": unknown key \"" + key + "\"");
+        return Error(Errc::kInvalidArgument,
+                     Where(kv.first) + name_ + ": unknown key \"" + key + "\"");
     }
     return Status::Ok();
   }
@@ -75,7 +75,9 @@ class Section {
     const YAML::Node& n = node_;
     return n[key];
   }
-  static std::string Scalar(const YAML::Node& v) { return v.IsScalar() ? v.Scalar() : "<non-scalar>"; }
+  static std::string Scalar(const YAML::Node& v) {
+    return v.IsScalar() ? v.Scalar() : "<non-scalar>";
+  }
   template <typename T>
   static const char* TypeName() {
     if constexpr (std::is_same_v<T, bool>) return "true/false";
@@ -110,8 +112,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
     return Error(Errc::kFormat, origin + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   if (!root.IsMap()) return Error(Errc::kFormat, origin + ": expected a YAML mapping at the top");
-  static const std::set<std::string> kSections = {"device", "server", "source", "sampling", "spool",
-                                                  "upload", "telemetry", "drift", "update"};
+  static const std::set<std::string> kSections = {
+      "device", "server", "source", "sampling", "spool", "upload", "telemetry", "drift", "update"};
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     if (!kSections.count(key))
@@ -152,10 +154,12 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   std::string policy = "uncertainty";
   EDGELOOP_RETURN_IF_ERROR(smp.Get("policy", policy));
   EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("rate", c.sampling.rate, 0.0, 1.0));
-  EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("confidence_below", c.sampling.confidence_below, 0.0, 1.0));
+  EDGELOOP_RETURN_IF_ERROR(
+      smp.GetInRange("confidence_below", c.sampling.confidence_below, 0.0, 1.0));
   EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("entropy_above", c.sampling.entropy_above, 0.0, 1.0));
   EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("random_fraction", c.sampling.random_fraction, 0.0, 1.0));
-  EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("budget_bytes_per_s", c.sampling.budget_bytes_per_s, 0.0, 1e12));
+  EDGELOOP_RETURN_IF_ERROR(
+      smp.GetInRange("budget_bytes_per_s", c.sampling.budget_bytes_per_s, 0.0, 1e12));
 
   Section& sp = s.at("spool");
   uint64_t max_mb = 64, segment_kb = 4096;
@@ -172,7 +176,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(up.GetInRange("base_delay_ms", base_ms, 1, 3600000));
   EDGELOOP_RETURN_IF_ERROR(up.GetInRange("max_delay_ms", max_ms, 1, 86400000));
 
-  EDGELOOP_RETURN_IF_ERROR(s.at("telemetry").GetInRange("interval_s", c.telemetry_interval_s, 1, 86400));
+  EDGELOOP_RETURN_IF_ERROR(
+      s.at("telemetry").GetInRange("interval_s", c.telemetry_interval_s, 1, 86400));
   Section& dr = s.at("drift");
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange<size_t>("window", c.drift.window, 10, 10000000));
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange<size_t>("min_samples", c.drift.min_samples, 1, 10000000));
@@ -180,7 +185,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange("psi_clear", c.drift.psi_clear, 0.0, 100.0));
   Section& ud = s.at("update");
   EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("poll_s", c.update_poll_s, 1, 86400));
-  EDGELOOP_RETURN_IF_ERROR(ud.GetInRange<uint64_t>("probation_samples", c.probation.samples, 0, 10000000));
+  EDGELOOP_RETURN_IF_ERROR(
+      ud.GetInRange<uint64_t>("probation_samples", c.probation.samples, 0, 10000000));
   EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("max_error_rate", c.probation.max_error_rate, 0.0, 1.0));
   EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("max_latency_ms", c.probation.max_latency_ms, 0.0, 1e7));
 
@@ -198,9 +204,10 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
     auto key = ReadFile(root_key_file, 4096);
     if (!key.ok()) return key.error().WithContext(origin + ": server.root_key_file");
     c.root_key_hex = *key;
-    c.root_key_hex.erase(std::remove_if(c.root_key_hex.begin(), c.root_key_hex.end(),
-                                        [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }),
-                         c.root_key_hex.end());
+    c.root_key_hex.erase(
+        std::remove_if(c.root_key_hex.begin(), c.root_key_hex.end(),
+                       [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }),
+        c.root_key_hex.end());
   }
   if (c.source_kind == "replay") {
     if (c.dataset.empty()) return fail("source.dataset is required for kind: replay");
@@ -211,7 +218,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   }
   if (!corruption.empty()) {
     c.replay.corruption = data::ParseCorruption(corruption);
-    if (!c.replay.corruption) return fail("source.corruption: unknown corruption \"" + corruption + "\"");
+    if (!c.replay.corruption)
+      return fail("source.corruption: unknown corruption \"" + corruption + "\"");
   }
   auto parsed_policy = ParseSamplingPolicy(policy);
   if (!parsed_policy.ok()) return parsed_policy.error().WithContext(origin + ": sampling.policy");
@@ -232,7 +240,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   }
   c.spool.max_bytes = max_mb << 20;
   c.spool.segment_bytes = segment_kb << 10;
-  if (c.spool.segment_bytes > c.spool.max_bytes) return fail("spool.segment_kb exceeds spool.max_mb");
+  if (c.spool.segment_bytes > c.spool.max_bytes)
+    return fail("spool.segment_kb exceeds spool.max_mb");
   c.upload.max_bytes = static_cast<size_t>(batch_kb) << 10;
   c.upload.base_delay = std::chrono::milliseconds(base_ms);
   c.upload.max_delay = std::chrono::milliseconds(max_ms);

@@ -73,12 +73,15 @@ TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
               "agent.yaml:6: source.rate_hz: cannot read \"fast\" as a number");
   ExpectError(base + "source:\n  kind: replay\n  dataset: d\n  severity: 9\n",
               "source.severity: 9 is outside [1, 5]");
-  ExpectError(base + "source: {kind: stdin}\nspool:\n  max_bm: 3\n", "agent.yaml:5: spool: unknown key \"max_bm\"");
+  ExpectError(base + "source: {kind: stdin}\nspool:\n  max_bm: 3\n",
+              "agent.yaml:5: spool: unknown key \"max_bm\"");
   ExpectError(base + "source: {kind: stdin}\nsampler: {}\n", "unknown section \"sampler\"");
   ExpectError(base + "source: {kind: camera}\n", "source.kind must be replay, watch or stdin");
   ExpectError(base + "source: {kind: watch}\n", "source.dir is required");
-  ExpectError(base + "source: {kind: stdin}\nsampling: {policy: most}\n", "unknown sampling policy");
-  ExpectError(base + "source: {kind: replay, dataset: d, corruption: fog}\n", "unknown corruption \"fog\"");
+  ExpectError(base + "source: {kind: stdin}\nsampling: {policy: most}\n",
+              "unknown sampling policy");
+  ExpectError(base + "source: {kind: replay, dataset: d, corruption: fog}\n",
+              "unknown corruption \"fog\"");
   ExpectError("server: {url: https://x}\nsource: {kind: stdin}\n", "device.data_dir is required");
   ExpectError(base + "source: [1, 2\n", "agent.yaml:");
   ExpectError(base + "source: {kind: stdin}\ndrift: {psi_raise: 0.1, psi_clear: 0.2}\n",

@@ -25,7 +25,8 @@ Result<ReferenceProfile> ReferenceProfile::FromJson(const std::string& text) {
                                       ": needs ascending edges, one more than proportions");
     double sum = 0;
     for (double v : fp.proportions) {
-      if (v < 0) return Error(Errc::kFormat, "reference profile, feature " + name + ": negative proportion");
+      if (v < 0)
+        return Error(Errc::kFormat, "reference profile, feature " + name + ": negative proportion");
       sum += v;
     }
     if (std::abs(sum - 1.0) > 1e-3)

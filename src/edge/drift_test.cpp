@@ -33,8 +33,8 @@ TEST(DriftTest, ProfileHasEqualFrequencyBinsAndRoundTripsThroughJson) {
 
 TEST(DriftTest, RejectsMalformedProfiles) {
   EXPECT_FALSE(ReferenceProfile::FromJson("[]").ok());
-  auto r = ReferenceProfile::FromJson(
-      R"({"features":{"c":{"edges":[0,1,2],"proportions":[0.5,0.2]}}})");
+  auto r =
+      ReferenceProfile::FromJson(R"({"features":{"c":{"edges":[0,1,2],"proportions":[0.5,0.2]}}})");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("sum"), std::string::npos);
 }

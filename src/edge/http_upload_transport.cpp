@@ -29,8 +29,7 @@ Result<uint64_t> HttpUploadTransport::Send(const UploadBatch& batch) {
     body["records"].push_back({{"seq", r.seq}, {"labelled", r.labelled}, {"payload", r.payload}});
   std::string path = "/v1/devices/" + batch.device_id + "/samples";
   auto res = impl_->client.Post(path, body.dump(), "application/json");
-  if (!res)
-    return Error(Errc::kIo, base_url_ + path + ": " + httplib::to_string(res.error()));
+  if (!res) return Error(Errc::kIo, base_url_ + path + ": " + httplib::to_string(res.error()));
   if (res->status != 200)
     return Error(res->status == 401 || res->status == 403 ? Errc::kPermission : Errc::kIo,
                  base_url_ + path + ": HTTP " + std::to_string(res->status));

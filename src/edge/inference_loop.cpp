@@ -31,8 +31,8 @@ InputStats ComputeInputStats(const std::vector<float>& data) {
   return s;
 }
 
-Result<ReferenceProfile> BuildReferenceProfile(Classifier& model, const std::vector<Sample>& samples,
-                                               int bins) {
+Result<ReferenceProfile> BuildReferenceProfile(Classifier& model,
+                                               const std::vector<Sample>& samples, int bins) {
   if (samples.empty()) return Error(Errc::kInvalidArgument, "reference profile: no samples");
   std::vector<double> means, stds, conf;
   for (const auto& s : samples) {
@@ -87,7 +87,8 @@ Result<SampleOutcome> InferenceLoop::Process(const Sample& sample, double now_s)
   InputStats st = ComputeInputStats(sample.data);
   std::optional<bool> correct;
   if (sample.label) correct = *sample.label == o.prediction;
-  if (p_.telemetry) p_.telemetry->RecordInference(latency_ms, o.confidence, st.mean, st.std, correct);
+  if (p_.telemetry)
+    p_.telemetry->RecordInference(latency_ms, o.confidence, st.mean, st.std, correct);
   if (p_.drift) {
     p_.drift->Add("input_mean", st.mean);
     p_.drift->Add("input_std", st.std);

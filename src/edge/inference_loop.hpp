@@ -38,8 +38,8 @@ InputStats ComputeInputStats(const std::vector<float>& data);
 
 // The reference profile of a model: input mean, input std and confidence over samples the
 // model was trained or validated on (drift features "input_mean", "input_std", "confidence").
-Result<ReferenceProfile> BuildReferenceProfile(Classifier& model, const std::vector<Sample>& samples,
-                                               int bins = 10);
+Result<ReferenceProfile> BuildReferenceProfile(Classifier& model,
+                                               const std::vector<Sample>& samples, int bins = 10);
 
 struct SampleOutcome {
   int32_t prediction = -1;

@@ -45,7 +45,8 @@ Sample SampleOf(const data::Dataset& d, size_t i) {
 // A real (if small) model: the nearest class mean, probabilities from negative distances.
 class NearestMeanClassifier : public Classifier {
  public:
-  explicit NearestMeanClassifier(const data::Dataset& train) : means_(3, std::vector<float>(64, 0)) {
+  explicit NearestMeanClassifier(const data::Dataset& train)
+      : means_(3, std::vector<float>(64, 0)) {
     std::vector<int> counts(3, 0);
     for (size_t i = 0; i < train.size(); ++i) {
       auto c = static_cast<size_t>(train.y[i]);
@@ -152,11 +153,12 @@ TEST(InferenceLoopTest, FeedsTheUpdatersProbationWindow) {
   ASSERT_TRUE((*updater)->Bootstrap("v1", 1, "{}").ok());
   std::string artifact = "v2 model bytes";
   ASSERT_TRUE(WriteFileAtomic(repo / "m2", artifact).ok());
-  auto doc = SignMetadata("{\"type\":\"model\",\"version\":2,\"expires\":4102444800,"
-                          "\"artifact\":{\"url\":\"" + repo / "m2" + "\",\"length\":" +
-                              std::to_string(artifact.size()) + ",\"sha256\":\"" +
-                              Sha256Hex(artifact) + "\"}}",
-                          keys->first);
+  auto doc = SignMetadata(
+      "{\"type\":\"model\",\"version\":2,\"expires\":4102444800,"
+      "\"artifact\":{\"url\":\"" +
+          repo / "m2" + "\",\"length\":" + std::to_string(artifact.size()) + ",\"sha256\":\"" +
+          Sha256Hex(artifact) + "\"}}",
+      keys->first);
   ASSERT_TRUE(doc.ok());
   ASSERT_TRUE((*updater)->Offer(*doc).ok());
   ASSERT_EQ((*updater)->phase(), UpdatePhase::kProbation);

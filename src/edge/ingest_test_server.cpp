@@ -36,32 +36,34 @@ int main(int argc, char** argv) {
   if (fd < 0) return 1;
   std::mutex mu;
   httplib::Server server;
-  server.Post(R"(/v1/devices/([^/]+)/samples)", [&](const httplib::Request& req, httplib::Response& res) {
-    auto j = nlohmann::json::parse(req.body, nullptr, false);
-    if (j.is_discarded() || !j.contains("records")) {
-      res.status = 400;
-      return;
-    }
-    std::lock_guard<std::mutex> lock(mu);
-    std::string add;
-    std::vector<uint64_t> fresh;
-    for (const auto& r : j["records"]) {
-      uint64_t seq = r["seq"].get<uint64_t>();
-      if (stored.count(seq)) continue;
-      fresh.push_back(seq);
-      add += std::to_string(seq) + "\n";
-    }
-    if (!add.empty()) {
-      if (::write(fd, add.data(), add.size()) != static_cast<ssize_t>(add.size()) || ::fsync(fd) != 0) {
-        res.status = 500;
-        return;
-      }
-      stored.insert(fresh.begin(), fresh.end());
-    }
-    uint64_t through = 0;
-    while (stored.count(through + 1)) ++through;
-    res.set_content(nlohmann::json{{"acked_through", through}}.dump(), "application/json");
-  });
+  server.Post(
+      R"(/v1/devices/([^/]+)/samples)", [&](const httplib::Request& req, httplib::Response& res) {
+        auto j = nlohmann::json::parse(req.body, nullptr, false);
+        if (j.is_discarded() || !j.contains("records")) {
+          res.status = 400;
+          return;
+        }
+        std::lock_guard<std::mutex> lock(mu);
+        std::string add;
+        std::vector<uint64_t> fresh;
+        for (const auto& r : j["records"]) {
+          uint64_t seq = r["seq"].get<uint64_t>();
+          if (stored.count(seq)) continue;
+          fresh.push_back(seq);
+          add += std::to_string(seq) + "\n";
+        }
+        if (!add.empty()) {
+          if (::write(fd, add.data(), add.size()) != static_cast<ssize_t>(add.size()) ||
+              ::fsync(fd) != 0) {
+            res.status = 500;
+            return;
+          }
+          stored.insert(fresh.begin(), fresh.end());
+        }
+        uint64_t through = 0;
+        while (stored.count(through + 1)) ++through;
+        res.set_content(nlohmann::json{{"acked_through", through}}.dump(), "application/json");
+      });
   if (!server.bind_to_port("127.0.0.1", port)) return 1;
   std::printf("ready\n");
   std::fflush(stdout);

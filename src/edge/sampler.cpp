@@ -34,7 +34,8 @@ SampleDecision Sampler::Decide(const std::vector<float>& probs, bool labelled, s
       d = {true, "all"};
       break;
     case SamplingPolicy::kUniform:
-      d = u01(rng_) < cfg_.rate ? SampleDecision{true, "uniform"} : SampleDecision{false, "not_selected"};
+      d = u01(rng_) < cfg_.rate ? SampleDecision{true, "uniform"}
+                                : SampleDecision{false, "not_selected"};
       break;
     case SamplingPolicy::kUncertainty: {
       float top = probs.empty() ? 0.f : *std::max_element(probs.begin(), probs.end());

@@ -24,11 +24,11 @@ Result<SamplingPolicy> ParseSamplingPolicy(const std::string& name);
 
 struct SamplerConfig {
   SamplingPolicy policy = SamplingPolicy::kUncertainty;
-  double rate = 0.1;                  // uniform
-  double confidence_below = 0.6;      // uncertainty: top probability under this
-  double entropy_above = 0.8;         // uncertainty: entropy / log(classes) over this
-  double random_fraction = 0.02;      // uncertainty: share of the confident ones kept too
-  double budget_bytes_per_s = 0;      // 0: no budget
+  double rate = 0.1;              // uniform
+  double confidence_below = 0.6;  // uncertainty: top probability under this
+  double entropy_above = 0.8;     // uncertainty: entropy / log(classes) over this
+  double random_fraction = 0.02;  // uncertainty: share of the confident ones kept too
+  double budget_bytes_per_s = 0;  // 0: no budget
   double burst_bytes = 1 << 20;
   uint64_t seed = 1;
 };

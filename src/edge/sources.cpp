@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <filesystem>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -17,7 +17,8 @@ Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec
                                                          ReplayOptions options) {
   auto d = data::LoadDataset(spec);
   if (!d.ok()) return d.error().WithContext("replay source");
-  if (d->size() == 0) return Error(Errc::kInvalidArgument, "replay source " + spec + ": empty dataset");
+  if (d->size() == 0)
+    return Error(Errc::kInvalidArgument, "replay source " + spec + ": empty dataset");
   return std::make_unique<ReplaySource>(std::move(*d), options);
 }
 
@@ -41,8 +42,9 @@ Result<std::optional<Sample>> ReplaySource::Next(std::chrono::milliseconds wait)
   }
   if (opt_.rate_hz > 0) {
     // Paced against the start time, not the previous call, so slow consumers do not drift.
-    auto due = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(static_cast<double>(emitted_) / opt_.rate_hz));
+    auto due =
+        start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     std::chrono::duration<double>(static_cast<double>(emitted_) / opt_.rate_hz));
     auto now = std::chrono::steady_clock::now();
     if (due > now + wait) {
       std::this_thread::sleep_for(wait);
@@ -170,14 +172,16 @@ Result<std::optional<Sample>> WatchedDirectorySource::Next(std::chrono::millisec
     if (!pending_.empty()) continue;
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return std::optional<Sample>();
-    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(poll_, deadline - now));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(poll_, deadline - now));
   }
 }
 
 Result<Sample> ParseJsonSample(const std::string& line) {
   auto j = nlohmann::json::parse(line, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Error(Errc::kFormat, "not a JSON object");
-  if (!j.contains("shape") || !j["shape"].is_array() || !j.contains("data") || !j["data"].is_array())
+  if (!j.contains("shape") || !j["shape"].is_array() || !j.contains("data") ||
+      !j["data"].is_array())
     return Error(Errc::kFormat, "needs \"shape\" and \"data\" arrays");
   Sample s;
   int64_t numel = 1;
@@ -211,9 +215,9 @@ Result<std::optional<Sample>> JsonLinesSource::Next(std::chrono::milliseconds) {
       if (line.size() >= max_line_) {
         in_.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
         ++line_no_;
-        return Error(Errc::kResourceExhausted,
-                     "stdin line " + std::to_string(line_no_) + ": longer than " +
-                         std::to_string(max_line_) + " bytes");
+        return Error(Errc::kResourceExhausted, "stdin line " + std::to_string(line_no_) +
+                                                   ": longer than " + std::to_string(max_line_) +
+                                                   " bytes");
       }
       line.push_back(static_cast<char>(c));
     }

@@ -12,8 +12,8 @@
 namespace edgeloop::edge {
 namespace {
 
-using testing::ScratchDir;
 using std::chrono::milliseconds;
+using testing::ScratchDir;
 
 data::Dataset SmallImages() {
   data::Dataset d;

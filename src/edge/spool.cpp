@@ -68,7 +68,8 @@ std::string SegmentName(uint64_t first_seq) {
 
 }  // namespace
 
-Spool::Spool(std::string dir, SpoolOptions options) : dir_(std::move(dir)), opt_(std::move(options)) {}
+Spool::Spool(std::string dir, SpoolOptions options)
+    : dir_(std::move(dir)), opt_(std::move(options)) {}
 
 Spool::~Spool() {
   if (fd_ >= 0) ::close(fd_);
@@ -177,8 +178,8 @@ Status Spool::StartSegment(uint64_t first_seq) {
 }
 
 Status Spool::PersistCursor() {
-  std::string text = "acked " + std::to_string(acked_seq_) + "\ndropped " +
-                     std::to_string(dropped_) + "\n";
+  std::string text =
+      "acked " + std::to_string(acked_seq_) + "\ndropped " + std::to_string(dropped_) + "\n";
   return WriteFileAtomic(dir_ + "/cursor", text);
 }
 
@@ -222,8 +223,8 @@ Result<uint64_t> Spool::Append(std::string_view payload, bool labelled) {
     if (opt_.drop == DropPolicy::kRejectNew) {
       ++dropped_;
       EDGELOOP_RETURN_IF_ERROR(PersistCursor());
-      return Error(Errc::kResourceExhausted, "spool full (" + std::to_string(opt_.max_bytes) +
-                                                 " bytes): new record dropped");
+      return Error(Errc::kResourceExhausted,
+                   "spool full (" + std::to_string(opt_.max_bytes) + " bytes): new record dropped");
     }
     bool only_open_empty = segments_.size() == 1 && segments_.back().size == 0;
     if (only_open_empty) break;

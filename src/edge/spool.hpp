@@ -36,9 +36,9 @@ enum class FsyncPolicy { kEveryAppend, kNever };
 enum class DropPolicy { kDropOldest, kRejectNew };
 
 struct SpoolOptions {
-  uint64_t max_bytes = 64ull << 20;         // all segments together
-  uint64_t segment_bytes = 4ull << 20;      // a new segment starts past this size
-  uint32_t max_record_bytes = 16u << 20;    // larger appends are refused
+  uint64_t max_bytes = 64ull << 20;       // all segments together
+  uint64_t segment_bytes = 4ull << 20;    // a new segment starts past this size
+  uint32_t max_record_bytes = 16u << 20;  // larger appends are refused
   FsyncPolicy fsync = FsyncPolicy::kEveryAppend;
   DropPolicy drop = DropPolicy::kDropOldest;
   // Fault injection for tests only (disk full without root): replaces ::write on segments.

@@ -104,12 +104,16 @@ std::string Telemetry::SnapshotJson(int64_t unix_time) {
   j["model_version"] = model_version_;
   j["n"] = inferences_;
   j["n_total"] = lifetime_inferences_;
-  j["latency_ms"] = {{"edges", latency_ms_.edges()}, {"counts", latency_ms_.counts()},
-                     {"p50", latency_ms_.Quantile(0.5)}, {"p95", latency_ms_.Quantile(0.95)}};
+  j["latency_ms"] = {{"edges", latency_ms_.edges()},
+                     {"counts", latency_ms_.counts()},
+                     {"p50", latency_ms_.Quantile(0.5)},
+                     {"p95", latency_ms_.Quantile(0.95)}};
   j["confidence"] = {{"edges", confidence_.edges()}, {"counts", confidence_.counts()}};
   double n = static_cast<double>(std::max<uint64_t>(inferences_, 1));
-  j["input"] = {{"mean", input_mean_sum_ / n}, {"std", input_std_sum_ / n},
-                {"mean_min", input_mean_min_}, {"mean_max", input_mean_max_}};
+  j["input"] = {{"mean", input_mean_sum_ / n},
+                {"std", input_std_sum_ / n},
+                {"mean_min", input_mean_min_},
+                {"mean_max", input_mean_max_}};
   j["labelled"] = labelled_;
   if (labelled_ > 0) j["accuracy"] = static_cast<double>(correct_) / static_cast<double>(labelled_);
   j["spool"] = {{"records", spool_records_}, {"bytes", spool_bytes_}, {"dropped", spool_dropped_}};

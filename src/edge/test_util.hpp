@@ -15,9 +15,9 @@ namespace edgeloop::edge::testing {
 class ScratchDir {
  public:
   explicit ScratchDir(const std::string& tag) {
-    path_ = std::filesystem::temp_directory_path() /
-            ("edgeloop-" + tag + "-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter_++));
+    path_ =
+        std::filesystem::temp_directory_path() /
+        ("edgeloop-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }

@@ -55,9 +55,8 @@ bool VerifyEd25519(const std::string& pub_raw, const std::string& msg, const std
   MdCtxPtr ctx(EVP_MD_CTX_new());
   if (!key || !ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1)
     return false;
-  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                          sig.size(), reinterpret_cast<const unsigned char*>(msg.data()),
-                          msg.size()) == 1;
+  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                          reinterpret_cast<const unsigned char*>(msg.data()), msg.size()) == 1;
 }
 
 }  // namespace
@@ -123,14 +122,15 @@ Result<UpdateMetadata> ParseAndVerify(const std::string& document, const VerifyP
                                         std::to_string(policy.installed_version) +
                                         " (rollback refused)");
   if (m.length == 0 || m.length > policy.max_artifact_bytes)
-    return Error(Errc::kResourceExhausted,
-                 "update metadata: artifact length " + std::to_string(m.length) +
-                     " outside 1.." + std::to_string(policy.max_artifact_bytes));
+    return Error(Errc::kResourceExhausted, "update metadata: artifact length " +
+                                               std::to_string(m.length) + " outside 1.." +
+                                               std::to_string(policy.max_artifact_bytes));
   m.raw = document;
   return m;
 }
 
-Result<std::string> SignMetadata(const std::string& signed_json, const std::string& private_key_hex) {
+Result<std::string> SignMetadata(const std::string& signed_json,
+                                 const std::string& private_key_hex) {
   Json sj = Json::parse(signed_json, nullptr, false);
   if (sj.is_discarded() || !sj.is_object())
     return Error(Errc::kFormat, "signed part is not a JSON object");
@@ -146,15 +146,16 @@ Result<std::string> SignMetadata(const std::string& signed_json, const std::stri
   unsigned char pub[32];
   size_t pub_len = sizeof(pub);
   if (!key || !ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key.get()) != 1 ||
-      EVP_DigestSign(ctx.get(), sig, &sig_len, reinterpret_cast<const unsigned char*>(canonical.data()),
+      EVP_DigestSign(ctx.get(), sig, &sig_len,
+                     reinterpret_cast<const unsigned char*>(canonical.data()),
                      canonical.size()) != 1 ||
       EVP_PKEY_get_raw_public_key(key.get(), pub, &pub_len) != 1)
     return Error(Errc::kInternal, "Ed25519 signing failed");
   Json doc;
   doc["signed"] = sj;
-  doc["signatures"] = Json::array(
-      {{{"keyid", Sha256Hex(std::string_view(reinterpret_cast<char*>(pub), pub_len))},
-        {"sig", ToHex(sig, sig_len)}}});
+  doc["signatures"] =
+      Json::array({{{"keyid", Sha256Hex(std::string_view(reinterpret_cast<char*>(pub), pub_len))},
+                    {"sig", ToHex(sig, sig_len)}}});
   return doc.dump();
 }
 

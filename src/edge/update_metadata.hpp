@@ -48,7 +48,8 @@ Result<UpdateMetadata> ParseAndVerify(const std::string& document, const VerifyP
 
 // Signs a "signed" JSON object (as text) with a raw Ed25519 private key (32 bytes, hex) and
 // returns the full document. For the cloud side and for tests.
-Result<std::string> SignMetadata(const std::string& signed_json, const std::string& private_key_hex);
+Result<std::string> SignMetadata(const std::string& signed_json,
+                                 const std::string& private_key_hex);
 
 // A fresh Ed25519 key pair as {private hex, public hex}.
 Result<std::pair<std::string, std::string>> GenerateEd25519KeyPair();

@@ -18,7 +18,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-Json SlotJson(const SlotInfo& s) { return {{"slot", s.slot}, {"version", s.version}, {"sha256", s.sha256}}; }
+Json SlotJson(const SlotInfo& s) {
+  return {{"slot", s.slot}, {"version", s.version}, {"sha256", s.sha256}};
+}
 
 SlotInfo SlotFromJson(const Json& j) {
   SlotInfo s;
@@ -38,12 +40,18 @@ bool ModelIntact(const std::string& path, const std::string& sha256) {
 
 const char* UpdatePhaseName(UpdatePhase p) {
   switch (p) {
-    case UpdatePhase::kIdle: return "idle";
-    case UpdatePhase::kDownloading: return "downloading";
-    case UpdatePhase::kStaged: return "staged";
-    case UpdatePhase::kProbation: return "probation";
-    case UpdatePhase::kCommitted: return "committed";
-    case UpdatePhase::kRolledBack: return "rolled_back";
+    case UpdatePhase::kIdle:
+      return "idle";
+    case UpdatePhase::kDownloading:
+      return "downloading";
+    case UpdatePhase::kStaged:
+      return "staged";
+    case UpdatePhase::kProbation:
+      return "probation";
+    case UpdatePhase::kCommitted:
+      return "committed";
+    case UpdatePhase::kRolledBack:
+      return "rolled_back";
   }
   return "unknown";
 }
@@ -106,7 +114,9 @@ Result<std::unique_ptr<Updater>> Updater::Open(const std::string& root, UpdaterO
 std::string Updater::SlotModelPath(const std::string& slot) const {
   return SlotDir(slot) + "/model.onnx";
 }
-std::string Updater::ActiveModelPath() const { return SlotModelPath(active_.slot); }
+std::string Updater::ActiveModelPath() const {
+  return SlotModelPath(active_.slot);
+}
 
 Status Updater::Persist() {
   Json j;
@@ -185,21 +195,22 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
     int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return Error(Errc::kIo, part + ": " + std::strerror(errno));
     uint64_t have = offset;
-    Status st = fetcher_->Fetch(m.url, offset, m.length - offset, [&](std::string_view chunk) -> Status {
-      if (have + chunk.size() > m.length)
-        return Error(Errc::kMismatch, "artifact is longer than the metadata says");
-      size_t off = 0;
-      while (off < chunk.size()) {
-        ssize_t n = ::write(fd, chunk.data() + off, chunk.size() - off);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0)
-          return Error(errno == ENOSPC ? Errc::kResourceExhausted : Errc::kIo,
-                       part + ": write: " + std::strerror(errno));
-        off += static_cast<size_t>(n);
-      }
-      have += chunk.size();
-      return Status::Ok();
-    });
+    Status st =
+        fetcher_->Fetch(m.url, offset, m.length - offset, [&](std::string_view chunk) -> Status {
+          if (have + chunk.size() > m.length)
+            return Error(Errc::kMismatch, "artifact is longer than the metadata says");
+          size_t off = 0;
+          while (off < chunk.size()) {
+            ssize_t n = ::write(fd, chunk.data() + off, chunk.size() - off);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0)
+              return Error(errno == ENOSPC ? Errc::kResourceExhausted : Errc::kIo,
+                           part + ": write: " + std::strerror(errno));
+            off += static_cast<size_t>(n);
+          }
+          have += chunk.size();
+          return Status::Ok();
+        });
     bool synced = ::fsync(fd) == 0;
     ::close(fd);
     if (!st.ok()) {
@@ -235,7 +246,7 @@ Status Updater::Offer(const std::string& metadata_document) {
   auto verified = ParseAndVerify(metadata_document, policy);
   if (!verified.ok()) return Refuse(0, verified.error());
   const UpdateMetadata& m = *verified;
-  if (m.version == active_.version) return Status::Ok();  // already running it
+  if (m.version == active_.version) return Status::Ok();       // already running it
   if (phase_ == UpdatePhase::kProbation) return Status::Ok();  // one update at a time
   if (std::find(rejected_versions_.begin(), rejected_versions_.end(), m.version) !=
       rejected_versions_.end())
@@ -290,7 +301,8 @@ Status Updater::Offer(const std::string& metadata_document) {
 Status Updater::Rollback(const std::string& reason) {
   uint64_t bad = active_.version;
   if (previous_.slot.empty()) return Error(Errc::kInternal, "no previous model to roll back to");
-  if (std::find(rejected_versions_.begin(), rejected_versions_.end(), bad) == rejected_versions_.end())
+  if (std::find(rejected_versions_.begin(), rejected_versions_.end(), bad) ==
+      rejected_versions_.end())
     rejected_versions_.push_back(bad);
   active_ = previous_;
   previous_ = {};
@@ -303,7 +315,8 @@ Status Updater::RecordInference(bool error, double latency_ms) {
   if (error) ++probation_errors_;
   probation_latency_sum_ += latency_ms;
   if (probation_count_ < opt_.probation.samples) return Status::Ok();
-  double error_rate = static_cast<double>(probation_errors_) / static_cast<double>(probation_count_);
+  double error_rate =
+      static_cast<double>(probation_errors_) / static_cast<double>(probation_count_);
   double mean_latency = probation_latency_sum_ / static_cast<double>(probation_count_);
   if (error_rate > opt_.probation.max_error_rate)
     return Rollback("error rate " + std::to_string(error_rate) + " over the probation bound " +

@@ -62,9 +62,9 @@ struct UpdateEvent {
 };
 
 struct ProbationPolicy {
-  uint64_t samples = 50;          // inferences in the window
-  double max_error_rate = 0.05;   // errors / samples
-  double max_latency_ms = 1000;   // mean latency over the window
+  uint64_t samples = 50;         // inferences in the window
+  double max_error_rate = 0.05;  // errors / samples
+  double max_latency_ms = 1000;  // mean latency over the window
 };
 
 struct UpdaterOptions {

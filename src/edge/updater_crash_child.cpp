@@ -26,8 +26,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!(*u)->installed()) {
-    auto boot = (*u)->Bootstrap(testing::ModelBytes(1), 1,
-                                testing::SignedJson(1, 4102444800, "", 0, ""));
+    auto boot =
+        (*u)->Bootstrap(testing::ModelBytes(1), 1, testing::SignedJson(1, 4102444800, "", 0, ""));
     if (!boot.ok()) return 1;
   }
   for (;;) {

@@ -314,7 +314,8 @@ TEST_F(UpdaterTest, SurvivesRandomKillsDuringUpdates) {
     while (std::getline(out, line)) {
       if (out.eof()) break;
       unsigned long long v = 0;
-      if (std::sscanf(line.c_str(), "C %llu", &v) == 1) committed = std::max<uint64_t>(committed, v);
+      if (std::sscanf(line.c_str(), "C %llu", &v) == 1)
+        committed = std::max<uint64_t>(committed, v);
     }
     UpdaterOptions opt;
     opt.root_public_key_hex = pub_;

@@ -35,9 +35,9 @@ inline std::string PublishVersion(const std::string& repo, uint64_t version,
   std::string path = repo + "/model-v" + std::to_string(version) + ".onnx";
   auto existing = ReadFile(path);
   if (!existing.ok() || *existing != bytes) (void)WriteFileAtomic(path, bytes);
-  auto doc = SignMetadata(SignedJson(version, expires, "file://" + path, bytes.size(),
-                                     Sha256Hex(bytes)),
-                          private_key_hex);
+  auto doc =
+      SignMetadata(SignedJson(version, expires, "file://" + path, bytes.size(), Sha256Hex(bytes)),
+                   private_key_hex);
   return doc.ok() ? *doc : std::string();
 }
 
@@ -46,8 +46,7 @@ inline std::string PublishVersion(const std::string& repo, uint64_t version,
 inline Status CheckTestModel(const std::string& path, const UpdateMetadata& m) {
   auto bytes = ReadFile(path);
   if (!bytes.ok()) return bytes.error();
-  if (m.golden.empty() || m.golden[0].output.empty())
-    return Error(Errc::kFormat, "no golden case");
+  if (m.golden.empty() || m.golden[0].output.empty()) return Error(Errc::kFormat, "no golden case");
   auto expected = static_cast<uint64_t>(m.golden[0].output[0]);
   if (*bytes != ModelBytes(expected)) return Error(Errc::kMismatch, "golden output differs");
   return Status::Ok();

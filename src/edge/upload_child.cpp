@@ -16,7 +16,8 @@ int main(int argc, char** argv) {
   opt.max_records = 10;
   opt.base_delay = std::chrono::milliseconds(5);
   opt.max_delay = std::chrono::milliseconds(100);
-  Uploader up(**spool, std::make_shared<HttpUploadTransport>(argv[2], std::chrono::seconds(2)), opt);
+  Uploader up(**spool, std::make_shared<HttpUploadTransport>(argv[2], std::chrono::seconds(2)),
+              opt);
   while ((*spool)->Stats().depth_records > 0) {
     (void)up.Step();
     if (up.NextDelay().count() > 0) std::this_thread::sleep_for(up.NextDelay());

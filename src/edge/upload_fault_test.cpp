@@ -50,7 +50,8 @@ TEST(UploadFaultTest, ServerAndAgentKilledDuringUploadNothingLostNothingDuplicat
   int port = FreePort();
   ASSERT_GT(port, 0);
   std::string url = "http://127.0.0.1:" + std::to_string(port);
-  std::vector<std::string> server_argv = {HelperPath("ingest_test_server"), std::to_string(port), ledger};
+  std::vector<std::string> server_argv = {HelperPath("ingest_test_server"), std::to_string(port),
+                                          ledger};
   std::vector<std::string> agent_argv = {HelperPath("upload_child"), spool_dir, url};
 
   auto start_server = [&] {
@@ -91,9 +92,10 @@ TEST(UploadFaultTest, ServerAndAgentKilledDuringUploadNothingLostNothingDuplicat
     if (!line.empty()) ++seen[std::stoull(line)];
   EXPECT_EQ(seen.size(), kRecords);
   for (uint64_t i = 1; i <= kRecords; ++i) EXPECT_EQ(seen[i], 1) << "record " << i;
-  std::printf("upload fault test: %d server kills, %d agent kills, %zu of %zu records stored "
-              "when the faults ended, %zu delivered exactly once\n",
-              server_kills, agent_kills, before_drain, static_cast<size_t>(kRecords), seen.size());
+  std::printf(
+      "upload fault test: %d server kills, %d agent kills, %zu of %zu records stored "
+      "when the faults ended, %zu delivered exactly once\n",
+      server_kills, agent_kills, before_drain, static_cast<size_t>(kRecords), seen.size());
 }
 
 }  // namespace

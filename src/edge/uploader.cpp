@@ -14,8 +14,9 @@ Uploader::Uploader(Spool& spool, std::shared_ptr<UploadTransport> transport,
 
 std::chrono::milliseconds Uploader::Backoff() {
   uint32_t n = std::min<uint32_t>(stats_.consecutive_failures, 30);
-  double cap = std::min(static_cast<double>(opt_.max_delay.count()),
-                        static_cast<double>(opt_.base_delay.count()) * static_cast<double>(1ull << n));
+  double cap =
+      std::min(static_cast<double>(opt_.max_delay.count()),
+               static_cast<double>(opt_.base_delay.count()) * static_cast<double>(1ull << n));
   std::uniform_real_distribution<double> jitter(0.0, cap);
   return std::chrono::milliseconds(static_cast<int64_t>(jitter(rng_)));
 }
