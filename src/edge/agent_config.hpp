@@ -1,0 +1,57 @@
+// The agent's configuration (agent.yaml). Every section and key is optional except
+// server.url, source.kind and device.data_dir; unknown keys are errors (a typo must not
+// silently fall back to a default). Errors name the file, the key path and the line.
+//
+//   device:   {id: dev-1, data_dir: /var/lib/edgeloop}
+//   server:   {url: https://host:8443, enrollment_token: T, root_key: <hex> | root_key_file: F}
+//   source:   {kind: replay | watch | stdin, dataset: fashion-mnist:test, rate_hz: 100,
+//              loop: true, corruption: gaussian_noise, severity: 3, dir: /in,
+//              delete_after_read: true}
+//   sampling: {policy: uncertainty, rate: 0.1, confidence_below: 0.6, entropy_above: 0.8,
+//              random_fraction: 0.02, budget_bytes_per_s: 20000}
+//   spool:    {max_mb: 64, segment_kb: 4096, drop: oldest | reject_new,
+//              fsync: every_append | never}
+//   upload:   {batch_records: 256, batch_kb: 1024, base_delay_ms: 500, max_delay_ms: 60000}
+//   telemetry: {interval_s: 60}
+//   drift:    {window: 1000, min_samples: 200, psi_raise: 0.25, psi_clear: 0.1}
+//   update:   {poll_s: 60, probation_samples: 50, max_error_rate: 0.05, max_latency_ms: 1000}
+#pragma once
+
+#include <string>
+
+#include "common/result.hpp"
+#include "edge/drift.hpp"
+#include "edge/sampler.hpp"
+#include "edge/sources.hpp"
+#include "edge/spool.hpp"
+#include "edge/updater.hpp"
+#include "edge/uploader.hpp"
+
+namespace edgeloop::edge {
+
+struct AgentConfig {
+  std::string device_id;
+  std::string data_dir;
+  std::string server_url;
+  std::string enrollment_token;
+  std::string root_key_hex;
+
+  std::string source_kind;  // replay, watch, stdin
+  std::string dataset;
+  ReplayOptions replay;
+  std::string watch_dir;
+  bool delete_after_read = true;
+
+  SamplerConfig sampling;
+  SpoolOptions spool;
+  UploaderOptions upload;
+  int telemetry_interval_s = 60;
+  DriftConfig drift;
+  int update_poll_s = 60;
+  ProbationPolicy probation;
+};
+
+Result<AgentConfig> ParseAgentConfig(const std::string& yaml_text, const std::string& origin);
+Result<AgentConfig> LoadAgentConfig(const std::string& path);
+
+}  // namespace edgeloop::edge

@@ -1,0 +1,98 @@
+#include "edge/agent_config.hpp"
+
+#include <gtest/gtest.h>
+
+namespace edgeloop::edge {
+namespace {
+
+const char* kFull = R"(device:
+  id: dev-7
+  data_dir: /var/lib/edgeloop
+server:
+  url: https://127.0.0.1:8443
+  enrollment_token: tok
+  root_key: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+source:
+  kind: replay
+  dataset: fashion-mnist:test
+  rate_hz: 100
+  loop: true
+  corruption: blur
+  severity: 4
+sampling:
+  policy: uniform
+  rate: 0.2
+  budget_bytes_per_s: 5000
+spool:
+  max_mb: 8
+  segment_kb: 256
+  drop: reject_new
+upload:
+  batch_records: 64
+  base_delay_ms: 200
+telemetry:
+  interval_s: 30
+drift:
+  psi_raise: 0.3
+update:
+  probation_samples: 20
+)";
+
+TEST(AgentConfigTest, ParsesEverySection) {
+  auto c = ParseAgentConfig(kFull, "agent.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->device_id, "dev-7");
+  EXPECT_EQ(c->source_kind, "replay");
+  EXPECT_DOUBLE_EQ(c->replay.rate_hz, 100);
+  EXPECT_TRUE(c->replay.loop);
+  ASSERT_TRUE(c->replay.corruption.has_value());
+  EXPECT_EQ(*c->replay.corruption, data::Corruption::kBlur);
+  EXPECT_EQ(c->replay.severity, 4);
+  EXPECT_EQ(c->sampling.policy, SamplingPolicy::kUniform);
+  EXPECT_DOUBLE_EQ(c->sampling.budget_bytes_per_s, 5000);
+  EXPECT_EQ(c->spool.max_bytes, 8u << 20);
+  EXPECT_EQ(c->spool.segment_bytes, 256u << 10);
+  EXPECT_EQ(c->spool.drop, DropPolicy::kRejectNew);
+  EXPECT_EQ(c->upload.max_records, 64u);
+  EXPECT_EQ(c->upload.base_delay.count(), 200);
+  EXPECT_EQ(c->upload.device_id, "dev-7");
+  EXPECT_EQ(c->telemetry_interval_s, 30);
+  EXPECT_DOUBLE_EQ(c->drift.psi_raise, 0.3);
+  EXPECT_EQ(c->probation.samples, 20u);
+}
+
+void ExpectError(const std::string& yaml, const std::string& needle) {
+  auto c = ParseAgentConfig(yaml, "agent.yaml");
+  ASSERT_FALSE(c.ok()) << "accepted:\n" << yaml;
+  EXPECT_NE(c.error().message.find(needle), std::string::npos) << c.error().message;
+}
+
+TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
+  const std::string base = "device: {data_dir: /d}\nserver: {url: https://x}\n";
+  ExpectError(base + "source:\n  kind: replay\n  dataset: d\n  rate_hz: fast\n",
+              "agent.yaml:6: source.rate_hz: cannot read \"fast\" as a number");
+  ExpectError(base + "source:\n  kind: replay\n  dataset: d\n  severity: 9\n",
+              "source.severity: 9 is outside [1, 5]");
+  ExpectError(base + "source: {kind: stdin}\nspool:\n  max_bm: 3\n",
+              "agent.yaml:5: spool: unknown key \"max_bm\"");
+  ExpectError(base + "source: {kind: stdin}\nsampler: {}\n", "unknown section \"sampler\"");
+  ExpectError(base + "source: {kind: camera}\n", "source.kind must be replay, watch or stdin");
+  ExpectError(base + "source: {kind: watch}\n", "source.dir is required");
+  ExpectError(base + "source: {kind: stdin}\nsampling: {policy: most}\n",
+              "unknown sampling policy");
+  ExpectError(base + "source: {kind: replay, dataset: d, corruption: fog}\n",
+              "unknown corruption \"fog\"");
+  ExpectError("server: {url: https://x}\nsource: {kind: stdin}\n", "device.data_dir is required");
+  ExpectError(base + "source: [1, 2\n", "agent.yaml:");
+  ExpectError(base + "source: {kind: stdin}\ndrift: {psi_raise: 0.1, psi_clear: 0.2}\n",
+              "psi_clear exceeds");
+}
+
+TEST(AgentConfigTest, MissingFileIsAnError) {
+  auto c = LoadAgentConfig("/nonexistent/agent.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code, Errc::kNotFound);
+}
+
+}  // namespace
+}  // namespace edgeloop::edge

@@ -1,0 +1,234 @@
+#include "edge/sources.hpp"
+
+#include <png.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace edgeloop::edge {
+
+namespace fs = std::filesystem;
+
+Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec,
+                                                         ReplayOptions options) {
+  auto d = data::LoadDataset(spec);
+  if (!d.ok()) return d.error().WithContext("replay source");
+  if (d->size() == 0)
+    return Error(Errc::kInvalidArgument, "replay source " + spec + ": empty dataset");
+  return std::make_unique<ReplaySource>(std::move(*d), options);
+}
+
+ReplaySource::ReplaySource(data::Dataset dataset, ReplayOptions options)
+    : data_(options.corruption
+                ? data::Corrupt(dataset, *options.corruption, options.severity, options.seed)
+                : std::move(dataset)),
+      opt_(std::move(options)),
+      start_(std::chrono::steady_clock::now()) {}
+
+std::string ReplaySource::Describe() const {
+  std::string s = "replay:" + data_.source;
+  if (opt_.rate_hz > 0) s += "@" + std::to_string(opt_.rate_hz) + "Hz";
+  return s;
+}
+
+Result<std::optional<Sample>> ReplaySource::Next(std::chrono::milliseconds wait) {
+  if (index_ >= data_.size()) {
+    if (!opt_.loop) return std::optional<Sample>();
+    index_ = 0;
+  }
+  if (opt_.rate_hz > 0) {
+    // Paced against the start time, not the previous call, so slow consumers do not drift.
+    auto due =
+        start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     std::chrono::duration<double>(static_cast<double>(emitted_) / opt_.rate_hz));
+    auto now = std::chrono::steady_clock::now();
+    if (due > now + wait) {
+      std::this_thread::sleep_for(wait);
+      return std::optional<Sample>();
+    }
+    std::this_thread::sleep_until(due);
+  }
+  Sample s;
+  s.id = opt_.device_id + "-" + std::to_string(emitted_);
+  s.shape = data_.sample_shape;
+  s.data.assign(data_.sample(index_), data_.sample(index_) + data_.sample_numel());
+  if (data_.y[index_] >= 0) s.label = data_.y[index_];
+  ++index_;
+  ++emitted_;
+  return std::optional<Sample>(std::move(s));
+}
+
+Result<Sample> ReadPngSample(const std::string& path) {
+  png_image img;
+  std::memset(&img, 0, sizeof(img));
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&img, path.c_str()))
+    return Error(Errc::kFormat, path + ": not a readable PNG: " + img.message);
+  if (img.width == 0 || img.height == 0 || img.width > 8192 || img.height > 8192) {
+    png_image_free(&img);
+    return Error(Errc::kFormat, path + ": image size out of range");
+  }
+  img.format = PNG_FORMAT_GRAY;
+  std::vector<unsigned char> pixels(PNG_IMAGE_SIZE(img));
+  if (!png_image_finish_read(&img, nullptr, pixels.data(), 0, nullptr)) {
+    std::string msg = img.message;
+    png_image_free(&img);
+    return Error(Errc::kFormat, path + ": decode failed: " + msg);
+  }
+  Sample s;
+  s.id = fs::path(path).filename().string();
+  s.shape = {1, static_cast<int64_t>(img.height), static_cast<int64_t>(img.width)};
+  s.data.reserve(pixels.size());
+  for (unsigned char p : pixels) s.data.push_back(static_cast<float>(p) / 255.0f);
+  return s;
+}
+
+Status WritePngSample(const std::string& path, const Sample& sample) {
+  if (sample.shape.size() != 3 || sample.shape[0] != 1 || sample.shape[1] <= 0 ||
+      sample.shape[2] <= 0 ||
+      sample.data.size() != static_cast<size_t>(sample.shape[1] * sample.shape[2]))
+    return Error(Errc::kInvalidArgument, path + ": a PNG needs a {1, h, w} sample");
+  png_image img;
+  std::memset(&img, 0, sizeof(img));
+  img.version = PNG_IMAGE_VERSION;
+  img.height = static_cast<png_uint_32>(sample.shape[1]);
+  img.width = static_cast<png_uint_32>(sample.shape[2]);
+  img.format = PNG_FORMAT_GRAY;
+  std::vector<unsigned char> px;
+  px.reserve(sample.data.size());
+  for (float v : sample.data)
+    px.push_back(static_cast<unsigned char>(std::clamp(v, 0.0f, 1.0f) * 255.0f + 0.5f));
+  // A name outside the watched extensions, so a watcher never reads the half-written file.
+  std::string tmp = path + ".partial";
+  if (!png_image_write_to_file(&img, tmp.c_str(), 0, px.data(), 0, nullptr))
+    return Error(Errc::kIo, path + ": PNG write failed: " + img.message);
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) return Error(Errc::kIo, path + ": rename: " + ec.message());
+  return Status::Ok();
+}
+
+WatchedDirectorySource::WatchedDirectorySource(std::string dir, bool delete_after_read,
+                                               std::chrono::milliseconds poll)
+    : dir_(std::move(dir)), delete_(delete_after_read), poll_(poll) {}
+
+Status WatchedDirectorySource::Scan() {
+  std::error_code ec;
+  std::vector<fs::path> fresh;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    std::string name = e.path().filename().string();
+    std::string ext = e.path().extension().string();
+    if (name.empty() || name[0] == '.' || !e.is_regular_file(ec)) continue;
+    if (ext != ".png" && ext != ".csv") continue;
+    if (seen_.count(name)) continue;
+    fresh.push_back(e.path());
+  }
+  if (ec) return Error(Errc::kIo, dir_ + ": cannot list: " + ec.message());
+  std::sort(fresh.begin(), fresh.end());
+  for (const auto& p : fresh) {
+    std::string name = p.filename().string();
+    if (p.extension() == ".png") {
+      auto s = ReadPngSample(p.string());
+      if (!s.ok()) return s.error();
+      pending_.push_back(std::move(*s));
+    } else {
+      auto d = data::LoadCsv(p.string());
+      if (!d.ok()) return d.error();
+      for (size_t i = 0; i < d->size(); ++i) {
+        Sample s;
+        s.id = name + "#" + std::to_string(i);
+        s.shape = d->sample_shape;
+        s.data.assign(d->sample(i), d->sample(i) + d->sample_numel());
+        if (d->y[i] >= 0) s.label = d->y[i];
+        pending_.push_back(std::move(s));
+      }
+    }
+    if (delete_) {
+      fs::remove(p, ec);
+    } else {
+      seen_.insert(name);
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<Sample>> WatchedDirectorySource::Next(std::chrono::milliseconds wait) {
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    if (pending_pos_ < pending_.size()) {
+      Sample s = std::move(pending_[pending_pos_++]);
+      if (pending_pos_ == pending_.size()) {
+        pending_.clear();
+        pending_pos_ = 0;
+      }
+      return std::optional<Sample>(std::move(s));
+    }
+    Status st = Scan();
+    if (!st.ok()) return st.error().WithContext("watched folder");
+    if (!pending_.empty()) continue;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::optional<Sample>();
+    std::this_thread::sleep_for(
+        std::min<std::chrono::steady_clock::duration>(poll_, deadline - now));
+  }
+}
+
+Result<Sample> ParseJsonSample(const std::string& line) {
+  auto j = nlohmann::json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Error(Errc::kFormat, "not a JSON object");
+  if (!j.contains("shape") || !j["shape"].is_array() || !j.contains("data") ||
+      !j["data"].is_array())
+    return Error(Errc::kFormat, "needs \"shape\" and \"data\" arrays");
+  Sample s;
+  int64_t numel = 1;
+  for (const auto& d : j["shape"]) {
+    if (!d.is_number_integer() || d.get<int64_t>() <= 0 || d.get<int64_t>() > (1 << 24))
+      return Error(Errc::kFormat, "shape entries must be positive integers");
+    s.shape.push_back(d.get<int64_t>());
+    numel *= s.shape.back();
+    if (numel > (1 << 24)) return Error(Errc::kResourceExhausted, "sample too large");
+  }
+  if (j["data"].size() != static_cast<size_t>(numel))
+    return Error(Errc::kMismatch, "data has " + std::to_string(j["data"].size()) +
+                                      " values, shape says " + std::to_string(numel));
+  s.data.reserve(static_cast<size_t>(numel));
+  for (const auto& v : j["data"]) {
+    if (!v.is_number()) return Error(Errc::kFormat, "data values must be numbers");
+    s.data.push_back(v.get<float>());
+  }
+  if (j.contains("id") && j["id"].is_string()) s.id = j["id"].get<std::string>();
+  if (j.contains("label") && j["label"].is_number_integer()) s.label = j["label"].get<int32_t>();
+  return s;
+}
+
+Result<std::optional<Sample>> JsonLinesSource::Next(std::chrono::milliseconds) {
+  std::string line;
+  while (true) {
+    line.clear();
+    // Bounded read: a line longer than the limit is refused, not buffered whole.
+    int c;
+    while ((c = in_.get()) != EOF && c != '\n') {
+      if (line.size() >= max_line_) {
+        in_.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+        ++line_no_;
+        return Error(Errc::kResourceExhausted, "stdin line " + std::to_string(line_no_) +
+                                                   ": longer than " + std::to_string(max_line_) +
+                                                   " bytes");
+      }
+      line.push_back(static_cast<char>(c));
+    }
+    if (c == EOF && line.empty()) return std::optional<Sample>();
+    ++line_no_;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    auto s = ParseJsonSample(line);
+    if (!s.ok()) return s.error().WithContext("stdin line " + std::to_string(line_no_));
+    if (s->id.empty()) s->id = "stdin-" + std::to_string(line_no_);
+    return std::optional<Sample>(std::move(*s));
+  }
+}
+
+}  // namespace edgeloop::edge

@@ -1,0 +1,108 @@
+// Sources: where the agent's samples come from. A real camera or sensor driver implements
+// Source too: produce one Sample per call, with a stable id.
+//   ReplaySource            a dataset (IDX, CSV, image folder: data::LoadDataset specs)
+//                           replayed at a set rate, optionally through a corruption (the
+//                           device's own camera domain), with its labels
+//   WatchedDirectorySource  new .png (grayscale) and .csv files in a folder; writers should
+//                           create files elsewhere and rename them in, so no half file is read
+//   JsonLinesSource         one JSON object per line on a stream (stdin):
+//                           {"id": "...", "shape": [1,28,28], "data": [...], "label": 3}
+// Not thread-safe; one reader per source.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "data/corruptions.hpp"
+#include "data/dataset.hpp"
+
+namespace edgeloop::edge {
+
+struct Sample {
+  std::string id;
+  std::vector<int64_t> shape;  // without the batch dimension
+  std::vector<float> data;
+  std::optional<int32_t> label;
+};
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  // The next sample; std::nullopt when the source is exhausted (a watched folder never is:
+  // it waits until a file appears or `wait` has passed, then returns nullopt).
+  virtual Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) = 0;
+  virtual std::string Describe() const = 0;
+};
+
+struct ReplayOptions {
+  double rate_hz = 0;  // 0: as fast as the caller asks
+  bool loop = false;
+  std::optional<data::Corruption> corruption;
+  int severity = 3;
+  uint64_t seed = 1;
+  std::string device_id = "device";  // prefix of the sample ids
+};
+
+class ReplaySource : public Source {
+ public:
+  static Result<std::unique_ptr<ReplaySource>> Open(const std::string& spec, ReplayOptions options);
+  ReplaySource(data::Dataset dataset, ReplayOptions options);
+  Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
+  std::string Describe() const override;
+
+ private:
+  data::Dataset data_;
+  ReplayOptions opt_;
+  size_t index_ = 0;
+  uint64_t emitted_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+class WatchedDirectorySource : public Source {
+ public:
+  // Files already in the folder are processed too; delete_after_read keeps a long-running
+  // device's folder (and this source's memory of seen files) from growing.
+  WatchedDirectorySource(std::string dir, bool delete_after_read,
+                         std::chrono::milliseconds poll = std::chrono::milliseconds(200));
+  Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
+  std::string Describe() const override { return "watch:" + dir_; }
+
+ private:
+  Status Scan();
+  std::string dir_;
+  bool delete_;
+  std::chrono::milliseconds poll_;
+  std::set<std::string> seen_;
+  std::vector<Sample> pending_;  // samples of files read, in order, consumed from the front
+  size_t pending_pos_ = 0;
+};
+
+class JsonLinesSource : public Source {
+ public:
+  explicit JsonLinesSource(std::istream& in, size_t max_line_bytes = 16 << 20)
+      : in_(in), max_line_(max_line_bytes) {}
+  Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
+  std::string Describe() const override { return "jsonl:stdin"; }
+
+ private:
+  std::istream& in_;
+  size_t max_line_;
+  uint64_t line_no_ = 0;
+};
+
+// Decodes a PNG file to grayscale floats in [0, 1], shape {1, h, w}.
+Result<Sample> ReadPngSample(const std::string& path);
+// Writes a {1, h, w} sample in [0, 1] as an 8-bit grayscale PNG (a camera driver's capture,
+// or test input for a watched folder); written beside the target and renamed into place.
+Status WritePngSample(const std::string& path, const Sample& sample);
+// Parses one JSON line (see JsonLinesSource). Checks shape against data before allocating.
+Result<Sample> ParseJsonSample(const std::string& line);
+
+}  // namespace edgeloop::edge

@@ -1,0 +1,134 @@
+#include "edge/telemetry.hpp"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace edgeloop::edge {
+
+Histogram::Histogram(std::vector<double> edges)
+    : edges_(std::move(edges)), counts_(edges_.size() + 1, 0) {}
+
+void Histogram::Add(double v) {
+  auto it = std::upper_bound(edges_.begin(), edges_.end(), v);
+  ++counts_[static_cast<size_t>(it - edges_.begin())];
+  ++total_;
+}
+
+double Histogram::Quantile(double q) const {
+  if (total_ == 0) return 0;
+  uint64_t target = static_cast<uint64_t>(q * static_cast<double>(total_));
+  uint64_t seen = 0;
+  for (size_t i = 0; i < counts_.size(); ++i) {
+    seen += counts_[i];
+    if (seen > target) return i < edges_.size() ? edges_[i] : edges_.back();
+  }
+  return edges_.back();
+}
+
+void Histogram::Reset() {
+  std::fill(counts_.begin(), counts_.end(), 0);
+  total_ = 0;
+}
+
+ProcessUsage ReadProcessUsage() {
+  ProcessUsage u;
+  struct rusage ru {};
+  if (::getrusage(RUSAGE_SELF, &ru) == 0) {
+    u.cpu_user_s = static_cast<double>(ru.ru_utime.tv_sec) + ru.ru_utime.tv_usec / 1e6;
+    u.cpu_system_s = static_cast<double>(ru.ru_stime.tv_sec) + ru.ru_stime.tv_usec / 1e6;
+  }
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    std::istringstream in(line);
+    std::string key;
+    uint64_t kb = 0;
+    in >> key >> kb;
+    if (key == "VmRSS:") u.rss_kb = kb;
+    if (key == "VmHWM:") u.peak_rss_kb = kb;
+  }
+  return u;
+}
+
+Telemetry::Telemetry()
+    : latency_ms_({0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}),
+      confidence_({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99}) {}
+
+void Telemetry::RecordInference(double latency_ms, double confidence, double input_mean,
+                                double input_std, std::optional<bool> correct) {
+  std::lock_guard<std::mutex> lock(mu_);
+  latency_ms_.Add(latency_ms);
+  confidence_.Add(confidence);
+  if (inferences_ == 0) {
+    input_mean_min_ = input_mean_max_ = input_mean;
+  } else {
+    input_mean_min_ = std::min(input_mean_min_, input_mean);
+    input_mean_max_ = std::max(input_mean_max_, input_mean);
+  }
+  ++inferences_;
+  ++lifetime_inferences_;
+  input_mean_sum_ += input_mean;
+  input_std_sum_ += input_std;
+  if (correct) {
+    ++labelled_;
+    correct_ += *correct ? 1 : 0;
+  }
+}
+
+void Telemetry::SetModelVersion(uint64_t version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  model_version_ = version;
+}
+
+void Telemetry::SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped) {
+  std::lock_guard<std::mutex> lock(mu_);
+  spool_records_ = depth_records;
+  spool_bytes_ = depth_bytes;
+  spool_dropped_ = dropped;
+}
+
+void Telemetry::SetDrift(const std::map<std::string, DriftScore>& scores) {
+  std::lock_guard<std::mutex> lock(mu_);
+  drift_ = scores;
+}
+
+std::string Telemetry::SnapshotJson(int64_t unix_time) {
+  ProcessUsage usage = ReadProcessUsage();
+  std::lock_guard<std::mutex> lock(mu_);
+  nlohmann::json j;
+  j["t"] = unix_time;
+  j["model_version"] = model_version_;
+  j["n"] = inferences_;
+  j["n_total"] = lifetime_inferences_;
+  j["latency_ms"] = {{"edges", latency_ms_.edges()},
+                     {"counts", latency_ms_.counts()},
+                     {"p50", latency_ms_.Quantile(0.5)},
+                     {"p95", latency_ms_.Quantile(0.95)}};
+  j["confidence"] = {{"edges", confidence_.edges()}, {"counts", confidence_.counts()}};
+  double n = static_cast<double>(std::max<uint64_t>(inferences_, 1));
+  j["input"] = {{"mean", input_mean_sum_ / n},
+                {"std", input_std_sum_ / n},
+                {"mean_min", input_mean_min_},
+                {"mean_max", input_mean_max_}};
+  j["labelled"] = labelled_;
+  if (labelled_ > 0) j["accuracy"] = static_cast<double>(correct_) / static_cast<double>(labelled_);
+  j["spool"] = {{"records", spool_records_}, {"bytes", spool_bytes_}, {"dropped", spool_dropped_}};
+  j["drift"] = nlohmann::json::object();
+  for (const auto& [name, s] : drift_)
+    j["drift"][name] = {{"psi", s.psi}, {"ks", s.ks}, {"n", s.samples}, {"alarm", s.alarm}};
+  j["cpu_s"] = usage.cpu_user_s + usage.cpu_system_s;
+  j["rss_kb"] = usage.rss_kb;
+  j["peak_rss_kb"] = usage.peak_rss_kb;
+
+  latency_ms_.Reset();
+  confidence_.Reset();
+  inferences_ = labelled_ = correct_ = 0;
+  input_mean_sum_ = input_std_sum_ = 0;
+  return j.dump();
+}
+
+}  // namespace edgeloop::edge
