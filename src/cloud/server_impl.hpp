@@ -1,0 +1,198 @@
+// Internals of the server shared by its route modules (server.cpp holds enrollment, ingest,
+// tokens, devices, artifacts and deployments; api_*.cpp the later modules). Not installed;
+// include only from src/cloud.
+#pragma once
+
+#include <httplib.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "cloud/database.hpp"
+#include "cloud/fleet_keys.hpp"
+#include "cloud/sample_store.hpp"
+#include "cloud/server.hpp"
+#include "common/hash.hpp"
+
+namespace edgeloop::cloud {
+
+using Json = nlohmann::json;
+
+inline int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+inline void SendError(httplib::Response& res, int status, const std::string& message) {
+  res.status = status;
+  res.set_content(Json{{"error", {{"status", status}, {"message", message}}}}.dump(),
+                  "application/json");
+}
+
+inline int HttpStatus(Errc code) {
+  switch (code) {
+    case Errc::kInvalidArgument:
+    case Errc::kFormat:
+    case Errc::kMismatch:
+      return 400;
+    case Errc::kNotFound:
+      return 404;
+    case Errc::kPermission:
+      return 403;
+    case Errc::kResourceExhausted:
+      return 413;
+    default:
+      return 500;
+  }
+}
+
+inline void SendError(httplib::Response& res, const Error& e) {
+  SendError(res, HttpStatus(e.code), e.message);
+}
+
+inline int ScopeRank(const std::string& scope) {
+  if (scope == "read") return 1;
+  if (scope == "write") return 2;
+  if (scope == "admin") return 3;
+  return 0;
+}
+
+// Parses a JSON object body; answers 400 and returns nullopt when it is not one.
+inline std::optional<Json> JsonBody(const httplib::Request& req, httplib::Response& res) {
+  Json body = Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (body.is_discarded() || !body.is_object()) {
+    SendError(res, 400, "request body is not a JSON object");
+    return std::nullopt;
+  }
+  return body;
+}
+
+inline std::string JsonString(const Json& j, const char* key) {
+  auto it = j.find(key);
+  return (it != j.end() && it->is_string()) ? it->get<std::string>() : std::string();
+}
+
+// A token bucket per device: rate limits batches, not bytes (bytes are capped per batch).
+class RateLimiter {
+ public:
+  RateLimiter(double rate, double burst) : rate_(rate), burst_(burst) {}
+  bool Allow(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto now = std::chrono::steady_clock::now();
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{burst_, now});
+    Bucket& b = it->second;
+    if (!fresh) {
+      double dt = std::chrono::duration<double>(now - b.last).count();
+      b.tokens = std::min(burst_, b.tokens + dt * rate_);
+      b.last = now;
+    }
+    if (b.tokens < 1.0) return false;
+    b.tokens -= 1.0;
+    return true;
+  }
+
+ private:
+  struct Bucket {
+    double tokens;
+    std::chrono::steady_clock::time_point last;
+  };
+  double rate_, burst_;
+  std::mutex mu_;
+  std::map<std::string, Bucket> buckets_;
+};
+
+struct Server::Impl {
+  ServerOptions options;
+  FleetKeys keys;
+  std::string admin_token;
+  std::unique_ptr<Database> db;
+  std::unique_ptr<SampleStore> store;
+  std::unique_ptr<httplib::SSLServer> http;
+  std::thread thread;
+  int port = 0;
+  RateLimiter limiter;
+
+  explicit Impl(const ServerOptions& o)
+      : options(o), limiter(o.device_batches_per_second, o.device_burst) {}
+
+  // True when the bearer token carries at least `scope`; otherwise answers 401/403.
+  bool RequireScope(const httplib::Request& req, httplib::Response& res, const std::string& scope) {
+    std::string auth = req.get_header_value("Authorization");
+    const std::string prefix = "Bearer ";
+    if (auth.rfind(prefix, 0) != 0) {
+      SendError(res, 401, "missing bearer token");
+      return false;
+    }
+    auto rows = db->Query("SELECT scope FROM operator_tokens WHERE token_hash = ?",
+                          {Sha256Hex(auth.substr(prefix.size()))});
+    if (!rows.ok() || rows->empty()) {
+      SendError(res, 401, "unknown bearer token");
+      return false;
+    }
+    if (ScopeRank(rows->at(0).at(0)) < ScopeRank(scope)) {
+      SendError(res, 403, "token lacks the '" + scope + "' scope");
+      return false;
+    }
+    return true;
+  }
+
+  // The enrolled, unrevoked device behind the request's client certificate.
+  std::optional<std::string> DeviceIdentity(const httplib::Request& req, httplib::Response& res) {
+    if (req.ssl == nullptr) {
+      SendError(res, 401, "client certificate required");
+      return std::nullopt;
+    }
+    std::unique_ptr<X509, decltype(&X509_free)> cert(SSL_get1_peer_certificate(req.ssl), X509_free);
+    if (!cert || SSL_get_verify_result(req.ssl) != X509_V_OK) {
+      SendError(res, 401, "client certificate required");
+      return std::nullopt;
+    }
+    X509_NAME* name = X509_get_subject_name(cert.get());
+    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    uint64_t serial = 0;
+    if (idx < 0 || ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert.get())) != 1) {
+      SendError(res, 401, "client certificate has no device identity");
+      return std::nullopt;
+    }
+    ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    std::string device(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)),
+                       static_cast<size_t>(ASN1_STRING_length(cn)));
+    // Checked on every request, so a revocation (or a re-enrollment, which issues a new
+    // serial) takes effect at once.
+    auto rows =
+        db->Query("SELECT 1 FROM devices WHERE device_id = ? AND serial = ? AND revoked = 0",
+                  {device, std::to_string(serial)});
+    if (!rows.ok() || rows->empty()) {
+      SendError(res, 403, "certificate revoked or device unknown");
+      return std::nullopt;
+    }
+    return device;
+  }
+
+  void Routes();
+  // Route modules, one file each: each creates its tables (idempotently) and adds its routes.
+  Status RegistrySchema();
+  void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
+  Status DatasetSchema();
+  void DatasetRoutes();  // api_datasets.cpp: dataset snapshots and exports
+  Status FleetSchema();
+  void FleetRoutes();  // api_fleet.cpp: telemetry, update events, fleet view
+  Status PipelineSchema();
+  void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
+  Status RolloutSchema();
+  void RolloutRoutes();  // api_rollouts.cpp: staged rollouts
+  void HandleEnroll(const httplib::Request& req, httplib::Response& res);
+  void HandleIngest(const httplib::Request& req, httplib::Response& res);
+  void HandleDeviceLabels(const httplib::Request& req, httplib::Response& res);
+};
+
+}  // namespace edgeloop::cloud
