@@ -178,6 +178,29 @@ void Server::Impl::HandleDeviceLabels(const httplib::Request& req, httplib::Resp
   res.set_content(Json{{"updated", updated}, {"unknown", unknown}}.dump(), "application/json");
 }
 
+Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) {
+  auto artifact = ReadFile(options.data_dir + "/artifacts/" + m.target.sha256);
+  if (m.target.sha256.size() != 64 || !artifact.ok())
+    return Error(Errc::kInvalidArgument, "sha256 must name an uploaded artifact");
+  if (ttl_seconds <= 0) return Error(Errc::kInvalidArgument, "ttl_seconds must be positive");
+  m.target.length = artifact->size();
+  m.expires_unix = NowMs() / 1000 + ttl_seconds;
+  std::string doc;
+  Status st = db->Transaction([&]() -> Status {
+    EDGELOOP_ASSIGN_OR_RETURN(
+        auto rows,
+        db->Query("SELECT version FROM deployments WHERE target = ?", {m.deployment_target}));
+    m.version = rows.empty() ? 1 : std::stoull(rows[0][0]) + 1;
+    EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, keys.signing_key_pem));
+    EDGELOOP_RETURN_IF_ERROR(
+        db->Exec("DELETE FROM deployments WHERE target = ?", {m.deployment_target}));
+    return db->Exec("INSERT INTO deployments (target, version, metadata) VALUES (?, ?, ?)",
+                    {m.deployment_target, std::to_string(m.version), doc});
+  });
+  if (!st.ok()) return st.error();
+  return doc;
+}
+
 void Server::Impl::Routes() {
   auto& s = *http;
   s.set_payload_max_length(options.max_body_bytes);
@@ -284,25 +307,9 @@ void Server::Impl::Routes() {
            m.target.artifact_name = JsonString(*body, "name");
            m.target.model_version = JsonString(*body, "model_version");
            m.target.sha256 = JsonString(*body, "sha256");
-           auto artifact = ReadFile(options.data_dir + "/artifacts/" + m.target.sha256);
-           if (m.target.sha256.size() != 64 || !artifact.ok())
-             return SendError(res, 400, "sha256 must name an uploaded artifact");
-           m.target.length = artifact->size();
-           m.expires_unix = NowMs() / 1000 + body->value("ttl_seconds", int64_t{7 * 86400});
-           std::string doc;
-           Status st = db->Transaction([&]() -> Status {
-             EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query("SELECT version FROM deployments WHERE "
-                                                            "target = ?",
-                                                            {m.deployment_target}));
-             m.version = rows.empty() ? 1 : std::stoull(rows[0][0]) + 1;
-             EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, keys.signing_key_pem));
-             EDGELOOP_RETURN_IF_ERROR(
-                 db->Exec("DELETE FROM deployments WHERE target = ?", {m.deployment_target}));
-             return db->Exec("INSERT INTO deployments (target, version, metadata) VALUES (?, ?, ?)",
-                             {m.deployment_target, std::to_string(m.version), doc});
-           });
-           if (!st.ok()) return SendError(res, st.error());
-           res.set_content(doc, "application/json");
+           auto doc = Deploy(m, body->value("ttl_seconds", int64_t{7 * 86400}));
+           if (!doc.ok()) return SendError(res, doc.error());
+           res.set_content(*doc, "application/json");
          });
   s.Get(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
         [this](const httplib::Request& req, httplib::Response& res) {

@@ -21,6 +21,7 @@
 #include "cloud/sample_store.hpp"
 #include "cloud/server.hpp"
 #include "common/hash.hpp"
+#include "common/update_metadata.hpp"
 
 namespace edgeloop::cloud {
 
@@ -179,6 +180,10 @@ struct Server::Impl {
   }
 
   void Routes();
+  // Signs and stores update metadata for m.deployment_target (a device id or
+  // "group:<name>"): fills in length (from the stored artifact), expiry and the next version.
+  // Returns the signed document. Used by the deployments route and by rollouts.
+  Result<std::string> Deploy(UpdateMetadata m, int64_t ttl_seconds);
   // Route modules, one file each: each creates its tables (idempotently) and adds its routes.
   Status RegistrySchema();
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
