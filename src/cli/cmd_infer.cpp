@@ -92,7 +92,7 @@ int Run(const InferArgs& a) {
                         {"batch", a.batch},
                         {"backend", a.backend},
                         {"load_ms", load_ms},
-                        {"latency_us", {{"p50", pct(0.5)}, {"p99", pct(0.99)}}},
+                        {"latency_us", {{"p50", pct(0.5)}, {"p95", pct(0.95)}, {"p99", pct(0.99)}}},
                         {"throughput_per_s", static_cast<double>(n) / std::max(wall, 1e-9)}};
     if (labelled) j["accuracy"] = static_cast<double>(correct) / static_cast<double>(labelled);
     nlohmann::json preds = nlohmann::json::array();

@@ -1,0 +1,367 @@
+#include "cloud/pipeline_runner.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "common/file.hpp"
+#include "common/process.hpp"
+#include "common/version.hpp"
+
+namespace edgeloop::cloud {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", v);
+  return buf;
+}
+
+// Runs the steps in order; the first failure ends the run.
+class Runner {
+ public:
+  Runner(const PipelineSpec& spec, const RunContext& ctx, PipelineHost& host)
+      : spec_(spec), ctx_(ctx), host_(host) {
+    for (const char* s :
+         {"snapshot", "train", "export", "evaluate", "gates", "package", "register", "rollout"})
+      run_.steps.push_back({s, "pending", 0, "", ctx.work_dir + "/" + s + ".log"});
+  }
+
+  RunResult Go() {
+    Status st = MakeDirs(ctx_.work_dir);
+    if (!st.ok()) return Finish("failed", "snapshot", st.error().message);
+    using Fn = Status (Runner::*)(StepRecord&);
+    const Fn steps[] = {&Runner::Snapshot, &Runner::Train,   &Runner::Export,   &Runner::Evaluate,
+                        &Runner::Gates,    &Runner::Package, &Runner::Register, &Runner::Rollout};
+    for (size_t i = 0; i < run_.steps.size(); ++i) {
+      StepRecord& step = run_.steps[i];
+      if (ctx_.cancel != nullptr && ctx_.cancel->load())
+        return Finish("failed", step.name, "cancelled (server stopping)");
+      step.status = "running";
+      host_.OnProgress(run_);
+      auto t0 = std::chrono::steady_clock::now();
+      Status s = (this->*steps[i])(step);
+      step.duration_s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (!s.ok()) {
+        step.status = "failed";
+        step.detail = s.error().message;
+        // A failed gate is a verdict on the model, not a fault of the pipeline.
+        return Finish(step.name == "gates" ? "rejected" : "failed", step.name, s.error().message);
+      }
+      if (step.status == "running") step.status = "succeeded";
+      host_.OnProgress(run_);
+    }
+    return Finish("succeeded", "", "");
+  }
+
+ private:
+  RunResult Finish(const std::string& status, const std::string& step, const std::string& why) {
+    run_.status = status;
+    run_.failed_step = step;
+    run_.reason = why;
+    for (auto& s : run_.steps)
+      if (s.status == "pending") s.status = "skipped";
+    host_.OnProgress(run_);
+    return run_;
+  }
+
+  // Runs the edgeloop executable with args; its output goes to the step's log.
+  Status Worker(StepRecord& step, std::vector<std::string> args) {
+    args.insert(args.begin(), ctx_.executable);
+    std::string cmd;
+    for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
+    (void)WriteFileAtomic(step.log + ".cmd", cmd + "\n");
+    RunOptions o;
+    o.log_path = step.log;
+    o.cancel = ctx_.cancel;
+    o.timeout = std::chrono::seconds(3600);
+    EDGELOOP_ASSIGN_OR_RETURN(ProcessResult r, RunProcess(args, o));
+    if (r.exit_code == 0 && r.signal == 0 && !r.timed_out) return Status::Ok();
+    // The last line of the log says why, in the worker's own words.
+    std::string last;
+    if (auto log = ReadFile(step.log); log.ok()) {
+      std::string text = *log;
+      while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+      last = text.substr(
+          text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1);
+    }
+    return Error(Errc::kInternal, "worker " + args[1] + " " + r.Describe() +
+                                      (last.empty() ? "" : ": " + last) + " (log " + step.log +
+                                      ")");
+  }
+
+  Result<Json> WorkerJson(StepRecord& step, std::vector<std::string> args, const std::string& out) {
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, std::move(args)));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out));
+    Json j = Json::parse(text, nullptr, false);
+    if (j.is_discarded()) return Error(Errc::kFormat, out + ": not JSON");
+    return j;
+  }
+
+  std::string Split(const char* split) const { return data_ + ":" + split; }
+
+  Status Snapshot(StepRecord& step) {
+    EDGELOOP_ASSIGN_OR_RETURN(Json snap, host_.CreateSnapshot(spec_.dataset));
+    run_.snapshot_id = snap.value("id", "");
+    data_ = "snapshot:" + snap.value("dir", "");
+    const Json& counts = snap.contains("counts") ? snap["counts"] : Json::object();
+    int64_t train = counts.value("train", int64_t{0}), test = counts.value("test", int64_t{0});
+    step.detail = "snapshot " + run_.snapshot_id.substr(0, 12) + ": " + std::to_string(train) +
+                  " train, " + std::to_string(test) + " test";
+    if (train == 0 || test == 0)
+      return Error(Errc::kInvalidArgument,
+                   "snapshot " + run_.snapshot_id.substr(0, 12) +
+                       " has no training or no test samples (labelled data missing?)");
+    return Status::Ok();
+  }
+
+  Status Train(StepRecord& step) {
+    const TrainSpec& t = spec_.train;
+    model_dir_ = ctx_.work_dir + "/model";
+    std::vector<std::string> args;
+    if (t.mode == "finetune") {
+      EDGELOOP_ASSIGN_OR_RETURN(parent_, host_.ResolveModel(t.parent));
+      args = {"finetune",
+              "--parent",
+              parent_.value("training_dir", ""),
+              "--strategy",
+              t.strategy,
+              "--k",
+              std::to_string(t.k),
+              "--backbone-lr-scale",
+              Num(t.backbone_lr_scale),
+              "--min-epoch-samples",
+              std::to_string(t.min_epoch_samples)};
+    } else {
+      args = {"train", "--name", spec_.register_model};
+    }
+    std::vector<std::string> common = {"--data",       Split("train"),
+                                       "--out",        model_dir_,
+                                       "--epochs",     std::to_string(t.epochs),
+                                       "--batch-size", std::to_string(t.batch_size),
+                                       "--lr",         Num(t.lr),
+                                       "--patience",   std::to_string(t.patience),
+                                       "--seed",       std::to_string(t.seed),
+                                       "--threads",    std::to_string(ctx_.threads)};
+    args.insert(args.end(), common.begin(), common.end());
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, args));
+    step.detail = t.mode == "finetune"
+                      ? "fine-tuned " + parent_.value("name", "") + " (" + t.strategy + ")"
+                      : "trained from scratch";
+    return Status::Ok();
+  }
+
+  Status Export(StepRecord& step) {
+    onnx_ = ctx_.work_dir + "/model.onnx";
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, {"export", "--model", model_dir_, "--out", onnx_}));
+    run_.metrics["model_bytes"] = static_cast<double>(std::filesystem::file_size(onnx_));
+    return Status::Ok();
+  }
+
+  // Accuracy and friends of one model on one dataset, with the given metric prefix.
+  Status EvalInto(StepRecord& step, const std::string& model_dir, const std::string& data,
+                  const EvalSet* set, bool robustness, const std::string& prefix,
+                  std::map<std::string, double>& into) {
+    std::string out = ctx_.work_dir + "/eval-" + std::to_string(evals_++) + ".json";
+    std::vector<std::string> args = {"eval", "--model", model_dir, "--data",
+                                     data,   "--json",  "--out",   out};
+    if (set != nullptr && !set->corrupt.empty()) {
+      args.insert(args.end(), {"--corrupt", set->corrupt});
+      if (set->severity > 0) args.insert(args.end(), {"--severity", std::to_string(set->severity)});
+    }
+    if (robustness) args.push_back("--robustness");
+    EDGELOOP_ASSIGN_OR_RETURN(Json j, WorkerJson(step, args, out));
+    const Json& m = j["metrics"];
+    for (const char* k : {"accuracy", "macro_f1", "macro_precision", "macro_recall", "ece"})
+      if (m.contains(k)) into[prefix + k] = m[k].get<double>();
+    if (j.contains("robustness"))
+      into["mean_corruption_accuracy"] = j["robustness"]["mean_corruption_accuracy"].get<double>();
+    return Status::Ok();
+  }
+
+  Status LatencyInto(StepRecord& step, const std::string& onnx,
+                     std::map<std::string, double>& into) {
+    std::string out = ctx_.work_dir + "/latency-" + std::to_string(evals_++) + ".json";
+    // infer prints its JSON on stdout: capture it through a shell-free redirect of the log.
+    RunOptions o;
+    o.log_path = out;
+    o.cancel = ctx_.cancel;
+    EDGELOOP_ASSIGN_OR_RETURN(
+        ProcessResult r,
+        RunProcess({ctx_.executable, "infer", "--model", onnx, "--input", Split("test"), "--limit",
+                    std::to_string(spec_.evaluate.latency_samples), "--show", "0", "--json"},
+                   o));
+    if (r.exit_code != 0 || r.signal != 0)
+      return Error(Errc::kInternal, "latency measurement " + r.Describe() + " (see " + out + ")");
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out));
+    Json j = Json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.contains("latency_us"))
+      return Error(Errc::kFormat, out + ": no latency in the runtime's report");
+    into["latency_p50_us"] = j["latency_us"]["p50"].get<double>();
+    into["latency_p95_us"] = j["latency_us"]["p95"].get<double>();
+    (void)step;
+    return Status::Ok();
+  }
+
+  // Candidate and champion on exactly the same data.
+  Status Evaluate(StepRecord& step) {
+    const EvaluateSpec& e = spec_.evaluate;
+    auto champion = host_.ResolveModel(spec_.register_model + "@production");
+    if (champion.ok() && !champion->value("training_dir", "").empty()) champion_ = *champion;
+    struct Who {
+      std::string dir, onnx;
+      std::map<std::string, double>* into;
+    };
+    std::vector<Who> who = {{model_dir_, onnx_, &run_.metrics}};
+    std::string champion_onnx;
+    if (!champion_.is_null()) {
+      champion_onnx = ctx_.work_dir + "/champion.onnx";
+      EDGELOOP_RETURN_IF_ERROR(Worker(
+          step,
+          {"export", "--model", champion_.value("training_dir", ""), "--out", champion_onnx}));
+      who.push_back({champion_["training_dir"], champion_onnx, &run_.champion_metrics});
+    }
+    for (auto& w : who) {
+      EDGELOOP_RETURN_IF_ERROR(
+          EvalInto(step, w.dir, Split("test"), nullptr, e.robustness, "", *w.into));
+      for (const auto& set : e.sets)
+        EDGELOOP_RETURN_IF_ERROR(
+            EvalInto(step, w.dir, set.data, &set, false, set.name + ".", *w.into));
+      if (e.latency) EDGELOOP_RETURN_IF_ERROR(LatencyInto(step, w.onnx, *w.into));
+    }
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "candidate accuracy %.4f", run_.metrics["accuracy"]);
+    step.detail = buf;
+    if (!champion_.is_null()) {
+      std::snprintf(buf, sizeof buf, ", champion %s %.4f", champion_.value("name", "").c_str(),
+                    run_.champion_metrics["accuracy"]);
+      step.detail += buf;
+    }
+    return Status::Ok();
+  }
+
+  Status Gates(StepRecord& step) {
+    const auto* champion = champion_.is_null() ? nullptr : &run_.champion_metrics;
+    std::string failed;
+    for (const auto& g : spec_.gates) {
+      run_.gates.push_back(EvaluateGate(g, run_.metrics, champion));
+      const GateResult& r = run_.gates.back();
+      if (!r.passed) {
+        char buf[200];
+        std::snprintf(buf, sizeof buf, "%s (%.6g vs %.6g)%s%s", g.text.c_str(), r.value,
+                      r.threshold, r.detail.empty() ? "" : ": ", r.detail.c_str());
+        failed += (failed.empty() ? "" : "; ") + std::string(buf);
+      }
+    }
+    step.detail = std::to_string(spec_.gates.size()) + " gates";
+    if (!failed.empty()) return Error(Errc::kInvalidArgument, "gate failed: " + failed);
+    return Status::Ok();
+  }
+
+  Status Package(StepRecord& step) {
+    artifacts_ = Json::object();
+    EDGELOOP_ASSIGN_OR_RETURN(std::string fp32, host_.StoreArtifact(onnx_));
+    artifacts_["fp32"] = fp32;
+    if (!spec_.package_int8) {
+      step.status = "succeeded";
+      step.detail = "fp32 only";
+      return Status::Ok();
+    }
+    std::string int8 = ctx_.work_dir + "/model.int8.onnx";
+    EDGELOOP_RETURN_IF_ERROR(
+        Worker(step, {"quantize", "--model", onnx_, "--calib", Split("train"), "--out", int8,
+                      "--samples", std::to_string(spec_.calib_samples)}));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string q, host_.StoreArtifact(int8));
+    artifacts_["int8"] = q;
+    run_.metrics["int8_model_bytes"] = static_cast<double>(std::filesystem::file_size(int8));
+    step.detail = "fp32 + int8";
+    return Status::Ok();
+  }
+
+  Status Register(StepRecord& step) {
+    Json hyper = {{"mode", spec_.train.mode},
+                  {"strategy", spec_.train.strategy},
+                  {"k", spec_.train.k},
+                  {"epochs", spec_.train.epochs},
+                  {"batch_size", spec_.train.batch_size},
+                  {"lr", spec_.train.lr},
+                  {"seed", spec_.train.seed}};
+    Json gates = Json::array();
+    for (const auto& g : run_.gates)
+      gates.push_back({{"expr", g.expr}, {"value", g.value}, {"passed", g.passed}});
+    Json version = {{"artifacts", artifacts_},
+                    {"parent", parent_.is_null() ? Json() : Json(parent_.value("name", ""))},
+                    {"dataset_snapshot", run_.snapshot_id},
+                    {"hyperparameters", hyper},
+                    {"code_version", CodeVersionString()},
+                    {"metrics", run_.metrics},
+                    {"training_dir", std::filesystem::absolute(model_dir_).string()},
+                    {"pipeline", spec_.name},
+                    {"run", ctx_.run_id},
+                    {"gates", gates}};
+    EDGELOOP_ASSIGN_OR_RETURN(
+        registered_, host_.RegisterVersion(spec_.register_model, version, spec_.register_stage));
+    run_.model_version = registered_.value("name", "");
+    step.detail = run_.model_version + " (" + spec_.register_stage + ")";
+    return Status::Ok();
+  }
+
+  Status Rollout(StepRecord& step) {
+    if (spec_.rollout.is_null()) {
+      step.status = "skipped";
+      step.detail = "no rollout in the pipeline";
+      return Status::Ok();
+    }
+    EDGELOOP_ASSIGN_OR_RETURN(run_.rollout_id,
+                              host_.StartRollout(spec_.rollout, spec_.register_model,
+                                                 registered_.value("version", int64_t{0})));
+    step.detail = "rollout " + run_.rollout_id + " started";
+    return Status::Ok();
+  }
+
+  const PipelineSpec& spec_;
+  const RunContext& ctx_;
+  PipelineHost& host_;
+  RunResult run_;
+  std::string data_, model_dir_, onnx_;
+  Json parent_, champion_, artifacts_, registered_;
+  int evals_ = 0;
+};
+
+}  // namespace
+
+Json RunResult::ToJson() const {
+  Json steps_j = Json::array();
+  for (const auto& s : steps)
+    steps_j.push_back({{"name", s.name},
+                       {"status", s.status},
+                       {"duration_s", s.duration_s},
+                       {"detail", s.detail},
+                       {"log", s.log}});
+  Json gates_j = Json::array();
+  for (const auto& g : gates)
+    gates_j.push_back({{"expr", g.expr},
+                       {"value", g.value},
+                       {"threshold", std::isnan(g.threshold) ? Json() : Json(g.threshold)},
+                       {"passed", g.passed},
+                       {"detail", g.detail}});
+  return {{"status", status},
+          {"failed_step", failed_step},
+          {"reason", reason},
+          {"steps", steps_j},
+          {"gates", gates_j},
+          {"metrics", metrics},
+          {"champion_metrics", champion_metrics},
+          {"snapshot_id", snapshot_id},
+          {"model_version", model_version},
+          {"rollout_id", rollout_id}};
+}
+
+RunResult RunPipeline(const PipelineSpec& spec, const RunContext& ctx, PipelineHost& host) {
+  return Runner(spec, ctx, host).Go();
+}
+
+}  // namespace edgeloop::cloud
