@@ -265,6 +265,12 @@ class Runner {
     artifacts_ = Json::object();
     EDGELOOP_ASSIGN_OR_RETURN(std::string fp32, host_.StoreArtifact(onnx_));
     artifacts_["fp32"] = fp32;
+    // The training checkpoint too, so a later run can fine-tune from this version.
+    EDGELOOP_ASSIGN_OR_RETURN(std::string meta, host_.StoreArtifact(model_dir_ + "/model.json"));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string weights,
+                              host_.StoreArtifact(model_dir_ + "/weights.pt"));
+    artifacts_["torch_meta"] = meta;
+    artifacts_["torch_weights"] = weights;
     if (!spec_.package_int8) {
       step.status = "succeeded";
       step.detail = "fp32 only";
@@ -298,7 +304,6 @@ class Runner {
                     {"hyperparameters", hyper},
                     {"code_version", CodeVersionString()},
                     {"metrics", run_.metrics},
-                    {"training_dir", std::filesystem::absolute(model_dir_).string()},
                     {"pipeline", spec_.name},
                     {"run", ctx_.run_id},
                     {"gates", gates}};
