@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "cloud/pipeline.hpp"
 #include "cloud/rollout.hpp"
@@ -255,6 +258,27 @@ TEST(Process, ReportsExitCodesSignalsAndTimeouts) {
   auto missing = RunProcess({"/nonexistent/program"}, {});
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->exit_code, 127);
+}
+
+}  // namespace
+}  // namespace edgeloop::cloud
+
+namespace edgeloop::cloud {
+namespace {
+
+TEST(PipelineSpec, ShippedExampleParses) {
+  std::string path =
+      std::string(std::getenv("EDGELOOP_SOURCE_DIR")) + "/examples/pipelines/retrain.yaml";
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  auto p = ParsePipeline(text.str(), path);
+  ASSERT_TRUE(p.ok()) << p.error().message;
+  EXPECT_EQ(p->gates.size(), 3u);
+  RolloutSpec r;
+  ASSERT_TRUE(ParseRolloutOptions(p->rollout, &r).ok());
+  EXPECT_EQ(r.waves.size(), 2u);
+  EXPECT_DOUBLE_EQ(r.criteria.window_seconds, 30);
 }
 
 }  // namespace

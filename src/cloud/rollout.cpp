@@ -43,7 +43,7 @@ bool IsFailurePhase(const std::string& phase) {
 Status ParseRolloutOptions(const Json& j, RolloutSpec* spec) {
   if (j.is_null()) return Status::Ok();
   if (!j.is_object()) return Error(Errc::kInvalidArgument, "rollout: expected an object");
-  static const std::set<std::string> kKeys = {"target", "canary", "waves", "criteria"};
+  static const std::set<std::string> kKeys = {"target", "canary", "waves", "criteria", "variant"};
   for (const auto& [k, v] : j.items())
     if (!kKeys.count(k)) return Error(Errc::kInvalidArgument, "rollout." + k + ": unknown key");
   auto as_text = [](const Json& v) {
