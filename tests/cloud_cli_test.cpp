@@ -76,7 +76,9 @@ TEST_F(CliServerTest, OperatorFlowFromEnrollmentToDeployment) {
   auto devices = CliJson("fleet devices")["devices"];
   ASSERT_EQ(devices.size(), 1u);
   EXPECT_EQ(devices[0]["group"], "line-a");
-  EXPECT_NE(Cli("fleet devices").output.find("cam-1  line-a"), std::string::npos);
+  auto table = Cli("fleet devices").output;
+  EXPECT_EQ(table.rfind("DEVICE  GROUP   STATE   ENROLLED_MS\ncam-1   line-a  active  ", 0), 0u)
+      << table;
 
   Json snap = CliJson("datasets snapshot --labelled-only --train 0.6 --test 0.4 --seed 3");
   const std::string id = snap["id"];
