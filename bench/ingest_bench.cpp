@@ -19,6 +19,7 @@
 
 #include "bench/bench_util.hpp"
 #include "tests/cloud_test_util.hpp"
+#include "tests/postgres_fixture.hpp"
 
 namespace {
 
@@ -85,16 +86,39 @@ int main(int argc, char** argv) {
   CLI::App app{"Cloud ingest benchmark"};
   int batch_samples = 32, elements = 784;
   double seconds = 5.0;
-  std::string out = "bench/results/ingest.json";
+  std::string out, db = "sqlite";
   std::vector<int> concurrency{1, 16, 256};
   app.add_option("--batch", batch_samples, "Samples per batch")->capture_default_str();
   app.add_option("--elements", elements, "Floats per sample tensor")->capture_default_str();
   app.add_option("--seconds", seconds, "Duration per concurrency level")->capture_default_str();
   app.add_option("--devices", concurrency, "Concurrency levels")->capture_default_str();
-  app.add_option("--out", out, "JSON output")->capture_default_str();
+  app.add_option("--out", out,
+                 "JSON output (default bench/results/ingest.json, ingest-postgresql.json)");
+  app.add_option("--db", db,
+                 "sqlite (in the data folder), postgresql (a temporary server started here, "
+                 "as the tests do) or a postgresql://... URL")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   cloud::ServerOptions options;
+  std::unique_ptr<PostgresServer> postgres;
+  if (db == "postgresql") {
+    postgres = std::make_unique<PostgresServer>();
+    if (!postgres->ok()) {
+      std::fprintf(stderr, "ingest_bench: error: could not start a temporary PostgreSQL\n");
+      return 1;
+    }
+    options.db_url = postgres->url();
+  } else if (db.rfind("postgresql://", 0) == 0) {
+    options.db_url = db;
+  } else if (db != "sqlite") {
+    std::fprintf(stderr, "ingest_bench: error: --db must be sqlite, postgresql or a URL\n");
+    return 2;
+  }
+  const std::string dialect = options.db_url.empty() ? "sqlite" : "postgresql";
+  if (out.empty())
+    out =
+        dialect == "sqlite" ? "bench/results/ingest.json" : "bench/results/ingest-postgresql.json";
   options.device_batches_per_second = 1e9;
   options.device_burst = 1e9;
   CloudFixture fixture(options);
@@ -102,6 +126,7 @@ int main(int argc, char** argv) {
   const double loopback = LoopbackMegabytesPerSecond();
 
   nlohmann::json runs = nlohmann::json::array();
+  std::printf("database: %s\n", dialect.c_str());
   std::printf("%8s %12s %10s %12s %12s %8s\n", "devices", "samples/s", "MB/s", "ack p50 ms",
               "ack p99 ms", "errors");
   for (int devices : concurrency) {
@@ -163,7 +188,7 @@ int main(int argc, char** argv) {
                          {"batch_samples", batch_samples},
                          {"elements_per_sample", elements},
                          {"seconds_per_level", seconds},
-                         {"database", "sqlite"},
+                         {"database", dialect},
                          {"runs", runs}});
   return 0;
 }

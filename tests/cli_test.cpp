@@ -15,26 +15,17 @@
 
 #include "common/file.hpp"
 #include "data/dataset.hpp"
+#include "run_command.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Outcome {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
+using edgeloop::testing::Outcome;
 
 Outcome RunCli(const std::string& args) {
   std::string bin = std::string(std::getenv("EDGELOOP_BINARY_DIR")) + "/src/cli/edgeloop";
-  std::string cmd = "'" + bin + "' " + args + " 2>&1";
-  Outcome o;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  while (p && std::fgets(buf.data(), buf.size(), p)) o.output += buf.data();
-  int status = p ? ::pclose(p) : -1;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return o;
+  return edgeloop::testing::RunCommand("'" + bin + "' " + args + " 2>&1");
 }
 
 class CliTest : public ::testing::Test {

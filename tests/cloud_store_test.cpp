@@ -4,41 +4,14 @@
 
 #include "cloud/database.hpp"
 #include "cloud/sample_store.hpp"
-#include "cloud_test_util.hpp"
-#include "postgres_fixture.hpp"
+#include "database_param.hpp"
 
 namespace edgeloop::testing {
 namespace {
 
 using Json = nlohmann::json;
 
-PostgresServer& Postgres() {
-  static PostgresServer* server = new PostgresServer();  // stopped by the environment below
-  return *server;
-}
-
-class StopPostgres : public ::testing::Environment {
- public:
-  void TearDown() override { delete &Postgres(); }
-};
-const auto* const kStopPostgres = ::testing::AddGlobalTestEnvironment(new StopPostgres);
-
-class StoreTest : public ::testing::TestWithParam<std::string> {
- protected:
-  // A fresh database: a new SQLite file, or an emptied PostgreSQL schema.
-  std::string DatabaseUrl() {
-    if (GetParam() == "sqlite") return "sqlite:" + dir_.path() + "/meta.db";
-    if (!Postgres().ok()) ADD_FAILURE() << "PostgreSQL did not start";
-    auto db = cloud::OpenDatabase(Postgres().url());
-    EXPECT_TRUE(db.ok()) << db.error().message;
-    if (db.ok()) {
-      EXPECT_TRUE((*db)->Exec("DROP SCHEMA public CASCADE").ok());
-      EXPECT_TRUE((*db)->Exec("CREATE SCHEMA public").ok());
-    }
-    return Postgres().url();
-  }
-  TempDir dir_;
-};
+using StoreTest = DatabaseTest;
 
 std::vector<const wire::Sample*> Pointers(const wire::SampleBatch& b) {
   std::vector<const wire::Sample*> out;
@@ -103,8 +76,7 @@ TEST_P(StoreTest, ServerIngestsOverMutualTls) {
   EXPECT_EQ(Json::parse(counts->body)["total"], 8);
 }
 
-INSTANTIATE_TEST_SUITE_P(Databases, StoreTest, ::testing::Values("sqlite", "postgresql"),
-                         [](const auto& info) { return info.param; });
+EDGELOOP_BOTH_DATABASES(StoreTest);
 
 }  // namespace
 }  // namespace edgeloop::testing

@@ -92,8 +92,8 @@ class CloudFixture {
   }
 
   // Enrolls a device: key, CSR, token, certificate.
-  DeviceCredentials Enroll(const std::string& device_id) {
-    std::string token = EnrollmentToken(device_id);
+  DeviceCredentials Enroll(const std::string& device_id, const std::string& group = "") {
+    std::string token = EnrollmentToken(device_id, group);
     auto key = crypto::GenerateTlsKeyPem();
     auto csr = crypto::CreateCsr(*key, device_id);
     auto res = Client()->Post("/v1/enroll", nlohmann::json{{"token", token}, {"csr", *csr}}.dump(),

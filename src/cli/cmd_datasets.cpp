@@ -114,7 +114,8 @@ int Export(const ExportArgs& a) {
 }  // namespace
 
 void RegisterDatasets(CLI::App& root) {
-  auto* cmd = root.add_subcommand("datasets", "Inspect and export datasets");
+  auto* cmd = root.add_subcommand(
+      "datasets", "Inspect and export datasets; snapshot the server's samples into datasets");
   cmd->require_subcommand(1);
   const std::string spec_help =
       "dataset: fashion-mnist[:train|:test], idx:IMAGES,LABELS, idx:PREFIX, csv:FILE, FILE.csv, "
@@ -145,6 +146,7 @@ void RegisterDatasets(CLI::App& root) {
       ->capture_default_str();
   exp->add_option("--seed", args->seed, "corruption seed")->capture_default_str();
   SetAction(exp, [args] { return Export(*args); });
+  AddSnapshotCommands(*cmd);
 }
 
 }  // namespace edgeloop::cli

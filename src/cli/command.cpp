@@ -16,6 +16,10 @@ int ExitCodeFor(const Error& e) {
     case Errc::kIo:
     case Errc::kResourceExhausted:
       return kExitIo;
+    case Errc::kUnavailable:
+      return kExitConnect;
+    case Errc::kPermission:
+      return kExitRefused;
     default:
       return kExitFailure;
   }

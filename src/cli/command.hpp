@@ -20,6 +20,8 @@ enum ExitCode : int {
   kExitUsage = 2,     // bad flags or arguments
   kExitBadInput = 3,  // an input file or dataset is missing, unreadable or malformed
   kExitIo = 4,        // writing output failed (disk full, permissions)
+  kExitConnect = 5,   // the edgeloop server could not be reached
+  kExitRefused = 6,   // the server refused the request (token, scope)
 };
 
 int ExitCodeFor(const Error& e);
@@ -38,5 +40,11 @@ void RegisterInfer(CLI::App& root);
 void RegisterInspect(CLI::App& root);
 void RegisterQuantize(CLI::App& root);
 void RegisterServer(CLI::App& root);
+// Operator commands, clients of a running server (src/cloud/client.hpp).
+void RegisterFleet(CLI::App& root);      // fleet devices|enroll-token|revoke, tokens create
+void RegisterModels(CLI::App& root);     // models list|show|register|promote|card
+void RegisterArtifacts(CLI::App& root);  // artifacts push, deploy
+// datasets snapshot|snapshots|show-snapshot|export-snapshot, under `datasets`.
+void AddSnapshotCommands(CLI::App& datasets);
 
 }  // namespace edgeloop::cli

@@ -9,7 +9,8 @@ int main(int argc, char** argv) {
   using namespace edgeloop::cli;
   CLI::App app{
       "edgeloop: an end-to-end MLOps loop for edge and cloud.\n"
-      "Exit codes: 0 ok, 1 failed, 2 usage error, 3 bad input data, 4 output/I-O error.",
+      "Exit codes: 0 ok, 1 failed, 2 usage error, 3 bad input data, 4 output/I-O error,\n"
+      "5 server unreachable, 6 refused by the server (token or scope).",
       "edgeloop"};
   app.require_subcommand(1);
   app.set_version_flag("--version", edgeloop::CodeVersionString());
@@ -24,6 +25,9 @@ int main(int argc, char** argv) {
   RegisterInspect(app);
   RegisterQuantize(app);
   RegisterServer(app);
+  RegisterFleet(app);
+  RegisterModels(app);
+  RegisterArtifacts(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {

@@ -3,31 +3,16 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cstring>
 
 #include "common/file.hpp"
+#include "common/sample_record.hpp"
 
 namespace edgeloop::cloud {
 namespace {
 
-constexpr uint32_t kRecordMagic = 0x454c5331;  // "ELS1"
 constexpr uint64_t kSegmentBytes = 64ull << 20;
-
-std::string SegmentPath(const std::string& dir, int segment) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "seg-%06d.log", segment);
-  return dir + "/" + name;
-}
-
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-
-uint32_t GetU32(const unsigned char* p) {
-  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
-}
 
 Status WriteAll(int fd, const std::string& data) {
   size_t done = 0;
@@ -52,7 +37,7 @@ Result<std::unique_ptr<SampleStore>> SampleStore::Open(Database& db, const std::
   EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query("SELECT COALESCE(MAX(segment), 0) FROM samples"));
   // Always start a fresh segment: the tail of the previous one may hold a torn record.
   store->segment_ = std::stoi(rows.at(0).at(0));
-  while (access(SegmentPath(dir, store->segment_ + 1).c_str(), F_OK) == 0) ++store->segment_;
+  while (access(SampleSegmentPath(dir, store->segment_ + 1).c_str(), F_OK) == 0) ++store->segment_;
   EDGELOOP_RETURN_IF_ERROR(store->OpenSegment());
   return store;
 }
@@ -64,7 +49,7 @@ SampleStore::~SampleStore() {
 Status SampleStore::OpenSegment() {
   if (fd_ >= 0) ::close(fd_);
   ++segment_;
-  std::string path = SegmentPath(dir_, segment_);
+  std::string path = SampleSegmentPath(dir_, segment_);
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd_ < 0) return Error(Errc::kIo, "opening " + path + ": " + std::strerror(errno));
   segment_size_ = 0;
@@ -94,14 +79,10 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
     std::string buf;
     std::vector<std::pair<uint64_t, uint32_t>> places;
     for (const wire::Sample* s : fresh) {
-      std::string payload = s->SerializeAsString();
-      uint32_t crc = static_cast<uint32_t>(
-          crc32(0, reinterpret_cast<const Bytef*>(payload.data()), payload.size()));
-      places.emplace_back(segment_size_ + buf.size(), static_cast<uint32_t>(payload.size()));
-      PutU32(buf, kRecordMagic);
-      PutU32(buf, static_cast<uint32_t>(payload.size()));
-      PutU32(buf, crc);
-      buf += payload;
+      std::string record = EncodeSampleRecord(*s);
+      places.emplace_back(segment_size_ + buf.size(),
+                          static_cast<uint32_t>(record.size() - kSampleRecordHeaderBytes));
+      buf += record;
     }
     EDGELOOP_RETURN_IF_ERROR(WriteAll(fd_, buf));
     if (::fdatasync(fd_) != 0)
@@ -163,28 +144,19 @@ Result<wire::Sample> SampleStore::Read(const std::string& device_id, uint64_t se
   if (rows.empty())
     return Error(Errc::kNotFound, "no sample " + device_id + "/" + std::to_string(sequence));
   const Row& r = rows[0];
-  std::string path = SegmentPath(dir_, std::stoi(r[0]));
+  std::string path = SampleSegmentPath(dir_, std::stoi(r[0]));
   uint64_t pos = std::stoull(r[1]);
   uint32_t len = static_cast<uint32_t>(std::stoul(r[2]));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error(Errc::kIo, "opening " + path + ": " + std::strerror(errno));
-  std::string buf(12 + len, '\0');
-  ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(pos));
+  auto sample = ReadSampleRecord(fd, pos, len, path);
   ::close(fd);
-  if (n != static_cast<ssize_t>(buf.size())) return Error(Errc::kIo, path + ": short read");
-  const auto* p = reinterpret_cast<const unsigned char*>(buf.data());
-  uint32_t crc =
-      static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(buf.data() + 12), len));
-  if (GetU32(p) != kRecordMagic || GetU32(p + 4) != len || GetU32(p + 8) != crc)
-    return Error(Errc::kFormat, path + ": record checksum mismatch at " + std::to_string(pos));
-  wire::Sample sample;
-  if (!sample.ParseFromArray(buf.data() + 12, static_cast<int>(len)))
-    return Error(Errc::kFormat, path + ": unparsable record");
+  if (!sample.ok()) return sample.error();
   // The index holds the current label (labels may arrive later).
   int label = std::stoi(r[3]);
-  sample.set_has_label(label >= 0);
-  sample.set_label(label >= 0 ? label : 0);
-  sample.set_label_source(static_cast<wire::LabelSource>(std::stoi(r[4])));
+  sample->set_has_label(label >= 0);
+  sample->set_label(label >= 0 ? label : 0);
+  sample->set_label_source(static_cast<wire::LabelSource>(std::stoi(r[4])));
   return sample;
 }
 

@@ -51,6 +51,8 @@ inline int HttpStatus(Errc code) {
       return 403;
     case Errc::kResourceExhausted:
       return 413;
+    case Errc::kUnavailable:
+      return 503;
     default:
       return 500;
   }
@@ -75,6 +77,11 @@ inline std::optional<Json> JsonBody(const httplib::Request& req, httplib::Respon
     return std::nullopt;
   }
   return body;
+}
+
+inline void SendJson(httplib::Response& res, const Json& body, int status = 200) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
 }
 
 inline std::string JsonString(const Json& j, const char* key) {
@@ -109,6 +116,24 @@ class RateLimiter {
   double rate_, burst_;
   std::mutex mu_;
   std::map<std::string, Bucket> buckets_;
+};
+
+// A dataset snapshot as the pipeline module sees it (see api_datasets.cpp).
+struct SnapshotInfo {
+  std::string id;        // sha256 of the canonical manifest content
+  std::string dir;       // <data>/datasets/<id>; data::LoadDataset("snapshot:" + dir) reads it
+  bool created = false;  // false: the same content existed already
+  Json summary;          // what GET /v1/datasets/snapshots/{id} answers
+};
+
+// What a new model version records (see api_registry.cpp). artifacts maps a variant name
+// ("fp32", "int8") to the sha256 of an uploaded artifact; parent is "<model>:<version>".
+struct ModelVersionSpec {
+  std::string model;
+  Json artifacts = Json::object();
+  std::string parent, dataset_snapshot, code_version;
+  Json hyperparameters = Json::object();
+  Json metrics = Json::object();
 };
 
 struct Server::Impl {
@@ -185,6 +210,19 @@ struct Server::Impl {
   // Returns the signed document. Used by the deployments route and by rollouts.
   Result<std::string> Deploy(UpdateMetadata m, int64_t ttl_seconds);
   // Route modules, one file each: each creates its tables (idempotently) and adds its routes.
+  // Model registry, callable in-process by other modules. Versions count 1, 2, 3... per model
+  // and never change once created; a new version starts as "candidate". SetStage to
+  // "production" archives the model's previous production version in the same transaction.
+  // version_or_stage: a number, "latest", or a stage (its newest version). Errors: kNotFound
+  // for an unknown model or version, kInvalidArgument for a bad spec or stage.
+  Result<int64_t> RegisterModelVersion(const ModelVersionSpec& spec);
+  Status SetStage(const std::string& model, int64_t version, const std::string& stage);
+  Result<Json> GetModelVersion(const std::string& model, const std::string& version_or_stage);
+  Result<Json> ModelCard(const std::string& model, const std::string& version_or_stage);
+  // Dataset snapshots: spec as in POST /v1/datasets/snapshots (docs/api.md). The same spec on
+  // the same data gives the same id; the manifest is written once.
+  Result<SnapshotInfo> CreateSnapshot(const Json& spec);
+  Result<Json> GetSnapshot(const std::string& id);
   Status RegistrySchema();
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
   Status DatasetSchema();

@@ -22,6 +22,8 @@ const char* ErrcName(Errc code) {
       return "permission denied";
     case Errc::kInternal:
       return "internal error";
+    case Errc::kUnavailable:
+      return "unavailable";
   }
   return "error";
 }

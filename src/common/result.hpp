@@ -19,6 +19,7 @@ enum class Errc {
   kResourceExhausted,    // limits: sizes, memory, disk full
   kPermission,           // auth, signatures
   kInternal,
+  kUnavailable,  // a server or service could not be reached
 };
 
 const char* ErrcName(Errc code);

@@ -165,9 +165,15 @@ Result<Dataset> LoadCsv(const std::string& path, const std::string& label_column
 }
 
 Status WriteCsv(const Dataset& d, const std::string& path) {
+  auto text = EncodeCsv(d);
+  if (!text.ok()) return text.error().WithContext(path);
+  return WriteFileAtomic(path, *text);
+}
+
+Result<std::string> EncodeCsv(const Dataset& d) {
   const size_t numel = d.sample_numel();
   if (d.x.size() != d.size() * numel)
-    return Error(Errc::kInternal, path + ": dataset has inconsistent sizes");
+    return Error(Errc::kInternal, "dataset has inconsistent sizes");
   // Labels are written as class indices, not names: reading the file back must give the same
   // class order, which a model trained on the original depends on.
   std::string out;
@@ -181,7 +187,7 @@ Status WriteCsv(const Dataset& d, const std::string& path) {
   for (size_t i = 0; i < d.size(); ++i) {
     if (d.y[i] < 0)
       return Error(Errc::kUnsupported,
-                   path + ": sample " + std::to_string(i) + " is unlabelled; CSV needs labels");
+                   "sample " + std::to_string(i) + " is unlabelled; CSV needs labels");
     const float* s = d.sample(i);
     for (size_t j = 0; j < numel; ++j) {
       // Shortest representation that reads back to the same float.
@@ -192,7 +198,7 @@ Status WriteCsv(const Dataset& d, const std::string& path) {
     out += std::to_string(d.y[i]);
     out.push_back('\n');
   }
-  return WriteFileAtomic(path, out);
+  return out;
 }
 
 }  // namespace edgeloop::data

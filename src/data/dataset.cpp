@@ -176,6 +176,19 @@ Result<Dataset> LoadDataset(const std::string& spec) {
     EDGELOOP_ASSIGN_OR_RETURN(auto files, IdxPairForPrefix(rest));
     return LoadIdx(files.first, files.second);
   }
+  if (spec.rfind("snapshot:", 0) == 0) {
+    std::string rest = spec.substr(9);
+    size_t colon = rest.rfind(':');
+    std::string split;
+    if (colon != std::string::npos) {
+      std::string tail = rest.substr(colon + 1);
+      if (tail == "train" || tail == "val" || tail == "test") {
+        split = tail;
+        rest = rest.substr(0, colon);
+      }
+    }
+    return LoadSnapshot(rest, split);
+  }
   if (spec.rfind("csv:", 0) == 0) return LoadCsv(spec.substr(4));
   if (spec.rfind("images:", 0) == 0) return LoadImageFolder(spec.substr(7));
   if (EndsWith(spec, ".csv")) return LoadCsv(spec);

@@ -55,7 +55,13 @@ Result<Dataset> LoadImageFolder(const std::string& dir);
 //   DIR[:train|:test]             a folder of IDX files (train-*, t10k-*/test-*, or one pair)
 //   csv:FILE  or  FILE.csv        CSV
 //   images:DIR  or  DIR           image folder
+//   snapshot:DIR[:train|:val|:test]  a dataset snapshot on a server's data folder
+//                                 (DIR = <data>/datasets/<id>); read from the sample segments
 Result<Dataset> LoadDataset(const std::string& spec);
+// A snapshot folder's manifest.json plus the sample segments of its data folder, each record
+// CRC-checked. split: "" for every sample, or train, val or test. Tensors of 784 values or
+// HxW become 1xHxW images; other 1-D tensors feature vectors. Unlabelled samples read as -1.
+Result<Dataset> LoadSnapshot(const std::string& dir, const std::string& split);
 
 // Writers, for exports and for tests that need real files. Each file is written atomically;
 // everything is validated before the first write. WriteIdx needs single-channel images and
@@ -63,6 +69,9 @@ Result<Dataset> LoadDataset(const std::string& spec);
 // so that reading the file back keeps the class order.
 Status WriteIdx(const Dataset& d, const std::string& images_path, const std::string& labels_path);
 Status WriteCsv(const Dataset& d, const std::string& path);
+// The same files' bytes in memory (what an HTTP export sends).
+Status EncodeIdx(const Dataset& d, std::string* images, std::string* labels);
+Result<std::string> EncodeCsv(const Dataset& d);
 
 struct Split {
   Dataset train, val, test;

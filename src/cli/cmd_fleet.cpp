@@ -1,0 +1,83 @@
+// `edgeloop fleet devices|enroll-token|revoke` and `edgeloop tokens create`: devices and
+// operator tokens of a running server.
+#include <cstdio>
+
+#include "cli/command.hpp"
+#include "cli/server_client.hpp"
+
+namespace edgeloop::cli {
+namespace {
+
+using Json = nlohmann::json;
+constexpr auto Run = RunServerRequest;
+
+}  // namespace
+
+void RegisterFleet(CLI::App& root) {
+  auto* fleet = root.add_subcommand("fleet", "Devices of a running server: list, enroll, revoke");
+  fleet->require_subcommand(1);
+
+  auto* devices = fleet->add_subcommand("devices", "List enrolled devices");
+  auto df = AddServerFlags(devices);
+  SetAction(devices, [df] {
+    return Run(
+        "fleet devices", *df, [](const auto& c) { return c.GetJson("/v1/devices"); },
+        [](const Json& j) {
+          std::vector<std::vector<std::string>> rows;
+          for (const auto& d : j["devices"])
+            rows.push_back(
+                {d["device_id"], d["group"].get<std::string>().empty() ? "-" : Cell(d["group"]),
+                 d["revoked"].get<bool>() ? "revoked" : "active", Cell(d["enrolled_ms"])});
+          PrintTable({"DEVICE", "GROUP", "STATE", "ENROLLED_MS"}, rows);
+        });
+  });
+
+  auto* enroll = fleet->add_subcommand(
+      "enroll-token", "Make a single-use enrollment token for one device or a group");
+  auto ef = AddServerFlags(enroll);
+  auto device = std::make_shared<std::string>();
+  auto group = std::make_shared<std::string>();
+  auto ttl = std::make_shared<int64_t>(3600);
+  enroll->add_option("--device", *device, "the device id the token is for (empty: any)");
+  enroll->add_option("--group", *group, "the group the device joins");
+  enroll->add_option("--ttl", *ttl, "seconds the token stays valid")->capture_default_str();
+  SetAction(enroll, [ef, device, group, ttl] {
+    return Run(
+        "fleet enroll-token", *ef,
+        [&](const auto& c) {
+          return c.PostJson("/v1/enrollment-tokens",
+                            {{"device_id", *device}, {"group", *group}, {"ttl_seconds", *ttl}});
+        },
+        [](const Json& j) { std::printf("%s\n", j["token"].get<std::string>().c_str()); });
+  });
+
+  auto* revoke = fleet->add_subcommand("revoke", "Revoke a device's certificate at once");
+  auto rf = AddServerFlags(revoke);
+  auto id = std::make_shared<std::string>();
+  revoke->add_option("device", *id, "device id")->required();
+  SetAction(revoke, [rf, id] {
+    return Run(
+        "fleet revoke", *rf,
+        [&](const auto& c) { return c.PostJson("/v1/devices/" + *id + "/revoke", Json::object()); },
+        [&](const Json&) { std::printf("revoked %s\n", id->c_str()); });
+  });
+
+  auto* tokens = root.add_subcommand("tokens", "Operator tokens of a running server");
+  tokens->require_subcommand(1);
+  auto* create = tokens->add_subcommand("create", "Make an operator token with a scope");
+  auto tf = AddServerFlags(create);
+  auto scope = std::make_shared<std::string>();
+  create->add_option("--scope", *scope, "read, write or admin")
+      ->required()
+      ->check(CLI::IsMember({"read", "write", "admin"}));
+  SetAction(create, [tf, scope] {
+    return Run(
+        "tokens create", *tf,
+        [&](const auto& c) {
+          return c.PostJson("/v1/tokens", {{"scope", *scope}});
+        },
+        [](const Json& j) { std::printf("%s\n", j["token"].get<std::string>().c_str()); });
+  });
+}
+
+}  // namespace edgeloop::cli

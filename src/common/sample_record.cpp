@@ -1,0 +1,64 @@
+#include "common/sample_record.hpp"
+
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstdio>
+
+namespace edgeloop {
+namespace {
+
+constexpr uint32_t kRecordMagic = 0x454c5331;  // "ELS1"
+constexpr uint32_t kMaxRecordBytes = 1u << 30;
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetU32(const unsigned char* p) {
+  return uint32_t{p[0]} | uint32_t{p[1]} << 8 | uint32_t{p[2]} << 16 | uint32_t{p[3]} << 24;
+}
+
+uint32_t Crc(const char* data, size_t n) {
+  return static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(data), n));
+}
+
+}  // namespace
+
+std::string SampleSegmentPath(const std::string& dir, int segment) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "seg-%06d.log", segment);
+  return dir + "/" + name;
+}
+
+std::string EncodeSampleRecord(const wire::Sample& sample) {
+  std::string payload = sample.SerializeAsString();
+  std::string out;
+  out.reserve(kSampleRecordHeaderBytes + payload.size());
+  PutU32(out, kRecordMagic);
+  PutU32(out, static_cast<uint32_t>(payload.size()));
+  PutU32(out, Crc(payload.data(), payload.size()));
+  out += payload;
+  return out;
+}
+
+Result<wire::Sample> ReadSampleRecord(int fd, uint64_t pos, uint32_t length,
+                                      const std::string& where) {
+  if (length > kMaxRecordBytes)
+    return Error(Errc::kFormat, where + ": record length " + std::to_string(length) + " at " +
+                                    std::to_string(pos) + " is implausible");
+  std::string buf(kSampleRecordHeaderBytes + length, '\0');
+  ssize_t n = ::pread(fd, buf.data(), buf.size(), static_cast<off_t>(pos));
+  if (n != static_cast<ssize_t>(buf.size()))
+    return Error(Errc::kIo, where + ": short read at " + std::to_string(pos));
+  const auto* p = reinterpret_cast<const unsigned char*>(buf.data());
+  if (GetU32(p) != kRecordMagic || GetU32(p + 4) != length ||
+      GetU32(p + 8) != Crc(buf.data() + kSampleRecordHeaderBytes, length))
+    return Error(Errc::kFormat, where + ": record checksum mismatch at " + std::to_string(pos));
+  wire::Sample sample;
+  if (!sample.ParseFromArray(buf.data() + kSampleRecordHeaderBytes, static_cast<int>(length)))
+    return Error(Errc::kFormat, where + ": unparsable record at " + std::to_string(pos));
+  return sample;
+}
+
+}  // namespace edgeloop

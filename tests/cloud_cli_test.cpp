@@ -1,0 +1,171 @@
+// The operator CLI (fleet, tokens, artifacts, deploy, models, datasets snapshot*) as a client of
+// a real `edgeloop server` process: the whole flow, tables and --json, refusals by scope,
+// unknown names, and an unreachable server, each with its exit code and a one-line error.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+
+#include "data/dataset.hpp"
+#include "run_command.hpp"
+#include "server_process.hpp"
+
+namespace edgeloop::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+class CliServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = dir_.path() + "/data";
+    port_ = FreePort();
+    server_ = std::make_unique<ServerProcess>(data_, port_);
+    ASSERT_TRUE(server_->WaitReady());
+  }
+
+  Outcome Cli(const std::string& args) {
+    std::string cmd = "'" + CliBinary() + "' " + args +
+                      " --server https://127.0.0.1:" + std::to_string(port_) + " --data '" + data_ +
+                      "' 2>&1";
+    return RunCommand(cmd);
+  }
+  Json CliJson(const std::string& args) {
+    auto o = Cli(args + " --json");
+    EXPECT_EQ(o.exit_code, 0) << args << ": " << o.output;
+    return Json::parse(o.output, nullptr, false);
+  }
+
+  // Enrolls a device with a token made by the CLI and uploads labelled 28x28 samples.
+  void EnrollAndIngest(const std::string& device, const std::string& group, int count) {
+    auto token = Cli("fleet enroll-token --device " + device + " --group " + group);
+    ASSERT_EQ(token.exit_code, 0) << token.output;
+    token.output.pop_back();  // newline
+    auto key = crypto::GenerateTlsKeyPem();
+    auto csr = crypto::CreateCsr(*key, device);
+    httplib::SSLClient c("127.0.0.1", port_);
+    c.set_ca_cert_path(data_ + "/ca.crt");
+    auto res = c.Post("/v1/enroll", Json{{"token", token.output}, {"csr", *csr}}.dump(),
+                      "application/json");
+    ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+    std::string cert = dir_.path() + "/" + device + ".crt",
+                keyf = dir_.path() + "/" + device + ".key";
+    ASSERT_TRUE(
+        WriteFileAtomic(cert, Json::parse(res->body)["certificate"].get<std::string>()).ok());
+    ASSERT_TRUE(WriteFileAtomic(keyf, *key, 0600).ok());
+    httplib::SSLClient dev("127.0.0.1", port_, cert, keyf);
+    dev.set_ca_cert_path(data_ + "/ca.crt");
+    auto batch = MakeBatch(device, 0, count, 784);
+    for (int i = 0; i < count; ++i) {
+      batch.mutable_samples(i)->set_has_label(true);
+      batch.mutable_samples(i)->set_label(i % 2);
+    }
+    auto up = PostBatch(dev, batch);
+    ASSERT_TRUE(up && up->status == 200);
+  }
+
+  TempDir dir_;
+  std::string data_;
+  int port_ = 0;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(CliServerTest, OperatorFlowFromEnrollmentToDeployment) {
+  EnrollAndIngest("cam-1", "line-a", 10);
+  auto devices = CliJson("fleet devices")["devices"];
+  ASSERT_EQ(devices.size(), 1u);
+  EXPECT_EQ(devices[0]["group"], "line-a");
+  auto table = Cli("fleet devices").output;
+  EXPECT_EQ(table.rfind("DEVICE  GROUP   STATE   ENROLLED_MS\ncam-1   line-a  active  ", 0), 0u)
+      << table;
+
+  Json snap = CliJson("datasets snapshot --labelled-only --train 0.6 --test 0.4 --seed 3");
+  const std::string id = snap["id"];
+  EXPECT_EQ(snap["splits"]["train"], 6);
+  EXPECT_NE(Cli("datasets snapshots").output.find(id), std::string::npos);
+  auto shown = Cli("datasets show-snapshot " + id);
+  EXPECT_EQ(shown.exit_code, 0);
+  EXPECT_NE(shown.output.find("cam-1"), std::string::npos) << shown.output;
+  auto exported = Cli("datasets export-snapshot " + id + " --format csv --split test --out " +
+                      dir_.path() + "/test.csv");
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  auto csv = data::LoadCsv(dir_.path() + "/test.csv");
+  ASSERT_TRUE(csv.ok()) << csv.error().message;
+  EXPECT_EQ(csv->size(), 4u);
+
+  ASSERT_TRUE(WriteFileAtomic(dir_.path() + "/m.onnx", "not really onnx").ok());
+  auto pushed = CliJson("artifacts push " + dir_.path() + "/m.onnx");
+  const std::string sha = pushed["sha256"];
+  auto reg = Cli("models register clf --artifact fp32=" + dir_.path() + "/m.onnx --snapshot " + id +
+                 " --metrics '{\"accuracy\":0.9}' --code-version t1");
+  ASSERT_EQ(reg.exit_code, 0) << reg.output;
+  EXPECT_NE(reg.output.find("registered clf version 1"), std::string::npos) << reg.output;
+  Json v2 = CliJson("models register clf --artifact fp32=" + sha + " --parent clf:1");
+  EXPECT_EQ(v2["version"], 2);
+  EXPECT_EQ(Cli("models promote clf 1").exit_code, 0);
+  auto promoted = Cli("models promote clf 2");
+  EXPECT_NE(promoted.output.find("clf version 2 is now production"), std::string::npos)
+      << promoted.output;
+  Json versions = CliJson("models show clf")["versions"];
+  EXPECT_EQ(versions[0]["stage"], "archived");
+  EXPECT_EQ(CliJson("models list")["models"][0]["production_version"], 2);
+  auto card = Cli("models card clf 1");
+  EXPECT_NE(card.output.find("# Model card: clf version 1"), std::string::npos) << card.output;
+  EXPECT_NE(card.output.find("| accuracy | 0.9 |"), std::string::npos) << card.output;
+  EXPECT_EQ(CliJson("models card clf production")["version"], 2);
+
+  Json deployed = CliJson("deploy group:line-a --sha256 " + sha + " --model-version clf:2");
+  EXPECT_EQ(deployed["signed"]["version"], 1);
+}
+
+TEST_F(CliServerTest, ReadTokenIsRefusedWithItsOwnExitCode) {
+  auto token = Cli("tokens create --scope read");
+  ASSERT_EQ(token.exit_code, 0) << token.output;
+  token.output.pop_back();
+  ASSERT_TRUE(WriteFileAtomic(dir_.path() + "/m.onnx", "model").ok());
+  auto o =
+      Cli("models register clf --artifact fp32=" + dir_.path() + "/m.onnx --token " + token.output);
+  EXPECT_EQ(o.exit_code, 6) << o.output;
+  EXPECT_NE(o.output.find("'write' scope"), std::string::npos) << o.output;
+  EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 1) << o.output;
+  EXPECT_EQ(Cli("models list --token " + token.output).exit_code, 0);
+}
+
+TEST_F(CliServerTest, UnknownModelOrSnapshotIsABadInputErrorInOneLine) {
+  auto o = Cli("models show nope");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("edgeloop models show: error: no model nope"), std::string::npos)
+      << o.output;
+  EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 1) << o.output;
+  o = Cli("datasets show-snapshot " + std::string(64, 'a'));
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  o = Cli("fleet revoke ghost");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("ghost"), std::string::npos) << o.output;
+}
+
+TEST_F(CliServerTest, UnreachableServerExitsFiveNamingTheUrl) {
+  int closed = FreePort();
+  std::string url = "https://127.0.0.1:" + std::to_string(closed);
+  std::string cmd =
+      "'" + CliBinary() + "' models list --server " + url + " --data '" + data_ + "' 2>&1";
+  Outcome o = RunCommand(cmd);
+  EXPECT_EQ(o.exit_code, 5) << o.output;
+  EXPECT_NE(o.output.find(url), std::string::npos) << o.output;
+}
+
+TEST_F(CliServerTest, EveryOperatorCommandHasHelp) {
+  for (const char* c :
+       {"fleet devices", "fleet enroll-token", "fleet revoke", "tokens create", "models list",
+        "models show", "models register", "models promote", "models card", "artifacts push",
+        "deploy", "datasets snapshot", "datasets snapshots", "datasets show-snapshot",
+        "datasets export-snapshot"}) {
+    auto o = Cli(std::string(c) + " --help");
+    EXPECT_EQ(o.exit_code, 0) << c;
+    EXPECT_NE(o.output.find("--server"), std::string::npos) << c << ": " << o.output;
+  }
+}
+
+}  // namespace
+}  // namespace edgeloop::testing
