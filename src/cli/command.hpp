@@ -4,6 +4,7 @@
 // exits with it.
 #pragma once
 
+#include <signal.h>
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -29,6 +30,12 @@ int ReportError(const std::string& command, const Error& e);
 // Attaches fn as the subcommand's action; fn's non-zero return becomes the process exit code.
 void SetAction(CLI::App* sub, std::function<int()> fn);
 
+// Parses argv and runs the chosen action; returns the process exit code.
+int ParseAndRun(CLI::App& app, int argc, char** argv);
+// Blocks SIGINT and SIGTERM (to be taken with sigwait by a waiting thread, which can stop a
+// server or agent safely) and ignores SIGPIPE. Returns the blocked set.
+sigset_t BlockTerminationSignals();
+
 void RegisterTrain(CLI::App& root);
 void RegisterFinetune(CLI::App& root);
 void RegisterEval(CLI::App& root);
@@ -38,5 +45,8 @@ void RegisterInfer(CLI::App& root);
 void RegisterInspect(CLI::App& root);
 void RegisterQuantize(CLI::App& root);
 void RegisterServer(CLI::App& root);
+void RegisterAgent(CLI::App& root);
+// The agent's flags and action on `app` (the `agent` subcommand, or edgeloop-agent itself).
+void AddAgentCommand(CLI::App* app);
 
 }  // namespace edgeloop::cli

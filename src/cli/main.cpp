@@ -24,13 +24,6 @@ int main(int argc, char** argv) {
   RegisterInspect(app);
   RegisterQuantize(app);
   RegisterServer(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::RuntimeError& e) {
-    return e.get_exit_code();
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
-  }
-  return 0;
+  RegisterAgent(app);
+  return ParseAndRun(app, argc, argv);
 }
