@@ -55,7 +55,8 @@ inline std::string LinearModelOnnx(int variant, size_t pad_bytes = 0) {
   w[kFeatures - 1] += 0.01f * static_cast<float>(variant);
   init("W", {kClasses, kFeatures}, w);
   init("b", {kClasses}, {0.0f, 0.001f * static_cast<float>(variant), 0.0f});
-  if (pad_bytes > 0) init("pad", {static_cast<int64_t>(pad_bytes / 4)}, std::vector<float>(pad_bytes / 4, 1.0f));
+  if (pad_bytes > 0)
+    init("pad", {static_cast<int64_t>(pad_bytes / 4)}, std::vector<float>(pad_bytes / 4, 1.0f));
   auto* gemm = g->add_node();
   gemm->set_op_type("Gemm");
   gemm->set_name("fc");

@@ -12,30 +12,12 @@ namespace {
 
 using Json = nlohmann::json;
 
-PostgresServer& Postgres() {
-  static PostgresServer* server = new PostgresServer();  // stopped by the environment below
-  return *server;
-}
-
-class StopPostgres : public ::testing::Environment {
- public:
-  void TearDown() override { delete &Postgres(); }
-};
-const auto* const kStopPostgres = ::testing::AddGlobalTestEnvironment(new StopPostgres);
-
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
   // A fresh database: a new SQLite file, or an emptied PostgreSQL schema.
   std::string DatabaseUrl() {
     if (GetParam() == "sqlite") return "sqlite:" + dir_.path() + "/meta.db";
-    if (!Postgres().ok()) ADD_FAILURE() << "PostgreSQL did not start";
-    auto db = cloud::OpenDatabase(Postgres().url());
-    EXPECT_TRUE(db.ok()) << db.error().message;
-    if (db.ok()) {
-      EXPECT_TRUE((*db)->Exec("DROP SCHEMA public CASCADE").ok());
-      EXPECT_TRUE((*db)->Exec("CREATE SCHEMA public").ok());
-    }
-    return Postgres().url();
+    return FreshPostgresUrl();
   }
   TempDir dir_;
 };

@@ -13,6 +13,10 @@
 #include <random>
 #include <string>
 
+#include <gtest/gtest.h>
+
+#include "cloud/database.hpp"
+
 namespace edgeloop::testing {
 
 class PostgresServer {
@@ -57,5 +61,36 @@ class PostgresServer {
   int port_ = 0;
   bool started_ = false;
 };
+
+// One PostgreSQL per test program, started on first use and stopped after the last test.
+inline PostgresServer*& SharedPostgresSlot() {
+  static PostgresServer* server = nullptr;
+  return server;
+}
+inline PostgresServer& SharedPostgres() {
+  if (!SharedPostgresSlot()) SharedPostgresSlot() = new PostgresServer();
+  return *SharedPostgresSlot();
+}
+class StopSharedPostgres : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    delete SharedPostgresSlot();
+    SharedPostgresSlot() = nullptr;
+  }
+};
+inline const auto* const kStopSharedPostgres =
+    ::testing::AddGlobalTestEnvironment(new StopSharedPostgres);
+
+// The shared PostgreSQL with an emptied public schema: a fresh database for one test.
+inline std::string FreshPostgresUrl() {
+  if (!SharedPostgres().ok()) ADD_FAILURE() << "PostgreSQL did not start";
+  auto db = cloud::OpenDatabase(SharedPostgres().url());
+  EXPECT_TRUE(db.ok()) << db.error().message;
+  if (db.ok()) {
+    EXPECT_TRUE((*db)->Exec("DROP SCHEMA public CASCADE").ok());
+    EXPECT_TRUE((*db)->Exec("CREATE SCHEMA public").ok());
+  }
+  return SharedPostgres().url();
+}
 
 }  // namespace edgeloop::testing

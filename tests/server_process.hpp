@@ -23,10 +23,9 @@ class ServerProcess {
  public:
   ServerProcess(const std::string& data_dir, int port, std::vector<std::string> extra = {})
       : data_dir_(data_dir), port_(port) {
-    std::vector<std::string> args = {EDGELOOP_CLI_BINARY, "server",        "--data",
-                                     data_dir,            "--port",        std::to_string(port),
-                                     "--device-rate",     "100000",        "--device-burst",
-                                     "100000"};
+    std::vector<std::string> args = {
+        EDGELOOP_CLI_BINARY,  "server",        "--data", data_dir,         "--port",
+        std::to_string(port), "--device-rate", "100000", "--device-burst", "100000"};
     args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
