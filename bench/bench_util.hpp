@@ -19,6 +19,8 @@ size_t PeakRssBytes();
 // n floats of a fixed pattern in [0, 1): the same input for every engine.
 std::vector<float> Pattern(size_t n);
 // The p-quantile (0..1) of v.
+// The standard output of a shell command (empty when it cannot run).
+std::string Capture(const std::string& cmd);
 double Percentile(std::vector<double> v, double p);
 
 // Times an engine the same way for all: fn(batch) runs one inference. Reports the time from

@@ -53,19 +53,8 @@ int Worker(const std::string& path, int runs, int batch_runs) {
   return 0;
 }
 
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
 nlohmann::json RunWorker(const std::string& cmd) {
-  std::string out = Capture(cmd);
+  std::string out = bench::Capture(cmd);
   auto pos = out.rfind('{');
   if (pos == std::string::npos) {
     std::fprintf(stderr, "benchmark worker failed: %s\n", cmd.c_str());
@@ -76,7 +65,7 @@ nlohmann::json RunWorker(const std::string& cmd) {
 
 // Sum of the sizes of the shared libraries `binary` loads whose path matches one of `keys`.
 size_t LibrariesSize(const std::string& binary, const std::vector<std::string>& keys) {
-  std::istringstream ldd(Capture("ldd '" + binary + "' 2>/dev/null"));
+  std::istringstream ldd(bench::Capture("ldd '" + binary + "' 2>/dev/null"));
   std::string line;
   size_t total = 0;
   while (std::getline(ldd, line)) {

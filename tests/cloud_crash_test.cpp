@@ -10,6 +10,7 @@
 #include <atomic>
 #include <thread>
 
+#include "cloud_test_util.hpp"
 #include "server_process.hpp"
 
 namespace edgeloop::testing {

@@ -10,31 +10,43 @@
 
 namespace edgeloop::testing {
 
-inline PostgresServer& SharedPostgres() {
-  static PostgresServer* server = new PostgresServer();  // stopped by the environment below
-  return *server;
+// One PostgreSQL per test program, started on first use and stopped after the last test.
+inline PostgresServer*& SharedPostgresSlot() {
+  static PostgresServer* server = nullptr;
+  return server;
 }
-
+inline PostgresServer& SharedPostgres() {
+  if (!SharedPostgresSlot()) SharedPostgresSlot() = new PostgresServer();
+  return *SharedPostgresSlot();
+}
 class StopSharedPostgres : public ::testing::Environment {
  public:
-  void TearDown() override { delete &SharedPostgres(); }
+  void TearDown() override {
+    delete SharedPostgresSlot();
+    SharedPostgresSlot() = nullptr;
+  }
 };
 inline const auto* const kStopSharedPostgres =
     ::testing::AddGlobalTestEnvironment(new StopSharedPostgres);
+
+// The shared PostgreSQL with an emptied public schema: a fresh database for one test.
+inline std::string FreshPostgresUrl() {
+  if (!SharedPostgres().ok()) ADD_FAILURE() << "PostgreSQL did not start";
+  auto db = cloud::OpenDatabase(SharedPostgres().url());
+  EXPECT_TRUE(db.ok()) << db.error().message;
+  if (db.ok()) {
+    EXPECT_TRUE((*db)->Exec("DROP SCHEMA public CASCADE").ok());
+    EXPECT_TRUE((*db)->Exec("CREATE SCHEMA public").ok());
+  }
+  return SharedPostgres().url();
+}
 
 class DatabaseTest : public ::testing::TestWithParam<std::string> {
  protected:
   // A fresh database: a new SQLite file, or an emptied PostgreSQL schema.
   std::string DatabaseUrl() {
     if (GetParam() == "sqlite") return "sqlite:" + dir_.path() + "/meta.db";
-    if (!SharedPostgres().ok()) ADD_FAILURE() << "PostgreSQL did not start";
-    auto db = cloud::OpenDatabase(SharedPostgres().url());
-    EXPECT_TRUE(db.ok()) << db.error().message;
-    if (db.ok()) {
-      EXPECT_TRUE((*db)->Exec("DROP SCHEMA public CASCADE").ok());
-      EXPECT_TRUE((*db)->Exec("CREATE SCHEMA public").ok());
-    }
-    return SharedPostgres().url();
+    return FreshPostgresUrl();
   }
   TempDir dir_;
 };

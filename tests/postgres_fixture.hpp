@@ -13,6 +13,8 @@
 #include <random>
 #include <string>
 
+#include "cloud/database.hpp"
+
 namespace edgeloop::testing {
 
 class PostgresServer {

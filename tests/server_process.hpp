@@ -1,5 +1,5 @@
-// The edgeloop server binary as a child process on a free loopback port, for tests that
-// need a real process (kill -9, CLI commands against it). Killed at destruction.
+// `edgeloop server` as a real child process on a loopback port, for the crash and fault
+// tests: started on a data folder, polled until healthy, killed with any signal.
 #pragma once
 
 #include <signal.h>
@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "cloud_test_util.hpp"
 
@@ -23,17 +24,20 @@ inline std::string CliBinary() {
   return EDGELOOP_CLI_BINARY;
 }
 
-// The server binary as a child process.
 class ServerProcess {
  public:
-  ServerProcess(const std::string& data_dir, int port) : data_dir_(data_dir), port_(port) {
-    std::string binary = CliBinary();
-    std::string port_text = std::to_string(port);
+  ServerProcess(const std::string& data_dir, int port, std::vector<std::string> extra = {})
+      : data_dir_(data_dir), port_(port) {
+    std::vector<std::string> args = {
+        EDGELOOP_CLI_BINARY,  "server",        "--data", data_dir,         "--port",
+        std::to_string(port), "--device-rate", "100000", "--device-burst", "100000"};
+    args.insert(args.end(), extra.begin(), extra.end());
     pid_ = fork();
     if (pid_ == 0) {
-      execl(binary.c_str(), binary.c_str(), "server", "--data", data_dir.c_str(), "--port",
-            port_text.c_str(), "--device-rate", "100000", "--device-burst", "100000",
-            static_cast<char*>(nullptr));
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
       _exit(127);
     }
   }

@@ -12,13 +12,7 @@ namespace {
 
 int RunServer(const cloud::ServerOptions& options) {
   // SIGINT/SIGTERM are taken by a waiting thread (sigwait), which may call Stop() safely.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  // A client that disconnects mid-response must cost that request only, not the process.
-  std::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals = BlockTerminationSignals();
   auto server = cloud::Server::Create(options);
   if (!server.ok()) return ReportError("server", server.error());
   Status st = (*server)->Start();

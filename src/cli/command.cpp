@@ -1,5 +1,6 @@
 #include "cli/command.hpp"
 
+#include <csignal>
 #include <cstdio>
 
 namespace edgeloop::cli {
@@ -35,6 +36,29 @@ void SetAction(CLI::App* sub, std::function<int()> fn) {
     int rc = fn();
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
+}
+
+int ParseAndRun(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::RuntimeError& e) {
+    return e.get_exit_code();
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  return 0;
+}
+
+sigset_t BlockTerminationSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // A peer that disconnects mid-request must cost that request only, not the process.
+  std::signal(SIGPIPE, SIG_IGN);
+  return signals;
 }
 
 }  // namespace edgeloop::cli

@@ -4,6 +4,7 @@
 // exits with it.
 #pragma once
 
+#include <signal.h>
 #include <CLI/CLI.hpp>
 
 #include <functional>
@@ -31,6 +32,12 @@ int ReportError(const std::string& command, const Error& e);
 // Attaches fn as the subcommand's action; fn's non-zero return becomes the process exit code.
 void SetAction(CLI::App* sub, std::function<int()> fn);
 
+// Parses argv and runs the chosen action; returns the process exit code.
+int ParseAndRun(CLI::App& app, int argc, char** argv);
+// Blocks SIGINT and SIGTERM (to be taken with sigwait by a waiting thread, which can stop a
+// server or agent safely) and ignores SIGPIPE. Returns the blocked set.
+sigset_t BlockTerminationSignals();
+
 void RegisterTrain(CLI::App& root);
 void RegisterFinetune(CLI::App& root);
 void RegisterEval(CLI::App& root);
@@ -46,5 +53,8 @@ void RegisterModels(CLI::App& root);     // models list|show|register|promote|ca
 void RegisterArtifacts(CLI::App& root);  // artifacts push, deploy
 // datasets snapshot|snapshots|show-snapshot|export-snapshot, under `datasets`.
 void AddSnapshotCommands(CLI::App& datasets);
+void RegisterAgent(CLI::App& root);
+// The agent's flags and action on `app` (the `agent` subcommand, or edgeloop-agent itself).
+void AddAgentCommand(CLI::App* app);
 
 }  // namespace edgeloop::cli

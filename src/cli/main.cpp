@@ -28,13 +28,6 @@ int main(int argc, char** argv) {
   RegisterFleet(app);
   RegisterModels(app);
   RegisterArtifacts(app);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::RuntimeError& e) {
-    return e.get_exit_code();
-  } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : kExitUsage;
-  }
-  return 0;
+  RegisterAgent(app);
+  return ParseAndRun(app, argc, argv);
 }

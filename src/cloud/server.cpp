@@ -307,6 +307,11 @@ void Server::Impl::Routes() {
            m.target.artifact_name = JsonString(*body, "name");
            m.target.model_version = JsonString(*body, "model_version");
            m.target.sha256 = JsonString(*body, "sha256");
+           if (body->contains("golden")) {
+             auto golden = GoldenCasesFromJson((*body)["golden"].dump());
+             if (!golden.ok()) return SendError(res, golden.error());
+             m.golden = std::move(*golden);
+           }
            auto doc = Deploy(m, body->value("ttl_seconds", int64_t{7 * 86400}));
            if (!doc.ok()) return SendError(res, doc.error());
            res.set_content(*doc, "application/json");

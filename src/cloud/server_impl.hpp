@@ -136,6 +136,34 @@ struct ModelVersionSpec {
   Json metrics = Json::object();
 };
 
+// Per-device latest state (table device_status), written by api_fleet.cpp from telemetry and
+// update events; read by the fleet view and the rollout controller.
+struct DeviceStatus {
+  std::string device_id;
+  std::string group;
+  bool revoked = false;
+  std::string model_version;       // the model the device last reported running
+  std::string update_phase;        // last update event: idle, downloading, ..., refused
+  int64_t last_seen_ms = 0;        // 0: never reported
+  std::optional<double> accuracy;  // on labelled samples of the last telemetry period
+  int64_t labelled = 0;
+  double error_rate = 0, latency_p50_ms = 0, latency_p95_ms = 0;
+  double drift_score = 0;  // the largest PSI over the drift features
+  bool drift_alarm = false;
+  std::string telemetry;  // the last snapshot (JSON)
+};
+
+// One row of update_events.
+struct UpdateEventRecord {
+  int64_t id = 0;
+  std::string device_id;
+  int64_t ts_ms = 0;
+  std::string phase;
+  uint64_t metadata_version = 0;
+  std::string model_version;
+  std::string reason;
+};
+
 struct Server::Impl {
   ServerOptions options;
   FleetKeys keys;
@@ -229,6 +257,11 @@ struct Server::Impl {
   void DatasetRoutes();  // api_datasets.cpp: dataset snapshots and exports
   Status FleetSchema();
   void FleetRoutes();  // api_fleet.cpp: telemetry, update events, fleet view
+  // Every enrolled device with its latest status (devices that never reported included).
+  Result<std::vector<DeviceStatus>> FleetStatus();
+  // Update events, oldest first; all devices when device_id is empty.
+  Result<std::vector<UpdateEventRecord>> UpdateEvents(const std::string& device_id,
+                                                      size_t limit = 1000);
   Status PipelineSchema();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
   Status RolloutSchema();

@@ -7,19 +7,70 @@
 namespace edgeloop {
 namespace {
 
+nlohmann::json GoldenJson(const std::vector<GoldenCase>& cases) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& c : cases) {
+    nlohmann::json j = {{"input", c.input}, {"output", c.output}, {"tolerance", c.tolerance}};
+    if (!c.shape.empty()) j["shape"] = c.shape;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+Result<std::vector<GoldenCase>> GoldenFromJson(const nlohmann::json& j) {
+  if (!j.is_array()) return Error(Errc::kFormat, "golden must be an array of cases");
+  std::vector<GoldenCase> cases;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const auto& c = j[i];
+    const std::string where = "golden case " + std::to_string(i);
+    if (!c.is_object() || !c.contains("input") || !c["input"].is_array() || !c.contains("output") ||
+        !c["output"].is_array())
+      return Error(Errc::kFormat, where + ": needs input and output arrays");
+    GoldenCase g;
+    try {
+      g.input = c["input"].get<std::vector<float>>();
+      g.output = c["output"].get<std::vector<float>>();
+      if (c.contains("shape")) g.shape = c["shape"].get<std::vector<int64_t>>();
+      if (c.contains("tolerance")) g.tolerance = c["tolerance"].get<double>();
+    } catch (const nlohmann::json::exception&) {
+      return Error(Errc::kFormat, where + ": input, output and shape must be numbers");
+    }
+    if (g.input.empty() || g.output.empty() || !(g.tolerance >= 0))
+      return Error(Errc::kFormat, where + ": empty input or output, or a negative tolerance");
+    int64_t elements = 1;
+    for (int64_t d : g.shape) {
+      if (d <= 0 || d > (int64_t{1} << 24)) return Error(Errc::kFormat, where + ": bad shape");
+      elements *= d;
+      if (elements > (int64_t{1} << 24)) return Error(Errc::kFormat, where + ": shape too large");
+    }
+    if (!g.shape.empty() && elements != static_cast<int64_t>(g.input.size()))
+      return Error(Errc::kFormat, where + ": shape does not match the input's length");
+    cases.push_back(std::move(g));
+  }
+  return cases;
+}
+
 nlohmann::json SignedPart(const UpdateMetadata& m) {
-  return {{"_type", "targets"},
-          {"deployment_target", m.deployment_target},
-          {"version", m.version},
-          {"expires", m.expires_unix},
-          {"target",
-           {{"name", m.target.artifact_name},
-            {"model_version", m.target.model_version},
-            {"sha256", m.target.sha256},
-            {"length", m.target.length}}}};
+  nlohmann::json j = {{"_type", "targets"},
+                      {"deployment_target", m.deployment_target},
+                      {"version", m.version},
+                      {"expires", m.expires_unix},
+                      {"target",
+                       {{"name", m.target.artifact_name},
+                        {"model_version", m.target.model_version},
+                        {"sha256", m.target.sha256},
+                        {"length", m.target.length}}}};
+  if (!m.golden.empty()) j["golden"] = GoldenJson(m.golden);
+  return j;
 }
 
 }  // namespace
+
+Result<std::vector<GoldenCase>> GoldenCasesFromJson(const std::string& json_text) {
+  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Error(Errc::kFormat, "golden cases are not JSON");
+  return GoldenFromJson(j);
+}
 
 Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,
                                        const std::string& private_key_pem) {
@@ -36,10 +87,11 @@ Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,
 Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
                                             const std::string& public_key_pem, int64_t now_unix,
                                             uint64_t min_version) {
-  // Metadata is small; anything larger is an endless-data attack or a mistake.
-  constexpr size_t kMaxMetadataBytes = 64 * 1024;
+  // Metadata is small (golden cases included); anything larger is an endless-data attack or a
+  // mistake.
+  constexpr size_t kMaxMetadataBytes = 1 << 20;
   if (json_text.size() > kMaxMetadataBytes)
-    return Error(Errc::kResourceExhausted, "update metadata larger than 64 KiB");
+    return Error(Errc::kResourceExhausted, "update metadata larger than 1 MiB");
   nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object() || !doc.contains("signed") ||
       !doc["signed"].is_object() || !doc.contains("signatures") || !doc["signatures"].is_array())
@@ -66,6 +118,11 @@ Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
     m.target.model_version = t.at("model_version").get<std::string>();
     m.target.sha256 = t.at("sha256").get<std::string>();
     m.target.length = t.at("length").get<uint64_t>();
+    if (sp.contains("golden")) {
+      auto golden = GoldenFromJson(sp["golden"]);
+      if (!golden.ok()) return golden.error().WithContext("update metadata");
+      m.golden = std::move(*golden);
+    }
   } catch (const nlohmann::json::exception& e) {
     return Error(Errc::kFormat, std::string("update metadata fields: ") + e.what());
   }

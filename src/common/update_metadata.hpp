@@ -3,12 +3,15 @@
 //
 // Wire form (JSON): {"signed": {...}, "signatures": [{"keyid": hex, "sig": base64}]}. The
 // signature covers the canonical serialization of "signed" (nlohmann::json dump: keys sorted,
-// no whitespace). The verifier defends against tampering (signature, sha256), rollback
-// (version below the last trusted one), freeze (expiry) and endless data (length limit).
+// no whitespace). "signed" holds _type, deployment_target, version, expires, target {name,
+// model_version, sha256, length} and, when the model ships health checks, golden [...]. The
+// verifier defends against tampering (signature, sha256), rollback (version below the last trusted
+// one), freeze (expiry) and endless data (length limit).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -21,12 +24,27 @@ struct UpdateTarget {
   uint64_t length = 0;        // bytes
 };
 
+// A health check shipped with a model: feeding `input` (shaped `shape`, or the model's
+// declared input with batch 1 when empty) must give `output` within `tolerance` (absolute,
+// per value). Signed with the rest, so a device can trust what "healthy" means.
+struct GoldenCase {
+  std::vector<int64_t> shape;
+  std::vector<float> input;
+  std::vector<float> output;
+  double tolerance = 1e-3;
+};
+
 struct UpdateMetadata {
   std::string deployment_target;  // device id or "group:<name>"
   uint64_t version = 0;           // metadata version; never decreases per target
   int64_t expires_unix = 0;       // seconds since the epoch
   UpdateTarget target;
+  std::vector<GoldenCase> golden;  // optional; "golden" is omitted from the JSON when empty
 };
+
+// Golden cases from JSON: [{"shape"?: [..], "input": [..], "output": [..], "tolerance"?: x}].
+// Errors (kFormat) name the case and field.
+Result<std::vector<GoldenCase>> GoldenCasesFromJson(const std::string& json_text);
 
 // Serializes and signs; the private key is Ed25519 PKCS#8 PEM.
 Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,

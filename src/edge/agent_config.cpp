@@ -112,8 +112,9 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
     return Error(Errc::kFormat, origin + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   if (!root.IsMap()) return Error(Errc::kFormat, origin + ": expected a YAML mapping at the top");
-  static const std::set<std::string> kSections = {
-      "device", "server", "source", "sampling", "spool", "upload", "telemetry", "drift", "update"};
+  static const std::set<std::string> kSections = {"device",   "server", "model",  "source",
+                                                  "sampling", "spool",  "upload", "telemetry",
+                                                  "drift",    "update"};
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     if (!kSections.count(key))
@@ -133,11 +134,14 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(dev.Get("data_dir", c.data_dir));
 
   Section& srv = s.at("server");
-  std::string root_key_file;
   EDGELOOP_RETURN_IF_ERROR(srv.Get("url", c.server_url));
   EDGELOOP_RETURN_IF_ERROR(srv.Get("enrollment_token", c.enrollment_token));
-  EDGELOOP_RETURN_IF_ERROR(srv.Get("root_key", c.root_key_hex));
-  EDGELOOP_RETURN_IF_ERROR(srv.Get("root_key_file", root_key_file));
+  EDGELOOP_RETURN_IF_ERROR(srv.Get("ca_file", c.ca_file));
+
+  Section& mdl = s.at("model");
+  EDGELOOP_RETURN_IF_ERROR(mdl.Get("path", c.model_path));
+  EDGELOOP_RETURN_IF_ERROR(mdl.Get("version", c.model_version));
+  EDGELOOP_RETURN_IF_ERROR(mdl.Get("profile", c.model_profile));
 
   Section& src = s.at("source");
   std::string corruption;
@@ -177,14 +181,14 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(up.GetInRange("max_delay_ms", max_ms, 1, 86400000));
 
   EDGELOOP_RETURN_IF_ERROR(
-      s.at("telemetry").GetInRange("interval_s", c.telemetry_interval_s, 1, 86400));
+      s.at("telemetry").GetInRange("interval_s", c.telemetry_interval_s, 0.05, 86400.0));
   Section& dr = s.at("drift");
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange<size_t>("window", c.drift.window, 10, 10000000));
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange<size_t>("min_samples", c.drift.min_samples, 1, 10000000));
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange("psi_raise", c.drift.psi_raise, 0.0, 100.0));
   EDGELOOP_RETURN_IF_ERROR(dr.GetInRange("psi_clear", c.drift.psi_clear, 0.0, 100.0));
   Section& ud = s.at("update");
-  EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("poll_s", c.update_poll_s, 1, 86400));
+  EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("poll_s", c.update_poll_s, 0.05, 86400.0));
   EDGELOOP_RETURN_IF_ERROR(
       ud.GetInRange<uint64_t>("probation_samples", c.probation.samples, 0, 10000000));
   EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("max_error_rate", c.probation.max_error_rate, 0.0, 1.0));
@@ -198,17 +202,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   };
   if (c.data_dir.empty()) return fail("device.data_dir is required");
   if (c.server_url.empty()) return fail("server.url is required");
-  if (!c.root_key_hex.empty() && !root_key_file.empty())
-    return fail("server.root_key and server.root_key_file are exclusive");
-  if (!root_key_file.empty()) {
-    auto key = ReadFile(root_key_file, 4096);
-    if (!key.ok()) return key.error().WithContext(origin + ": server.root_key_file");
-    c.root_key_hex = *key;
-    c.root_key_hex.erase(
-        std::remove_if(c.root_key_hex.begin(), c.root_key_hex.end(),
-                       [](char ch) { return std::isspace(static_cast<unsigned char>(ch)); }),
-        c.root_key_hex.end());
-  }
+  if (c.server_url.rfind("https://", 0) != 0)
+    return fail("server.url must start with https:// (got \"" + c.server_url + "\")");
   if (c.source_kind == "replay") {
     if (c.dataset.empty()) return fail("source.dataset is required for kind: replay");
   } else if (c.source_kind == "watch") {

@@ -3,7 +3,11 @@
 // silently fall back to a default). Errors name the file, the key path and the line.
 //
 //   device:   {id: dev-1, data_dir: /var/lib/edgeloop}
-//   server:   {url: https://host:8443, enrollment_token: T, root_key: <hex> | root_key_file: F}
+//   server:   {url: https://host:8443, enrollment_token: T, ca_file: ca.crt}
+//             (ca_file pins the fleet CA for the first enrollment; the update-signing key
+//             arrives with enrollment and is stored in the state folder)
+//   model:    {path: factory.onnx, version: base, profile: reference.json}
+//             (the factory model installed on first start; profile: drift reference)
 //   source:   {kind: replay | watch | stdin, dataset: fashion-mnist:test, rate_hz: 100,
 //              loop: true, corruption: gaussian_noise, severity: 3, dir: /in,
 //              delete_after_read: true}
@@ -34,7 +38,10 @@ struct AgentConfig {
   std::string data_dir;
   std::string server_url;
   std::string enrollment_token;
-  std::string root_key_hex;
+  std::string ca_file;
+  std::string model_path;
+  std::string model_version = "factory";
+  std::string model_profile;
 
   std::string source_kind;  // replay, watch, stdin
   std::string dataset;
@@ -45,9 +52,9 @@ struct AgentConfig {
   SamplerConfig sampling;
   SpoolOptions spool;
   UploaderOptions upload;
-  int telemetry_interval_s = 60;
+  double telemetry_interval_s = 60;
   DriftConfig drift;
-  int update_poll_s = 60;
+  double update_poll_s = 60;
   ProbationPolicy probation;
 };
 

@@ -11,7 +11,11 @@ const char* kFull = R"(device:
 server:
   url: https://127.0.0.1:8443
   enrollment_token: tok
-  root_key: 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+  ca_file: /etc/edgeloop/ca.crt
+model:
+  path: /opt/model.onnx
+  version: base-3
+  profile: /opt/reference.json
 source:
   kind: replay
   dataset: fashion-mnist:test
@@ -59,6 +63,10 @@ TEST(AgentConfigTest, ParsesEverySection) {
   EXPECT_EQ(c->telemetry_interval_s, 30);
   EXPECT_DOUBLE_EQ(c->drift.psi_raise, 0.3);
   EXPECT_EQ(c->probation.samples, 20u);
+  EXPECT_EQ(c->ca_file, "/etc/edgeloop/ca.crt");
+  EXPECT_EQ(c->model_path, "/opt/model.onnx");
+  EXPECT_EQ(c->model_version, "base-3");
+  EXPECT_EQ(c->model_profile, "/opt/reference.json");
 }
 
 void ExpectError(const std::string& yaml, const std::string& needle) {
@@ -76,6 +84,8 @@ TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
   ExpectError(base + "source: {kind: stdin}\nspool:\n  max_bm: 3\n",
               "agent.yaml:5: spool: unknown key \"max_bm\"");
   ExpectError(base + "source: {kind: stdin}\nsampler: {}\n", "unknown section \"sampler\"");
+  ExpectError("device: {data_dir: /d}\nserver: {url: http://x}\nsource: {kind: stdin}\n",
+              "server.url must start with https://");
   ExpectError(base + "source: {kind: camera}\n", "source.kind must be replay, watch or stdin");
   ExpectError(base + "source: {kind: watch}\n", "source.dir is required");
   ExpectError(base + "source: {kind: stdin}\nsampling: {policy: most}\n",

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <nlohmann/json.hpp>
+
+#include "edgeloop_wire.pb.h"
 
 namespace edgeloop::edge {
 
@@ -49,19 +50,25 @@ Result<ReferenceProfile> BuildReferenceProfile(Classifier& model,
   return p;
 }
 
-std::string EncodeUploadRecord(const Sample& s, const SampleOutcome& o, uint64_t model_version,
-                               const std::vector<float>& probs) {
-  nlohmann::json j;
-  j["id"] = s.id;
-  if (s.label) j["label"] = *s.label;
-  j["pred"] = o.prediction;
-  j["conf"] = o.confidence;
-  j["probs"] = probs;
-  j["model_version"] = model_version;
-  j["reason"] = o.reason;
-  j["shape"] = s.shape;
-  j["data"] = s.data;
-  return j.dump();
+std::string EncodeUploadRecord(const Sample& s, const SampleOutcome& o,
+                               const std::string& model_version) {
+  wire::Sample w;
+  w.set_timestamp_ms(std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count());
+  for (int64_t d : s.shape) w.mutable_tensor()->add_shape(d);
+  w.mutable_tensor()->mutable_values()->Add(s.data.begin(), s.data.end());
+  if (s.label) {
+    w.set_has_label(true);
+    w.set_label(*s.label);
+    w.set_label_source(wire::LABEL_SOURCE_DEVICE);
+  }
+  w.set_prediction(o.prediction);
+  w.set_confidence(o.confidence);
+  w.set_model_version(model_version);
+  (*w.mutable_metadata())["id"] = s.id;
+  if (!o.reason.empty()) (*w.mutable_metadata())["reason"] = o.reason;
+  return w.SerializeAsString();
 }
 
 InferenceLoop::InferenceLoop(InferenceLoopParts parts) : p_(parts) {}
@@ -75,6 +82,7 @@ Result<SampleOutcome> InferenceLoop::Process(const Sample& sample, double now_s)
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   if (!probs.ok()) {
     if (p_.updater) (void)p_.updater->RecordInference(true, latency_ms);
+    if (p_.telemetry) p_.telemetry->RecordError();
     return probs.error().WithContext("inference on " + sample.id);
   }
   SampleOutcome o;
@@ -97,13 +105,13 @@ Result<SampleOutcome> InferenceLoop::Process(const Sample& sample, double now_s)
   if (p_.updater) EDGELOOP_RETURN_IF_ERROR(p_.updater->RecordInference(false, latency_ms));
 
   // The sampler budgets the bytes that will travel; the record is encoded only when needed,
-  // with an estimate of its size first (4 bytes per value as text is a close lower bound).
-  size_t estimate = sample.data.size() * 4 + probs->size() * 8 + 128;
+  // with an estimate of its size first (4 bytes per float value plus the small fields).
+  size_t estimate = sample.data.size() * 4 + 128;
   SampleDecision d = p_.sampler->Decide(*probs, sample.label.has_value(), estimate, now_s);
   o.reason = d.reason;
   if (d.upload) {
-    auto seq = p_.spool->Append(EncodeUploadRecord(sample, o, p_.model_version, *probs),
-                                sample.label.has_value());
+    auto seq =
+        p_.spool->Append(EncodeUploadRecord(sample, o, p_.model_version), sample.label.has_value());
     if (!seq.ok()) return seq.error().WithContext("spooling " + sample.id);
     o.uploaded = true;
     o.spool_seq = *seq;

@@ -50,10 +50,13 @@ struct SampleOutcome {
   uint64_t spool_seq = 0;
 };
 
-// The record stored in the spool for upload (compact JSON until the wire schema of the
-// cloud module replaces it): id, label, prediction, confidence, model version, shape, data.
-std::string EncodeUploadRecord(const Sample& s, const SampleOutcome& o, uint64_t model_version,
-                               const std::vector<float>& probs);
+// The record stored in the spool for upload: a serialized wire::Sample
+// (common/proto/edgeloop_wire.proto) with tensor, label (label source "device": replayed
+// datasets and device rules carry them), prediction, confidence, model version, timestamp
+// and metadata {"id", "reason"}. device_id and sequence stay empty: the uploader fills them
+// from the spool record, whose sequence number is the sample's identity at the server.
+std::string EncodeUploadRecord(const Sample& s, const SampleOutcome& o,
+                               const std::string& model_version);
 
 struct InferenceLoopParts {
   Classifier* model = nullptr;     // required
@@ -62,7 +65,7 @@ struct InferenceLoopParts {
   Telemetry* telemetry = nullptr;  // optional
   DriftMonitor* drift = nullptr;   // optional
   Updater* updater = nullptr;      // optional: fed the probation window
-  uint64_t model_version = 0;
+  std::string model_version;
 };
 
 class InferenceLoop {
@@ -72,6 +75,11 @@ class InferenceLoop {
   // it was counted against the probation window; a spool error (disk full) is returned too,
   // with the inference itself already accounted for.
   Result<SampleOutcome> Process(const Sample& sample, double now_s);
+  // Swaps the model after an update or a rollback (the caller owns it).
+  void SetModel(Classifier* model, std::string model_version) {
+    p_.model = model;
+    p_.model_version = std::move(model_version);
+  }
 
  private:
   InferenceLoopParts p_;

@@ -10,6 +10,8 @@
 #include "common/hash.hpp"
 #include "data/corruptions.hpp"
 #include "edge/test_util.hpp"
+#include "edge/updater_test_repo.hpp"
+#include "edgeloop_wire.pb.h"
 
 namespace edgeloop::edge {
 namespace {
@@ -91,7 +93,7 @@ TEST(InferenceLoopTest, ClassifiesFeedsTelemetryAndSpoolsWhatTheSamplerPicks) {
   sc.rate = 0.0;  // only labelled samples are selected, and every one of these is labelled
   Sampler sampler(sc);
   Telemetry telemetry;
-  InferenceLoop loop({&model, spool->get(), &sampler, &telemetry, nullptr, nullptr, 3});
+  InferenceLoop loop({&model, spool->get(), &sampler, &telemetry, nullptr, nullptr, "m3"});
   for (size_t i = 0; i < live.size(); ++i) {
     auto o = loop.Process(SampleOf(live, i), static_cast<double>(i));
     ASSERT_TRUE(o.ok()) << o.error().message;
@@ -104,11 +106,14 @@ TEST(InferenceLoopTest, ClassifiesFeedsTelemetryAndSpoolsWhatTheSamplerPicks) {
   auto recs = (*spool)->Peek(1000, size_t{1} << 30);
   ASSERT_TRUE(recs.ok());
   ASSERT_EQ(recs->size(), 120u);
-  auto rec = nlohmann::json::parse((*recs)[5].payload);
-  EXPECT_EQ(rec["id"], "s5");
-  EXPECT_EQ(rec["label"], live.y[5]);
-  EXPECT_EQ(rec["model_version"], 3);
-  EXPECT_EQ(rec["data"].size(), 64u);
+  wire::Sample rec;
+  ASSERT_TRUE(rec.ParseFromString((*recs)[5].payload));
+  EXPECT_EQ(rec.metadata().at("id"), "s5");
+  EXPECT_TRUE(rec.has_label());
+  EXPECT_EQ(rec.label(), live.y[5]);
+  EXPECT_EQ(rec.label_source(), wire::LABEL_SOURCE_DEVICE);
+  EXPECT_EQ(rec.model_version(), "m3");
+  EXPECT_EQ(rec.tensor().values_size(), 64);
   EXPECT_TRUE((*recs)[5].labelled);
 }
 
@@ -129,7 +134,7 @@ TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
 
   auto run = [&](const data::Dataset& d) {
     DriftMonitor drift(*profile, dc);
-    InferenceLoop loop({&model, spool->get(), &sampler, nullptr, &drift, nullptr, 1});
+    InferenceLoop loop({&model, spool->get(), &sampler, nullptr, &drift, nullptr, "m1"});
     for (size_t i = 0; i < d.size(); ++i) EXPECT_TRUE(loop.Process(SampleOf(d, i), 0).ok());
     return drift.Scores();
   };
@@ -143,22 +148,21 @@ TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
 
 TEST(InferenceLoopTest, FeedsTheUpdatersProbationWindow) {
   ScratchDir dir("loop"), root("loop-updater"), repo("loop-repo");
-  auto keys = GenerateEd25519KeyPair();
-  ASSERT_TRUE(keys.ok());
+  auto [priv, pub] = testing::TestKeys();
   UpdaterOptions uo;
-  uo.root_public_key_hex = keys->second;
+  uo.update_public_key_pem = pub;
   uo.probation.samples = 30;
-  auto updater = Updater::Open(root.path(), uo, std::make_shared<FileFetcher>());
+  auto updater = Updater::Open(root.path(), uo, std::make_shared<FileFetcher>(repo.path()));
   ASSERT_TRUE(updater.ok());
   ASSERT_TRUE((*updater)->Bootstrap("v1", 1, "{}").ok());
   std::string artifact = "v2 model bytes";
   ASSERT_TRUE(WriteFileAtomic(repo / "m2", artifact).ok());
-  auto doc = SignMetadata(
-      "{\"type\":\"model\",\"version\":2,\"expires\":4102444800,"
-      "\"artifact\":{\"url\":\"" +
-          repo / "m2" + "\",\"length\":" + std::to_string(artifact.size()) + ",\"sha256\":\"" +
-          Sha256Hex(artifact) + "\"}}",
-      keys->first);
+  UpdateMetadata m;
+  m.deployment_target = "dev-1";
+  m.version = 2;
+  m.expires_unix = 4102444800;
+  m.target = {"m2", "v2", Sha256Hex(artifact), artifact.size()};
+  auto doc = SignUpdateMetadata(m, priv);
   ASSERT_TRUE(doc.ok());
   ASSERT_TRUE((*updater)->Offer(*doc).ok());
   ASSERT_EQ((*updater)->phase(), UpdatePhase::kProbation);
@@ -168,7 +172,7 @@ TEST(InferenceLoopTest, FeedsTheUpdatersProbationWindow) {
   auto spool = Spool::Open(dir.path());
   ASSERT_TRUE(spool.ok());
   Sampler sampler(SamplerConfig{});
-  InferenceLoop loop({&model, spool->get(), &sampler, nullptr, nullptr, updater->get(), 2});
+  InferenceLoop loop({&model, spool->get(), &sampler, nullptr, nullptr, updater->get(), "m2"});
   for (size_t i = 0; i < d.size(); ++i) ASSERT_TRUE(loop.Process(SampleOf(d, i), 0).ok());
   EXPECT_EQ((*updater)->phase(), UpdatePhase::kCommitted);
   EXPECT_EQ((*updater)->active().version, 2u);

@@ -39,6 +39,9 @@ class Source {
   // it waits until a file appears or `wait` has passed, then returns nullopt).
   virtual Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) = 0;
   virtual std::string Describe() const = 0;
+  // True once Next() will never return a sample again (a replay without loop at its end,
+  // stdin at end of file); a nullopt from Next() alone may only mean "nothing yet".
+  virtual bool Exhausted() const { return false; }
 };
 
 struct ReplayOptions {
@@ -56,6 +59,7 @@ class ReplaySource : public Source {
   ReplaySource(data::Dataset dataset, ReplayOptions options);
   Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
   std::string Describe() const override;
+  bool Exhausted() const override { return !opt_.loop && index_ >= data_.size(); }
 
  private:
   data::Dataset data_;
@@ -90,6 +94,7 @@ class JsonLinesSource : public Source {
       : in_(in), max_line_(max_line_bytes) {}
   Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
   std::string Describe() const override { return "jsonl:stdin"; }
+  bool Exhausted() const override { return in_.eof(); }
 
  private:
   std::istream& in_;

@@ -79,9 +79,20 @@ void Telemetry::RecordInference(double latency_ms, double confidence, double inp
   }
 }
 
-void Telemetry::SetModelVersion(uint64_t version) {
+void Telemetry::RecordError() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++errors_;
+}
+
+void Telemetry::SetModelVersion(const std::string& version) {
   std::lock_guard<std::mutex> lock(mu_);
   model_version_ = version;
+}
+
+void Telemetry::SetTransfer(uint64_t bytes_up, uint64_t bytes_down) {
+  std::lock_guard<std::mutex> lock(mu_);
+  bytes_up_ = bytes_up;
+  bytes_down_ = bytes_down;
 }
 
 void Telemetry::SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped) {
@@ -114,6 +125,11 @@ std::string Telemetry::SnapshotJson(int64_t unix_time) {
                 {"std", input_std_sum_ / n},
                 {"mean_min", input_mean_min_},
                 {"mean_max", input_mean_max_}};
+  j["errors"] = errors_;
+  j["error_rate"] = static_cast<double>(errors_) /
+                    static_cast<double>(std::max<uint64_t>(inferences_ + errors_, 1));
+  j["bytes_up"] = bytes_up_;
+  j["bytes_down"] = bytes_down_;
   j["labelled"] = labelled_;
   if (labelled_ > 0) j["accuracy"] = static_cast<double>(correct_) / static_cast<double>(labelled_);
   j["spool"] = {{"records", spool_records_}, {"bytes", spool_bytes_}, {"dropped", spool_dropped_}};
@@ -126,7 +142,7 @@ std::string Telemetry::SnapshotJson(int64_t unix_time) {
 
   latency_ms_.Reset();
   confidence_.Reset();
-  inferences_ = labelled_ = correct_ = 0;
+  inferences_ = labelled_ = correct_ = errors_ = 0;
   input_mean_sum_ = input_std_sum_ = 0;
   return j.dump();
 }

@@ -48,7 +48,11 @@ class Telemetry {
   // and when the sample was labelled, whether the prediction was right.
   void RecordInference(double latency_ms, double confidence, double input_mean, double input_std,
                        std::optional<bool> correct);
-  void SetModelVersion(uint64_t version);
+  // An inference that failed (the model could not run the sample): counts toward error_rate.
+  void RecordError();
+  void SetModelVersion(const std::string& version);
+  // Lifetime bytes sent to and received from the cloud (uploads; model downloads).
+  void SetTransfer(uint64_t bytes_up, uint64_t bytes_down);
   void SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped);
   void SetDrift(const std::map<std::string, DriftScore>& scores);
   // A compact JSON snapshot of the period since the last one; the period's histograms and
@@ -62,7 +66,8 @@ class Telemetry {
   uint64_t inferences_ = 0, labelled_ = 0, correct_ = 0, lifetime_inferences_ = 0;
   double input_mean_sum_ = 0, input_std_sum_ = 0;
   double input_mean_min_ = 0, input_mean_max_ = 0;
-  uint64_t model_version_ = 0;
+  std::string model_version_;
+  uint64_t errors_ = 0, bytes_up_ = 0, bytes_down_ = 0;
   uint64_t spool_records_ = 0, spool_bytes_ = 0, spool_dropped_ = 0;
   std::map<std::string, DriftScore> drift_;
 };

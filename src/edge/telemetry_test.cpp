@@ -18,14 +18,14 @@ TEST(HistogramTest, CountsIntoBinsAndEstimatesQuantiles) {
 
 TEST(TelemetryTest, SnapshotReportsWhatWasRecordedAndResetsThePeriod) {
   Telemetry t;
-  t.SetModelVersion(4);
+  t.SetModelVersion("4");
   t.SetSpool(12, 3400, 2);
   t.RecordInference(3.0, 0.95, 0.2, 0.1, true);
   t.RecordInference(4.0, 0.55, 0.4, 0.3, false);
   t.RecordInference(4.0, 0.97, 0.3, 0.2, std::nullopt);
   t.SetDrift({{"confidence", DriftScore{0.3, 0.2, 500, true}}});
   auto j = nlohmann::json::parse(t.SnapshotJson(1000));
-  EXPECT_EQ(j["model_version"], 4);
+  EXPECT_EQ(j["model_version"], "4");
   EXPECT_EQ(j["n"], 3);
   EXPECT_EQ(j["labelled"], 2);
   EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), 0.5);
@@ -43,7 +43,7 @@ TEST(TelemetryTest, SnapshotReportsWhatWasRecordedAndResetsThePeriod) {
   EXPECT_EQ(next["n"], 0);
   EXPECT_EQ(next["n_total"], 3);
   EXPECT_FALSE(next.contains("accuracy"));
-  EXPECT_EQ(next["model_version"], 4);
+  EXPECT_EQ(next["model_version"], "4");
 }
 
 TEST(TelemetryTest, ReadsProcessUsage) {

@@ -19,7 +19,10 @@ namespace {
 using Json = nlohmann::json;
 
 Json SlotJson(const SlotInfo& s) {
-  return {{"slot", s.slot}, {"version", s.version}, {"sha256", s.sha256}};
+  return {{"slot", s.slot},
+          {"version", s.version},
+          {"sha256", s.sha256},
+          {"model_version", s.model_version}};
 }
 
 SlotInfo SlotFromJson(const Json& j) {
@@ -28,6 +31,7 @@ SlotInfo SlotFromJson(const Json& j) {
   s.slot = j.value("slot", "");
   s.version = j.value("version", uint64_t{0});
   s.sha256 = j.value("sha256", "");
+  s.model_version = j.value("model_version", "");
   return s;
 }
 
@@ -63,9 +67,13 @@ static Result<UpdatePhase> ParsePhase(const std::string& s) {
   return Error(Errc::kFormat, "unknown update phase \"" + s + "\"");
 }
 
-Status FileFetcher::Fetch(const std::string& url, uint64_t offset, uint64_t max_bytes,
+Status FileFetcher::Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
                           const std::function<Status(std::string_view)>& sink) {
-  std::string path = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
+  if (target.artifact_name.empty() || target.artifact_name.find('/') != std::string::npos ||
+      target.artifact_name[0] == '.')
+    return Error(Errc::kInvalidArgument,
+                 "artifact name \"" + target.artifact_name + "\" is not a plain file name");
+  std::string path = dir_ + "/" + target.artifact_name;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error(Errc::kNotFound, path + ": " + std::strerror(errno));
   std::string buf(chunk_, '\0');
@@ -128,10 +136,10 @@ Status Updater::Persist() {
   return WriteFileAtomic(root_ + "/state.json", j.dump(2) + "\n");
 }
 
-Status Updater::SetPhase(UpdatePhase p, uint64_t version, const std::string& reason) {
+Status Updater::SetPhase(UpdatePhase p, const SlotInfo& about, const std::string& reason) {
   phase_ = p;
   EDGELOOP_RETURN_IF_ERROR(Persist());
-  if (opt_.reporter) opt_.reporter({p, version, reason});
+  if (opt_.reporter) opt_.reporter({p, about.version, reason, about.model_version});
   return Status::Ok();
 }
 
@@ -163,17 +171,19 @@ Status Updater::Load() {
 }
 
 Status Updater::Bootstrap(const std::string& model_bytes, uint64_t version,
-                          const std::string& metadata) {
+                          const std::string& metadata, const std::string& model_version) {
   if (installed()) return Error(Errc::kInvalidArgument, "a model is already installed");
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(SlotDir("a")));
   EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(SlotDir("a") + "/metadata.json", metadata));
   EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(SlotModelPath("a"), model_bytes));
-  active_ = {"a", version, Sha256Hex(model_bytes)};
-  return SetPhase(UpdatePhase::kCommitted, version, "factory model installed");
+  active_ = {"a", version, Sha256Hex(model_bytes), model_version};
+  return SetPhase(UpdatePhase::kCommitted, active_, "factory model installed");
 }
 
-Status Updater::Refuse(uint64_t version, const Error& e) {
-  if (opt_.reporter) opt_.reporter({UpdatePhase::kIdle, version, "refused: " + e.message});
+Status Updater::Refuse(const SlotInfo& about, const Error& e) {
+  if (opt_.reporter)
+    opt_.reporter(
+        {UpdatePhase::kIdle, about.version, "refused: " + e.message, about.model_version});
   return e;
 }
 
@@ -182,13 +192,14 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
   std::string final_path = SlotModelPath(slot);
   std::string part = final_path + ".part";
-  if (ModelIntact(final_path, m.sha256)) return Status::Ok();  // done before a crash
+  const UpdateTarget& t = m.target;
+  if (ModelIntact(final_path, t.sha256)) return Status::Ok();  // done before a crash
   std::error_code ec;
   std::filesystem::remove(final_path, ec);  // the old fallback model; the active one is safe
 
   for (int attempt = 0; attempt < 2; ++attempt) {
     uint64_t offset = std::filesystem::exists(part, ec) ? std::filesystem::file_size(part, ec) : 0;
-    if (offset > m.length) {
+    if (offset > t.length) {
       std::filesystem::remove(part, ec);
       offset = 0;
     }
@@ -196,8 +207,8 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
     if (fd < 0) return Error(Errc::kIo, part + ": " + std::strerror(errno));
     uint64_t have = offset;
     Status st =
-        fetcher_->Fetch(m.url, offset, m.length - offset, [&](std::string_view chunk) -> Status {
-          if (have + chunk.size() > m.length)
+        fetcher_->Fetch(t, offset, t.length - offset, [&](std::string_view chunk) -> Status {
+          if (have + chunk.size() > t.length)
             return Error(Errc::kMismatch, "artifact is longer than the metadata says");
           size_t off = 0;
           while (off < chunk.size()) {
@@ -220,17 +231,17 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
       return st;
     }
     if (!synced) return Error(Errc::kIo, part + ": fsync failed");
-    if (have != m.length) {
+    if (have != t.length) {
       std::filesystem::remove(part, ec);
       return Error(Errc::kMismatch, "artifact is " + std::to_string(have) +
-                                        " bytes, the metadata says " + std::to_string(m.length));
+                                        " bytes, the metadata says " + std::to_string(t.length));
     }
     EDGELOOP_ASSIGN_OR_RETURN(std::string hash, Sha256File(part));
-    if (hash != m.sha256) {
+    if (hash != t.sha256) {
       std::filesystem::remove(part, ec);
       if (offset > 0) continue;  // a resumed partial file may hold stale bytes: fetch it whole
       return Error(Errc::kMismatch, "artifact sha256 " + hash + " does not match the metadata (" +
-                                        m.sha256 + "): tampered or corrupt");
+                                        t.sha256 + "): tampered or corrupt");
     }
     if (::rename(part.c_str(), final_path.c_str()) != 0)
       return Error(Errc::kIo, final_path + ": rename: " + std::strerror(errno));
@@ -241,42 +252,48 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
 
 Status Updater::Offer(const std::string& metadata_document) {
   if (!installed()) return Error(Errc::kInvalidArgument, "no model installed: bootstrap first");
-  VerifyPolicy policy{opt_.root_public_key_hex, active_.version, opt_.clock(),
-                      opt_.max_artifact_bytes};
-  auto verified = ParseAndVerify(metadata_document, policy);
-  if (!verified.ok()) return Refuse(0, verified.error());
+  auto verified = VerifyUpdateMetadata(metadata_document, opt_.update_public_key_pem, opt_.clock(),
+                                       active_.version);
+  if (!verified.ok()) return Refuse({}, verified.error());
   const UpdateMetadata& m = *verified;
+  SlotInfo offered{InactiveSlot(), m.version, m.target.sha256, m.target.model_version};
   if (m.version == active_.version) return Status::Ok();       // already running it
   if (phase_ == UpdatePhase::kProbation) return Status::Ok();  // one update at a time
+  if (m.target.length > opt_.max_artifact_bytes)
+    return Refuse(offered,
+                  Error(Errc::kResourceExhausted, "artifact of " + std::to_string(m.target.length) +
+                                                      " bytes exceeds the limit of " +
+                                                      std::to_string(opt_.max_artifact_bytes)));
   if (std::find(rejected_versions_.begin(), rejected_versions_.end(), m.version) !=
       rejected_versions_.end())
-    return Refuse(m.version, Error(Errc::kPermission, "version " + std::to_string(m.version) +
-                                                          " was rolled back before"));
+    return Refuse(offered, Error(Errc::kPermission, "version " + std::to_string(m.version) +
+                                                        " was rolled back before"));
 
-  std::string slot = InactiveSlot();
-  bool same_target = target_.version == m.version && target_.sha256 == m.sha256;
+  std::string slot = offered.slot;
+  bool same_target = target_.version == m.version && target_.sha256 == m.target.sha256;
   if (!(same_target && phase_ == UpdatePhase::kStaged)) {
     if (!same_target || phase_ != UpdatePhase::kDownloading) {
       std::error_code ec;
       if (!same_target) std::filesystem::remove(SlotModelPath(slot) + ".part", ec);
-      target_ = {slot, m.version, m.sha256};
-      EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kDownloading, m.version, ""));
+      target_ = offered;
+      EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kDownloading, offered, ""));
     }
     Status st = Download(m, slot);
     if (!st.ok()) {
       if (st.error().code == Errc::kMismatch) {
         target_ = {};
-        EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kIdle, m.version, st.error().message));
-        return Refuse(m.version, st.error());
+        EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kIdle, offered, st.error().message));
+        return Refuse(offered, st.error());
       }
       // Transient (network down, disk full): the partial download stays and resumes on the
       // next offer; the state stays "downloading" and the active model is untouched.
       if (opt_.reporter)
-        opt_.reporter({UpdatePhase::kDownloading, m.version, "paused: " + st.error().message});
+        opt_.reporter({UpdatePhase::kDownloading, m.version, "paused: " + st.error().message,
+                       m.target.model_version});
       return st;
     }
-    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(SlotDir(slot) + "/metadata.json", m.raw));
-    EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kStaged, m.version, ""));
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(SlotDir(slot) + "/metadata.json", metadata_document));
+    EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kStaged, offered, ""));
   }
 
   // The switch: one atomic state write makes the new slot active, the old one the fallback.
@@ -285,7 +302,7 @@ Status Updater::Offer(const std::string& metadata_document) {
   target_ = {};
   probation_count_ = probation_errors_ = 0;
   probation_latency_sum_ = 0;
-  EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kProbation, m.version, ""));
+  EDGELOOP_RETURN_IF_ERROR(SetPhase(UpdatePhase::kProbation, active_, ""));
   if (opt_.health_check) {
     Status health = opt_.health_check(ActiveModelPath(), m);
     if (!health.ok()) {
@@ -294,16 +311,16 @@ Status Updater::Offer(const std::string& metadata_document) {
                                         " failed its health check: " + health.error().message);
     }
   }
-  if (opt_.probation.samples == 0) return SetPhase(UpdatePhase::kCommitted, m.version, "");
+  if (opt_.probation.samples == 0) return SetPhase(UpdatePhase::kCommitted, active_, "");
   return Status::Ok();
 }
 
 Status Updater::Rollback(const std::string& reason) {
-  uint64_t bad = active_.version;
+  SlotInfo bad = active_;
   if (previous_.slot.empty()) return Error(Errc::kInternal, "no previous model to roll back to");
-  if (std::find(rejected_versions_.begin(), rejected_versions_.end(), bad) ==
+  if (std::find(rejected_versions_.begin(), rejected_versions_.end(), bad.version) ==
       rejected_versions_.end())
-    rejected_versions_.push_back(bad);
+    rejected_versions_.push_back(bad.version);
   active_ = previous_;
   previous_ = {};
   return SetPhase(UpdatePhase::kRolledBack, bad, reason);
@@ -324,7 +341,7 @@ Status Updater::RecordInference(bool error, double latency_ms) {
   if (mean_latency > opt_.probation.max_latency_ms)
     return Rollback("mean latency " + std::to_string(mean_latency) + " ms over the bound " +
                     std::to_string(opt_.probation.max_latency_ms) + " ms");
-  return SetPhase(UpdatePhase::kCommitted, active_.version, "");
+  return SetPhase(UpdatePhase::kCommitted, active_, "");
 }
 
 }  // namespace edgeloop::edge

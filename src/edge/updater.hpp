@@ -16,6 +16,9 @@
 // the golden inputs of the metadata. The probation window is fed by RecordInference().
 // Every phase change is passed to the reporter (the agent forwards it to the cloud).
 //
+// Metadata is the fleet's signed TUF-style document (common/update_metadata.hpp), verified
+// against the Ed25519 public key pinned at enrollment (PEM).
+//
 // Thread safety: not thread-safe; the agent drives it from one thread.
 #pragma once
 
@@ -27,28 +30,31 @@
 #include <vector>
 
 #include "common/result.hpp"
-#include "edge/update_metadata.hpp"
+#include "common/update_metadata.hpp"
 
 namespace edgeloop::edge {
 
-// Where artifacts come from. FileFetcher serves a local folder (file:// or plain paths);
-// the HTTPS fetcher of the cloud client implements the same interface.
+// Where artifacts come from. FileFetcher serves a local folder (by artifact name); the
+// HTTPS fetcher of the cloud client (cloud_client.hpp) fetches by sha256 with Range.
 class ArtifactFetcher {
  public:
   virtual ~ArtifactFetcher() = default;
   // Streams the artifact from byte `offset` on into sink, stopping with an error past
-  // max_bytes in total (the endless-data defence).
-  virtual Status Fetch(const std::string& url, uint64_t offset, uint64_t max_bytes,
+  // max_bytes in total (the endless-data defence). Errors: kMismatch when the source sends
+  // more than max_bytes; kIo / kUnavailable for a transport failure (resumable).
+  virtual Status Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
                        const std::function<Status(std::string_view)>& sink) = 0;
 };
 
 class FileFetcher : public ArtifactFetcher {
  public:
-  explicit FileFetcher(size_t chunk_bytes = 64 << 10) : chunk_(chunk_bytes) {}
-  Status Fetch(const std::string& url, uint64_t offset, uint64_t max_bytes,
+  explicit FileFetcher(std::string dir, size_t chunk_bytes = 64 << 10)
+      : dir_(std::move(dir)), chunk_(chunk_bytes) {}
+  Status Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
                const std::function<Status(std::string_view)>& sink) override;
 
  private:
+  std::string dir_;
   size_t chunk_;
 };
 
@@ -57,8 +63,9 @@ const char* UpdatePhaseName(UpdatePhase p);
 
 struct UpdateEvent {
   UpdatePhase phase;
-  uint64_t version;  // the version the event is about
-  std::string reason;
+  uint64_t version;           // the metadata version the event is about (0: unparseable)
+  std::string reason;         // empty for a plain phase change; "refused: ..." for a refusal
+  std::string model_version;  // the registry version of that model, when known
 };
 
 struct ProbationPolicy {
@@ -68,7 +75,7 @@ struct ProbationPolicy {
 };
 
 struct UpdaterOptions {
-  std::string root_public_key_hex;
+  std::string update_public_key_pem;  // pinned at enrollment
   uint64_t max_artifact_bytes = 256ull << 20;
   ProbationPolicy probation;
   // Loads the model at `model_path` and checks the golden cases; an error rejects it.
@@ -81,6 +88,7 @@ struct SlotInfo {
   std::string slot;  // "a" or "b"
   uint64_t version = 0;
   std::string sha256;
+  std::string model_version;
 };
 
 class Updater {
@@ -91,7 +99,9 @@ class Updater {
                                                std::shared_ptr<ArtifactFetcher> fetcher);
 
   // Installs the factory model (the one shipped with the device) into slot a as committed.
-  Status Bootstrap(const std::string& model_bytes, uint64_t version, const std::string& metadata);
+  // version 0 lets any signed metadata replace it.
+  Status Bootstrap(const std::string& model_bytes, uint64_t version, const std::string& metadata,
+                   const std::string& model_version = "factory");
   bool installed() const { return !active_.slot.empty(); }
 
   // Handles one offer of the deployment: verifies, downloads (resuming), stages, switches and
@@ -110,10 +120,10 @@ class Updater {
   Updater(std::string root, UpdaterOptions options, std::shared_ptr<ArtifactFetcher> fetcher);
   Status Load();
   Status Persist();
-  Status SetPhase(UpdatePhase p, uint64_t version, const std::string& reason);
+  Status SetPhase(UpdatePhase p, const SlotInfo& about, const std::string& reason);
   Status Download(const UpdateMetadata& m, const std::string& slot);
   Status Rollback(const std::string& reason);
-  Status Refuse(uint64_t version, const Error& e);
+  Status Refuse(const SlotInfo& about, const Error& e);
   std::string InactiveSlot() const { return active_.slot == "a" ? "b" : "a"; }
   std::string SlotDir(const std::string& slot) const { return root_ + "/slot-" + slot; }
 

@@ -14,20 +14,20 @@ int main(int argc, char** argv) {
   if (argc != 5) return 2;
   std::string root = argv[1], repo = argv[2], priv = argv[3], pub = argv[4];
   UpdaterOptions opt;
-  opt.root_public_key_hex = pub;
+  opt.update_public_key_pem = pub;
   opt.probation.samples = 20;
-  opt.health_check = [](const std::string& path, const UpdateMetadata& m) -> edgeloop::Status {
+  opt.health_check = [](const std::string& path,
+                        const edgeloop::UpdateMetadata& m) -> edgeloop::Status {
     if (m.version % 10 == 0) return edgeloop::Error(edgeloop::Errc::kMismatch, "bad version");
     return testing::CheckTestModel(path, m);
   };
-  auto u = Updater::Open(root, opt, std::make_shared<FileFetcher>(4096));
+  auto u = Updater::Open(root, opt, std::make_shared<FileFetcher>(repo, 4096));
   if (!u.ok()) {
     std::fprintf(stderr, "open: %s\n", u.error().message.c_str());
     return 1;
   }
   if (!(*u)->installed()) {
-    auto boot =
-        (*u)->Bootstrap(testing::ModelBytes(1), 1, testing::SignedJson(1, 4102444800, "", 0, ""));
+    auto boot = (*u)->Bootstrap(testing::ModelBytes(1), 1, "{}");
     if (!boot.ok()) return 1;
   }
   for (;;) {

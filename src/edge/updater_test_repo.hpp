@@ -1,15 +1,16 @@
 // A local update repository for the updater tests: model artifacts whose bytes are a function
-// of their version, and metadata signed with a test key. The health check accepts a model
-// whose content is exactly the one of its version (as "loads and reproduces the golden
-// outputs" would).
+// of their version, and the common signed metadata (src/common/update_metadata.hpp) signed
+// with a test key. The health check accepts a model whose content is exactly the one of its
+// version (as "loads and reproduces the golden outputs" would).
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
-#include "edge/update_metadata.hpp"
+#include "common/update_metadata.hpp"
 #include "edge/updater.hpp"
 
 namespace edgeloop::edge::testing {
@@ -20,24 +21,31 @@ inline std::string ModelBytes(uint64_t version, size_t size = 96 << 10) {
   return s;
 }
 
-inline std::string SignedJson(uint64_t version, int64_t expires, const std::string& url,
-                              uint64_t length, const std::string& sha256) {
-  return "{\"type\":\"model\",\"version\":" + std::to_string(version) +
-         ",\"expires\":" + std::to_string(expires) + ",\"artifact\":{\"url\":\"" + url +
-         "\",\"length\":" + std::to_string(length) + ",\"sha256\":\"" + sha256 +
-         "\"},\"golden\":[{\"input\":[1,2],\"output\":[" + std::to_string(version) + "]}]}";
+inline std::string ArtifactName(uint64_t version) {
+  return "model-v" + std::to_string(version) + ".onnx";
+}
+
+// Metadata for version `version` of the test model, with one golden case whose expected
+// output is the version (CheckTestModel reads it).
+inline UpdateMetadata TestMetadata(uint64_t version, int64_t expires) {
+  std::string bytes = ModelBytes(version);
+  UpdateMetadata m;
+  m.deployment_target = "dev-1";
+  m.version = version;
+  m.expires_unix = expires;
+  m.target = {ArtifactName(version), "m" + std::to_string(version), Sha256Hex(bytes), bytes.size()};
+  m.golden.push_back({{}, {1, 2}, {static_cast<float>(version)}, 1e-3});
+  return m;
 }
 
 // Writes repo/model-v<version>.onnx (if missing) and returns signed metadata for it.
 inline std::string PublishVersion(const std::string& repo, uint64_t version,
-                                  const std::string& private_key_hex, int64_t expires) {
+                                  const std::string& private_key_pem, int64_t expires) {
+  std::string path = repo + "/" + ArtifactName(version);
   std::string bytes = ModelBytes(version);
-  std::string path = repo + "/model-v" + std::to_string(version) + ".onnx";
   auto existing = ReadFile(path);
   if (!existing.ok() || *existing != bytes) (void)WriteFileAtomic(path, bytes);
-  auto doc =
-      SignMetadata(SignedJson(version, expires, "file://" + path, bytes.size(), Sha256Hex(bytes)),
-                   private_key_hex);
+  auto doc = SignUpdateMetadata(TestMetadata(version, expires), private_key_pem);
   return doc.ok() ? *doc : std::string();
 }
 
@@ -50,6 +58,13 @@ inline Status CheckTestModel(const std::string& path, const UpdateMetadata& m) {
   auto expected = static_cast<uint64_t>(m.golden[0].output[0]);
   if (*bytes != ModelBytes(expected)) return Error(Errc::kMismatch, "golden output differs");
   return Status::Ok();
+}
+
+// A fresh Ed25519 key pair as PEM {private, public}.
+inline std::pair<std::string, std::string> TestKeys() {
+  auto priv = crypto::GenerateEd25519KeyPem();
+  auto pub = crypto::Ed25519PublicKeyPem(*priv);
+  return {*priv, *pub};
 }
 
 }  // namespace edgeloop::edge::testing

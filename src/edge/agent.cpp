@@ -1,0 +1,283 @@
+#include "edge/agent.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
+#include <deque>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "common/file.hpp"
+#include "common/hash.hpp"
+#include "edge/cloud_client.hpp"
+#include "edge/drift.hpp"
+#include "edge/inference_loop.hpp"
+#include "edge/runtime_classifier.hpp"
+#include "edge/sampler.hpp"
+#include "edge/sources.hpp"
+#include "edge/spool.hpp"
+#include "edge/telemetry.hpp"
+#include "edge/updater.hpp"
+#include "edge/uploader.hpp"
+
+namespace edgeloop::edge {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+void Log(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+void Log(const char* fmt, ...) {
+  char line[1024];
+  va_list args;
+  va_start(args, fmt);
+  std::vsnprintf(line, sizeof(line), fmt, args);
+  va_end(args);
+  std::fprintf(stderr, "edgeloop-agent: %s\n", line);
+}
+
+int64_t UnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Clock::duration Seconds(double s) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
+}
+
+Result<std::unique_ptr<Source>> OpenSource(const AgentConfig& c) {
+  if (c.source_kind == "replay") {
+    EDGELOOP_ASSIGN_OR_RETURN(auto src, ReplaySource::Open(c.dataset, c.replay));
+    return std::unique_ptr<Source>(std::move(src));
+  }
+  if (c.source_kind == "watch")
+    return std::unique_ptr<Source>(
+        std::make_unique<WatchedDirectorySource>(c.watch_dir, c.delete_after_read));
+  return std::unique_ptr<Source>(std::make_unique<JsonLinesSource>(std::cin));
+}
+
+}  // namespace
+
+struct Agent::Impl {
+  AgentConfig cfg;
+  DeviceIdentity id;
+  std::shared_ptr<CloudClient> control, upload;
+  std::unique_ptr<Spool> spool;
+  std::unique_ptr<Uploader> uploader;
+  std::unique_ptr<Updater> updater;
+  std::unique_ptr<RuntimeClassifier> model;
+  SlotInfo loaded;  // the slot and version `model` was loaded from
+  bool announced = false;
+  std::unique_ptr<Source> source;
+  std::unique_ptr<Sampler> sampler;
+  Telemetry telemetry;
+  std::unique_ptr<DriftMonitor> drift;
+  std::unique_ptr<InferenceLoop> loop;
+  // Update events wait here until the server took them (the server may be away).
+  std::deque<std::pair<UpdateEvent, int64_t>> events;
+  std::string refused_sha;  // metadata refused for good: not offered again
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t errors_logged = 0;
+
+  Status Init();
+  Status LoadActiveModel();
+  void Infer(const Sample& s);
+  void SendTelemetry();
+  void PollDeployment();
+  void FlushEvents();
+};
+
+Status Agent::Impl::Init() {
+  EDGELOOP_RETURN_IF_ERROR(MakeDirs(cfg.data_dir));
+  EDGELOOP_ASSIGN_OR_RETURN(id, LoadOrEnroll({cfg.server_url, cfg.data_dir, cfg.device_id,
+                                              cfg.enrollment_token, cfg.ca_file}));
+  if (!cfg.device_id.empty() && cfg.device_id != id.device_id)
+    return Error(Errc::kInvalidArgument, cfg.data_dir + " holds the identity of device " +
+                                             id.device_id + ", not " + cfg.device_id);
+  Log("device %s (group '%s') at %s", id.device_id.c_str(), id.group.c_str(),
+      cfg.server_url.c_str());
+  control = std::make_shared<CloudClient>(cfg.server_url, id);
+  upload = std::make_shared<CloudClient>(cfg.server_url, id);
+
+  EDGELOOP_ASSIGN_OR_RETURN(spool, Spool::Open(cfg.data_dir + "/spool", cfg.spool));
+  UploaderOptions uo = cfg.upload;
+  uo.device_id = id.device_id;
+  uploader = std::make_unique<Uploader>(*spool, std::make_shared<CloudUploadTransport>(upload), uo);
+
+  UpdaterOptions opt;
+  opt.update_public_key_pem = id.update_public_key_pem;
+  opt.probation = cfg.probation;
+  opt.health_check = CheckModelHealth;
+  opt.reporter = [this](const UpdateEvent& e) {
+    Log("update: %s version %llu (model %s)%s%s", UpdatePhaseName(e.phase),
+        static_cast<unsigned long long>(e.version), e.model_version.c_str(),
+        e.reason.empty() ? "" : ": ", e.reason.c_str());
+    if (events.size() < 1000) events.emplace_back(e, UnixMs());
+  };
+  EDGELOOP_ASSIGN_OR_RETURN(updater,
+                            Updater::Open(cfg.data_dir + "/models", opt,
+                                          std::make_shared<CloudArtifactFetcher>(control)));
+  if (!updater->installed()) {
+    if (cfg.model_path.empty())
+      return Error(Errc::kInvalidArgument, "no model installed yet and no model.path configured");
+    EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(cfg.model_path));
+    // Checked before it becomes the factory model: a device must start on a model that runs.
+    auto factory = RuntimeClassifier::Load(cfg.model_path);
+    if (!factory.ok()) return factory.error().WithContext("model.path");
+    EDGELOOP_RETURN_IF_ERROR(updater->Bootstrap(bytes, 0, "{}", cfg.model_version));
+  }
+
+  sampler = std::make_unique<Sampler>(cfg.sampling);
+  if (!cfg.model_profile.empty()) {
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(cfg.model_profile, 16 << 20));
+    auto profile = ReferenceProfile::FromJson(text);
+    if (!profile.ok()) return profile.error().WithContext(cfg.model_profile);
+    drift = std::make_unique<DriftMonitor>(std::move(*profile), cfg.drift);
+  }
+  InferenceLoopParts parts;
+  parts.spool = spool.get();
+  parts.sampler = sampler.get();
+  parts.telemetry = &telemetry;
+  parts.drift = drift.get();
+  parts.updater = updater.get();
+  loop = std::make_unique<InferenceLoop>(parts);
+  EDGELOOP_RETURN_IF_ERROR(LoadActiveModel());
+  EDGELOOP_ASSIGN_OR_RETURN(source, OpenSource(cfg));
+  Log("source %s", source->Describe().c_str());
+  return Status::Ok();
+}
+
+Status Agent::Impl::LoadActiveModel() {
+  const SlotInfo& a = updater->active();
+  if (model && a.slot == loaded.slot && a.version == loaded.version) return Status::Ok();
+  auto m = RuntimeClassifier::Load(updater->ActiveModelPath());
+  if (!m.ok()) return m.error().WithContext("active model");
+  model = std::move(*m);
+  loaded = a;
+  announced = false;
+  loop->SetModel(model.get(), a.model_version);
+  telemetry.SetModelVersion(a.model_version);
+  Log("model %s (metadata version %llu, slot %s) loaded", a.model_version.c_str(),
+      static_cast<unsigned long long>(a.version), a.slot.c_str());
+  return Status::Ok();
+}
+
+void Agent::Impl::Infer(const Sample& s) {
+  double now_s = std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+  auto o = loop->Process(s, now_s);
+  if (!o.ok()) {
+    if (errors_logged++ < 20) Log("sample %s: %s", s.id.c_str(), o.error().message.c_str());
+  } else if (!announced) {
+    announced = true;
+    Log("inferring with model %s: first prediction %d (confidence %.3f)",
+        loaded.model_version.c_str(), o->prediction, o->confidence);
+  }
+}
+
+void Agent::Impl::SendTelemetry() {
+  SpoolStats st = spool->Stats();
+  telemetry.SetSpool(st.depth_records, st.depth_bytes, st.dropped_records);
+  if (drift) telemetry.SetDrift(drift->Scores());
+  telemetry.SetTransfer(upload->bytes_up() + control->bytes_up(),
+                        upload->bytes_down() + control->bytes_down());
+  Status sent = control->PostTelemetry(telemetry.SnapshotJson(UnixMs() / 1000));
+  if (!sent.ok()) Log("telemetry not sent: %s", sent.error().message.c_str());
+}
+
+void Agent::Impl::PollDeployment() {
+  auto doc = control->FetchDeployment();
+  if (!doc.ok()) {
+    Log("deployment poll: %s", doc.error().message.c_str());
+    return;
+  }
+  if (!doc->has_value()) return;
+  std::string sha = Sha256Hex(**doc);
+  if (sha == refused_sha) return;
+  Status st = updater->Offer(**doc);
+  if (!st.ok()) {
+    // A refusal is for good (until new metadata arrives); a paused download (network, disk
+    // full) resumes at the next poll.
+    if (st.error().code != Errc::kIo && st.error().code != Errc::kResourceExhausted)
+      refused_sha = sha;
+    Log("update not installed: %s", st.error().message.c_str());
+  }
+}
+
+void Agent::Impl::FlushEvents() {
+  while (!events.empty()) {
+    Status st = control->PostEvent(events.front().first, events.front().second);
+    if (!st.ok()) return;  // the next round retries
+    events.pop_front();
+  }
+}
+
+Agent::Agent(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Agent::~Agent() = default;
+
+Result<std::unique_ptr<Agent>> Agent::Create(const AgentConfig& config) {
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = config;
+  EDGELOOP_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<Agent>(new Agent(std::move(impl)));
+}
+
+void Agent::Stop() {
+  impl_->stop = true;
+  impl_->cv.notify_all();
+}
+
+Status Agent::Run() {
+  Impl& a = *impl_;
+  std::thread upload_thread([&a] { a.uploader->Run(std::chrono::milliseconds(200)); });
+  auto next_telemetry = Clock::now() + Seconds(a.cfg.telemetry_interval_s);
+  auto next_poll = Clock::now();
+  bool source_done = false;
+  Status result;
+  while (!a.stop) {
+    if (!source_done) {
+      auto s = a.source->Next(std::chrono::milliseconds(100));
+      if (!s.ok()) {
+        Log("source: %s", s.error().message.c_str());
+        std::unique_lock<std::mutex> lock(a.mu);
+        a.cv.wait_for(lock, std::chrono::milliseconds(500), [&a] { return a.stop.load(); });
+      } else if (s->has_value()) {
+        a.Infer(**s);
+      } else if (a.source->Exhausted()) {
+        source_done = true;
+        Log("source exhausted; uploading and updating until stopped");
+      }
+    } else {
+      std::unique_lock<std::mutex> lock(a.mu);
+      a.cv.wait_for(lock, std::chrono::milliseconds(100), [&a] { return a.stop.load(); });
+    }
+    auto now = Clock::now();
+    if (now >= next_poll) {
+      next_poll = now + Seconds(a.cfg.update_poll_s);
+      a.PollDeployment();
+    }
+    if (now >= next_telemetry) {
+      next_telemetry = now + Seconds(a.cfg.telemetry_interval_s);
+      a.SendTelemetry();
+    }
+    // A probation that ended (commit or rollback) or a new update may change the model.
+    Status loaded = a.LoadActiveModel();
+    if (!loaded.ok()) {
+      result = loaded;
+      break;
+    }
+    a.FlushEvents();
+  }
+  a.uploader->Stop();
+  upload_thread.join();
+  SpoolStats st = a.spool->Stats();
+  Log("stopped: %llu samples waiting in the spool, %llu uploaded this run",
+      static_cast<unsigned long long>(st.depth_records),
+      static_cast<unsigned long long>(a.uploader->stats().records_acked));
+  return result;
+}
+
+}  // namespace edgeloop::edge

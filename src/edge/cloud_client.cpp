@@ -1,0 +1,249 @@
+#include "edge/cloud_client.hpp"
+
+#include <httplib.h>
+#include <zstd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/crypto.hpp"
+#include "common/file.hpp"
+#include "edgeloop_wire.pb.h"
+
+namespace edgeloop::edge {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string IdentityDir(const std::string& state_dir) {
+  return state_dir + "/identity";
+}
+
+// The server's error message from its JSON error body, or the status alone.
+std::string ServerMessage(const httplib::Result& res) {
+  if (!res) return "cannot reach the server: " + httplib::to_string(res.error());
+  Json j = Json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  std::string msg;
+  if (j.is_object() && j.contains("error") && j["error"].is_object())
+    msg = j["error"].value("message", "");
+  return "HTTP " + std::to_string(res->status) + (msg.empty() ? "" : ": " + msg);
+}
+
+Errc CodeForStatus(int status) {
+  if (status == 401 || status == 403) return Errc::kPermission;
+  if (status == 404) return Errc::kNotFound;
+  if (status == 400 || status == 413) return Errc::kInvalidArgument;
+  return Errc::kIo;  // 429, 5xx, no answer: try again later
+}
+
+Error RequestError(const std::string& what, const httplib::Result& res) {
+  return Error(res ? CodeForStatus(res->status) : Errc::kIo, what + ": " + ServerMessage(res));
+}
+
+std::unique_ptr<httplib::SSLClient> MakeClient(const std::string& host, int port,
+                                               const DeviceIdentity* id, const std::string& ca_file,
+                                               std::chrono::milliseconds timeout) {
+  auto c = id ? std::make_unique<httplib::SSLClient>(host, port, id->cert_file, id->key_file)
+              : std::make_unique<httplib::SSLClient>(host, port);
+  c->set_ca_cert_path(ca_file);
+  c->enable_server_certificate_verification(true);
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
+  c->set_connection_timeout(secs > 0 ? secs : 1);
+  c->set_read_timeout(secs > 0 ? secs : 1);
+  c->set_write_timeout(secs > 0 ? secs : 1);
+  c->set_keep_alive(true);
+  return c;
+}
+
+}  // namespace
+
+Status ParseServerUrl(const std::string& url, std::string* host, int* port) {
+  const std::string scheme = "https://";
+  if (url.rfind(scheme, 0) != 0)
+    return Error(Errc::kInvalidArgument, "server url must start with https:// (got " + url + ")");
+  std::string rest = url.substr(scheme.size());
+  if (!rest.empty() && rest.back() == '/') rest.pop_back();
+  size_t colon = rest.rfind(':');
+  *port = 443;
+  if (colon != std::string::npos) {
+    try {
+      size_t used = 0;
+      *port = std::stoi(rest.substr(colon + 1), &used);
+      if (used != rest.size() - colon - 1 || *port <= 0 || *port > 65535)
+        throw std::out_of_range("");
+    } catch (const std::exception&) {
+      return Error(Errc::kInvalidArgument, "server url has a bad port: " + url);
+    }
+    rest.resize(colon);
+  }
+  if (rest.empty() || rest.find('/') != std::string::npos)
+    return Error(Errc::kInvalidArgument, "server url has no host: " + url);
+  *host = rest;
+  return Status::Ok();
+}
+
+Result<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
+  const std::string dir = IdentityDir(state_dir);
+  auto text = ReadFile(dir + "/identity.json", 64 << 10);
+  if (!text.ok()) return text.error();
+  Json j = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("device_id"))
+    return Error(Errc::kFormat, dir + "/identity.json: not an identity");
+  DeviceIdentity id;
+  id.device_id = j.value("device_id", "");
+  id.group = j.value("group", "");
+  id.key_file = dir + "/device.key";
+  id.cert_file = dir + "/device.crt";
+  id.ca_file = dir + "/ca.crt";
+  EDGELOOP_ASSIGN_OR_RETURN(id.update_public_key_pem, ReadFile(dir + "/update.pub", 64 << 10));
+  for (const auto& f : {id.key_file, id.cert_file, id.ca_file})
+    if (!ReadFile(f, 64 << 10).ok()) return Error(Errc::kNotFound, f + ": identity file missing");
+  return id;
+}
+
+Result<DeviceIdentity> LoadOrEnroll(const EnrollOptions& o) {
+  auto existing = LoadIdentity(o.state_dir);
+  if (existing.ok() || existing.error().code != Errc::kNotFound) return existing;
+  if (o.token.empty())
+    return Error(Errc::kInvalidArgument,
+                 "not enrolled yet and no server.enrollment_token in the configuration");
+  if (o.ca_file.empty())
+    return Error(Errc::kInvalidArgument,
+                 "not enrolled yet and no server.ca_file (the fleet CA) in the configuration");
+  std::string host;
+  int port = 0;
+  EDGELOOP_RETURN_IF_ERROR(ParseServerUrl(o.server_url, &host, &port));
+  const std::string dir = IdentityDir(o.state_dir);
+  EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
+  // The key is kept from an interrupted attempt: it never left the device.
+  auto key = ReadFile(dir + "/device.key", 64 << 10);
+  if (!key.ok()) {
+    EDGELOOP_ASSIGN_OR_RETURN(std::string fresh, crypto::GenerateTlsKeyPem());
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/device.key", fresh, 0600));
+    key = fresh;
+  }
+  EDGELOOP_ASSIGN_OR_RETURN(std::string csr,
+                            crypto::CreateCsr(*key, o.device_id.empty() ? "device" : o.device_id));
+  Json body = {{"token", o.token}, {"csr", csr}};
+  if (!o.device_id.empty()) body["device_id"] = o.device_id;
+  auto client = MakeClient(host, port, nullptr, o.ca_file, std::chrono::seconds(30));
+  auto res = client->Post("/v1/enroll", body.dump(), "application/json");
+  if (!res || res->status != 200) return RequestError("enrollment at " + o.server_url, res);
+  Json a = Json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  if (!a.is_object()) return Error(Errc::kFormat, "enrollment answer is not JSON");
+  for (const char* k : {"device_id", "certificate", "ca_certificate", "update_public_key"})
+    if (!a.contains(k) || !a[k].is_string())
+      return Error(Errc::kFormat, std::string("enrollment answer lacks ") + k);
+  EDGELOOP_RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/device.crt", a["certificate"].get<std::string>()));
+  EDGELOOP_RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/ca.crt", a["ca_certificate"].get<std::string>()));
+  EDGELOOP_RETURN_IF_ERROR(
+      WriteFileAtomic(dir + "/update.pub", a["update_public_key"].get<std::string>()));
+  EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(
+      dir + "/identity.json",
+      Json{{"device_id", a["device_id"]}, {"group", a.value("group", "")}}.dump() + "\n"));
+  return LoadIdentity(o.state_dir);
+}
+
+CloudClient::CloudClient(const std::string& server_url, DeviceIdentity identity,
+                         std::chrono::milliseconds timeout)
+    : id_(std::move(identity)) {
+  // The URL was checked when the configuration was read; a bad one fails every call.
+  (void)ParseServerUrl(server_url, &host_, &port_);
+  http_ = MakeClient(host_, port_, &id_, id_.ca_file, timeout);
+}
+
+CloudClient::~CloudClient() = default;
+
+Result<uint64_t> CloudClient::Ingest(const UploadBatch& batch) {
+  if (batch.records.empty()) return Error(Errc::kInvalidArgument, "empty batch");
+  wire::SampleBatch wb;
+  for (const auto& r : batch.records) {
+    wire::Sample* s = wb.add_samples();
+    if (!s->ParseFromString(r.payload))
+      return Error(Errc::kFormat, "spool record " + std::to_string(r.seq) + " is not a Sample");
+    s->set_device_id(id_.device_id);
+    s->set_sequence(r.seq);
+  }
+  std::string raw = wb.SerializeAsString();
+  std::string body(ZSTD_compressBound(raw.size()), '\0');
+  size_t n = ZSTD_compress(body.data(), body.size(), raw.data(), raw.size(), 3);
+  if (ZSTD_isError(n)) return Error(Errc::kInternal, ZSTD_getErrorName(n));
+  body.resize(n);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto res = http_->Post("/v1/ingest", body, "application/octet-stream");
+  bytes_up_ += body.size();
+  if (!res || res->status != 200) return RequestError("ingest", res);
+  return batch.records.back().seq;
+}
+
+Status CloudClient::PostJson(const std::string& path, const std::string& body) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto res = http_->Post(path, body, "application/json");
+  bytes_up_ += body.size();
+  if (!res || res->status != 200) return RequestError("POST " + path, res);
+  return Status::Ok();
+}
+
+Status CloudClient::PostTelemetry(const std::string& snapshot_json) {
+  return PostJson("/v1/telemetry", snapshot_json);
+}
+
+Status CloudClient::PostEvent(const UpdateEvent& e, int64_t ts_ms) {
+  return PostJson("/v1/events", Json{{"phase", UpdatePhaseName(e.phase)},
+                                     {"version", e.version},
+                                     {"model_version", e.model_version},
+                                     {"reason", e.reason},
+                                     {"ts_ms", ts_ms}}
+                                    .dump());
+}
+
+Result<std::optional<std::string>> CloudClient::FetchDeployment() {
+  std::vector<std::string> targets = {id_.device_id};
+  if (!id_.group.empty()) targets.push_back("group:" + id_.group);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& t : targets) {
+    auto res = http_->Get("/v1/deployments/" + t);
+    if (res && res->status == 404) continue;
+    if (!res || res->status != 200) return RequestError("deployment " + t, res);
+    bytes_down_ += res->body.size();
+    return std::optional<std::string>(res->body);
+  }
+  return std::optional<std::string>();
+}
+
+Status CloudClient::FetchArtifact(const std::string& sha256, uint64_t offset, uint64_t max_bytes,
+                                  const std::function<Status(std::string_view)>& sink) {
+  httplib::Headers headers;
+  if (offset > 0) headers.emplace("Range", "bytes=" + std::to_string(offset) + "-");
+  int status = 0;
+  uint64_t received = 0;
+  Status failure;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto res = http_->Get(
+      "/v1/artifacts/" + sha256, headers,
+      [&](const httplib::Response& r) {
+        status = r.status;
+        // A server that ignores the range would send the file from its start.
+        return offset > 0 ? status == 206 : status == 200;
+      },
+      [&](const char* data, size_t len) {
+        if (received + len > max_bytes) {
+          failure = Error(Errc::kMismatch,
+                          "artifact is longer than the metadata says (endless data refused)");
+          return false;
+        }
+        received += len;
+        bytes_down_ += len;
+        failure = sink(std::string_view(data, len));
+        return failure.ok();
+      });
+  if (!failure.ok()) return failure;
+  if (status == 404) return Error(Errc::kIo, "artifact " + sha256 + " not on the server yet");
+  if (!res) return RequestError("artifact " + sha256, res);
+  if (status != 200 && status != 206)
+    return Error(Errc::kIo, "artifact " + sha256 + ": HTTP " + std::to_string(status));
+  return Status::Ok();
+}
+
+}  // namespace edgeloop::edge

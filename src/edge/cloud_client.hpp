@@ -1,0 +1,123 @@
+// The device's side of the cloud API (docs/api.md), over HTTPS with mutual TLS (cpp-httplib
+// and OpenSSL). Depends on src/common only, never on the server code.
+//
+// Identity: on first start the agent generates an ECDSA P-256 key, sends a CSR with the
+// enrollment token to POST /v1/enroll and stores what it receives in <state>/identity/:
+//
+//   device.key   the private key (0600; written before the request, reused if it is retried)
+//   device.crt   the client certificate issued by the fleet CA
+//   ca.crt       the fleet CA (pins the server's certificate from then on)
+//   update.pub   the Ed25519 update-signing public key (pins the update metadata)
+//   identity.json {"device_id", "group"}; written last, so its presence means "enrolled"
+//
+// Later starts load these files and never enroll again.
+//
+// Thread safety: a CloudClient holds one keep-alive connection; calls are serialized by its
+// mutex. The agent uses one client for uploads and another for everything else.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+#include "edge/updater.hpp"
+#include "edge/uploader.hpp"
+
+namespace httplib {
+class SSLClient;
+}
+
+namespace edgeloop::edge {
+
+struct DeviceIdentity {
+  std::string device_id;
+  std::string group;
+  std::string key_file, cert_file, ca_file;  // paths (cpp-httplib reads files)
+  std::string update_public_key_pem;
+};
+
+struct EnrollOptions {
+  std::string server_url;  // https://host:port
+  std::string state_dir;   // identity goes to <state_dir>/identity
+  std::string device_id;   // may be empty when the token names the device
+  std::string token;       // single-use enrollment token
+  std::string ca_file;     // the fleet CA to trust for the enrollment call
+};
+
+// Loads the stored identity, or enrolls when there is none. Errors: kInvalidArgument when
+// enrollment is needed but no token or CA is configured; kPermission when the server refuses
+// the token; kIo when the server cannot be reached.
+Result<DeviceIdentity> LoadOrEnroll(const EnrollOptions& options);
+// The stored identity only (kNotFound when the device never enrolled).
+Result<DeviceIdentity> LoadIdentity(const std::string& state_dir);
+
+class CloudClient {
+ public:
+  CloudClient(const std::string& server_url, DeviceIdentity identity,
+              std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  ~CloudClient();
+
+  const DeviceIdentity& identity() const { return id_; }
+
+  // POST /v1/ingest: the records (serialized wire::Sample payloads) as one zstd-compressed
+  // SampleBatch, device id and sequence filled in. Returns the last sequence number once the
+  // server answered 200 (it stores a batch whole, duplicates counted and skipped).
+  Result<uint64_t> Ingest(const UploadBatch& batch);
+  // POST /v1/telemetry with a telemetry snapshot (JSON).
+  Status PostTelemetry(const std::string& snapshot_json);
+  // POST /v1/events: one update state change.
+  Status PostEvent(const UpdateEvent& event, int64_t ts_ms);
+  // GET /v1/deployments/<device id>, then /v1/deployments/group:<group>. nullopt: nothing is
+  // deployed to this device.
+  Result<std::optional<std::string>> FetchDeployment();
+  // GET /v1/artifacts/<sha256> from byte `offset` (HTTP Range); see ArtifactFetcher.
+  Status FetchArtifact(const std::string& sha256, uint64_t offset, uint64_t max_bytes,
+                       const std::function<Status(std::string_view)>& sink);
+
+  uint64_t bytes_up() const { return bytes_up_; }
+  uint64_t bytes_down() const { return bytes_down_; }
+
+ private:
+  Status PostJson(const std::string& path, const std::string& body);
+  std::string host_;
+  int port_ = 443;
+  DeviceIdentity id_;
+  std::mutex mu_;
+  std::unique_ptr<httplib::SSLClient> http_;
+  std::atomic<uint64_t> bytes_up_{0}, bytes_down_{0};
+};
+
+// The uploader's transport: Ingest() of a CloudClient.
+class CloudUploadTransport : public UploadTransport {
+ public:
+  explicit CloudUploadTransport(std::shared_ptr<CloudClient> client) : client_(std::move(client)) {}
+  Result<uint64_t> Send(const UploadBatch& batch) override { return client_->Ingest(batch); }
+
+ private:
+  std::shared_ptr<CloudClient> client_;
+};
+
+// The updater's fetcher: artifacts by sha256 from the server, resumed with Range.
+class CloudArtifactFetcher : public ArtifactFetcher {
+ public:
+  explicit CloudArtifactFetcher(std::shared_ptr<CloudClient> client) : client_(std::move(client)) {}
+  Status Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
+               const std::function<Status(std::string_view)>& sink) override {
+    return client_->FetchArtifact(target.sha256, offset, max_bytes, sink);
+  }
+
+ private:
+  std::shared_ptr<CloudClient> client_;
+};
+
+// "https://host:port" → host and port (443 when absent). kInvalidArgument otherwise.
+Status ParseServerUrl(const std::string& url, std::string* host, int* port);
+
+}  // namespace edgeloop::edge
