@@ -38,5 +38,6 @@ void RegisterInfer(CLI::App& root);
 void RegisterInspect(CLI::App& root);
 void RegisterQuantize(CLI::App& root);
 void RegisterServer(CLI::App& root);
+void RegisterReport(CLI::App& root);
 
 }  // namespace edgeloop::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   RegisterInspect(app);
   RegisterQuantize(app);
   RegisterServer(app);
+  RegisterReport(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::RuntimeError& e) {
