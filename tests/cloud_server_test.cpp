@@ -5,6 +5,7 @@
 #include "cloud_test_util.hpp"
 #include "common/delta.hpp"
 #include "common/hash.hpp"
+#include "common/test_bytes.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::testing {
@@ -207,22 +208,13 @@ TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
 }
 
 // A model-like pair: a large shared part and a small rewritten tail, as after a head-only
-// fine-tune. Pseudo-random bytes so that plain compression cannot shrink the target.
-std::string PseudoRandom(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  for (auto& c : s) {
-    seed = seed * 1664525u + 1013904223u;
-    c = static_cast<char>(seed >> 24);
-  }
-  return s;
-}
-
+// fine-tune.
 TEST(CloudServer, ArtifactGetServesADeltaFromTheInstalledVersionWhenSmaller) {
   CloudFixture f;
   auto admin = f.Bearer(f.server().admin_token());
-  std::string base = PseudoRandom(200'000, 1);
-  std::string target = base.substr(0, 190'000) + PseudoRandom(10'000, 2);
-  std::string unrelated = PseudoRandom(50'000, 3);
+  std::string base = PseudoRandomBytes(200'000, 1);
+  std::string target = base.substr(0, 190'000) + PseudoRandomBytes(10'000, 2);
+  std::string unrelated = PseudoRandomBytes(50'000, 3);
   for (const std::string* blob : {&base, &target, &unrelated})
     ASSERT_EQ(f.Client()->Post("/v1/artifacts", admin, *blob, "application/octet-stream")->status,
               200);

@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <string>
 
@@ -155,6 +159,51 @@ TEST(HtmlReport, WriteCreatesTheFolderAndReportsUnwritablePaths) {
   Status st = WriteHtmlReport(Fixture(), "/proc/edgeloop-no/index.html");
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.error().message.find("/proc/edgeloop-no/index.html"), std::string::npos);
+}
+
+// The page as a real browser sees it: Chromium's headless shell (Debian
+// chromium-headless-shell, installed by scripts/setup) loads a copy of the report with a
+// probe script appended that writes, for each plot, the rendered size of what was drawn.
+TEST(HtmlReport, RendersItsPlotsInAHeadlessBrowser) {
+  const char* browser = "/usr/bin/chromium-headless-shell";
+  if (access(browser, X_OK) != 0) GTEST_SKIP() << browser << " not installed (scripts/setup)";
+  auto dir =
+      std::filesystem::temp_directory_path() / ("edgeloop-browser-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::string html = RenderHtmlReport(Fixture());
+  std::string probe =
+      "<script>for (const s of document.querySelectorAll('svg.plot')) {"
+      "const b = s.getBBox(); const p = document.createElement('p'); p.className = 'probe';"
+      "p.textContent = s.id + ' ' + Math.round(b.width) + 'x' + Math.round(b.height) + ' ' +"
+      "s.querySelectorAll('polyline').length; document.body.appendChild(p);}</script>";
+  html.insert(html.rfind("</body>"), probe);
+  ASSERT_TRUE(WriteFileAtomic((dir / "index.html").string(), html).ok());
+  std::string cmd = "timeout 120 " + std::string(browser) +
+                    " --no-sandbox --disable-gpu --dump-dom file://" +
+                    (dir / "index.html").string() + " 2>/dev/null";
+  std::string dom;
+  if (FILE* p = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) dom.append(buf, n);
+    pclose(p);
+  }
+  std::filesystem::remove_all(dir);
+  ASSERT_NE(dom.find("<p class=\"probe\">"), std::string::npos) << "no probe output:\n"
+                                                                << dom.substr(0, 500);
+  for (const char* id :
+       {"plot-accuracy", "plot-rollout", "plot-latency", "plot-bytes", "plot-runs"}) {
+    size_t at = dom.find(std::string("<p class=\"probe\">") + id + " ");
+    ASSERT_NE(at, std::string::npos) << id;
+    int w = 0, h = 0, lines = 0;
+    ASSERT_EQ(std::sscanf(dom.c_str() + at + 17 + std::strlen(id), " %dx%d %d", &w, &h, &lines), 3)
+        << id;
+    // Drawn content spans most of the 900-pixel-wide plot and has height.
+    EXPECT_GT(w, 600) << id;
+    EXPECT_GT(h, 100) << id;
+    if (std::string(id) == "plot-accuracy" || std::string(id) == "plot-latency") {
+      EXPECT_EQ(lines, 3) << id;
+    }
+  }
 }
 
 }  // namespace

@@ -5,17 +5,10 @@
 #include <random>
 
 #include "common/hash.hpp"
+#include "common/test_bytes.hpp"
 
 namespace edgeloop {
 namespace {
-
-// Incompressible bytes, so any saving comes from the base and not from zstd's entropy stage.
-std::string RandomBytes(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng() & 0xff);
-  return s;
-}
 
 // A "fine-tuned" version of base: the same bytes with a few regions rewritten, as when only
 // a model's head changes.
@@ -29,7 +22,7 @@ std::string Edit(std::string s, uint32_t seed) {
 }
 
 TEST(Delta, RoundTripIsByteIdenticalAndSmallForAnEditedBase) {
-  std::string base = RandomBytes(1 << 20, 1);
+  std::string base = testing::PseudoRandomBytes(1 << 20, 1);
   std::string target = Edit(base, 2);
   auto delta = CreateDelta(base, target, 19);
   ASSERT_TRUE(delta.ok()) << delta.error().message;
@@ -42,8 +35,8 @@ TEST(Delta, RoundTripIsByteIdenticalAndSmallForAnEditedBase) {
 }
 
 TEST(Delta, WorksAcrossSizeChangesAndEmptyInputs) {
-  std::string base = RandomBytes(300'000, 3);
-  std::string longer = base + RandomBytes(50'000, 4);
+  std::string base = testing::PseudoRandomBytes(300'000, 3);
+  std::string longer = base + testing::PseudoRandomBytes(50'000, 4);
   for (const std::string& target : {longer, base.substr(1000, 100'000), std::string()}) {
     auto delta = CreateDelta(base, target, 3);
     ASSERT_TRUE(delta.ok()) << delta.error().message;
@@ -57,9 +50,9 @@ TEST(Delta, WorksAcrossSizeChangesAndEmptyInputs) {
 }
 
 TEST(Delta, WrongBaseIsAnErrorOrAHashMismatchNeverTheTarget) {
-  std::string base = RandomBytes(200'000, 5);
+  std::string base = testing::PseudoRandomBytes(200'000, 5);
   std::string target = Edit(base, 6);
-  std::string other = RandomBytes(200'000, 7);
+  std::string other = testing::PseudoRandomBytes(200'000, 7);
   auto delta = CreateDelta(base, target, 19);
   ASSERT_TRUE(delta.ok());
   for (const std::string& wrong : {other, Edit(base, 8), std::string()}) {
@@ -73,7 +66,7 @@ TEST(Delta, WrongBaseIsAnErrorOrAHashMismatchNeverTheTarget) {
 }
 
 TEST(Delta, RefusesOutputAboveTheLimitBeforeDecoding) {
-  std::string base = RandomBytes(10'000, 9);
+  std::string base = testing::PseudoRandomBytes(10'000, 9);
   std::string target = base + base;
   auto delta = CreateDelta(base, target, 3);
   ASSERT_TRUE(delta.ok());
@@ -84,7 +77,7 @@ TEST(Delta, RefusesOutputAboveTheLimitBeforeDecoding) {
 }
 
 TEST(Delta, CorruptOrTruncatedDeltaIsAFormatError) {
-  std::string base = RandomBytes(100'000, 10);
+  std::string base = testing::PseudoRandomBytes(100'000, 10);
   std::string target = Edit(base, 11);
   auto delta = CreateDelta(base, target, 19);
   ASSERT_TRUE(delta.ok());

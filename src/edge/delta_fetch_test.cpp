@@ -7,18 +7,12 @@
 
 #include "common/delta.hpp"
 #include "common/hash.hpp"
+#include "common/test_bytes.hpp"
 
 namespace edgeloop::edge {
 namespace {
 
-std::string Bytes(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  for (auto& c : s) {
-    seed = seed * 1664525u + 1013904223u;
-    c = static_cast<char>(seed >> 24);
-  }
-  return s;
-}
+using edgeloop::testing::PseudoRandomBytes;
 
 // A server in miniature: answers a delta request with `delta_answer` (when set) and a full
 // request with `full`; records what was asked.
@@ -41,8 +35,8 @@ struct FakeArtifactServer {
 
 class DeltaFetch : public ::testing::Test {
  protected:
-  std::string installed = Bytes(100'000, 1);
-  std::string target = installed.substr(0, 95'000) + Bytes(5'000, 2);
+  std::string installed = PseudoRandomBytes(100'000, 1);
+  std::string target = installed.substr(0, 95'000) + PseudoRandomBytes(5'000, 2);
   std::string sha = Sha256Hex(target);
 };
 
@@ -71,7 +65,7 @@ TEST_F(DeltaFetch, FallsBackToTheFullDownloadOnACorruptDelta) {
 }
 
 TEST_F(DeltaFetch, RefusesADeltaMadeForAnotherBase) {
-  std::string other = Bytes(100'000, 3);
+  std::string other = PseudoRandomBytes(100'000, 3);
   FakeArtifactServer server{target,
                             FetchedArtifact{*CreateDelta(other, target, 19), Sha256Hex(other)}};
   auto got = FetchWithDelta(installed, sha, target.size(), server.Fn());
