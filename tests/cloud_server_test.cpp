@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "cloud_test_util.hpp"
+#include "common/delta.hpp"
 #include "common/hash.hpp"
+#include "common/test_bytes.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::testing {
@@ -203,6 +205,46 @@ TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
   EXPECT_EQ(part->body, blob.substr(100, 100));
   ExpectJsonError(f.Client()->Get("/v1/artifacts/" + sha), 401);
   ExpectJsonError(f.Client(&dev)->Get("/v1/artifacts/" + std::string(64, 'a')), 404);
+}
+
+// A model-like pair: a large shared part and a small rewritten tail, as after a head-only
+// fine-tune.
+TEST(CloudServer, ArtifactGetServesADeltaFromTheInstalledVersionWhenSmaller) {
+  CloudFixture f;
+  auto admin = f.Bearer(f.server().admin_token());
+  std::string base = PseudoRandomBytes(200'000, 1);
+  std::string target = base.substr(0, 190'000) + PseudoRandomBytes(10'000, 2);
+  std::string unrelated = PseudoRandomBytes(50'000, 3);
+  for (const std::string* blob : {&base, &target, &unrelated})
+    ASSERT_EQ(f.Client()->Post("/v1/artifacts", admin, *blob, "application/octet-stream")->status,
+              200);
+  std::string from = Sha256Hex(base), to = Sha256Hex(target);
+  auto dev = f.Enroll("cam-1");
+  for (int round = 0; round < 2; ++round) {  // computed, then from the cache
+    auto res = f.Client(&dev)->Get("/v1/artifacts/" + to + "?delta_from=" + from);
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    EXPECT_EQ(res->get_header_value("X-Edgeloop-Delta-From"), from);
+    EXPECT_EQ(res->get_header_value("X-Edgeloop-Target-Sha256"), to);
+    EXPECT_EQ(res->get_header_value("X-Edgeloop-Target-Length"), std::to_string(target.size()));
+    EXPECT_LT(res->body.size(), 20'000u);
+    auto patched = ApplyDelta(base, res->body, target.size());
+    ASSERT_TRUE(patched.ok()) << patched.error().message;
+    EXPECT_EQ(Sha256Hex(*patched), to);
+  }
+  EXPECT_TRUE(std::filesystem::exists(f.dir() + "/data/artifacts/deltas/" + from + "-" + to));
+
+  // No delta when it would not be smaller, the base is unknown, or it is the target itself.
+  for (const std::string& other : {Sha256Hex(unrelated), std::string(64, 'b'), to}) {
+    auto full = f.Client(&dev)->Get("/v1/artifacts/" + to + "?delta_from=" + other);
+    ASSERT_EQ(full->status, 200) << full->body;
+    EXPECT_FALSE(full->has_header("X-Edgeloop-Delta-From")) << other;
+    EXPECT_EQ(full->body, target);
+  }
+  auto small = f.Client(&dev)->Get("/v1/artifacts/" + Sha256Hex(unrelated) + "?delta_from=" + from);
+  EXPECT_FALSE(small->has_header("X-Edgeloop-Delta-From"));
+  EXPECT_EQ(small->body, unrelated);
+  ExpectJsonError(f.Client(&dev)->Get("/v1/artifacts/" + to + "?delta_from=../../etc"), 400);
 }
 
 TEST(CloudServer, DeploymentMetadataIsSignedVersionedAndPrivateToItsDevice) {

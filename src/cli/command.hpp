@@ -56,5 +56,6 @@ void AddSnapshotCommands(CLI::App& datasets);
 void RegisterAgent(CLI::App& root);
 // The agent's flags and action on `app` (the `agent` subcommand, or edgeloop-agent itself).
 void AddAgentCommand(CLI::App* app);
+void RegisterReport(CLI::App& root);
 
 }  // namespace edgeloop::cli

@@ -29,5 +29,6 @@ int main(int argc, char** argv) {
   RegisterModels(app);
   RegisterArtifacts(app);
   RegisterAgent(app);
+  RegisterReport(app);
   return ParseAndRun(app, argc, argv);
 }

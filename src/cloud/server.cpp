@@ -5,6 +5,7 @@
 #include <openssl/x509.h>
 #include <zstd.h>
 
+#include "cloud/artifact_delta.hpp"
 #include "cloud/server_impl.hpp"
 #include "common/crypto.hpp"
 #include "common/file.hpp"
@@ -291,8 +292,21 @@ void Server::Impl::Routes() {
           } else if (!DeviceIdentity(req, res)) {
             return;
           }
-          auto data = ReadFile(options.data_dir + "/artifacts/" + std::string(req.matches[1]));
-          if (!data.ok()) return SendError(res, 404, "no artifact " + std::string(req.matches[1]));
+          std::string sha = req.matches[1];
+          auto data = ReadFile(options.data_dir + "/artifacts/" + sha);
+          if (!data.ok()) return SendError(res, 404, "no artifact " + sha);
+          // ?delta_from=<installed sha256>: a zstd patch against it when that is smaller. The
+          // device verifies the patched result against the signed metadata's hash and length.
+          std::string from = req.get_param_value("delta_from");
+          if (!from.empty() && !IsSha256Hex(from))
+            return SendError(res, 400, "delta_from must be a lower-case hex sha256");
+          auto delta = ArtifactDelta(options.data_dir + "/artifacts", from, sha, *data);
+          if (delta) {
+            res.set_header("X-Edgeloop-Delta-From", from);
+            res.set_header("X-Edgeloop-Target-Sha256", sha);
+            res.set_header("X-Edgeloop-Target-Length", std::to_string(data->size()));
+            return res.set_content(std::move(*delta), "application/zstd");
+          }
           res.set_content(std::move(*data), "application/octet-stream");
         });
   // Signed update metadata per deployment target: a device id or "group:<name>". The
