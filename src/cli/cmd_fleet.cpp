@@ -1,5 +1,6 @@
 // `edgeloop fleet devices|enroll-token|revoke` and `edgeloop tokens create`: devices and
 // operator tokens of a running server.
+#include <chrono>
 #include <cstdio>
 
 #include "cli/command.hpp"
@@ -29,6 +30,52 @@ void RegisterFleet(CLI::App& root) {
                 {d["device_id"], d["group"].get<std::string>().empty() ? "-" : Cell(d["group"]),
                  d["revoked"].get<bool>() ? "revoked" : "active", Cell(d["enrolled_ms"])});
           PrintTable({"DEVICE", "GROUP", "STATE", "ENROLLED_MS"}, rows);
+        });
+  });
+
+  auto* status = fleet->add_subcommand(
+      "status", "The fleet view: per device its model, update state, last seen, accuracy, drift");
+  auto sf = AddServerFlags(status);
+  SetAction(status, [sf] {
+    return Run(
+        "fleet status", *sf, [](const auto& c) { return c.GetJson("/v1/fleet"); },
+        [](const Json& j) {
+          std::vector<std::vector<std::string>> rows;
+          int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+          for (const auto& d : j["devices"]) {
+            int64_t seen = d.value("last_seen_ms", int64_t{0});
+            char ago[32] = "never", acc[32] = "-", lat[32], drift[32];
+            if (seen > 0)
+              std::snprintf(ago, sizeof ago, "%llds ago", (long long)((now - seen) / 1000));
+            if (d["accuracy"].is_number())
+              std::snprintf(acc, sizeof acc, "%.3f (%lld)", d["accuracy"].get<double>(),
+                            (long long)d.value("labelled", int64_t{0}));
+            std::snprintf(lat, sizeof lat, "%.2f", d.value("latency_p95_ms", 0.0));
+            std::snprintf(drift, sizeof drift, "%.3f%s", d.value("drift_score", 0.0),
+                          d.value("drift_alarm", false) ? " ALARM" : "");
+            rows.push_back({Cell(d["device_id"]), Cell(d["model_version"]), Cell(d["status"]), ago,
+                            acc, lat, drift});
+          }
+          PrintTable({"DEVICE", "MODEL", "STATUS", "LAST_SEEN", "ACCURACY (N)", "P95_MS", "DRIFT"},
+                     rows);
+        });
+  });
+
+  auto* where = fleet->add_subcommand("models", "Which model version runs where");
+  auto wf = AddServerFlags(where);
+  SetAction(where, [wf] {
+    return Run(
+        "fleet models", *wf, [](const auto& c) { return c.GetJson("/v1/fleet/models"); },
+        [](const Json& j) {
+          std::vector<std::vector<std::string>> rows;
+          for (const auto& m : j["models"]) {
+            std::string devices;
+            for (const auto& d : m["devices"]) devices += (devices.empty() ? "" : ",") + Cell(d);
+            rows.push_back({Cell(m["model_version"]), Cell(m["count"]), devices});
+          }
+          PrintTable({"MODEL", "DEVICES", "WHERE"}, rows);
         });
   });
 

@@ -57,5 +57,9 @@ void RegisterAgent(CLI::App& root);
 // The agent's flags and action on `app` (the `agent` subcommand, or edgeloop-agent itself).
 void AddAgentCommand(CLI::App* app);
 void RegisterReport(CLI::App& root);
+void RegisterPipelines(CLI::App& root);  // pipelines apply|list|run|runs|show|logs
+void RegisterRollout(CLI::App& root);    // rollout start|list|status|pause|resume|abort
+void RegisterDemo(CLI::App& root);       // the whole loop on this machine
+void RegisterProfile(CLI::App& root);    // drift reference profile of a model
 
 }  // namespace edgeloop::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   RegisterFinetune(app);
   RegisterEval(app);
   RegisterExport(app);
+  RegisterDemo(app);
 #endif
   RegisterDatasets(app);
   RegisterInfer(app);
@@ -30,5 +31,8 @@ int main(int argc, char** argv) {
   RegisterArtifacts(app);
   RegisterAgent(app);
   RegisterReport(app);
+  RegisterPipelines(app);
+  RegisterRollout(app);
+  RegisterProfile(app);
   return ParseAndRun(app, argc, argv);
 }

@@ -62,6 +62,9 @@ Status Server::Impl::FleetSchema() {
       "ts_ms)",
   };
   for (const auto& sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
+  // Added after the first schema: the labelled samples behind each period's accuracy (the
+  // rollout controller weighs periods by it). Fails harmlessly when the column exists.
+  (void)db->Exec("ALTER TABLE telemetry_history ADD COLUMN labelled BIGINT NOT NULL DEFAULT 0");
   return Status::Ok();
 }
 
@@ -121,10 +124,11 @@ void Server::Impl::FleetRoutes() {
            body->dump(), *device}));
       return db->Exec(
           "INSERT INTO telemetry_history (device_id, ts_ms, model_version, accuracy, "
-          "latency_p50_ms, samples, bytes_up, bytes_down, drift_score) VALUES (?, ?, ?, ?, ?, ?, "
-          "?, ?, ?)",
+          "latency_p50_ms, samples, labelled, bytes_up, bytes_down, drift_score) VALUES (?, ?, "
+          "?, ?, ?, ?, ?, ?, ?, ?)",
           {*device, now, model_version, accuracy, Text(p50),
            std::to_string(static_cast<int64_t>(Number(*body, "n"))),
+           std::to_string(static_cast<int64_t>(Number(*body, "labelled"))),
            std::to_string(static_cast<int64_t>(Number(*body, "bytes_up"))),
            std::to_string(static_cast<int64_t>(Number(*body, "bytes_down"))), Text(drift)});
     });
@@ -192,6 +196,11 @@ void Server::Impl::FleetRoutes() {
                      {"latency_p95_ms", d.latency_p95_ms},
                      {"drift_score", d.drift_score},
                      {"drift_alarm", d.drift_alarm}});
+      // Transfer counters as the device last reported them (cumulative since it started).
+      Json tel = Json::parse(d.telemetry, nullptr, false);
+      if (tel.is_object())
+        for (const char* k : {"bytes_up", "bytes_down", "model_bytes", "model_bytes_full"})
+          if (tel.contains(k) && tel[k].is_number()) out.back()[k] = tel[k];
     }
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
   });

@@ -1,12 +1,354 @@
-// Route module: pipelines and runs.
+// Route module: pipelines and their runs. Pipelines are stored as YAML (checked on upload);
+// a background thread fires triggers (new labelled samples, drift alarms, a schedule) and
+// executes queued runs one at a time, each step's heavy work in a worker process.
+#include <filesystem>
+
+#include "cloud/pipeline.hpp"
+#include "cloud/pipeline_runner.hpp"
 #include "cloud/server_impl.hpp"
+#include "common/crypto.hpp"
+#include "common/file.hpp"
+#include "common/process.hpp"
 
 namespace edgeloop::cloud {
+namespace {
 
-Status Server::Impl::PipelineSchema() {
-  return Status::Ok();
+// The server side of a run: snapshots, registry, artifacts, rollouts, progress records.
+class ServerHost : public PipelineHost {
+ public:
+  ServerHost(Server::Impl& impl, std::string run_id) : impl_(impl), run_id_(std::move(run_id)) {}
+
+  Result<Json> CreateSnapshot(const Json& spec) override {
+    EDGELOOP_ASSIGN_OR_RETURN(SnapshotInfo info, impl_.CreateSnapshot(spec));
+    Json counts = Json::object();
+    const Json& splits = info.summary.contains("splits") ? info.summary["splits"] : Json::object();
+    for (const char* s : {"train", "val", "test"}) {
+      const Json& v = splits.contains(s) ? splits[s] : Json();
+      counts[s] = v.is_number()   ? v.get<int64_t>()
+                  : v.is_object() ? v.value("samples", int64_t{0})
+                                  : int64_t{0};
+    }
+    return Json{{"id", info.id}, {"dir", info.dir}, {"counts", counts}};
+  }
+
+  Result<Json> ResolveModel(const std::string& ref) override {
+    auto at = ref.find_first_of("@:");
+    if (at == std::string::npos || at == 0)
+      return Error(Errc::kInvalidArgument, "model reference " + ref + " is not <model>@<stage>");
+    std::string model = ref.substr(0, at);
+    EDGELOOP_ASSIGN_OR_RETURN(Json v, impl_.GetModelVersion(model, ref.substr(at + 1)));
+    int64_t version = v["version"].get<int64_t>();
+    Json out = {{"model", model},
+                {"version", version},
+                {"name", model + ":" + std::to_string(version)},
+                {"artifacts", v["artifacts"]}};
+    // The training checkpoint travels as two artifacts; unpacked once per content.
+    const Json& a = v["artifacts"];
+    std::string meta = a.value("torch_meta", ""), weights = a.value("torch_weights", "");
+    if (!meta.empty() && !weights.empty()) {
+      std::string dir =
+          impl_.options.data_dir + "/models/" + meta.substr(0, 16) + "-" + weights.substr(0, 16);
+      if (!std::filesystem::exists(dir + "/weights.pt")) {
+        std::string art = impl_.options.data_dir + "/artifacts/";
+        EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
+        EDGELOOP_ASSIGN_OR_RETURN(std::string m, ReadFile(art + meta));
+        EDGELOOP_ASSIGN_OR_RETURN(std::string w, ReadFile(art + weights));
+        EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/model.json", m));
+        EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/weights.pt", w));
+      }
+      out["training_dir"] = dir;
+    }
+    return out;
+  }
+
+  Result<std::string> StoreArtifact(const std::string& path) override {
+    EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+    std::string sha = Sha256Hex(bytes);
+    std::string dir = impl_.options.data_dir + "/artifacts";
+    EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
+    if (!std::filesystem::exists(dir + "/" + sha))
+      EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + sha, bytes));
+    return sha;
+  }
+
+  Result<Json> RegisterVersion(const std::string& model, const Json& version,
+                               const std::string& stage) override {
+    ModelVersionSpec spec;
+    spec.model = model;
+    spec.artifacts = version["artifacts"];
+    spec.parent = version["parent"].is_string() ? version["parent"].get<std::string>() : "";
+    spec.dataset_snapshot = version.value("dataset_snapshot", "");
+    spec.code_version = version.value("code_version", "");
+    spec.hyperparameters = version["hyperparameters"];
+    spec.hyperparameters["pipeline"] = version.value("pipeline", "");
+    spec.hyperparameters["run"] = version.value("run", "");
+    spec.metrics = version["metrics"];
+    spec.metrics["gates"] = version["gates"];
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t n, impl_.RegisterModelVersion(spec));
+    if (stage != "candidate") EDGELOOP_RETURN_IF_ERROR(impl_.SetStage(model, n, stage));
+    return Json{{"model", model}, {"version", n}, {"name", model + ":" + std::to_string(n)}};
+  }
+
+  Result<std::string> StartRollout(const Json& spec, const std::string& model,
+                                   int64_t version) override {
+    return impl_.StartRollout(spec, model, version);
+  }
+
+  void OnProgress(const RunResult& run) override {
+    (void)impl_.db->Exec("UPDATE pipeline_runs SET status = ?, result = ? WHERE id = ?",
+                         {run.status, run.ToJson().dump(), run_id_});
+  }
+
+ private:
+  Server::Impl& impl_;
+  std::string run_id_;
+};
+
+Json RunRow(const Row& r) {
+  Json result = Json::parse(r[6], nullptr, false);
+  return {{"id", r[0]},
+          {"pipeline", r[1]},
+          {"trigger", r[2]},
+          {"status", r[3]},
+          {"created_ms", std::stoll(r[4])},
+          {"finished_ms", r[5].empty() ? Json() : Json(std::stoll(r[5]))},
+          {"result", result.is_discarded() ? Json() : result}};
 }
 
-void Server::Impl::PipelineRoutes() {}
+const char* kRunColumns = "id, pipeline, trigger, status, created_ms, finished_ms, result";
+
+}  // namespace
+
+Status Server::Impl::PipelineSchema() {
+  const char* ddl[] = {
+      "CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+      "created_ms BIGINT NOT NULL, last_run_ms BIGINT NOT NULL, labelled_seen BIGINT NOT NULL)",
+      "CREATE TABLE IF NOT EXISTS pipeline_runs (id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, "
+      "trigger TEXT NOT NULL, status TEXT NOT NULL, created_ms BIGINT NOT NULL, finished_ms "
+      "TEXT NOT NULL, result TEXT NOT NULL)",
+  };
+  for (const char* sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
+  // Runs that were running when the server stopped cannot be resumed mid-step: they failed.
+  return db->Exec(
+      "UPDATE pipeline_runs SET status = 'failed', finished_ms = '0' WHERE status = 'running'");
+}
+
+Result<std::string> Server::Impl::QueueRun(const std::string& pipeline,
+                                           const std::string& trigger) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto p,
+                            db->Query("SELECT 1 FROM pipelines WHERE name = ?", {pipeline}));
+  if (p.empty()) return Error(Errc::kNotFound, "no pipeline " + pipeline);
+  std::string id = "run-" + std::to_string(NowMs()) + "-" + crypto::RandomHex(2);
+  EDGELOOP_RETURN_IF_ERROR(db->Exec(
+      "INSERT INTO pipeline_runs (id, pipeline, trigger, status, created_ms, finished_ms, result) "
+      "VALUES (?, ?, ?, 'queued', ?, '', '{}')",
+      {id, pipeline, trigger, std::to_string(NowMs())}));
+  return id;
+}
+
+// The labelled samples the store holds now (for the volume trigger).
+static int64_t LabelledTotal(SampleStore& store) {
+  auto counts = store.Count("label");
+  if (!counts.ok()) return 0;
+  int64_t n = 0;
+  for (const auto& c : *counts)
+    if (c.key != "-1") n += static_cast<int64_t>(c.count);
+  return n;
+}
+
+// A drift alarm fires a run once per version of the parent model: the alarm must come from a
+// device running the parent's current version, no rollout may be under way (devices still on
+// the old model keep their alarms until they update), and no earlier run may have been fired
+// by drift on that version. "" when nothing fires.
+std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_run_ms) {
+  auto busy = db->Query("SELECT 1 FROM rollouts WHERE status IN ('running', 'paused')");
+  if (!busy.ok() || !busy->empty()) return "";
+  std::string sql =
+      "SELECT device_id, model_version FROM device_status WHERE drift_alarm = 1 AND "
+      "last_seen_ms > ?";
+  std::vector<std::string> params = {std::to_string(last_run_ms)};
+  std::string parent;
+  if (!spec.train.parent.empty()) {
+    auto at = spec.train.parent.find_first_of("@:");
+    if (at == std::string::npos) return "";
+    auto v = GetModelVersion(spec.train.parent.substr(0, at), spec.train.parent.substr(at + 1));
+    if (!v.ok()) return "";
+    parent = spec.train.parent.substr(0, at) + ":" + std::to_string((*v)["version"].get<int64_t>());
+    sql += " AND model_version = ?";
+    params.push_back(parent);
+  }
+  auto alarms = db->Query(sql + " ORDER BY device_id", params);
+  if (!alarms.ok() || alarms->empty()) return "";
+  std::string suffix = " on " + (parent.empty() ? alarms->at(0)[1] : parent);
+  auto before = db->Query(
+      "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND trigger LIKE ? AND trigger LIKE ?",
+      {spec.name, "drift_alarm:%", "%" + suffix});
+  if (!before.ok() || !before->empty()) return "";
+  return "drift_alarm:" + alarms->at(0)[0] + suffix;
+}
+
+void Server::Impl::CheckTriggers() {
+  auto rows = db->Query("SELECT name, spec, last_run_ms, labelled_seen FROM pipelines");
+  if (!rows.ok()) return;
+  int64_t labelled = LabelledTotal(*store);
+  for (const auto& r : *rows) {
+    auto spec = ParsePipeline(r[1], r[0]);
+    if (!spec.ok()) continue;
+    // One run per pipeline at a time: nothing new while one is queued or running.
+    auto active = db->Query(
+        "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND status IN ('queued', 'running')",
+        {r[0]});
+    if (!active.ok() || !active->empty()) continue;
+    int64_t last = std::stoll(r[2]), seen = std::stoll(r[3]);
+    std::string trigger;
+    const TriggerSpec& t = spec->trigger;
+    if (t.new_labelled_samples > 0 && labelled - seen >= t.new_labelled_samples) {
+      trigger = "new_labelled_samples";
+    } else if (t.drift_alarm && labelled - seen >= t.min_labelled_samples) {
+      trigger = DriftTrigger(*spec, last);
+    }
+    if (trigger.empty() && t.schedule_seconds > 0 && NowMs() - last >= t.schedule_seconds * 1000 &&
+        labelled - seen >= t.min_labelled_samples)
+      trigger = "schedule";
+    if (trigger.empty()) continue;
+    if (QueueRun(r[0], trigger).ok())
+      (void)db->Exec("UPDATE pipelines SET last_run_ms = ?, labelled_seen = ? WHERE name = ?",
+                     {std::to_string(NowMs()), std::to_string(labelled), r[0]});
+  }
+}
+
+void Server::Impl::ExecuteQueuedRun() {
+  auto rows = db->Query(
+      "SELECT r.id, r.pipeline, r.trigger, p.spec FROM pipeline_runs r JOIN pipelines p ON "
+      "p.name = r.pipeline WHERE r.status = 'queued' ORDER BY r.created_ms LIMIT 1");
+  if (!rows.ok() || rows->empty()) return;
+  const Row& r = rows->at(0);
+  (void)db->Exec("UPDATE pipeline_runs SET status = 'running' WHERE id = ?", {r[0]});
+  ServerHost host(*this, r[0]);
+  auto spec = ParsePipeline(r[3], r[1]);
+  RunResult result;
+  if (!spec.ok()) {
+    result.status = "failed";
+    result.reason = spec.error().message;
+  } else {
+    RunContext ctx;
+    ctx.run_id = r[0];
+    ctx.work_dir = options.data_dir + "/runs/" + r[0];
+    ctx.executable =
+        options.worker_executable.empty() ? SelfExecutable() : options.worker_executable;
+    ctx.trigger = r[2];
+    ctx.cancel = &stopping;
+    result = RunPipeline(*spec, ctx, host);
+  }
+  (void)db->Exec("UPDATE pipeline_runs SET status = ?, finished_ms = ?, result = ? WHERE id = ?",
+                 {result.status, std::to_string(NowMs()), result.ToJson().dump(), r[0]});
+  if (!result.reason.empty())
+    std::fprintf(stderr, "edgeloop server: run %s of %s %s at %s: %s\n", r[0].c_str(), r[1].c_str(),
+                 result.status.c_str(), result.failed_step.c_str(), result.reason.c_str());
+}
+
+void Server::Impl::StartWorkers() {
+  stopping = false;
+  workers.emplace_back([this] {
+    while (!stopping) {
+      CheckTriggers();
+      ExecuteQueuedRun();
+      for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  workers.emplace_back([this] {
+    while (!stopping) {
+      TickRollouts();
+      for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+}
+
+void Server::Impl::StopWorkers() {
+  stopping = true;
+  for (auto& w : workers)
+    if (w.joinable()) w.join();
+  workers.clear();
+}
+
+void Server::Impl::PipelineRoutes() {
+  auto& s = *http;
+  // Body: the pipeline YAML (Content-Type anything) or JSON {"yaml": "..."}.
+  s.Post("/v1/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "write")) return;
+    std::string yaml = req.body;
+    Json j = Json::parse(req.body, nullptr, false);
+    if (!j.is_discarded() && j.is_object() && j.contains("yaml") && j["yaml"].is_string())
+      yaml = j["yaml"].get<std::string>();
+    auto spec = ParsePipeline(yaml, "pipeline");
+    if (!spec.ok()) return SendError(res, 400, spec.error().message);
+    Status st = db->Transaction([&]() -> Status {
+      EDGELOOP_ASSIGN_OR_RETURN(
+          auto old, db->Query("SELECT last_run_ms, labelled_seen FROM pipelines WHERE name = ?",
+                              {spec->name}));
+      // A new pipeline counts labelled samples from now on.
+      std::string seen = old.empty() ? std::to_string(LabelledTotal(*store)) : old[0][1];
+      std::string last = old.empty() ? std::to_string(NowMs()) : old[0][0];
+      EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM pipelines WHERE name = ?", {spec->name}));
+      return db->Exec(
+          "INSERT INTO pipelines (name, spec, created_ms, last_run_ms, labelled_seen) VALUES (?, "
+          "?, ?, ?, ?)",
+          {spec->name, yaml, std::to_string(NowMs()), last, seen});
+    });
+    if (!st.ok()) return SendError(res, st.error());
+    res.set_content(Json{{"name", spec->name}, {"gates", spec->gates.size()}}.dump(),
+                    "application/json");
+  });
+  s.Get("/v1/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    auto rows = db->Query("SELECT name, spec, labelled_seen FROM pipelines ORDER BY name");
+    if (!rows.ok()) return SendError(res, rows.error());
+    Json out = Json::array();
+    for (const auto& r : *rows)
+      out.push_back({{"name", r[0]}, {"yaml", r[1]}, {"labelled_seen", std::stoll(r[2])}});
+    res.set_content(Json{{"pipelines", out}}.dump(), "application/json");
+  });
+  s.Post(R"(/v1/pipelines/([a-z0-9_-]+)/runs)",
+         [this](const httplib::Request& req, httplib::Response& res) {
+           if (!RequireScope(req, res, "write")) return;
+           auto id = QueueRun(req.matches[1], "manual");
+           if (!id.ok()) return SendError(res, id.error());
+           res.status = 202;
+           res.set_content(Json{{"id", *id}, {"status", "queued"}}.dump(), "application/json");
+         });
+  s.Get("/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    std::string sql = std::string("SELECT ") + kRunColumns + " FROM pipeline_runs";
+    std::vector<std::string> params;
+    if (req.has_param("pipeline")) {
+      sql += " WHERE pipeline = ?";
+      params.push_back(req.get_param_value("pipeline"));
+    }
+    auto rows = db->Query(sql + " ORDER BY created_ms", params);
+    if (!rows.ok()) return SendError(res, rows.error());
+    Json out = Json::array();
+    for (const auto& r : *rows) out.push_back(RunRow(r));
+    res.set_content(Json{{"runs", out}}.dump(), "application/json");
+  });
+  s.Get(R"(/v1/runs/([A-Za-z0-9-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    auto rows = db->Query(std::string("SELECT ") + kRunColumns + " FROM pipeline_runs WHERE id = ?",
+                          {req.matches[1]});
+    if (!rows.ok()) return SendError(res, rows.error());
+    if (rows->empty()) return SendError(res, 404, "no run " + std::string(req.matches[1]));
+    res.set_content(RunRow(rows->at(0)).dump(), "application/json");
+  });
+  s.Get(R"(/v1/runs/([A-Za-z0-9-]+)/logs/([a-z]+))",
+        [this](const httplib::Request& req, httplib::Response& res) {
+          if (!RequireScope(req, res, "read")) return;
+          auto log = ReadFile(options.data_dir + "/runs/" + std::string(req.matches[1]) + "/" +
+                                  std::string(req.matches[2]) + ".log",
+                              16u << 20);
+          if (!log.ok()) return SendError(res, 404, "no such log");
+          res.set_content(*log, "text/plain");
+        });
+}
 
 }  // namespace edgeloop::cloud

@@ -201,6 +201,8 @@ Result<PipelineSpec> ParsePipeline(const std::string& yaml_text, const std::stri
   EDGELOOP_RETURN_IF_ERROR(trig.GetInRange<int64_t>(
       "new_labelled_samples", p.trigger.new_labelled_samples, 0, int64_t{1} << 40));
   EDGELOOP_RETURN_IF_ERROR(trig.Get("drift_alarm", p.trigger.drift_alarm));
+  EDGELOOP_RETURN_IF_ERROR(trig.GetInRange<int64_t>(
+      "min_labelled_samples", p.trigger.min_labelled_samples, 0, int64_t{1} << 40));
   EDGELOOP_RETURN_IF_ERROR(
       trig.GetInRange<int64_t>("schedule_seconds", p.trigger.schedule_seconds, 0, 366 * 86400));
   EDGELOOP_RETURN_IF_ERROR(trig.Done());

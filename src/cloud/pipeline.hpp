@@ -5,7 +5,7 @@
 // Example (examples/pipelines/retrain.yaml):
 //
 //   name: retrain
-//   trigger: {new_labelled_samples: 400, drift_alarm: true, schedule_seconds: 0}
+//   trigger: {new_labelled_samples: 4000, drift_alarm: true, min_labelled_samples: 400}
 //   dataset: {labelled_only: true, groups: [demo], split: {train: 0.8, val: 0.1, test: 0.1}}
 //   train: {parent: fashion-cnn@production, strategy: full, epochs: 6}
 //   evaluate: {sets: [{name: heldout, data: "fashion-mnist:test"}], robustness: true}
@@ -29,6 +29,9 @@ struct TriggerSpec {
   int64_t new_labelled_samples = 0;  // fire when this many new labelled samples arrived (0: off)
   bool drift_alarm = false;          // fire on a device's drift alarm
   int64_t schedule_seconds = 0;      // fire periodically (0: off)
+  // The drift and schedule triggers wait until at least this many new labelled samples
+  // arrived since the last run (there must be something to learn from).
+  int64_t min_labelled_samples = 0;
   // A person can always start a run (CLI or API).
 };
 

@@ -442,6 +442,7 @@ Status Server::Start() {
     return Error(Errc::kIo,
                  "cannot listen on " + im.options.host + ":" + std::to_string(im.options.port));
   im.thread = std::thread([&im] { im.http->listen_after_bind(); });
+  im.StartWorkers();
   return Status::Ok();
 }
 
@@ -453,6 +454,7 @@ Status Server::Run() {
 
 void Server::Stop() {
   if (!impl_) return;
+  impl_->StopWorkers();
   impl_->http->stop();
   if (impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
     impl_->thread.join();

@@ -29,6 +29,11 @@ struct ServerOptions {
   uint64_t max_tensor_elements = 1u << 20;    // per sample: 400
   double device_batches_per_second = 200;     // token bucket per device: 429
   double device_burst = 400;
+  // The executable that runs pipeline steps (train, export, evaluate, quantize) as worker
+  // processes; empty: this process's own executable (the edgeloop CLI).
+  std::string worker_executable;
+  // Pipeline triggers and rollouts are checked this often.
+  int background_interval_ms = 1000;
 };
 
 class Server {
@@ -52,8 +57,10 @@ class Server {
   // The admin operator token created on first start (also in <data_dir>/admin.token).
   const std::string& admin_token() const;
 
- private:
+  // Internals (server_impl.hpp), shared by the server's route modules only.
   struct Impl;
+
+ private:
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

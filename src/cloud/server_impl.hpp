@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -18,6 +19,8 @@
 
 #include "cloud/database.hpp"
 #include "cloud/fleet_keys.hpp"
+#include "cloud/pipeline.hpp"
+#include "cloud/rollout.hpp"
 #include "cloud/sample_store.hpp"
 #include "cloud/server.hpp"
 #include "common/hash.hpp"
@@ -174,6 +177,10 @@ struct Server::Impl {
   std::thread thread;
   int port = 0;
   RateLimiter limiter;
+  // Background work: pipeline triggers and runs, rollout ticks (api_pipelines.cpp).
+  std::atomic<bool> stopping{false};
+  std::vector<std::thread> workers;
+  std::mutex rollout_mu;
 
   explicit Impl(const ServerOptions& o)
       : options(o), limiter(o.device_batches_per_second, o.device_burst) {}
@@ -266,6 +273,24 @@ struct Server::Impl {
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
   Status RolloutSchema();
   void RolloutRoutes();  // api_rollouts.cpp: staged rollouts
+  // Pipelines: queue a run (one runs at a time per pipeline, the rest wait), fire triggers,
+  // execute the oldest queued run (its heavy steps in worker processes).
+  Result<std::string> QueueRun(const std::string& pipeline, const std::string& trigger);
+  void CheckTriggers();
+  std::string DriftTrigger(const PipelineSpec& spec, int64_t last_run_ms);
+  void ExecuteQueuedRun();
+  void StartWorkers();
+  void StopWorkers();
+  // Rollouts: target ("all", "group:<g>", a device id) to enrolled devices; the fleet's
+  // reported state; a new rollout of a registered version (body: target, variant, canary,
+  // waves, criteria) → its id; one controller step for every running rollout; operator
+  // commands pause, resume, abort.
+  Result<std::vector<std::string>> ResolveTarget(const std::string& target);
+  Result<std::map<std::string, DeviceState>> FleetStates();
+  Result<std::string> StartRollout(const Json& body, const std::string& model, int64_t version);
+  Status ApplyRolloutActions(const Json& state, const std::vector<RolloutAction>& actions);
+  void TickRollouts();
+  Result<Json> RolloutCommand(const std::string& id, const std::string& command);
   void HandleEnroll(const httplib::Request& req, httplib::Response& res);
   void HandleIngest(const httplib::Request& req, httplib::Response& res);
   void HandleDeviceLabels(const httplib::Request& req, httplib::Response& res);

@@ -9,6 +9,8 @@
 #include <mutex>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "common/file.hpp"
 #include "common/hash.hpp"
 #include "edge/cloud_client.hpp"
@@ -64,12 +66,14 @@ struct Agent::Impl {
   AgentConfig cfg;
   DeviceIdentity id;
   std::shared_ptr<CloudClient> control, upload;
+  std::shared_ptr<CloudArtifactFetcher> fetcher;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<Uploader> uploader;
   std::unique_ptr<Updater> updater;
   std::unique_ptr<RuntimeClassifier> model;
   SlotInfo loaded;  // the slot and version `model` was loaded from
   bool announced = false;
+  bool drift_learning = false;  // the drift reference is being re-learned after an update
   std::unique_ptr<Source> source;
   std::unique_ptr<Sampler> sampler;
   Telemetry telemetry;
@@ -118,9 +122,8 @@ Status Agent::Impl::Init() {
         e.reason.empty() ? "" : ": ", e.reason.c_str());
     if (events.size() < 1000) events.emplace_back(e, UnixMs());
   };
-  EDGELOOP_ASSIGN_OR_RETURN(updater,
-                            Updater::Open(cfg.data_dir + "/models", opt,
-                                          std::make_shared<CloudArtifactFetcher>(control)));
+  fetcher = std::make_shared<CloudArtifactFetcher>(control);
+  EDGELOOP_ASSIGN_OR_RETURN(updater, Updater::Open(cfg.data_dir + "/models", opt, fetcher));
   if (!updater->installed()) {
     if (cfg.model_path.empty())
       return Error(Errc::kInvalidArgument, "no model installed yet and no model.path configured");
@@ -136,6 +139,16 @@ Status Agent::Impl::Init() {
     EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(cfg.model_profile, 16 << 20));
     auto profile = ReferenceProfile::FromJson(text);
     if (!profile.ok()) return profile.error().WithContext(cfg.model_profile);
+    // A reference re-learned after an update (see LoadActiveModel) replaces the shipped one
+    // while the device runs that model.
+    auto learned = ReadFile(cfg.data_dir + "/drift-reference.json", 16 << 20);
+    if (learned.ok()) {
+      auto j = nlohmann::json::parse(*learned, nullptr, false);
+      if (j.is_object() && j.value("model_version", "") == updater->active().model_version) {
+        auto p = ReferenceProfile::FromJson(j.value("profile", ""));
+        if (p.ok()) profile = std::move(p);
+      }
+    }
     drift = std::make_unique<DriftMonitor>(std::move(*profile), cfg.drift);
   }
   InferenceLoopParts parts;
@@ -156,6 +169,12 @@ Status Agent::Impl::LoadActiveModel() {
   if (model && a.slot == loaded.slot && a.version == loaded.version) return Status::Ok();
   auto m = RuntimeClassifier::Load(updater->ActiveModelPath());
   if (!m.ok()) return m.error().WithContext("active model");
+  // A new model (not the first load): its inputs are the device's current inputs, so the
+  // drift reference is re-learned from the next window of samples.
+  if (model && drift && a.model_version != loaded.model_version) {
+    drift->Rebaseline(cfg.drift.window);
+    drift_learning = true;
+  }
   model = std::move(*m);
   loaded = a;
   announced = false;
@@ -182,8 +201,17 @@ void Agent::Impl::SendTelemetry() {
   SpoolStats st = spool->Stats();
   telemetry.SetSpool(st.depth_records, st.depth_bytes, st.dropped_records);
   if (drift) telemetry.SetDrift(drift->Scores());
+  if (drift && drift_learning && !drift->rebaselining()) {
+    drift_learning = false;
+    nlohmann::json j = {{"model_version", loaded.model_version},
+                        {"profile", drift->reference().ToJson()}};
+    Status saved = WriteFileAtomic(cfg.data_dir + "/drift-reference.json", j.dump());
+    Log("drift reference re-learned for model %s%s", loaded.model_version.c_str(),
+        saved.ok() ? "" : (" (not saved: " + saved.error().message + ")").c_str());
+  }
   telemetry.SetTransfer(upload->bytes_up() + control->bytes_up(),
                         upload->bytes_down() + control->bytes_down());
+  telemetry.SetModelTransfer(fetcher->bytes_moved(), fetcher->bytes_full_equivalent());
   Status sent = control->PostTelemetry(telemetry.SnapshotJson(UnixMs() / 1000));
   if (!sent.ok()) Log("telemetry not sent: %s", sent.error().message.c_str());
 }

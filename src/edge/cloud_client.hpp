@@ -27,6 +27,7 @@
 #include <string_view>
 
 #include "common/result.hpp"
+#include "edge/delta_fetch.hpp"
 #include "edge/updater.hpp"
 #include "edge/uploader.hpp"
 
@@ -81,6 +82,11 @@ class CloudClient {
   Status FetchArtifact(const std::string& sha256, uint64_t offset, uint64_t max_bytes,
                        const std::function<Status(std::string_view)>& sink);
 
+  // GET /v1/artifacts/<sha256>?delta_from=<installed>: the whole body, a zstd delta when the
+  // server sent one (FetchedArtifact::delta_from set), else the full artifact.
+  Result<FetchedArtifact> FetchArtifactWhole(const std::string& sha256,
+                                             const std::string& delta_from, uint64_t max_bytes);
+
   uint64_t bytes_up() const { return bytes_up_; }
   uint64_t bytes_down() const { return bytes_down_; }
 
@@ -109,12 +115,17 @@ class CloudArtifactFetcher : public ArtifactFetcher {
  public:
   explicit CloudArtifactFetcher(std::shared_ptr<CloudClient> client) : client_(std::move(client)) {}
   Status Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
-               const std::function<Status(std::string_view)>& sink) override {
-    return client_->FetchArtifact(target.sha256, offset, max_bytes, sink);
-  }
+               const std::function<Status(std::string_view)>& sink) override;
+  std::optional<std::string> FetchDelta(const UpdateTarget& target, std::string_view installed,
+                                        const std::string& installed_sha256,
+                                        uint64_t* bytes_transferred) override;
+  // Lifetime model bytes moved, and what full downloads of the same updates would have moved.
+  uint64_t bytes_moved() const { return moved_; }
+  uint64_t bytes_full_equivalent() const { return full_equivalent_; }
 
  private:
   std::shared_ptr<CloudClient> client_;
+  std::atomic<uint64_t> moved_{0}, full_equivalent_{0};
 };
 
 // "https://host:port" → host and port (443 when absent). kInvalidArgument otherwise.

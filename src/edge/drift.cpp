@@ -90,9 +90,30 @@ double KsBinned(const std::vector<double>& ref, const std::vector<double>& live)
 DriftMonitor::DriftMonitor(ReferenceProfile reference, DriftConfig config)
     : ref_(std::move(reference)), cfg_(config) {}
 
+void DriftMonitor::Rebaseline(size_t samples) {
+  learn_target_ = std::max<size_t>(samples, 10);
+  learning_.clear();
+  window_.clear();
+  alarm_.clear();
+}
+
 void DriftMonitor::Add(const std::string& feature, double value) {
   auto it = ref_.features.find(feature);
   if (it == ref_.features.end()) return;
+  if (learn_target_ > 0) {
+    auto& values = learning_[feature];
+    values.push_back(value);
+    bool done = learning_.size() == ref_.features.size();
+    for (const auto& [name, v] : learning_) done = done && v.size() >= learn_target_;
+    if (!done) return;
+    for (auto& [name, v] : learning_) {
+      int bins = static_cast<int>(ref_.features[name].proportions.size());
+      ref_.features[name] = BuildFeatureProfile(std::move(v), std::max(bins, 2));
+    }
+    learning_.clear();
+    learn_target_ = 0;
+    return;
+  }
   auto& w = window_[feature];
   w.push_back(BinOf(it->second, value));
   while (w.size() > cfg_.window) w.pop_front();
@@ -100,6 +121,7 @@ void DriftMonitor::Add(const std::string& feature, double value) {
 
 std::map<std::string, DriftScore> DriftMonitor::Scores() {
   std::map<std::string, DriftScore> out;
+  if (learn_target_ > 0) return out;
   for (const auto& [name, w] : window_) {
     if (w.size() < cfg_.min_samples) continue;
     const auto& ref = ref_.features.at(name).proportions;

@@ -63,8 +63,17 @@ class DriftMonitor {
   std::map<std::string, DriftScore> Scores();
   bool AnyAlarm() const;
 
+  // Re-baselining after a model update: the next `samples` values of each quantity become
+  // the new reference (the new model was trained for the inputs the device sees now), then
+  // scoring resumes against it. No scores and no alarms until then.
+  void Rebaseline(size_t samples);
+  bool rebaselining() const { return learn_target_ > 0; }
+  const ReferenceProfile& reference() const { return ref_; }
+
  private:
   ReferenceProfile ref_;
+  size_t learn_target_ = 0;
+  std::map<std::string, std::vector<double>> learning_;
   DriftConfig cfg_;
   std::map<std::string, std::deque<size_t>> window_;  // bin index per live value
   std::map<std::string, bool> alarm_;

@@ -95,6 +95,12 @@ void Telemetry::SetTransfer(uint64_t bytes_up, uint64_t bytes_down) {
   bytes_down_ = bytes_down;
 }
 
+void Telemetry::SetModelTransfer(uint64_t moved, uint64_t full_equivalent) {
+  std::lock_guard<std::mutex> lock(mu_);
+  model_bytes_ = moved;
+  model_bytes_full_ = full_equivalent;
+}
+
 void Telemetry::SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped) {
   std::lock_guard<std::mutex> lock(mu_);
   spool_records_ = depth_records;
@@ -130,6 +136,8 @@ std::string Telemetry::SnapshotJson(int64_t unix_time) {
                     static_cast<double>(std::max<uint64_t>(inferences_ + errors_, 1));
   j["bytes_up"] = bytes_up_;
   j["bytes_down"] = bytes_down_;
+  j["model_bytes"] = model_bytes_;
+  j["model_bytes_full"] = model_bytes_full_;
   j["labelled"] = labelled_;
   if (labelled_ > 0) j["accuracy"] = static_cast<double>(correct_) / static_cast<double>(labelled_);
   j["spool"] = {{"records", spool_records_}, {"bytes", spool_bytes_}, {"dropped", spool_dropped_}};

@@ -53,6 +53,9 @@ class Telemetry {
   void SetModelVersion(const std::string& version);
   // Lifetime bytes sent to and received from the cloud (uploads; model downloads).
   void SetTransfer(uint64_t bytes_up, uint64_t bytes_down);
+  // Lifetime model-update bytes: what crossed the wire (deltas or full artifacts) and what
+  // full downloads of the same updates would have moved.
+  void SetModelTransfer(uint64_t moved, uint64_t full_equivalent);
   void SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped);
   void SetDrift(const std::map<std::string, DriftScore>& scores);
   // A compact JSON snapshot of the period since the last one; the period's histograms and
@@ -67,7 +70,7 @@ class Telemetry {
   double input_mean_sum_ = 0, input_std_sum_ = 0;
   double input_mean_min_ = 0, input_mean_max_ = 0;
   std::string model_version_;
-  uint64_t errors_ = 0, bytes_up_ = 0, bytes_down_ = 0;
+  uint64_t errors_ = 0, bytes_up_ = 0, bytes_down_ = 0, model_bytes_ = 0, model_bytes_full_ = 0;
   uint64_t spool_records_ = 0, spool_bytes_ = 0, spool_dropped_ = 0;
   std::map<std::string, DriftScore> drift_;
 };

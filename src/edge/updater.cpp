@@ -197,6 +197,18 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
   std::error_code ec;
   std::filesystem::remove(final_path, ec);  // the old fallback model; the active one is safe
 
+  // A delta against the installed model first, unless a full download is already under way.
+  if (!std::filesystem::exists(part, ec) && installed() && !active_.sha256.empty()) {
+    auto current = ReadFile(ActiveModelPath(), opt_.max_artifact_bytes);
+    uint64_t moved = 0;
+    std::optional<std::string> whole;
+    if (current.ok()) whole = fetcher_->FetchDelta(t, *current, active_.sha256, &moved);
+    if (whole && whole->size() == t.length && Sha256Hex(*whole) == t.sha256) {
+      EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(final_path, *whole));
+      return FsyncDirectory(dir);
+    }
+  }
+
   for (int attempt = 0; attempt < 2; ++attempt) {
     uint64_t offset = std::filesystem::exists(part, ec) ? std::filesystem::file_size(part, ec) : 0;
     if (offset > t.length) {

@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +45,16 @@ class ArtifactFetcher {
   // more than max_bytes; kIo / kUnavailable for a transport failure (resumable).
   virtual Status Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
                        const std::function<Status(std::string_view)>& sink) = 0;
+  // The whole target reconstructed from a zstd delta against the installed model (sha256
+  // `installed_sha256`, bytes `installed`), verified against the target's sha256 and length;
+  // nullopt when this source has no deltas or the delta path failed (the caller then
+  // downloads the full artifact). *bytes_transferred gets what crossed the wire.
+  virtual std::optional<std::string> FetchDelta(const UpdateTarget& target,
+                                                std::string_view installed,
+                                                const std::string& installed_sha256,
+                                                uint64_t* bytes_transferred) {
+    return std::nullopt;
+  }
 };
 
 class FileFetcher : public ArtifactFetcher {

@@ -1,0 +1,124 @@
+// The loop, end to end, with real processes: a shortened `edgeloop demo` (two devices, small
+// data) must close the loop: a new model version trained from data the devices uploaded,
+// passing the gates, reaching every device, with accuracy on the shifted domains up. Then a
+// deliberately bad training recipe must be stopped (by the gates or the canary), leaving the
+// fleet on the old version. Both phases run in one test so they share the cached base model.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "common/file.hpp"
+#include "common/process.hpp"
+
+namespace edgeloop {
+namespace {
+
+using Json = nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string Binary() {
+  return EDGELOOP_CLI_BINARY;
+}
+
+struct DemoRun {
+  ProcessResult result;
+  Json report;
+  std::string log;
+};
+
+DemoRun RunDemo(const std::string& root, const std::string& scenario) {
+  DemoRun run;
+  std::string dir = root + "/" + scenario;
+  RunOptions o;
+  run.log = root + "/" + scenario + ".log";
+  o.log_path = run.log;
+  o.timeout = std::chrono::seconds(900);
+  auto r = RunProcess({Binary(),
+                       "demo",
+                       "--dir",
+                       dir + "/run",
+                       "--report",
+                       dir + "/report",
+                       "--cache",
+                       root + "/cache",
+                       "--devices",
+                       "2",
+                       "--rate",
+                       "25",
+                       "--base-epochs",
+                       "1",
+                       "--trigger-samples",
+                       "400",
+                       "--finetune-epochs",
+                       "4",
+                       "--scenario",
+                       scenario,
+                       "--timeout",
+                       "600"},
+                      o);
+  EXPECT_TRUE(r.ok());
+  if (r.ok()) run.result = *r;
+  auto text = ReadFile(dir + "/report/report.json");
+  if (text.ok()) run.report = Json::parse(*text, nullptr, false);
+  return run;
+}
+
+TEST(Loop, ClosesThenStopsABadModel) {
+  std::string root = EDGELOOP_LOOP_DIR;
+  std::error_code ec;
+  fs::remove_all(root + "/good", ec);
+  fs::remove_all(root + "/bad", ec);
+  fs::create_directories(root, ec);
+
+  // Phase 1: the loop closes.
+  DemoRun good = RunDemo(root, "good");
+  ASSERT_EQ(good.result.exit_code, 0) << good.result.Describe() << ", see " << good.log;
+  ASSERT_TRUE(good.report.is_object()) << "no report.json, see " << good.log;
+  const Json& rep = good.report;
+  std::string fresh = rep["summary"]["new_model_version"];
+  ASSERT_FALSE(fresh.empty()) << "no rollout completed";
+  // Trained from what the devices uploaded: the run read a snapshot of their samples.
+  bool trained = false;
+  for (const auto& run : rep["runs"]) {
+    if (run["status"] != "succeeded" || run["model_version"] != fresh) continue;
+    trained = true;
+    std::set<std::string> steps;
+    for (const auto& s : run["steps"])
+      if (s["status"] == "succeeded") steps.insert(s["name"]);
+    for (const char* s : {"snapshot", "train", "evaluate", "gates", "register", "rollout"})
+      EXPECT_TRUE(steps.count(s)) << s;
+    ASSERT_FALSE(run["gates"].empty());
+    for (const auto& g : run["gates"]) EXPECT_TRUE(g["passed"].get<bool>()) << g.dump();
+  }
+  EXPECT_TRUE(trained) << "no succeeded run produced " << fresh;
+  // Reached every device, and accuracy on each shifted domain rose.
+  ASSERT_EQ(rep["devices"].size(), 2u);
+  for (const auto& d : rep["devices"]) {
+    EXPECT_EQ(d["model_version_after"], fresh) << d.dump();
+    ASSERT_TRUE(d["accuracy_before"].is_number() && d["accuracy_after"].is_number()) << d.dump();
+    EXPECT_GT(d["accuracy_after"].get<double>(), d["accuracy_before"].get<double>() + 0.05)
+        << d.dump();
+  }
+  EXPECT_TRUE(fs::exists(root + "/good/report/index.html"));
+
+  // Phase 2: a bad model never reaches the fleet beyond the canary, and the fleet ends on
+  // the model it had.
+  DemoRun bad = RunDemo(root, "bad");
+  ASSERT_EQ(bad.result.exit_code, 0) << bad.result.Describe() << ", see " << bad.log;
+  ASSERT_TRUE(bad.report.is_object());
+  bool stopped = false;
+  for (const auto& run : bad.report["runs"])
+    if (run["status"] == "rejected") stopped = true;
+  for (const auto& ro : bad.report["rollouts"])
+    if (ro["status"] == "rolled_back") stopped = true;
+  EXPECT_TRUE(stopped) << "neither the gates nor the canary stopped the bad model";
+  for (const auto& d : bad.report["devices"])
+    EXPECT_EQ(d["model_version_after"], d["model_version_before"]) << d.dump();
+}
+
+}  // namespace
+}  // namespace edgeloop
