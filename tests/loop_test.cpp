@@ -102,6 +102,11 @@ TEST(Loop, ClosesThenStopsABadModel) {
     ASSERT_TRUE(d["accuracy_before"].is_number() && d["accuracy_after"].is_number()) << d.dump();
     EXPECT_GT(d["accuracy_after"].get<double>(), d["accuracy_before"].get<double>() + 0.05)
         << d.dump();
+    // The update travelled as a delta against the installed model, smaller than the model.
+    ASSERT_TRUE(d["bytes_down_delta"].is_number() && d["bytes_down_full"].is_number()) << d.dump();
+    EXPECT_GT(d["bytes_down_delta"].get<int64_t>(), 0) << d.dump();
+    EXPECT_LT(d["bytes_down_delta"].get<int64_t>(), d["bytes_down_full"].get<int64_t>())
+        << d.dump();
   }
   EXPECT_TRUE(fs::exists(root + "/good/report/index.html"));
 

@@ -218,6 +218,61 @@ class CutConnectionFetcher : public ArtifactFetcher {
   FileFetcher inner_;
 };
 
+// A source with deltas: FetchDelta answers with `delta_answer` (the real target when empty),
+// and counts both kinds of requests.
+class DeltaSourceFetcher : public ArtifactFetcher {
+ public:
+  explicit DeltaSourceFetcher(const std::string& repo) : repo_(repo), inner_(repo, 1000) {}
+  std::optional<std::string> delta_answer;
+  std::string installed_seen;
+  int delta_calls = 0, full_calls = 0;
+  Status Fetch(const UpdateTarget& target, uint64_t offset, uint64_t max_bytes,
+               const std::function<Status(std::string_view)>& sink) override {
+    ++full_calls;
+    return inner_.Fetch(target, offset, max_bytes, sink);
+  }
+  std::optional<std::string> FetchDelta(const UpdateTarget& target, std::string_view installed,
+                                        const std::string& installed_sha256,
+                                        uint64_t* bytes_transferred) override {
+    ++delta_calls;
+    installed_seen = std::string(installed);
+    *bytes_transferred = 100;
+    if (delta_answer) return delta_answer;
+    auto bytes = ReadFile(repo_ + "/" + target.artifact_name);
+    return bytes.ok() ? std::optional<std::string>(*bytes) : std::nullopt;
+  }
+
+ private:
+  std::string repo_;
+  FileFetcher inner_;
+};
+
+TEST_F(UpdaterTest, TakesADeltaAgainstTheInstalledModelAndFallsBackWhenItIsWrong) {
+  UpdaterOptions opt;
+  opt.update_public_key_pem = pub_;
+  opt.probation.samples = 0;
+  opt.health_check = testing::CheckTestModel;
+  opt.clock = [] { return int64_t{1'800'000'000}; };
+  auto fetcher = std::make_shared<DeltaSourceFetcher>(repo_);
+  auto u = Updater::Open(root_.path(), opt, fetcher);
+  ASSERT_TRUE(u.ok());
+  ASSERT_TRUE((*u)->Bootstrap(ModelBytes(1), 1, "{}").ok());
+  // The delta path reconstructs the target: no full download.
+  ASSERT_TRUE((*u)->Offer(Publish(2)).ok());
+  EXPECT_EQ(fetcher->delta_calls, 1);
+  EXPECT_EQ(fetcher->full_calls, 0);
+  EXPECT_EQ(fetcher->installed_seen, ModelBytes(1));  // patched against what is installed
+  EXPECT_EQ(ActiveBytes(**u), ModelBytes(2));
+  // A delta whose result does not match the signed hash is never installed: the full
+  // download takes over.
+  fetcher->delta_answer = ModelBytes(1);
+  ASSERT_TRUE((*u)->Offer(Publish(3)).ok());
+  EXPECT_EQ(fetcher->delta_calls, 2);
+  EXPECT_GE(fetcher->full_calls, 1);
+  EXPECT_EQ(ActiveBytes(**u), ModelBytes(3));
+  EXPECT_EQ((*u)->phase(), UpdatePhase::kCommitted);
+}
+
 TEST_F(UpdaterTest, ResumesAnInterruptedDownloadAcrossRestarts) {
   auto fetcher = std::make_shared<CutConnectionFetcher>(repo_);
   fetcher->cut_after = 30000;
