@@ -63,6 +63,27 @@ void RegisterFleet(CLI::App& root) {
         });
   });
 
+  auto* label = fleet->add_subcommand(
+      "label", "Set a device's labels (replacing them), for rollout targets label:<name>");
+  auto lf = AddServerFlags(label);
+  auto labelled = std::make_shared<std::string>();
+  auto labels = std::make_shared<std::vector<std::string>>();
+  label->add_option("device", *labelled, "device id")->required();
+  label->add_option("labels", *labels, "labels (none: clear them)");
+  SetAction(label, [lf, labelled, labels] {
+    return Run(
+        "fleet label", *lf,
+        [&](const auto& c) {
+          return c.PutJson("/v1/devices/" + *labelled + "/labels", Json{{"labels", *labels}});
+        },
+        [](const Json& j) {
+          std::string l;
+          for (const auto& x : j["labels"]) l += (l.empty() ? "" : ",") + Cell(x);
+          std::printf("%s: %s\n", Cell(j["device_id"]).c_str(),
+                      l.empty() ? "(no labels)" : l.c_str());
+        });
+  });
+
   auto* where = fleet->add_subcommand("models", "Which model version runs where");
   auto wf = AddServerFlags(where);
   SetAction(where, [wf] {

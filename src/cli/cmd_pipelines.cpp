@@ -158,7 +158,7 @@ void RegisterRollout(CLI::App& root) {
   auto a = std::make_shared<StartArgs>();
   start->add_option("--model", a->model, "registry model")->required();
   start->add_option("--version", a->version, "model version number")->required();
-  start->add_option("--target", a->target, "all, group:<name> or a device id")
+  start->add_option("--target", a->target, "all, group:<name>, label:<name> or a device id")
       ->capture_default_str();
   start->add_option("--canary", a->canary, "canary size: N devices or P%")->capture_default_str();
   start->add_option("--waves", a->waves, "cumulative wave sizes after the canary")

@@ -60,6 +60,9 @@ Status Server::Impl::FleetSchema() {
       "NOT NULL, drift_score DOUBLE PRECISION NOT NULL)",
       "CREATE INDEX IF NOT EXISTS telemetry_history_device ON telemetry_history (device_id, "
       "ts_ms)",
+      // Free labels an operator puts on devices (site, hardware, ...): rollout targets.
+      "CREATE TABLE IF NOT EXISTS device_labels (device_id TEXT NOT NULL, label TEXT NOT NULL, "
+      "PRIMARY KEY (device_id, label))",
   };
   for (const auto& sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
   // Added after the first schema: the labelled samples behind each period's accuracy (the
@@ -195,7 +198,8 @@ void Server::Impl::FleetRoutes() {
                      {"latency_p50_ms", d.latency_p50_ms},
                      {"latency_p95_ms", d.latency_p95_ms},
                      {"drift_score", d.drift_score},
-                     {"drift_alarm", d.drift_alarm}});
+                     {"drift_alarm", d.drift_alarm},
+                     {"labels", DeviceLabels(d.device_id)}});
       // Transfer counters as the device last reported them (cumulative since it started).
       Json tel = Json::parse(d.telemetry, nullptr, false);
       if (tel.is_object())
@@ -203,6 +207,38 @@ void Server::Impl::FleetRoutes() {
           if (tel.contains(k) && tel[k].is_number()) out.back()[k] = tel[k];
     }
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
+  });
+
+  // Labels of a device: PUT replaces them all ({"labels": ["site-a", "rev-2"]}).
+  s.Put(R"(/v1/devices/([A-Za-z0-9._-]+)/labels)", [this](const httplib::Request& req,
+                                                          httplib::Response& res) {
+    if (!RequireScope(req, res, "admin")) return;
+    auto body = JsonBody(req, res);
+    if (!body) return;
+    std::string device = req.matches[1];
+    auto labels = body->find("labels");
+    if (labels == body->end() || !labels->is_array())
+      return SendError(res, 400, "labels must be a list of names");
+    std::vector<std::string> names;
+    for (const auto& l : *labels) {
+      if (!l.is_string() || l.get<std::string>().empty() || l.get<std::string>().size() > 64 ||
+          l.get<std::string>().find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
+                                                 "VWXYZ0123456789._-") != std::string::npos)
+        return SendError(res, 400, "a label is 1-64 of [A-Za-z0-9._-]");
+      names.push_back(l.get<std::string>());
+    }
+    Status st = db->Transaction([&]() -> Status {
+      EDGELOOP_ASSIGN_OR_RETURN(auto known,
+                                db->Query("SELECT 1 FROM devices WHERE device_id = ?", {device}));
+      if (known.empty()) return Error(Errc::kNotFound, "no device " + device);
+      EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM device_labels WHERE device_id = ?", {device}));
+      for (const auto& n : std::set<std::string>(names.begin(), names.end()))
+        EDGELOOP_RETURN_IF_ERROR(
+            db->Exec("INSERT INTO device_labels (device_id, label) VALUES (?, ?)", {device, n}));
+      return Status::Ok();
+    });
+    if (!st.ok()) return SendError(res, st.error());
+    SendJson(res, {{"device_id", device}, {"labels", DeviceLabels(device)}});
   });
 
   s.Get("/v1/fleet/models", [this](const httplib::Request& req, httplib::Response& res) {
@@ -241,6 +277,15 @@ void Server::Impl::FleetRoutes() {
                      {"reason", e.reason}});
     res.set_content(Json{{"events", out}}.dump(), "application/json");
   });
+}
+
+Json Server::Impl::DeviceLabels(const std::string& device) {
+  Json out = Json::array();
+  auto rows =
+      db->Query("SELECT label FROM device_labels WHERE device_id = ? ORDER BY label", {device});
+  if (rows.ok())
+    for (const auto& r : *rows) out.push_back(r[0]);
+  return out;
 }
 
 Result<std::vector<DeviceStatus>> Server::Impl::FleetStatus() {

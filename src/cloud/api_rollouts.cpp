@@ -31,6 +31,11 @@ Result<std::vector<std::string>> Server::Impl::ResolveTarget(const std::string& 
   Result<std::vector<Row>> rows = std::vector<Row>{};
   if (target == "all") {
     rows = db->Query("SELECT device_id FROM devices WHERE revoked = 0 ORDER BY 1");
+  } else if (target.rfind("label:", 0) == 0) {
+    rows = db->Query(
+        "SELECT d.device_id FROM devices d JOIN device_labels l ON l.device_id = d.device_id "
+        "WHERE d.revoked = 0 AND l.label = ? ORDER BY 1",
+        {target.substr(6)});
   } else if (target.rfind("group:", 0) == 0) {
     rows = db->Query("SELECT device_id FROM devices WHERE revoked = 0 AND grp = ? ORDER BY 1",
                      {target.substr(6)});

@@ -91,8 +91,9 @@ Result<std::string> OperatorClient::Send(const std::string& method, const std::s
   client.set_connection_timeout(10);
   client.set_read_timeout(300);
   httplib::Headers headers = {{"Authorization", "Bearer " + token_}};
-  auto res =
-      method == "GET" ? client.Get(path, headers) : client.Post(path, headers, body, content_type);
+  auto res = method == "GET"   ? client.Get(path, headers)
+             : method == "PUT" ? client.Put(path, headers, body, content_type)
+                               : client.Post(path, headers, body, content_type);
   if (!res)
     return Error(Errc::kUnavailable,
                  "cannot reach " + url_ + path + ": " + httplib::to_string(res.error()));
@@ -129,6 +130,10 @@ Result<Json> OperatorClient::ParseAnswer(const std::string& path,
 
 Result<Json> OperatorClient::PostJson(const std::string& path, const Json& body) const {
   return PostBytes(path, body.dump(), "application/json");
+}
+
+Result<Json> OperatorClient::PutJson(const std::string& path, const Json& body) const {
+  return ParseAnswer(path, Send("PUT", path, body.dump(), "application/json"));
 }
 
 }  // namespace edgeloop::cloud

@@ -34,6 +34,7 @@ class OperatorClient {
 
   Result<nlohmann::json> GetJson(const std::string& path) const;
   Result<nlohmann::json> PostJson(const std::string& path, const nlohmann::json& body) const;
+  Result<nlohmann::json> PutJson(const std::string& path, const nlohmann::json& body) const;
   Result<nlohmann::json> PostBytes(const std::string& path, const std::string& bytes,
                                    const std::string& content_type) const;
   // The raw body of a GET (exports, Markdown cards).

@@ -266,6 +266,7 @@ struct Server::Impl {
   void FleetRoutes();  // api_fleet.cpp: telemetry, update events, fleet view
   // Every enrolled device with its latest status (devices that never reported included).
   Result<std::vector<DeviceStatus>> FleetStatus();
+  Json DeviceLabels(const std::string& device);  // sorted; [] when none
   // Update events, oldest first; all devices when device_id is empty.
   Result<std::vector<UpdateEventRecord>> UpdateEvents(const std::string& device_id,
                                                       size_t limit = 1000);
