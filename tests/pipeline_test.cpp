@@ -62,6 +62,7 @@ TEST(PipelineSpec, RefusesMistakesNamingTheKey) {
       {"name: x\ntrain: {parent: m@p}\ngates: [\"accuracy ~ 3\"]", "gates[0]"},
       {"name: x\ntrain: {parent: m@p}\ngates: [\"accuracy >= champion * 2\"]", "gates[0]"},
       {"name: x\ntrain: {parent: m@p}\nextra: 1", "extra: unknown key"},
+      {"name: x\ntrian: {parent: m@p}", "trian: unknown key"},
       {"name: Bad Name\ntrain: {parent: m@p}", "name: required"},
       {"name: x\ntrain: {parent: m@p}\nregister: {stage: production}", "register.stage"},
       {"name: x\ntrain: [1, 2", "line"},

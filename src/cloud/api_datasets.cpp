@@ -90,7 +90,7 @@ Result<Json> NormalizeSpec(const Json& in) {
   if (std::fabs(sum - 1.0) > 1e-6)
     return Error(Errc::kInvalidArgument, "split fractions must add up to 1");
   Json seed = split.value("seed", Json(0));
-  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() == 0))
+  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<int64_t>() >= 0))
     return Error(Errc::kInvalidArgument, "split.seed must be a non-negative integer");
   norm_split["seed"] = seed.get<uint64_t>();
   out["split"] = norm_split;

@@ -3,6 +3,8 @@
 // once a second against the fleet's reported state and persists the controller's state, so a
 // restarted server carries on. The registry stage follows the rollout: production when it
 // completes, archived when it is rolled back.
+#include <algorithm>
+
 #include "cloud/rollout.hpp"
 #include "cloud/server_impl.hpp"
 #include "common/crypto.hpp"
@@ -148,7 +150,10 @@ Status Server::Impl::ApplyRolloutActions(const Json& state,
       for (const auto& d : a.devices) {
         UpdateMetadata m;
         m.deployment_target = d;
-        m.target.artifact_name = state.value("artifact_name", "model.onnx");
+        std::string previous = state.value("previous_model_version", "");
+        std::replace(previous.begin(), previous.end(), ':', '-');
+        m.target.artifact_name =
+            revert ? previous + ".onnx" : state.value("artifact_name", "model.onnx");
         m.target.model_version = revert ? state.value("previous_model_version", "") : version_name;
         m.target.sha256 = revert ? state.value("previous_sha256", "")
                                  : state["artifact_sha256"].get<std::string>();

@@ -190,6 +190,13 @@ Result<PipelineSpec> ParsePipeline(const std::string& yaml_text, const std::stri
   if (!root.is_object()) return Error(Errc::kFormat, origin + ": expected a mapping");
   PipelineSpec p;
   p.source = yaml_text;
+  // Unknown sections first: a misspelt "trian:" must be named as such, not reported as a
+  // missing train.parent.
+  for (const auto& [key, v] : root.items())
+    if (!std::set<std::string>{"name", "trigger", "dataset", "train", "evaluate", "gates",
+                               "package", "register", "rollout"}
+             .count(key))
+      return Error(Errc::kInvalidArgument, origin + ": " + key + ": unknown key");
   Reader top(root, "", origin);
   EDGELOOP_RETURN_IF_ERROR(top.Get("name", p.name));
   if (p.name.empty() ||
