@@ -271,6 +271,7 @@ class Runner {
                               host_.StoreArtifact(model_dir_ + "/weights.pt"));
     artifacts_["torch_meta"] = meta;
     artifacts_["torch_weights"] = weights;
+    for (const auto& [k, v] : artifacts_.items()) run_.artifacts[k] = v.get<std::string>();
     if (!spec_.package_int8) {
       step.status = "succeeded";
       step.detail = "fp32 only";
@@ -282,6 +283,7 @@ class Runner {
                       "--samples", std::to_string(spec_.calib_samples)}));
     EDGELOOP_ASSIGN_OR_RETURN(std::string q, host_.StoreArtifact(int8));
     artifacts_["int8"] = q;
+    run_.artifacts["int8"] = q;
     run_.metrics["int8_model_bytes"] = static_cast<double>(std::filesystem::file_size(int8));
     step.detail = "fp32 + int8";
     return Status::Ok();
@@ -362,7 +364,8 @@ Json RunResult::ToJson() const {
           {"champion_metrics", champion_metrics},
           {"snapshot_id", snapshot_id},
           {"model_version", model_version},
-          {"rollout_id", rollout_id}};
+          {"rollout_id", rollout_id},
+          {"artifacts", artifacts}};
 }
 
 RunResult RunPipeline(const PipelineSpec& spec, const RunContext& ctx, PipelineHost& host) {

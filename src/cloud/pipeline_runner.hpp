@@ -35,6 +35,7 @@ struct RunResult {
   std::string snapshot_id;
   std::string model_version;  // "<model>:<n>" when registered
   std::string rollout_id;
+  std::map<std::string, std::string> artifacts;  // variant (fp32, int8, ...) → stored sha256
   nlohmann::json ToJson() const;
 };
 
