@@ -66,24 +66,16 @@ class LoopApiTest : public ::testing::Test {
 
   httplib::Result Post(const std::string& path, const std::string& body,
                        const std::string& token = "") {
-    return f_->Client()->Post(path, f_->Bearer(token.empty() ? admin_ : token), body,
-                              "application/json");
+    return f_->Post(path, body, token.empty() ? admin_ : token);
   }
   Json PostOk(const std::string& path, const Json& body, int want = 200) {
-    auto res = Post(path, body.dump());
-    EXPECT_TRUE(res) << path;
-    if (!res) return Json();
-    EXPECT_EQ(res->status, want) << path << ": " << res->body;
-    return Json::parse(res->body, nullptr, false);
+    return f_->PostOk(path, body, want);
   }
   httplib::Result Get(const std::string& path, const std::string& token = "") {
-    return f_->Client()->Get(path, f_->Bearer(token.empty() ? admin_ : token));
+    return f_->Get(path, token.empty() ? admin_ : token);
   }
-  Json GetOk(const std::string& path) {
-    auto res = Get(path);
-    EXPECT_TRUE(res && res->status == 200) << path << ": " << (res ? res->body : "no answer");
-    return res ? Json::parse(res->body, nullptr, false) : Json();
-  }
+  Json GetOk(const std::string& path) { return f_->GetOk(path); }
+
   std::string Token(const std::string& scope) {
     return PostOk("/v1/tokens", {{"scope", scope}})["token"];
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -81,6 +82,29 @@ class CloudFixture {
 
   httplib::Headers Bearer(const std::string& token) const {
     return {{"Authorization", "Bearer " + token}};
+  }
+
+  // Operator requests with a JSON body; the admin token unless another is given.
+  httplib::Result Post(const std::string& path, const std::string& body,
+                       const std::string& token = "") const {
+    return Client()->Post(path, Bearer(token.empty() ? server_->admin_token() : token), body,
+                          "application/json");
+  }
+  httplib::Result Get(const std::string& path, const std::string& token = "") const {
+    return Client()->Get(path, Bearer(token.empty() ? server_->admin_token() : token));
+  }
+  // The answer's JSON, after checking its status (a failed expectation otherwise).
+  nlohmann::json PostOk(const std::string& path, const nlohmann::json& body, int want = 200) const {
+    auto res = Post(path, body.dump());
+    EXPECT_TRUE(res) << path;
+    if (!res) return nlohmann::json();
+    EXPECT_EQ(res->status, want) << path << ": " << res->body;
+    return nlohmann::json::parse(res->body, nullptr, false);
+  }
+  nlohmann::json GetOk(const std::string& path) const {
+    auto res = Get(path);
+    EXPECT_TRUE(res && res->status == 200) << path << ": " << (res ? res->body : "no answer");
+    return res ? nlohmann::json::parse(res->body, nullptr, false) : nlohmann::json();
   }
 
   std::string EnrollmentToken(const std::string& device_id, const std::string& group = "") {
