@@ -20,11 +20,17 @@ void Histogram::Add(double v) {
 
 double Histogram::Quantile(double q) const {
   if (total_ == 0) return 0;
-  uint64_t target = static_cast<uint64_t>(q * static_cast<double>(total_));
+  double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(total_);
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {
+    if (counts_[i] == 0) continue;
+    if (static_cast<double>(seen + counts_[i]) > rank || i + 1 == counts_.size()) {
+      if (i == edges_.size()) return edges_.back();  // the open-ended top bin
+      double lo = i == 0 ? std::min(0.0, edges_[0]) : edges_[i - 1], hi = edges_[i];
+      double frac = (rank - static_cast<double>(seen)) / static_cast<double>(counts_[i]);
+      return lo + std::clamp(frac, 0.0, 1.0) * (hi - lo);
+    }
     seen += counts_[i];
-    if (seen > target) return i < edges_.size() ? edges_[i] : edges_.back();
   }
   return edges_.back();
 }
@@ -55,7 +61,9 @@ ProcessUsage ReadProcessUsage() {
 }
 
 Telemetry::Telemetry()
-    : latency_ms_({0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000}),
+    : latency_ms_({0.02, 0.03, 0.04, 0.05, 0.065, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.32, 0.4, 0.5,
+                   0.65, 0.8, 1, 1.3, 1.6, 2, 2.5, 3.2, 4, 5, 6.5, 8, 10, 13, 16, 20, 25, 32, 40,
+                   50, 100, 200, 500, 1000}),
       confidence_({0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99}) {}
 
 void Telemetry::RecordInference(double latency_ms, double confidence, double input_mean,

@@ -25,7 +25,8 @@ class Histogram {
   const std::vector<double>& edges() const { return edges_; }
   const std::vector<uint64_t>& counts() const { return counts_; }
   uint64_t total() const { return total_; }
-  // Approximate quantile (upper edge of the bin where it falls); 0 when empty.
+  // Approximate quantile: linear within the bin where it falls (bin 0 from 0, the open top
+  // bin as its lower edge); 0 when empty.
   double Quantile(double q) const;
   void Reset();
 

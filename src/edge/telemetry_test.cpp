@@ -12,8 +12,10 @@ TEST(HistogramTest, CountsIntoBinsAndEstimatesQuantiles) {
   for (double v : {0.5, 1.0, 1.5, 2.5, 2.9, 7.0}) h.Add(v);
   EXPECT_EQ(h.counts(), (std::vector<uint64_t>{1, 2, 2, 1}));
   EXPECT_EQ(h.total(), 6u);
-  EXPECT_EQ(h.Quantile(0.5), 3);
-  EXPECT_EQ(h.Quantile(0.0), 1);
+  EXPECT_DOUBLE_EQ(h.Quantile(0.5), 2.0);    // 3 of 6 below 2
+  EXPECT_DOUBLE_EQ(h.Quantile(0.75), 2.75);  // three quarters into [2, 3)
+  EXPECT_DOUBLE_EQ(h.Quantile(0.0), 0.0);
+  EXPECT_DOUBLE_EQ(h.Quantile(1.0), 3.0);  // the open top bin: its lower edge
 }
 
 TEST(TelemetryTest, SnapshotReportsWhatWasRecordedAndResetsThePeriod) {
