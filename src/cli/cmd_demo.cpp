@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -54,6 +56,8 @@ struct DemoOptions {
 const std::vector<std::pair<std::string, int>> kDomains = {
     {"contrast", 4},  {"gaussian_noise", 4}, {"blur", 3},     {"brightness", 4},
     {"occlusion", 4}, {"rotation", 2},       {"contrast", 3}, {"gaussian_noise", 3}};
+
+std::atomic<bool>* g_interrupted = nullptr;  // set by the SIGINT/SIGTERM handler
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -125,6 +129,18 @@ class Demo {
   explicit Demo(DemoOptions o) : o_(std::move(o)), exe_(SelfExecutable()) {}
 
   int Run() {
+    // Ctrl-C or SIGTERM: stop the server and agents (each in its own process group, so the
+    // terminal's signal does not reach them) and write what was seen so far. A handler, not a
+    // sigwait thread: libraries may have started threads that would take the signal first.
+    g_interrupted = &interrupted_;
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+      if (g_interrupted) g_interrupted->store(true);
+    };
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
     t0_ = Now();
     started_unix_ = std::time(nullptr);
     wall0_ =
@@ -145,7 +161,12 @@ class Demo {
         code = kExitFailure;
       }
     }
-    if (!st.ok()) code = ReportError("demo", st.error());
+    if (interrupted_) {
+      code = kExitInterrupted;
+      Say("interrupted: stopping the server and the agents");
+    } else if (!st.ok()) {
+      code = ReportError("demo", st.error());
+    }
     Status rep = WriteReport();
     if (!rep.ok() && code == kExitOk) code = ReportError("demo", rep.error());
     Shutdown();
@@ -172,6 +193,7 @@ class Demo {
     argv.insert(argv.end(), args.begin(), args.end());
     RunOptions ro;
     ro.log_path = log;
+    ro.cancel = &interrupted_;
     EDGELOOP_ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, ro));
     if (r.exit_code != 0 || r.signal != 0)
       return Error(Errc::kInternal,
@@ -223,7 +245,7 @@ class Demo {
                                       "--port", std::to_string(port_)},
                                      ro));
     url_ = "https://127.0.0.1:" + std::to_string(port_);
-    for (int i = 0; i < 300; ++i) {
+    for (int i = 0; i < 300 && !interrupted_; ++i) {
       if (!server_.running())
         return Error(Errc::kInternal, "the server exited at start (see " + ro.log_path + ")");
       if (fs::exists(data_ + "/admin.token") && fs::exists(data_ + "/ca.crt")) {
@@ -330,7 +352,7 @@ class Demo {
     std::map<std::string, std::string> run_status;
     double deadline = t0_ + o_.timeout_s;
     double closed_at = -1;
-    while (Now() < deadline) {
+    while (Now() < deadline && !interrupted_) {
       for (auto& a : agents_)
         if (!a.running())
           return Error(Errc::kInternal, "an agent exited (see " + o_.dir + "/logs)");
@@ -401,6 +423,7 @@ class Demo {
       if (closed_at > 0 && Now() - closed_at > (bad ? 10 : 15)) return true;
       std::this_thread::sleep_for(std::chrono::seconds(2));
     }
+    if (interrupted_) return false;
     Say("timed out after " + std::to_string(o_.timeout_s) + " s before the loop closed");
     return false;
   }
@@ -612,6 +635,7 @@ class Demo {
   std::map<std::string, std::map<std::string, double>> bytes_;
   std::map<std::string, int64_t> last_seen_;
   std::string profile_;
+  std::atomic<bool> interrupted_{false};
   std::set<std::string> drift_alarmed_;
 };
 

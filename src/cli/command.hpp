@@ -17,12 +17,13 @@ namespace edgeloop::cli {
 // Exit codes, documented in --help and the README.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitFailure = 1,   // the command ran and failed (training diverged, a gate failed, ...)
-  kExitUsage = 2,     // bad flags or arguments
-  kExitBadInput = 3,  // an input file or dataset is missing, unreadable or malformed
-  kExitIo = 4,        // writing output failed (disk full, permissions)
-  kExitConnect = 5,   // the edgeloop server could not be reached
-  kExitRefused = 6,   // the server refused the request (token, scope)
+  kExitFailure = 1,        // the command ran and failed (training diverged, a gate failed, ...)
+  kExitUsage = 2,          // bad flags or arguments
+  kExitBadInput = 3,       // an input file or dataset is missing, unreadable or malformed
+  kExitIo = 4,             // writing output failed (disk full, permissions)
+  kExitConnect = 5,        // the edgeloop server could not be reached
+  kExitRefused = 6,        // the server refused the request (token, scope)
+  kExitInterrupted = 130,  // stopped by SIGINT/SIGTERM (the shell's 128 + SIGINT)
 };
 
 int ExitCodeFor(const Error& e);

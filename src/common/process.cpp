@@ -41,6 +41,12 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const RunOptions& opti
   }
   if (pid == 0) {
     ::setpgid(0, 0);  // its own process group, so a stop reaches its children too
+    // The parent may hold SIGINT/SIGTERM blocked for a sigwait thread; the child starts with
+    // the default signal handling whatever the parent did.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
     if (log_fd >= 0) {
       ::dup2(log_fd, STDOUT_FILENO);
       ::dup2(log_fd, STDERR_FILENO);
