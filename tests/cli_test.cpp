@@ -13,6 +13,8 @@
 #include <fstream>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/file.hpp"
 #include "data/dataset.hpp"
 #include "run_command.hpp"
@@ -137,9 +139,34 @@ TEST_F(CliTest, RuntimeCommandsRefuseMissingOrMalformedModelsInOneLine) {
   EXPECT_FALSE(fs::exists(P("q.onnx")));
 }
 
+TEST_F(CliTest, EvalOnTheEdgeRuntimeGivesTheSameMetricsAsLibtorch) {
+  auto t = RunCli("train --data fashion-mnist:train --max-samples 600 --epochs 1 --out " + P("m") +
+                  " --threads 1");
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  ASSERT_EQ(RunCli("export --model " + P("m") + " --out " + P("m.onnx")).exit_code, 0);
+  const std::string data =
+      " --data fashion-mnist:test --max-samples 300 --corrupt blur "
+      "--severity 2 --json --out ";
+  auto torch = RunCli("eval --model " + P("m") + data + P("torch.json"));
+  auto onnx = RunCli("eval --model " + P("m.onnx") + data + P("onnx.json"));
+  ASSERT_EQ(torch.exit_code, 0) << torch.output;
+  ASSERT_EQ(onnx.exit_code, 0) << onnx.output;
+  auto read = [&](const std::string& f) {
+    auto text = edgeloop::ReadFile(P(f));
+    return nlohmann::json::parse(text.ok() ? *text : "{}")["metrics"];
+  };
+  auto a = read("torch.json"), b = read("onnx.json");
+  for (const char* k : {"accuracy", "macro_f1", "macro_precision", "macro_recall", "ece"})
+    EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-4) << k;
+  // The robustness suite needs the training checkpoint: refused on ONNX, in one line.
+  auto r = RunCli("eval --robustness --model " + P("m.onnx"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--robustness needs the model directory"), std::string::npos);
+}
+
 TEST_F(CliTest, EveryCommandHasHelp) {
-  for (const char* c :
-       {"train", "finetune", "eval", "export", "datasets", "infer", "inspect", "quantize"}) {
+  for (const char* c : {"train", "finetune", "eval", "export", "datasets", "infer", "inspect",
+                        "quantize", "demo", "profile", "pipelines", "rollout", "report"}) {
     auto o = RunCli(std::string(c) + " --help");
     EXPECT_EQ(o.exit_code, 0) << c;
     EXPECT_NE(o.output.find("Usage"), std::string::npos) << c << ": " << o.output;

@@ -224,12 +224,14 @@ class Runner {
           {"export", "--model", champion_.value("training_dir", ""), "--out", champion_onnx}));
       who.push_back({champion_["training_dir"], champion_onnx, &run_.champion_metrics});
     }
+    // On the exported ONNX with the edge runtime (what devices will run, and several times
+    // faster than libtorch here); the robustness suite needs the training checkpoint.
     for (auto& w : who) {
-      EDGELOOP_RETURN_IF_ERROR(
-          EvalInto(step, w.dir, Split("test"), nullptr, e.robustness, "", *w.into));
+      EDGELOOP_RETURN_IF_ERROR(EvalInto(step, e.robustness ? w.dir : w.onnx, Split("test"), nullptr,
+                                        e.robustness, "", *w.into));
       for (const auto& set : e.sets)
         EDGELOOP_RETURN_IF_ERROR(
-            EvalInto(step, w.dir, set.data, &set, false, set.name + ".", *w.into));
+            EvalInto(step, w.onnx, set.data, &set, false, set.name + ".", *w.into));
       if (e.latency) EDGELOOP_RETURN_IF_ERROR(LatencyInto(step, w.onnx, *w.into));
     }
     char buf[160];
@@ -267,8 +269,7 @@ class Runner {
     artifacts_["fp32"] = fp32;
     // The training checkpoint too, so a later run can fine-tune from this version.
     EDGELOOP_ASSIGN_OR_RETURN(std::string meta, host_.StoreArtifact(model_dir_ + "/model.json"));
-    EDGELOOP_ASSIGN_OR_RETURN(std::string weights,
-                              host_.StoreArtifact(model_dir_ + "/weights.pt"));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string weights, host_.StoreArtifact(model_dir_ + "/weights.pt"));
     artifacts_["torch_meta"] = meta;
     artifacts_["torch_weights"] = weights;
     for (const auto& [k, v] : artifacts_.items()) run_.artifacts[k] = v.get<std::string>();
