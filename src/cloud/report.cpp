@@ -109,7 +109,7 @@ h1{margin-bottom:4px}h2{margin-top:36px;border-bottom:1px solid #ddd;padding-bot
 .meta{color:#666}.cards{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:170px}
 .card .v{font-size:1.5em;font-weight:600}.card .k{color:#666;font-size:.85em}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:4px 8px;
+table{border-collapse:collapse;margin:8px 0;display:block;max-width:100%;overflow-x:auto}td,th{border:1px solid #ddd;padding:4px 8px;
 text-align:right;white-space:nowrap}th{background:#f4f4f4}td.t,th.t{text-align:left}
 .gate-pass td:last-child{color:#2ca02c;font-weight:600}
 .gate-fail td:last-child{color:#d62728;font-weight:600}
