@@ -115,10 +115,10 @@ class LoopApiTest : public ::testing::Test {
     return GetOk("/v1/models/clf/versions/" + std::to_string(version))["stage"];
   }
 
-  // count labelled 28x28 samples from the device, labels 0..2.
-  void IngestLabelled(const DeviceCredentials& dev, int count) {
+  // count labelled 28x28 samples from the device, labels 0..2, sequence numbers from first.
+  void IngestLabelled(const DeviceCredentials& dev, int count, int first = 0) {
     wire::SampleBatch batch;
-    for (int i = 0; i < count; ++i) {
+    for (int i = first; i < first + count; ++i) {
       auto* s = batch.add_samples();
       s->set_device_id(dev.device_id);
       s->set_sequence(static_cast<uint64_t>(i));
@@ -360,6 +360,60 @@ TEST_F(PipelineApiTest, OnePipelineRunsOneRunAtATime) {
     EXPECT_EQ(r["status"], "failed");
     EXPECT_EQ(r["result"]["failed_step"], "train");
   }
+}
+
+// The runs of pipeline "retrain" with their triggers, oldest first.
+std::vector<std::string> Triggers(const Json& runs) {
+  std::vector<std::string> out;
+  for (const auto& r : runs) out.push_back(r["trigger"]);
+  return out;
+}
+
+TEST_F(PipelineApiTest, NewLabelledSamplesFireARunOnlyFromThePipelinesGroup) {
+  auto line = f_->Enroll("cam-1", "line");
+  auto other = f_->Enroll("cam-2", "other");
+  RegisterVersions(1);
+  IngestLabelled(line, 50);  // before the pipeline exists: not new to it
+  PostOk(
+      "/v1/pipelines",
+      {{"yaml",
+        "name: retrain\ntrigger: {new_labelled_samples: 30}\n"
+        "dataset: {labelled_only: true, groups: [line], split: {train: 0.8, test: 0.2}}\n"
+        "train: {parent: clf@production, strategy: head, epochs: 1}\nregister: {model: clf}\n"}});
+  auto runs = [&] { return Triggers(GetOk("/v1/runs?pipeline=retrain")["runs"]); };
+  IngestLabelled(other, 40);     // another group's samples are not this pipeline's data
+  IngestLabelled(line, 20, 50);  // 20 of 30
+  std::this_thread::sleep_for(milliseconds(1500));  // 15 trigger checks
+  EXPECT_TRUE(runs().empty());
+  EXPECT_EQ(GetOk("/v1/pipelines")["pipelines"][0]["labelled_seen"], 50);
+
+  IngestLabelled(line, 10, 70);  // 30 of 30
+  ASSERT_TRUE(WaitUntil([&] { return !runs().empty(); }));
+  EXPECT_EQ(runs(), std::vector<std::string>{"new_labelled_samples"});
+  EXPECT_EQ(GetOk("/v1/pipelines")["pipelines"][0]["labelled_seen"], 80);
+  // The count starts again from the run: nothing new, nothing fires.
+  ASSERT_TRUE(WaitUntil([&] { return Finished(GetOk("/v1/runs?pipeline=retrain")["runs"][0]); },
+                        seconds(60)));
+  std::this_thread::sleep_for(milliseconds(1500));
+  EXPECT_EQ(runs().size(), 1u);
+}
+
+TEST_F(PipelineApiTest, ScheduleFiresOnceThereIsSomethingNewToLearnFrom) {
+  auto dev = f_->Enroll("cam-1", "line");
+  RegisterVersions(1);
+  PostOk(
+      "/v1/pipelines",
+      {{"yaml",
+        "name: retrain\ntrigger: {schedule_seconds: 1, min_labelled_samples: 10}\n"
+        "dataset: {labelled_only: true, split: {train: 0.8, test: 0.2}}\n"
+        "train: {parent: clf@production, strategy: head, epochs: 1}\nregister: {model: clf}\n"}});
+  auto runs = [&] { return Triggers(GetOk("/v1/runs?pipeline=retrain")["runs"]); };
+  IngestLabelled(dev, 5);
+  std::this_thread::sleep_for(milliseconds(2500));  // two periods, too little new data
+  EXPECT_TRUE(runs().empty());
+  IngestLabelled(dev, 5, 5);
+  ASSERT_TRUE(WaitUntil([&] { return !runs().empty(); }));
+  EXPECT_EQ(runs(), std::vector<std::string>{"schedule"});
 }
 
 TEST_F(RolloutApiTest, BadRequestsAreRefusedWithJsonErrors) {

@@ -16,7 +16,7 @@ namespace {
 
 struct InferArgs {
   std::string model, input, backend = "fast";
-  size_t limit = 0, show = 10;
+  size_t limit = 0, show = 10, warmup = 0;
   int64_t batch = 1;
   bool json = false;
 };
@@ -41,6 +41,14 @@ int Run(const InferArgs& a) {
   std::vector<float> conf(n);
   std::vector<double> lat_us;
   size_t correct = 0, labelled = 0;
+  // Untimed runs first, so the figures describe a warm model (caches, first-touch pages).
+  for (size_t i = 0; i < std::min(a.warmup, n); ++i) {
+    runtime::Shape shape{1};
+    shape.insert(shape.end(), sample.begin(), sample.end());
+    runtime::Tensor in{runtime::DType::kFloat32, shape, const_cast<float*>(data->sample(i))};
+    auto out = model->Run({in});
+    if (!out.ok()) return ReportError("infer", out.error());
+  }
   auto wall0 = std::chrono::steady_clock::now();
   for (size_t i = 0; i < n; i += static_cast<size_t>(a.batch)) {
     int64_t b = static_cast<int64_t>(std::min(static_cast<size_t>(a.batch), n - i));
@@ -92,6 +100,7 @@ int Run(const InferArgs& a) {
                         {"batch", a.batch},
                         {"backend", a.backend},
                         {"load_ms", load_ms},
+                        {"warmup", std::min(a.warmup, n)},
                         {"latency_us", {{"p50", pct(0.5)}, {"p95", pct(0.95)}, {"p99", pct(0.99)}}},
                         {"throughput_per_s", static_cast<double>(n) / std::max(wall, 1e-9)}};
     if (labelled) j["accuracy"] = static_cast<double>(correct) / static_cast<double>(labelled);
@@ -132,6 +141,8 @@ void RegisterInfer(CLI::App& root) {
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));
   sub->add_option("--limit", a->limit, "only the first N samples (0 = all)")->capture_default_str();
   sub->add_option("--show", a->show, "predictions to print")->capture_default_str();
+  sub->add_option("--warmup", a->warmup, "untimed batch-1 runs before the timed ones")
+      ->capture_default_str();
   sub->add_option("--backend", a->backend, "fast (Eigen) or reference")
       ->capture_default_str()
       ->check(CLI::IsMember({"fast", "reference"}));

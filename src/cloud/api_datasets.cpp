@@ -113,11 +113,8 @@ struct SampleRef {
   const char* split = "train";
 };
 
-Result<std::vector<SampleRef>> SelectSamples(Database& db, const Json& spec) {
-  std::string sql =
-      "SELECT s.device_id, s.seq, s.label, s.segment, s.pos, s.length FROM samples s "
-      "LEFT JOIN devices d ON d.device_id = s.device_id WHERE 1 = 1";
-  std::vector<std::string> params;
+// The WHERE clause of a normalized spec's filter over samples s joined with devices d.
+void AppendFilter(const Json& spec, std::string& sql, std::vector<std::string>& params) {
   auto in_list = [&](const char* column, const Json& values) {
     if (values.empty()) return;
     sql += std::string(" AND ") + column + " IN (" + Placeholders(values.size()) + ")";
@@ -136,6 +133,14 @@ Result<std::vector<SampleRef>> SelectSamples(Database& db, const Json& spec) {
     params.push_back(spec["to_ms"].dump());
   }
   if (spec["labelled_only"].get<bool>()) sql += " AND s.label >= 0";
+}
+
+Result<std::vector<SampleRef>> SelectSamples(Database& db, const Json& spec) {
+  std::string sql =
+      "SELECT s.device_id, s.seq, s.label, s.segment, s.pos, s.length FROM samples s "
+      "LEFT JOIN devices d ON d.device_id = s.device_id WHERE 1 = 1";
+  std::vector<std::string> params;
+  AppendFilter(spec, sql, params);
   EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query(sql, params));
   std::vector<SampleRef> out;
   out.reserve(rows.size());
@@ -226,6 +231,18 @@ Result<SnapshotInfo> Server::Impl::CreateSnapshot(const Json& raw_spec) {
   });
   if (!st.ok()) return st.error();
   return info;
+}
+
+Result<int64_t> Server::Impl::CountLabelled(const Json& raw_spec) {
+  EDGELOOP_ASSIGN_OR_RETURN(Json spec, NormalizeSpec(raw_spec));
+  spec["labelled_only"] = true;
+  std::string sql =
+      "SELECT COUNT(*) FROM samples s LEFT JOIN devices d ON d.device_id = s.device_id "
+      "WHERE 1 = 1";
+  std::vector<std::string> params;
+  AppendFilter(spec, sql, params);
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query(sql, params));
+  return rows.empty() ? int64_t{0} : std::stoll(rows[0][0]);
 }
 
 Result<Json> Server::Impl::GetSnapshot(const std::string& id) {

@@ -146,16 +146,6 @@ Result<std::string> Server::Impl::QueueRun(const std::string& pipeline,
   return id;
 }
 
-// The labelled samples the store holds now (for the volume trigger).
-static int64_t LabelledTotal(SampleStore& store) {
-  auto counts = store.Count("label");
-  if (!counts.ok()) return 0;
-  int64_t n = 0;
-  for (const auto& c : *counts)
-    if (c.key != "-1") n += static_cast<int64_t>(c.count);
-  return n;
-}
-
 // A drift alarm fires a run once per version of the parent model: the alarm must come from a
 // device running the parent's current version, no rollout may be under way (devices still on
 // the old model keep their alarms until they update), and no earlier run may have been fired
@@ -190,10 +180,14 @@ std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_ru
 void Server::Impl::CheckTriggers() {
   auto rows = db->Query("SELECT name, spec, last_run_ms, labelled_seen FROM pipelines");
   if (!rows.ok()) return;
-  int64_t labelled = LabelledTotal(*store);
   for (const auto& r : *rows) {
     auto spec = ParsePipeline(r[1], r[0]);
     if (!spec.ok()) continue;
+    // Only samples the run would learn from count: those of the pipeline's dataset filter
+    // (its device groups, devices, label sources).
+    auto count = CountLabelled(spec->dataset);
+    if (!count.ok()) continue;
+    const int64_t labelled = *count;
     // One run per pipeline at a time: nothing new while one is queued or running.
     auto active = db->Query(
         "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND status IN ('queued', 'running')",
@@ -286,10 +280,17 @@ void Server::Impl::PipelineRoutes() {
     if (!spec.ok()) return SendError(res, 400, spec.error().message);
     Status st = db->Transaction([&]() -> Status {
       EDGELOOP_ASSIGN_OR_RETURN(
-          auto old, db->Query("SELECT last_run_ms, labelled_seen FROM pipelines WHERE name = ?",
-                              {spec->name}));
-      // A new pipeline counts labelled samples from now on.
-      std::string seen = old.empty() ? std::to_string(LabelledTotal(*store)) : old[0][1];
+          auto old,
+          db->Query("SELECT last_run_ms, labelled_seen, spec FROM pipelines WHERE name = ?",
+                    {spec->name}));
+      // A new pipeline counts labelled samples from now on; a changed one keeps its count
+      // unless its dataset filter changed.
+      EDGELOOP_ASSIGN_OR_RETURN(int64_t now_labelled, CountLabelled(spec->dataset));
+      std::string seen = std::to_string(now_labelled);
+      if (!old.empty()) {
+        auto before = ParsePipeline(old[0][2], spec->name);
+        if (before.ok() && before->dataset == spec->dataset) seen = old[0][1];
+      }
       std::string last = old.empty() ? std::to_string(NowMs()) : old[0][0];
       EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM pipelines WHERE name = ?", {spec->name}));
       return db->Exec(

@@ -258,6 +258,9 @@ struct Server::Impl {
   // the same data gives the same id; the manifest is written once.
   Result<SnapshotInfo> CreateSnapshot(const Json& spec);
   Result<Json> GetSnapshot(const std::string& id);
+  // Labelled samples matching a snapshot spec's filter (its split and labelled_only aside);
+  // what a pipeline's new-labelled-samples trigger counts.
+  Result<int64_t> CountLabelled(const Json& spec);
   Status RegistrySchema();
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
   Status DatasetSchema();
