@@ -1,6 +1,6 @@
 // Pipelines (src/cloud/api_pipelines.cpp) and staged rollouts (src/cloud/api_rollouts.cpp)
-// over the real HTTPS API, on SQLite: pipeline specs refused with the offending key, runs
-// queued and executed one at a time, a worker that dies of SIGSEGV failing its step and not
+// over the real HTTPS API, on SQLite and PostgreSQL: pipeline specs refused with the offending key,
+// runs queued and executed one at a time, a worker that dies of SIGSEGV failing its step and not
 // the server; a canary then a wave judged on what devices report over mTLS, promotion to
 // production, rollback to the previous production model, pause, resume and abort.
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 
 #include "cloud_test_util.hpp"
 #include "common/update_metadata.hpp"
+#include "database_param.hpp"
 
 namespace edgeloop::testing {
 namespace {
@@ -53,13 +54,15 @@ bool Contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-class LoopApiTest : public ::testing::Test {
+// Every test runs on SQLite and on a real PostgreSQL (tests/database_param.hpp).
+class LoopApiTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     cloud::ServerOptions options;
     options.worker_executable = bin_.path() + "/worker.sh";
     ASSERT_TRUE(WriteFileAtomic(options.worker_executable, kCrashingWorker, 0755).ok());
     options.background_interval_ms = 100;
+    if (GetParam() == "postgresql") options.db_url = FreshPostgresUrl();
     f_ = std::make_unique<CloudFixture>(options);
     admin_ = f_->server().admin_token();
   }
@@ -224,7 +227,7 @@ class LoopApiTest : public ::testing::Test {
 using PipelineApiTest = LoopApiTest;
 using RolloutApiTest = LoopApiTest;
 
-TEST_F(PipelineApiTest, BadSpecsAreRefusedNamingTheKey) {
+TEST_P(PipelineApiTest, BadSpecsAreRefusedNamingTheKey) {
   struct Case {
     std::string body;
     const char* names;
@@ -251,7 +254,7 @@ TEST_F(PipelineApiTest, BadSpecsAreRefusedNamingTheKey) {
   EXPECT_EQ(GetOk("/v1/pipelines")["pipelines"].size(), 0u);
 }
 
-TEST_F(PipelineApiTest, StoredPipelineIsListedAndManualRunsAreQueued) {
+TEST_P(PipelineApiTest, StoredPipelineIsListedAndManualRunsAreQueued) {
   Json stored = PostOk("/v1/pipelines", {{"yaml", kRetrain}});
   EXPECT_EQ(stored["name"], "retrain");
   EXPECT_EQ(stored["gates"], 1);
@@ -289,7 +292,7 @@ TEST_F(PipelineApiTest, StoredPipelineIsListedAndManualRunsAreQueued) {
   EXPECT_FALSE(run["finished_ms"].is_null());
 }
 
-TEST_F(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
+TEST_P(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
   IngestLabelled(f_->Enroll("cam-1"), 20);
   RegisterVersions(1);
   PostOk("/v1/pipelines", {{"yaml", kRetrain}});
@@ -331,7 +334,7 @@ TEST_F(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
   EXPECT_EQ(ErrorStatus(Get("/v1/runs/" + id + "/logs/export")), 404);  // never ran
 }
 
-TEST_F(PipelineApiTest, OnePipelineRunsOneRunAtATime) {
+TEST_P(PipelineApiTest, OnePipelineRunsOneRunAtATime) {
   IngestLabelled(f_->Enroll("cam-1"), 20);
   RegisterVersions(1);
   PostOk("/v1/pipelines", {{"yaml", kRetrain}});
@@ -369,7 +372,7 @@ std::vector<std::string> Triggers(const Json& runs) {
   return out;
 }
 
-TEST_F(PipelineApiTest, NewLabelledSamplesFireARunOnlyFromThePipelinesGroup) {
+TEST_P(PipelineApiTest, NewLabelledSamplesFireARunOnlyFromThePipelinesGroup) {
   auto line = f_->Enroll("cam-1", "line");
   auto other = f_->Enroll("cam-2", "other");
   RegisterVersions(1);
@@ -398,7 +401,7 @@ TEST_F(PipelineApiTest, NewLabelledSamplesFireARunOnlyFromThePipelinesGroup) {
   EXPECT_EQ(runs().size(), 1u);
 }
 
-TEST_F(PipelineApiTest, ScheduleFiresOnceThereIsSomethingNewToLearnFrom) {
+TEST_P(PipelineApiTest, ScheduleFiresOnceThereIsSomethingNewToLearnFrom) {
   auto dev = f_->Enroll("cam-1", "line");
   RegisterVersions(1);
   PostOk(
@@ -416,7 +419,7 @@ TEST_F(PipelineApiTest, ScheduleFiresOnceThereIsSomethingNewToLearnFrom) {
   EXPECT_EQ(runs(), std::vector<std::string>{"schedule"});
 }
 
-TEST_F(RolloutApiTest, BadRequestsAreRefusedWithJsonErrors) {
+TEST_P(RolloutApiTest, BadRequestsAreRefusedWithJsonErrors) {
   EnrollLine(1);
   RegisterVersions(2);
   const Json ok = {{"model", "clf"}, {"version", 2}, {"target", "group:line"}};
@@ -455,7 +458,7 @@ TEST_F(RolloutApiTest, BadRequestsAreRefusedWithJsonErrors) {
   EXPECT_EQ(Stage(2), "candidate");
 }
 
-TEST_F(RolloutApiTest, CanaryFirstThenTheWaveThenProduction) {
+TEST_P(RolloutApiTest, CanaryFirstThenTheWaveThenProduction) {
   auto devs = EnrollLine(3);
   RegisterVersions(2);
   const std::string id = StartRollout(2);
@@ -505,7 +508,7 @@ TEST_F(RolloutApiTest, CanaryFirstThenTheWaveThenProduction) {
   EXPECT_EQ(all[0]["version"], 2);
 }
 
-TEST_F(RolloutApiTest, ALabelTargetsOnlyTheDevicesCarryingIt) {
+TEST_P(RolloutApiTest, ALabelTargetsOnlyTheDevicesCarryingIt) {
   auto devs = EnrollLine(3);
   RegisterVersions(2);
   auto put = [&](const std::string& device, const Json& labels) {
@@ -537,7 +540,7 @@ TEST_F(RolloutApiTest, ALabelTargetsOnlyTheDevicesCarryingIt) {
   EXPECT_EQ(ErrorStatus(Post("/v1/rollouts", body.dump())), 404);
 }
 
-TEST_F(RolloutApiTest, CanaryRollbackArchivesTheVersionAndRedeploysProduction) {
+TEST_P(RolloutApiTest, CanaryRollbackArchivesTheVersionAndRedeploysProduction) {
   auto devs = EnrollLine(3);
   RegisterVersions(3);
   PostOk("/v1/models/clf/versions/2/stage", {{"stage", "production"}});
@@ -563,7 +566,7 @@ TEST_F(RolloutApiTest, CanaryRollbackArchivesTheVersionAndRedeploysProduction) {
   EXPECT_FALSE(Deployment(devs[2]));
 }
 
-TEST_F(RolloutApiTest, CanaryAccuracyDropRollsBack) {
+TEST_P(RolloutApiTest, CanaryAccuracyDropRollsBack) {
   auto devs = EnrollLine(2);
   RegisterVersions(3);
   PostOk("/v1/models/clf/versions/2/stage", {{"stage", "production"}});
@@ -586,7 +589,7 @@ TEST_F(RolloutApiTest, CanaryAccuracyDropRollsBack) {
   EXPECT_FALSE(Deployment(devs[1]));
 }
 
-TEST_F(RolloutApiTest, PauseResumeAndAbortAreReflectedInTheRollout) {
+TEST_P(RolloutApiTest, PauseResumeAndAbortAreReflectedInTheRollout) {
   auto devs = EnrollLine(2);
   RegisterVersions(2);
   const std::string id = StartRollout(2);
@@ -631,6 +634,9 @@ TEST_F(RolloutApiTest, PauseResumeAndAbortAreReflectedInTheRollout) {
   EXPECT_EQ(ErrorStatus(Command(id, "resume")), 400);
   EXPECT_EQ(Rollout(id)["status"], "aborted");
 }
+
+EDGELOOP_BOTH_DATABASES(PipelineApiTest);
+EDGELOOP_BOTH_DATABASES(RolloutApiTest);
 
 }  // namespace
 }  // namespace edgeloop::testing

@@ -1,5 +1,6 @@
 // The cloud server end to end over real HTTPS on loopback: enrollment, mutual TLS,
-// revocation, operator scopes, idempotent ingest, late labels, limits and bad input.
+// revocation, operator scopes, idempotent ingest, late labels, limits and bad input; each on
+// SQLite and on a real PostgreSQL.
 #include <gtest/gtest.h>
 
 #include "cloud_test_util.hpp"
@@ -7,6 +8,7 @@
 #include "common/hash.hpp"
 #include "common/test_bytes.hpp"
 #include "common/update_metadata.hpp"
+#include "database_param.hpp"
 
 namespace edgeloop::testing {
 namespace {
@@ -21,13 +23,23 @@ void ExpectJsonError(const httplib::Result& res, int status) {
   EXPECT_TRUE(body.contains("error")) << res->body;
 }
 
+// Every test runs on SQLite and on a real PostgreSQL (tests/database_param.hpp).
+class CloudServer : public ::testing::TestWithParam<std::string> {
+ protected:
+  cloud::ServerOptions Options() {
+    cloud::ServerOptions o;
+    if (GetParam() == "postgresql") o.db_url = FreshPostgresUrl();
+    return o;
+  }
+};
+
 uint64_t Total(CloudFixture& f, const std::string& by = "device") {
   auto res = f.Client()->Get("/v1/samples/counts?by=" + by, f.Bearer(f.server().admin_token()));
   return Json::parse(res->body)["total"].get<uint64_t>();
 }
 
-TEST(CloudServer, FirstStartCreatesPrivateKeysWithMode0600) {
-  CloudFixture f;
+TEST_P(CloudServer, FirstStartCreatesPrivateKeysWithMode0600) {
+  CloudFixture f(Options());
   for (const char* name : {"/data/ca.key", "/data/update.key", "/data/admin.token"}) {
     struct stat st {};
     ASSERT_EQ(stat((f.dir() + name).c_str(), &st), 0) << name;
@@ -35,8 +47,8 @@ TEST(CloudServer, FirstStartCreatesPrivateKeysWithMode0600) {
   }
 }
 
-TEST(CloudServer, EnrolledDeviceIngestsAndRetriesNeverDuplicate) {
-  CloudFixture f;
+TEST_P(CloudServer, EnrolledDeviceIngestsAndRetriesNeverDuplicate) {
+  CloudFixture f(Options());
   auto dev = f.Enroll("cam-1");
   auto client = f.Client(&dev);
   auto res = PostBatch(*client, MakeBatch("cam-1", 0, 10));
@@ -51,13 +63,13 @@ TEST(CloudServer, EnrolledDeviceIngestsAndRetriesNeverDuplicate) {
   EXPECT_EQ(Total(f), 15u);
 }
 
-TEST(CloudServer, RefusesDeviceCallsWithoutClientCertificate) {
-  CloudFixture f;
+TEST_P(CloudServer, RefusesDeviceCallsWithoutClientCertificate) {
+  CloudFixture f(Options());
   ExpectJsonError(PostBatch(*f.Client(), MakeBatch("cam-1", 0, 1)), 401);
 }
 
-TEST(CloudServer, CertificateFromAnotherCaIsRefusedAtHandshake) {
-  CloudFixture f;
+TEST_P(CloudServer, CertificateFromAnotherCaIsRefusedAtHandshake) {
+  CloudFixture f(Options());
   auto other = crypto::CreateCertificateAuthority("rogue", 10);
   auto key = crypto::GenerateTlsKeyPem();
   auto cert = crypto::SignClientCsr(*other, *crypto::CreateCsr(*key, "cam-1"), "cam-1", 7, 10);
@@ -69,8 +81,8 @@ TEST(CloudServer, CertificateFromAnotherCaIsRefusedAtHandshake) {
   EXPECT_EQ(Total(f), 0u);
 }
 
-TEST(CloudServer, RevocationTakesEffectOnTheNextRequest) {
-  CloudFixture f;
+TEST_P(CloudServer, RevocationTakesEffectOnTheNextRequest) {
+  CloudFixture f(Options());
   auto dev = f.Enroll("cam-1");
   auto client = f.Client(&dev);
   ASSERT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 1))->status, 200);
@@ -81,16 +93,16 @@ TEST(CloudServer, RevocationTakesEffectOnTheNextRequest) {
   EXPECT_EQ(Total(f), 1u);
 }
 
-TEST(CloudServer, DeviceCannotWriteSamplesAsAnotherDevice) {
-  CloudFixture f;
+TEST_P(CloudServer, DeviceCannotWriteSamplesAsAnotherDevice) {
+  CloudFixture f(Options());
   auto a = f.Enroll("cam-a");
   f.Enroll("cam-b");
   ExpectJsonError(PostBatch(*f.Client(&a), MakeBatch("cam-b", 0, 3)), 403);
   EXPECT_EQ(Total(f), 0u);
 }
 
-TEST(CloudServer, EnrollmentTokenIsSingleUseAndBoundToItsDevice) {
-  CloudFixture f;
+TEST_P(CloudServer, EnrollmentTokenIsSingleUseAndBoundToItsDevice) {
+  CloudFixture f(Options());
   std::string token = f.EnrollmentToken("cam-1");
   auto key = crypto::GenerateTlsKeyPem();
   auto csr = *crypto::CreateCsr(*key, "x");
@@ -108,8 +120,8 @@ TEST(CloudServer, EnrollmentTokenIsSingleUseAndBoundToItsDevice) {
                   403);
 }
 
-TEST(CloudServer, OperatorTokenWithoutScopeIsRefused) {
-  CloudFixture f;
+TEST_P(CloudServer, OperatorTokenWithoutScopeIsRefused) {
+  CloudFixture f(Options());
   auto res = f.Client()->Post("/v1/tokens", f.Bearer(f.server().admin_token()),
                               Json{{"scope", "read"}}.dump(), "application/json");
   ASSERT_EQ(res->status, 200) << res->body;
@@ -122,8 +134,8 @@ TEST(CloudServer, OperatorTokenWithoutScopeIsRefused) {
   ExpectJsonError(f.Client()->Get("/v1/devices"), 401);
 }
 
-TEST(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
-  cloud::ServerOptions options;
+TEST_P(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
+  cloud::ServerOptions options = Options();
   options.max_body_bytes = 64 * 1024;
   options.max_batch_samples = 100;
   options.max_tensor_elements = 1000;
@@ -158,8 +170,8 @@ TEST(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
   EXPECT_EQ(Total(f), 2u);
 }
 
-TEST(CloudServer, BatchRateLimitAnswers429) {
-  cloud::ServerOptions options;
+TEST_P(CloudServer, BatchRateLimitAnswers429) {
+  cloud::ServerOptions options = Options();
   options.device_batches_per_second = 0.001;
   options.device_burst = 2;
   CloudFixture f(options);
@@ -170,8 +182,8 @@ TEST(CloudServer, BatchRateLimitAnswers429) {
   ExpectJsonError(PostBatch(*client, MakeBatch("cam-1", 2, 1)), 429);
 }
 
-TEST(CloudServer, LateLabelsUpdateEarlierSamples) {
-  CloudFixture f;
+TEST_P(CloudServer, LateLabelsUpdateEarlierSamples) {
+  CloudFixture f(Options());
   auto dev = f.Enroll("cam-1");
   auto client = f.Client(&dev);
   ASSERT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 4))->status, 200);
@@ -189,8 +201,8 @@ TEST(CloudServer, LateLabelsUpdateEarlierSamples) {
   EXPECT_EQ(c["-1"], 3);
 }
 
-TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
-  CloudFixture f;
+TEST_P(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
+  CloudFixture f(Options());
   std::string blob;
   for (int i = 0; i < 1000; ++i) blob.push_back(static_cast<char>(i * 7));
   auto up = f.Client()->Post("/v1/artifacts", f.Bearer(f.server().admin_token()), blob,
@@ -209,8 +221,8 @@ TEST(CloudServer, ArtifactsAreContentAddressedAndServedWithRange) {
 
 // A model-like pair: a large shared part and a small rewritten tail, as after a head-only
 // fine-tune.
-TEST(CloudServer, ArtifactGetServesADeltaFromTheInstalledVersionWhenSmaller) {
-  CloudFixture f;
+TEST_P(CloudServer, ArtifactGetServesADeltaFromTheInstalledVersionWhenSmaller) {
+  CloudFixture f(Options());
   auto admin = f.Bearer(f.server().admin_token());
   std::string base = PseudoRandomBytes(200'000, 1);
   std::string target = base.substr(0, 190'000) + PseudoRandomBytes(10'000, 2);
@@ -247,8 +259,8 @@ TEST(CloudServer, ArtifactGetServesADeltaFromTheInstalledVersionWhenSmaller) {
   ExpectJsonError(f.Client(&dev)->Get("/v1/artifacts/" + to + "?delta_from=../../etc"), 400);
 }
 
-TEST(CloudServer, DeploymentMetadataIsSignedVersionedAndPrivateToItsDevice) {
-  CloudFixture f;
+TEST_P(CloudServer, DeploymentMetadataIsSignedVersionedAndPrivateToItsDevice) {
+  CloudFixture f(Options());
   auto admin = f.Bearer(f.server().admin_token());
   auto up =
       f.Client()->Post("/v1/artifacts", admin, std::string(300, 'm'), "application/octet-stream");
@@ -271,6 +283,8 @@ TEST(CloudServer, DeploymentMetadataIsSignedVersionedAndPrivateToItsDevice) {
   EXPECT_EQ(m->target.sha256, sha);
   ExpectJsonError(f.Client(&b)->Get("/v1/deployments/cam-a"), 403);
 }
+
+EDGELOOP_BOTH_DATABASES(CloudServer);
 
 }  // namespace
 }  // namespace edgeloop::testing
