@@ -78,7 +78,10 @@ void DrawStageBands(SvgChart& c, const ReportView& v) {
       c.Add(Rect("stage-band", c.X(t0), c.top(), c.X(t1) - c.X(t0), c.bottom() - c.top(),
                  failed ? "#f4b6b6" : (k % 2 ? "#c9dbee" : "#dfe9d2"), "opacity=\"0.55\"",
                  label + ": " + Fmt(t0, 1) + "-" + Fmt(t1, 1) + " s"));
-      c.Text(c.X(t0) + 3, c.bottom() - 6, label, "class=\"band-label\"");
+      // The stage's name only (the tooltip has the rollout), every other one a line higher,
+      // so that a short canary band's label does not run into the next stage's.
+      c.Text(c.X(t0) + 3, c.bottom() - 6 - 12.0 * static_cast<double>(k % 2), Str(st, "name"),
+             "class=\"band-label\"");
       ++k;
     }
   }
@@ -190,7 +193,7 @@ std::string RolloutTimeline(const ReportView& v) {
     for (const auto& d : v.devices) labels.push_back(d);
   int height = 110 + 24 * static_cast<int>(std::max<size_t>(labels.size(), 3));
   SvgChart c("plot-rollout", "Rollout timeline: runs, stages, device updates and rollbacks", 900,
-             height, 150);
+             height, CategoryMargin(labels));
   if (labels.empty()) {
     c.NoData();
     return c.Finish();
@@ -319,7 +322,8 @@ std::string RunsSection(const ReportView& v) {
     labels.push_back(Str(run, "id") + " " + Str(run, "status"));
   }
   SvgChart c("plot-runs", "Pipeline runs: where the time goes, step by step", 900,
-             110 + 28 * static_cast<int>(std::max<size_t>(labels.size(), 3)), 150);
+             110 + 28 * static_cast<int>(std::max<size_t>(labels.size(), 3)),
+             CategoryMargin(labels));
   if (runs.empty()) {
     c.NoData();
     return c.Finish() + "<p class=\"no-data\">no gates: no pipeline runs</p>";

@@ -157,6 +157,13 @@ void SvgChart::YAxis(const std::string& label, double y_tick_scale, int decimals
            Fmt(left_ - 46, 1) + "," + Fmt(cy, 1) + ") rotate(-90)\">" + Escape(label) + "</text>";
 }
 
+int CategoryMargin(const std::vector<std::string>& labels) {
+  size_t longest = 0;
+  for (const auto& l : labels) longest = std::max(longest, l.size());
+  // About 7.2 px per character of a 12 px sans-serif font (digits are wide), plus the gap.
+  return std::clamp(static_cast<int>(14 + 7.2 * static_cast<double>(longest)), 64, 320);
+}
+
 void SvgChart::YCategories(const std::vector<std::string>& labels) {
   SetY(-0.5, static_cast<double>(labels.size()) - 0.5);
   for (size_t i = 0; i < labels.size(); ++i) {

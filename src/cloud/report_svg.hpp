@@ -32,6 +32,10 @@ struct LegendEntry {
   bool dashed = false;
 };
 
+// A left margin wide enough for the longest of these row labels at the plots' 12 px font
+// (between 64 and 320 px), so that category labels are never cut off at the edge.
+int CategoryMargin(const std::vector<std::string>& labels);
+
 class SvgChart {
  public:
   // id becomes the <svg> id (tests and readers find plots by it).

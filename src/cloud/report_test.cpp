@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 
+#include "cloud/report_svg.hpp"
 #include "common/file.hpp"
 
 namespace edgeloop::cloud {
@@ -67,6 +68,34 @@ TEST(HtmlReport, EveryPlotHasOneSeriesPerDeviceAndAMarkerPerUpdate) {
   EXPECT_EQ(Count(html, "<tr class=\"gate gate-pass\">"), 4u);
   EXPECT_EQ(Count(html, "<tr class=\"gate gate-fail\">"), 1u);
   EXPECT_EQ(Count(html, "<tr class=\"device-row\">"), 3u);
+}
+
+// The x of the right-aligned row label with this text in a plot, or -1.
+double RowLabelX(const std::string& svg, const std::string& text) {
+  size_t end = svg.find(">" + text + "</text>");
+  if (end == std::string::npos) return -1;
+  size_t start = svg.rfind("<text class=\"tick-label\"", end);
+  size_t x = svg.find("x=\"", start);
+  return start == std::string::npos || x == std::string::npos || x > end
+             ? -1
+             : std::stod(svg.substr(x + 3));
+}
+
+TEST(HtmlReport, LongRowLabelsGetAMarginWideEnoughToShowThem) {
+  Json report = Fixture();
+  report["runs"][0]["id"] = "run-1796174893111-0d12";
+  std::string html = RenderHtmlReport(report);
+  const std::string run = "run-1796174893111-0d12";
+  for (const auto& [plot, label] :
+       {std::pair<std::string, std::string>{
+            "plot-rollout", run + " " + report["runs"][0]["pipeline"].get<std::string>()},
+        {"plot-runs", run + " " + report["runs"][0]["status"].get<std::string>()}}) {
+    double x = RowLabelX(Svg(html, plot), label);
+    // Right-aligned at x: the text needs about 6 px a character to its left (12 px font).
+    EXPECT_GE(x, 6.0 * static_cast<double>(label.size())) << plot << ": " << label;
+  }
+  EXPECT_EQ(report::CategoryMargin({"a"}), 64);
+  EXPECT_EQ(report::CategoryMargin({std::string(200, 'x')}), 320);
 }
 
 TEST(HtmlReport, HeaderStatesAccuracyTimeToFleetAndBytes) {
