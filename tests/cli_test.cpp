@@ -158,10 +158,34 @@ TEST_F(CliTest, EvalOnTheEdgeRuntimeGivesTheSameMetricsAsLibtorch) {
   auto a = read("torch.json"), b = read("onnx.json");
   for (const char* k : {"accuracy", "macro_f1", "macro_precision", "macro_recall", "ece"})
     EXPECT_NEAR(a[k].get<double>(), b[k].get<double>(), 1e-4) << k;
-  // The robustness suite needs the training checkpoint: refused on ONNX, in one line.
-  auto r = RunCli("eval --robustness --model " + P("m.onnx"));
-  EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("--robustness needs the model directory"), std::string::npos);
+  // The robustness suite too: the same corrupted images, the same accuracies in every cell.
+  const std::string suite =
+      " --data fashion-mnist:test --max-samples 300 --robustness --corruptions contrast "
+      "rotation --severities 2 4 --json --out ";
+  ASSERT_EQ(RunCli("eval --model " + P("m") + suite + P("torch-r.json")).exit_code, 0);
+  auto r = RunCli("eval --model " + P("m.onnx") + suite + P("onnx-r.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto suite_of = [&](const std::string& f) {
+    auto text = edgeloop::ReadFile(P(f));
+    return nlohmann::json::parse(text.ok() ? *text : "{}")["robustness"];
+  };
+  auto ta = suite_of("torch-r.json"), oa = suite_of("onnx-r.json");
+  ASSERT_TRUE(oa.is_object()) << r.output;
+  EXPECT_EQ(oa["severities"], nlohmann::json({2, 4}));
+  ASSERT_EQ(oa["corruptions"].size(), 2u);
+  for (const char* c : {"contrast", "rotation"})
+    for (size_t s = 0; s < 2; ++s)
+      // Within one image of 300: float rounding may flip a near-tie, nothing more.
+      EXPECT_NEAR(ta["corruptions"][c]["accuracy_by_severity"][s].get<double>(),
+                  oa["corruptions"][c]["accuracy_by_severity"][s].get<double>(), 1.0 / 300 + 1e-9)
+          << c << " " << s;
+  EXPECT_NEAR(ta["mean_corruption_accuracy"].get<double>(),
+              oa["mean_corruption_accuracy"].get<double>(), 1.0 / 300 + 1e-9);
+  EXPECT_LT(oa["mean_corruption_accuracy"].get<double>(), oa["clean_accuracy"].get<double>());
+  // A corruption that does not exist is a usage error, in one line.
+  auto bad = RunCli("eval --robustness --corruptions fog --model " + P("m.onnx"));
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("unknown corruption 'fog'"), std::string::npos) << bad.output;
 }
 
 TEST_F(CliTest, EveryCommandHasHelp) {

@@ -92,7 +92,15 @@ TEST(Loop, ClosesThenStopsABadModel) {
     for (const char* s : {"snapshot", "train", "evaluate", "gates", "register", "rollout"})
       EXPECT_TRUE(steps.count(s)) << s;
     ASSERT_FALSE(run["gates"].empty());
-    for (const auto& g : run["gates"]) EXPECT_TRUE(g["passed"].get<bool>()) << g.dump();
+    bool robustness_gate = false;
+    for (const auto& g : run["gates"]) {
+      EXPECT_TRUE(g["passed"].get<bool>()) << g.dump();
+      robustness_gate = robustness_gate || g["expr"] == "mean_corruption_accuracy >= champion";
+    }
+    // The corruption suite ran for challenger and champion, and a gate judged it.
+    EXPECT_TRUE(robustness_gate);
+    EXPECT_TRUE(run["metrics"].contains("mean_corruption_accuracy")) << run["metrics"].dump();
+    EXPECT_TRUE(run["champion_metrics"].contains("mean_corruption_accuracy"));
   }
   EXPECT_TRUE(trained) << "no succeeded run produced " << fresh;
   // Reached every device, and accuracy on each shifted domain rose.

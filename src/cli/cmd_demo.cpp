@@ -90,7 +90,8 @@ std::string PipelineYaml(const DemoOptions& o, bool bad) {
   // The bad recipe: a learning rate that wrecks the backbone, trained briefly. Its gates keep
   // only the latency bound, so what stops it must be the canary's accuracy check.
   // Devices replay Fashion-MNIST's training images through their domains; the gates judge on
-  // the test images (never uploaded): clean, and each device domain's test set.
+  // the test images (never uploaded): clean, and each device domain's test set; and on the
+  // uploaded test split under the corruption suite (the new model must be no less robust).
   std::string sets = "    - {name: clean, data: \"fashion-mnist:test\"}\n";
   for (const auto& [c, s] : DomainsInUse(o.devices))
     sets += "    - {name: " + c + std::to_string(s) +
@@ -107,6 +108,7 @@ std::string PipelineYaml(const DemoOptions& o, bool bad) {
       "backbone_lr_scale: %s, min_epoch_samples: 2048, patience: 3}\n"
       "evaluate:\n"
       "  sets:\n%s"
+      "  robustness: true\n"
       "  latency: true\n"
       "gates:\n%s"
       "  - \"latency_p95_us <= 5000\"\n"
@@ -120,7 +122,9 @@ std::string PipelineYaml(const DemoOptions& o, bool bad) {
       "min_accuracy_delta: -0.02, min_labelled: 20, max_latency_p95_ms: 50}\n",
       static_cast<long long>(o.trigger_samples * 20), static_cast<long long>(o.trigger_samples),
       bad ? 1 : o.finetune_epochs, bad ? "0.5" : "0.001", bad ? "1.0" : "0.1", sets.c_str(),
-      bad ? "" : "  - \"accuracy >= champion + 0.05\"\n  - \"clean.accuracy >= 0.70\"\n");
+      bad ? ""
+          : "  - \"accuracy >= champion + 0.05\"\n  - \"clean.accuracy >= 0.70\"\n"
+            "  - \"mean_corruption_accuracy >= champion\"\n");
   return buf;
 }
 

@@ -1,6 +1,6 @@
 // edgeloop eval: metrics and the robustness suite. A model directory is evaluated with
 // libtorch; an .onnx file with the edge runtime (what devices run, and several times faster
-// here), the same metrics either way.
+// here), the same metrics and the same suite either way.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -71,10 +71,38 @@ Result<std::vector<float>> RuntimeProbabilities(runtime::Model& model, const dat
   return probs;
 }
 
+// The corruptions --corruptions names (all when empty).
+Result<std::vector<data::Corruption>> SuiteCorruptions(const EvalArgs& a) {
+  if (a.corruptions.empty()) return data::AllCorruptions();
+  std::vector<data::Corruption> cs;
+  for (const auto& name : a.corruptions) {
+    auto c = data::ParseCorruption(name);
+    if (!c) return Error(Errc::kInvalidArgument, "unknown corruption '" + name + "'");
+    cs.push_back(*c);
+  }
+  return cs;
+}
+
+// Adds the robustness suite to the report when --robustness asks for it.
+Status AddRobustness(const EvalArgs& a, const data::Dataset& d, const data::PredictFn& predict,
+                     nlohmann::json& j, std::string& text) {
+  if (!a.robustness) return Status::Ok();
+  EDGELOOP_ASSIGN_OR_RETURN(auto cs, SuiteCorruptions(a));
+  EDGELOOP_ASSIGN_OR_RETURN(auto r, data::RunRobustnessSuite(d, cs, a.severities, a.seed, predict));
+  j["robustness"] = r.ToJson();
+  text += "\nrobustness (accuracy per corruption and severity)\n" + r.Table();
+  return Status::Ok();
+}
+
+Status Emit(const EvalArgs& a, const nlohmann::json& j, const std::string& text) {
+  std::string body = a.json ? j.dump(2) + "\n" : text;
+  std::fputs(body.c_str(), stdout);
+  if (!a.out.empty()) return WriteFileAtomic(a.out, j.dump(2) + "\n");
+  return Status::Ok();
+}
+
 int RunOnnx(EvalArgs& a) {
-  if (a.robustness)
-    return ReportError("eval", Error(Errc::kInvalidArgument,
-                                     "--robustness needs the model directory, not an .onnx file"));
+  if (auto cs = SuiteCorruptions(a); !cs.ok()) return ReportError("eval", cs.error());
   auto model = runtime::Model::Load(a.model);
   if (!model.ok()) return ReportError("eval", model.error());
   auto d = a.data.Load();
@@ -93,12 +121,13 @@ int RunOnnx(EvalArgs& a) {
                       {"metrics", m.ToJson(d->class_names)}};
   std::string text = "model " + a.model + " (edge runtime) on " + d->source + "\n" +
                      data::FormatMetricsTable(m, d->class_names);
-  std::string body = a.json ? j.dump(2) + "\n" : text;
-  std::fputs(body.c_str(), stdout);
-  if (!a.out.empty()) {
-    if (auto st = WriteFileAtomic(a.out, j.dump(2) + "\n"); !st.ok())
-      return ReportError("eval", st.error());
-  }
+  auto predict = [&](const data::Dataset& shifted) {
+    int64_t k = 0;
+    return RuntimeProbabilities(*model, shifted, &k);
+  };
+  if (auto st = AddRobustness(a, *d, predict, j, text); !st.ok())
+    return ReportError("eval", st.error().WithContext(a.model));
+  if (auto st = Emit(a, j, text); !st.ok()) return ReportError("eval", st.error());
   return 0;
 }
 
@@ -119,26 +148,14 @@ int Run(EvalArgs& a) {
   std::string text = "model " + model->info.name + " " + model->info.version + " on " + d->source +
                      "\n" + data::FormatMetricsTable(*m, model->info.class_names);
   if (a.robustness) {
-    std::vector<data::Corruption> cs;
-    if (a.corruptions.empty()) cs = data::AllCorruptions();
-    for (const auto& name : a.corruptions) {
-      auto c = data::ParseCorruption(name);
-      if (!c)
-        return ReportError("eval",
-                           Error(Errc::kInvalidArgument, "unknown corruption '" + name + "'"));
-      cs.push_back(*c);
-    }
-    auto r = ml::EvaluateRobustness(*model, *d, cs, a.severities, a.seed);
+    auto cs = SuiteCorruptions(a);
+    if (!cs.ok()) return ReportError("eval", cs.error());
+    auto r = ml::EvaluateRobustness(*model, *d, *cs, a.severities, a.seed);
     if (!r.ok()) return ReportError("eval", r.error());
     j["robustness"] = r->ToJson();
     text += "\nrobustness (accuracy per corruption and severity)\n" + r->Table();
   }
-  std::string body = a.json ? j.dump(2) + "\n" : text;
-  std::fputs(body.c_str(), stdout);
-  if (!a.out.empty()) {
-    if (auto st = WriteFileAtomic(a.out, j.dump(2) + "\n"); !st.ok())
-      return ReportError("eval", st.error());
-  }
+  if (auto st = Emit(a, j, text); !st.ok()) return ReportError("eval", st.error());
   return 0;
 }
 

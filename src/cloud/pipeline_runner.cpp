@@ -59,9 +59,9 @@ class Runner {
   }
 
  private:
-  // A model under evaluation: its training checkpoint, its ONNX file, where its metrics go.
+  // A model under evaluation: its ONNX file and where its metrics go.
   struct Who {
-    std::string dir, onnx;
+    std::string onnx;
     std::map<std::string, double>* into;
   };
 
@@ -240,20 +240,20 @@ class Runner {
     const EvaluateSpec& e = spec_.evaluate;
     auto champion = host_.ResolveModel(spec_.register_model + "@production");
     if (champion.ok() && !champion->value("training_dir", "").empty()) champion_ = *champion;
-    std::vector<Who> who = {{model_dir_, onnx_, &run_.metrics}};
+    std::vector<Who> who = {{onnx_, &run_.metrics}};
     std::string champion_onnx;
     if (!champion_.is_null()) {
       champion_onnx = ctx_.work_dir + "/champion.onnx";
       EDGELOOP_RETURN_IF_ERROR(Worker(
           step,
           {"export", "--model", champion_.value("training_dir", ""), "--out", champion_onnx}));
-      who.push_back({champion_["training_dir"], champion_onnx, &run_.champion_metrics});
+      who.push_back({champion_onnx, &run_.champion_metrics});
     }
     // On the exported ONNX with the edge runtime (what devices will run, and several times
-    // faster than libtorch here); the robustness suite needs the training checkpoint.
+    // faster than libtorch here), the robustness suite included.
     for (auto& w : who) {
-      EDGELOOP_RETURN_IF_ERROR(EvalInto(step, e.robustness ? w.dir : w.onnx, Split("test"), nullptr,
-                                        e.robustness, "", *w.into));
+      EDGELOOP_RETURN_IF_ERROR(
+          EvalInto(step, w.onnx, Split("test"), nullptr, e.robustness, "", *w.into));
       for (const auto& set : e.sets)
         EDGELOOP_RETURN_IF_ERROR(
             EvalInto(step, w.onnx, set.data, &set, false, set.name + ".", *w.into));

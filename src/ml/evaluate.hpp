@@ -10,22 +10,15 @@
 #include "data/corruptions.hpp"
 #include "data/dataset.hpp"
 #include "data/metrics.hpp"
+#include "data/robustness.hpp"
 #include "ml/model_store.hpp"
 
 namespace edgeloop::ml {
 
 Result<data::ClassificationMetrics> EvaluateMetrics(LoadedModel& model, const data::Dataset& d);
 
-struct RobustnessResult {
-  // accuracy[corruption][severity-1]
-  std::vector<data::Corruption> corruptions;
-  std::vector<int> severities;
-  std::vector<std::vector<double>> accuracy;
-  double clean_accuracy = 0;
-  double mean_corruption_accuracy = 0;  // mean over all corruptions and severities
-  nlohmann::json ToJson() const;
-  std::string Table() const;
-};
+// The suite itself is data::RunRobustnessSuite; this runs it with libtorch.
+using RobustnessResult = data::RobustnessResult;
 
 Result<RobustnessResult> EvaluateRobustness(LoadedModel& model, const data::Dataset& d,
                                             const std::vector<data::Corruption>& corruptions,
