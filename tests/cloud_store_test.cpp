@@ -51,6 +51,42 @@ TEST_P(StoreTest, AppendIsIdempotentAndReadsBackWithLateLabels) {
   EXPECT_FALSE((*store)->Count("colour").ok());
 }
 
+TEST_P(StoreTest, LargeMixedBatchesStoreEachSampleOnceAndInPlace) {
+  auto db = cloud::OpenDatabase(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  auto store = cloud::SampleStore::Open(**db, dir_.path() + "/samples");
+  ASSERT_TRUE(store.ok());
+  // 700 of cam-1 stored; then 1,300 of cam-1 (600 new, 700 stored), the same 300 of cam-2
+  // twice within one batch, and 50 of cam-3: larger than any one statement's chunk.
+  ASSERT_EQ((*store)->Append(Pointers(MakeBatch("cam-1", 0, 700)))->accepted, 700u);
+  wire::SampleBatch mixed = MakeBatch("cam-1", 0, 1300);
+  for (const auto& b :
+       {MakeBatch("cam-2", 0, 300), MakeBatch("cam-2", 0, 300), MakeBatch("cam-3", 10, 50)})
+    for (const auto& s : b.samples()) *mixed.add_samples() = s;
+  auto r = (*store)->Append(Pointers(mixed));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->accepted, 600u + 300u + 50u);
+  EXPECT_EQ(r->duplicates, 700u + 300u);
+  auto by_device = (*store)->Count("device");
+  ASSERT_TRUE(by_device.ok());
+  ASSERT_EQ(by_device->size(), 3u);
+  EXPECT_EQ(by_device->at(0).count, 1300u);
+  EXPECT_EQ(by_device->at(1).count, 300u);
+  EXPECT_EQ(by_device->at(2).count, 50u);
+  // Every index row points at its own record.
+  for (auto [device, seq] : {std::pair<const char*, uint64_t>{"cam-1", 0},
+                             {"cam-1", 699},
+                             {"cam-1", 700},
+                             {"cam-1", 1299},
+                             {"cam-2", 299},
+                             {"cam-3", 59}}) {
+    auto sample = (*store)->Read(device, seq);
+    ASSERT_TRUE(sample.ok()) << device << "/" << seq << ": " << sample.error().message;
+    EXPECT_EQ(sample->device_id(), device);
+    EXPECT_EQ(sample->sequence(), seq);
+  }
+}
+
 TEST_P(StoreTest, CorruptSegmentRecordIsDetected) {
   auto db = cloud::OpenDatabase(DatabaseUrl());
   ASSERT_TRUE(db.ok());

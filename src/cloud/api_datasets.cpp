@@ -97,12 +97,6 @@ Result<Json> NormalizeSpec(const Json& in) {
   return out;
 }
 
-std::string Placeholders(size_t n) {
-  std::string s;
-  for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
-  return s;
-}
-
 struct SampleRef {
   std::string device;
   uint64_t seq = 0;

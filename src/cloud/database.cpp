@@ -2,6 +2,12 @@
 
 namespace edgeloop::cloud {
 
+std::string Placeholders(size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";
+  return s;
+}
+
 Status Database::Exec(const std::string& sql, const std::vector<std::string>& params) {
   auto rows = Query(sql, params);
   if (!rows.ok()) return rows.error();

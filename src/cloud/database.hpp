@@ -36,6 +36,9 @@ class Database {
   std::recursive_mutex mu_;
 };
 
+// "?, ?, ..., ?": n placeholders, for IN lists and multi-row VALUES.
+std::string Placeholders(size_t n);
+
 // url: "sqlite:<path>" or a path (SQLite), "postgresql://..." (PostgreSQL).
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url);
 Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path);

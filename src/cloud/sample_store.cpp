@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "common/file.hpp"
 #include "common/sample_record.hpp"
@@ -13,6 +16,9 @@ namespace edgeloop::cloud {
 namespace {
 
 constexpr uint64_t kSegmentBytes = 64ull << 20;
+// Statement sizes: SQLite allows 32,766 parameters, PostgreSQL 65,535.
+constexpr size_t kSeqsPerQuery = 500;
+constexpr size_t kRowsPerInsert = 250;  // 8 parameters a row
 
 Status WriteAll(int fd, const std::string& data) {
   size_t done = 0;
@@ -60,19 +66,29 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
   std::lock_guard<std::mutex> lock(mu_);
   AppendResult result;
   Status st = db_.Transaction([&]() -> Status {
-    // Deduplicate against the index and within the batch itself.
+    // Deduplicate against the index and within the batch itself: one query per device and
+    // chunk of sequence numbers, not one per sample (a round trip each on PostgreSQL).
+    std::map<std::string, std::vector<uint64_t>> by_device;
+    for (const wire::Sample* s : samples) by_device[s->device_id()].push_back(s->sequence());
+    std::set<std::pair<std::string, uint64_t>> seen;
+    for (const auto& [device, seqs] : by_device) {
+      for (size_t at = 0; at < seqs.size(); at += kSeqsPerQuery) {
+        size_t n = std::min(kSeqsPerQuery, seqs.size() - at);
+        std::vector<std::string> params = {device};
+        for (size_t i = 0; i < n; ++i) params.push_back(std::to_string(seqs[at + i]));
+        EDGELOOP_ASSIGN_OR_RETURN(
+            auto rows, db_.Query("SELECT seq FROM samples WHERE device_id = ? AND seq IN (" +
+                                     Placeholders(n) + ")",
+                                 params));
+        for (const auto& r : rows) seen.emplace(device, std::stoull(r.at(0)));
+      }
+    }
     std::vector<const wire::Sample*> fresh;
     for (const wire::Sample* s : samples) {
-      EDGELOOP_ASSIGN_OR_RETURN(auto rows,
-                                db_.Query("SELECT 1 FROM samples WHERE device_id = ? AND seq = ?",
-                                          {s->device_id(), std::to_string(s->sequence())}));
-      bool dup = !rows.empty();
-      for (const wire::Sample* f : fresh)
-        dup = dup || (f->device_id() == s->device_id() && f->sequence() == s->sequence());
-      if (dup)
-        ++result.duplicates;
-      else
+      if (seen.emplace(s->device_id(), s->sequence()).second)
         fresh.push_back(s);
+      else
+        ++result.duplicates;
     }
     if (fresh.empty()) return Status::Ok();
     if (segment_size_ > kSegmentBytes) EDGELOOP_RETURN_IF_ERROR(OpenSegment());
@@ -88,16 +104,26 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
     if (::fdatasync(fd_) != 0)
       return Error(Errc::kIo, std::string("segment fsync: ") + std::strerror(errno));
     segment_size_ += buf.size();
-    for (size_t i = 0; i < fresh.size(); ++i) {
-      const wire::Sample* s = fresh[i];
-      EDGELOOP_RETURN_IF_ERROR(db_.Exec(
+    // The index rows, many per statement.
+    for (size_t at = 0; at < fresh.size(); at += kRowsPerInsert) {
+      size_t n = std::min(kRowsPerInsert, fresh.size() - at);
+      std::string sql =
           "INSERT INTO samples (device_id, seq, ts_ms, label, label_source, segment, pos, "
-          "length) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-          {s->device_id(), std::to_string(s->sequence()), std::to_string(s->timestamp_ms()),
-           std::to_string(s->has_label() ? s->label() : -1),
-           std::to_string(s->has_label() ? static_cast<int>(s->label_source()) : 0),
-           std::to_string(segment_), std::to_string(places[i].first),
-           std::to_string(places[i].second)}));
+          "length) VALUES ";
+      std::vector<std::string> params;
+      params.reserve(n * 8);
+      for (size_t i = at; i < at + n; ++i) {
+        const wire::Sample* s = fresh[i];
+        sql += (i == at ? "(" : ", (") + Placeholders(8) + ")";
+        for (std::string v :
+             {s->device_id(), std::to_string(s->sequence()), std::to_string(s->timestamp_ms()),
+              std::to_string(s->has_label() ? s->label() : -1),
+              std::to_string(s->has_label() ? static_cast<int>(s->label_source()) : 0),
+              std::to_string(segment_), std::to_string(places[i].first),
+              std::to_string(places[i].second)})
+          params.push_back(std::move(v));
+      }
+      EDGELOOP_RETURN_IF_ERROR(db_.Exec(sql, params));
     }
     result.accepted = fresh.size();
     return Status::Ok();
