@@ -3,11 +3,14 @@
 #include <png.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <thread>
+
+#include "data/random.hpp"
 
 namespace edgeloop::edge {
 
@@ -22,15 +25,40 @@ Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec
   return std::make_unique<ReplaySource>(std::move(*d), options);
 }
 
+namespace {
+
+// True when every value is k / 255.0f for an integer k in [0, 255] (what the IDX and PNG
+// loaders produce), so that one byte per value gives the same floats back.
+bool IsBytePixels(const data::Dataset& d) {
+  if (!d.is_image()) return false;
+  for (float v : d.x) {
+    if (!(v >= 0.0f && v <= 1.0f)) return false;
+    if (static_cast<float>(std::lround(v * 255.0f)) / 255.0f != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 ReplaySource::ReplaySource(data::Dataset dataset, ReplayOptions options)
-    : data_(options.corruption
-                ? data::Corrupt(dataset, *options.corruption, options.severity, options.seed)
-                : std::move(dataset)),
-      opt_(std::move(options)),
-      start_(std::chrono::steady_clock::now()) {}
+    : opt_(std::move(options)), start_(std::chrono::steady_clock::now()) {
+  if (IsBytePixels(dataset)) {
+    pixels_.resize(dataset.x.size());
+    for (size_t i = 0; i < dataset.x.size(); ++i)
+      pixels_[i] = static_cast<uint8_t>(std::lround(dataset.x[i] * 255.0f));
+    dataset.x = std::vector<float>();  // releases the float copy
+    data_ = std::move(dataset);
+  } else {
+    data_ = opt_.corruption ? data::Corrupt(dataset, *opt_.corruption, opt_.severity, opt_.seed)
+                            : std::move(dataset);
+  }
+}
 
 std::string ReplaySource::Describe() const {
   std::string s = "replay:" + data_.source;
+  if (!pixels_.empty() && opt_.corruption)  // otherwise the source names it already
+    s += " (corrupted: " + data::CorruptionName(*opt_.corruption) + ", severity " +
+         std::to_string(std::clamp(opt_.severity, 1, 5)) + ")";
   if (opt_.rate_hz > 0) s += "@" + std::to_string(opt_.rate_hz) + "Hz";
   return s;
 }
@@ -55,7 +83,21 @@ Result<std::optional<Sample>> ReplaySource::Next(std::chrono::milliseconds wait)
   Sample s;
   s.id = opt_.device_id + "-" + std::to_string(emitted_);
   s.shape = data_.sample_shape;
-  s.data.assign(data_.sample(index_), data_.sample(index_) + data_.sample_numel());
+  const size_t numel = data_.sample_numel();
+  if (pixels_.empty()) {
+    s.data.assign(data_.sample(index_), data_.sample(index_) + numel);
+  } else {
+    const uint8_t* px = pixels_.data() + index_ * numel;
+    s.data.resize(numel);
+    for (size_t i = 0; i < numel; ++i) s.data[i] = static_cast<float>(px[i]) / 255.0f;
+    if (opt_.corruption) {
+      // The stream data::Corrupt gives sample index_ (see corruptions.cpp).
+      std::mt19937_64 rng(data::detail::MixSeed(opt_.seed, index_));
+      data::ApplyCorruption(
+          *opt_.corruption, opt_.severity, s.data.data(), static_cast<int>(data_.sample_shape[0]),
+          static_cast<int>(data_.sample_shape[1]), static_cast<int>(data_.sample_shape[2]), rng);
+    }
+  }
   if (data_.y[index_] >= 0) s.label = data_.y[index_];
   ++index_;
   ++emitted_;

@@ -53,6 +53,10 @@ struct ReplayOptions {
   std::string device_id = "device";  // prefix of the sample ids
 };
 
+// Pixel images (every value a multiple of 1/255, as IDX files and PNGs load) are held as one
+// byte per pixel, a quarter of their float size, and corrupted one sample at a time as they
+// are replayed: the samples are exactly those of data::Corrupt(dataset, ...), without holding
+// a float copy of the whole dataset. Anything else is held as it came.
 class ReplaySource : public Source {
  public:
   static Result<std::unique_ptr<ReplaySource>> Open(const std::string& spec, ReplayOptions options);
@@ -60,9 +64,12 @@ class ReplaySource : public Source {
   Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
   std::string Describe() const override;
   bool Exhausted() const override { return !opt_.loop && index_ >= data_.size(); }
+  // Bytes held for the samples' values (what replaying a large dataset costs in memory).
+  size_t HeldBytes() const { return data_.x.size() * sizeof(float) + pixels_.size(); }
 
  private:
-  data::Dataset data_;
+  data::Dataset data_;           // labels, shape, names; x is empty when pixels_ holds them
+  std::vector<uint8_t> pixels_;  // round(x * 255), for pixel images
   ReplayOptions opt_;
   size_t index_ = 0;
   uint64_t emitted_ = 0;

@@ -59,6 +59,47 @@ TEST(ReplaySourceTest, AppliesTheDeviceCorruption) {
   EXPECT_NE((*a)->data, (*b)->data);
 }
 
+// Every sample of a replay, in order (the source must not loop).
+std::vector<std::vector<float>> ReplayAll(ReplaySource& src) {
+  std::vector<std::vector<float>> out;
+  for (;;) {
+    auto s = src.Next(milliseconds(0));
+    EXPECT_TRUE(s.ok());
+    if (!s.ok() || !*s) return out;
+    out.push_back((*s)->data);
+  }
+}
+
+TEST(ReplaySourceTest, HoldsPixelImagesAsBytesAndReplaysExactlyTheCorruptedDataset) {
+  for (auto c : {data::Corruption::kGaussianNoise, data::Corruption::kRotation,
+                 data::Corruption::kOcclusion}) {
+    ReplayOptions opt;
+    opt.corruption = c;
+    opt.severity = 4;
+    opt.seed = 7;
+    ReplaySource src(SmallImages(), opt);
+    EXPECT_EQ(src.HeldBytes(), 6u * 16u);  // one byte a pixel, not four
+    EXPECT_NE(src.Describe().find(data::CorruptionName(c)), std::string::npos);
+    data::Dataset want = data::Corrupt(SmallImages(), c, 4, 7);
+    auto got = ReplayAll(src);
+    ASSERT_EQ(got.size(), 6u);
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_EQ(got[i], std::vector<float>(want.sample(i), want.sample(i) + 16))
+          << data::CorruptionName(c) << " sample " << i;
+  }
+  // Values that are not bytes (a feature vector or a preprocessed image) stay floats.
+  data::Dataset fine = SmallImages();
+  fine.x[5] = 0.1234f;
+  ReplayOptions opt;
+  opt.corruption = data::Corruption::kBlur;
+  ReplaySource src(fine, opt);
+  EXPECT_EQ(src.HeldBytes(), 6u * 16u * sizeof(float));
+  data::Dataset want = data::Corrupt(fine, data::Corruption::kBlur, opt.severity, opt.seed);
+  auto got = ReplayAll(src);
+  ASSERT_EQ(got.size(), 6u);
+  EXPECT_EQ(got[0], std::vector<float>(want.sample(0), want.sample(0) + 16));
+}
+
 TEST(ReplaySourceTest, PacedSourceReturnsNothingBeforeTheNextSampleIsDue) {
   ReplayOptions opt;
   opt.rate_hz = 0.5;  // one sample every two seconds
