@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "cloud_test_util.hpp"
+#include "common/crypto.hpp"
 #include "common/delta.hpp"
 #include "common/hash.hpp"
 #include "common/test_bytes.hpp"
@@ -44,6 +45,45 @@ TEST_P(CloudServer, FirstStartCreatesPrivateKeysWithMode0600) {
     struct stat st {};
     ASSERT_EQ(stat((f.dir() + name).c_str(), &st), 0) << name;
     EXPECT_EQ(st.st_mode & 0777, 0600u) << name;
+  }
+}
+
+TEST_P(CloudServer, SuppliedCaAndSigningKeyAreUsedAndAMismatchedPairIsRefused) {
+  CloudFixture a(Options());
+  cloud::ServerOptions o = Options();
+  o.ca_cert_file = a.dir() + "/data/ca.crt";
+  o.ca_key_file = a.dir() + "/data/ca.key";
+  o.signing_key_file = a.dir() + "/data/update.key";
+  CloudFixture b(o);
+  EXPECT_EQ(b.server().ca_cert_pem(), a.server().ca_cert_pem());
+  EXPECT_EQ(b.server().signing_public_key_pem(), a.server().signing_public_key_pem());
+  auto dev = b.Enroll("cam-1");
+  auto cert = ReadFile(dev.cert_file);
+  ASSERT_TRUE(cert.ok());
+  EXPECT_TRUE(crypto::VerifyIssuedBy(*cert, a.server().ca_cert_pem()).ok());
+  ASSERT_EQ(PostBatch(*b.Client(&dev), MakeBatch("cam-1", 0, 2))->status, 200);
+
+  // Another server's CA key with a's certificate; a garbage signing key; half a CA.
+  CloudFixture other(Options());
+  TempDir scratch;
+  ASSERT_TRUE(WriteFileAtomic(scratch.path() + "/garbage.pem", "not a key").ok());
+  struct Case {
+    std::string cert, key, signing, names;
+  } cases[] = {
+      {o.ca_cert_file, other.dir() + "/data/ca.key", "", "does not belong"},
+      {"", "", scratch.path() + "/garbage.pem", "garbage.pem"},
+      {o.ca_cert_file, "", "", "both its certificate and key"},
+  };
+  for (const auto& c : cases) {
+    cloud::ServerOptions bad = Options();
+    bad.data_dir = scratch.path() + "/data";
+    bad.port = 0;
+    bad.ca_cert_file = c.cert;
+    bad.ca_key_file = c.key;
+    bad.signing_key_file = c.signing;
+    auto server = cloud::Server::Create(bad);
+    ASSERT_FALSE(server.ok()) << c.names;
+    EXPECT_NE(server.error().message.find(c.names), std::string::npos) << server.error().message;
   }
 }
 

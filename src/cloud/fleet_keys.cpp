@@ -46,8 +46,9 @@ Result<FleetKeys> LoadOrCreateFleetKeys(const std::string& data_dir, const std::
     return Error(Errc::kNotFound, "signing key " + signing_key_file + " does not exist");
   EDGELOOP_ASSIGN_OR_RETURN(keys.signing_key_pem,
                             ReadOrCreate(sign_path, 0600, crypto::GenerateEd25519KeyPem));
-  EDGELOOP_ASSIGN_OR_RETURN(keys.signing_public_key_pem,
-                            crypto::Ed25519PublicKeyPem(keys.signing_key_pem));
+  auto pub = crypto::Ed25519PublicKeyPem(keys.signing_key_pem);
+  if (!pub.ok()) return pub.error().WithContext("update-signing key " + sign_path);
+  keys.signing_public_key_pem = std::move(*pub);
   EDGELOOP_RETURN_IF_ERROR(
       WriteFileAtomic(data_dir + "/update.pub", keys.signing_public_key_pem, 0644));
   // The TLS certificate is reissued on every start: cheap, and it follows CA and host changes.
@@ -56,8 +57,16 @@ Result<FleetKeys> LoadOrCreateFleetKeys(const std::string& data_dir, const std::
     bool is_ip = host.find_first_not_of("0123456789.:") == std::string::npos;
     (is_ip ? ips : dns).push_back(host);
   }
-  EDGELOOP_ASSIGN_OR_RETURN(keys.server_tls,
-                            crypto::IssueServerCertificate(keys.ca, dns, ips, 825));
+  const std::string cert_name = ca_cert_file.empty() ? data_dir + "/ca.crt" : ca_cert_file;
+  const std::string key_name = ca_key_file.empty() ? data_dir + "/ca.key" : ca_key_file;
+  auto tls = crypto::IssueServerCertificate(keys.ca, dns, ips, 825);
+  if (!tls.ok()) return tls.error().WithContext("the fleet CA " + cert_name + ", " + key_name);
+  keys.server_tls = std::move(*tls);
+  // A supplied certificate and key that are not one pair would issue certificates nobody can
+  // verify: every device's handshake would fail. Refuse them here, by name.
+  if (!crypto::VerifyIssuedBy(keys.server_tls.cert_pem, keys.ca.cert_pem).ok())
+    return Error(Errc::kInvalidArgument,
+                 "the CA key " + key_name + " does not belong to the CA certificate " + cert_name);
   return keys;
 }
 
