@@ -1,5 +1,6 @@
 // kill -9 of `edgeloop server` during sustained ingest from several devices, then a restart
-// on the same data folder: every acked sample is present, and none is stored twice.
+// on the same data folder: every acked sample is present, and none is stored twice. On SQLite
+// and on a real PostgreSQL.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "cloud_test_util.hpp"
+#include "database_param.hpp"
 #include "server_process.hpp"
 
 namespace edgeloop::testing {
@@ -28,13 +30,18 @@ std::unique_ptr<httplib::SSLClient> Connect(int port, const std::string& ca_file
   return c;
 }
 
-TEST(CloudCrash, KillNineDuringIngestLosesNoAckedSampleAndDuplicatesNone) {
+using CloudCrash = DatabaseTest;
+
+TEST_P(CloudCrash, KillNineDuringIngestLosesNoAckedSampleAndDuplicatesNone) {
   // Requests to the killed server write to dead sockets; that must fail, not kill the test.
   signal(SIGPIPE, SIG_IGN);
   TempDir dir;
   const std::string data = dir.path() + "/data";
   int port = FreePort();
-  auto server = std::make_unique<ServerProcess>(data, port);
+  // The metadata database: SQLite in the data folder, or the shared PostgreSQL.
+  std::vector<std::string> db;
+  if (GetParam() == "postgresql") db = {"--db", DatabaseUrl()};
+  auto server = std::make_unique<ServerProcess>(data, port, db);
   ASSERT_TRUE(server->WaitReady());
   const std::string ca_file = data + "/ca.crt";
   std::string admin = *ReadFile(data + "/admin.token");
@@ -87,7 +94,7 @@ TEST(CloudCrash, KillNineDuringIngestLosesNoAckedSampleAndDuplicatesNone) {
   server->Kill(SIGKILL);
   for (auto& t : threads) t.join();
 
-  server = std::make_unique<ServerProcess>(data, port);
+  server = std::make_unique<ServerProcess>(data, port, db);
   ASSERT_TRUE(server->WaitReady());
   auto counts = Connect(port, ca_file, nullptr)->Get("/v1/samples/counts?by=device", bearer);
   ASSERT_EQ(counts->status, 200);
@@ -110,6 +117,8 @@ TEST(CloudCrash, KillNineDuringIngestLosesNoAckedSampleAndDuplicatesNone) {
   }
   EXPECT_GT(acked_batches.load(), 0);
 }
+
+EDGELOOP_BOTH_DATABASES(CloudCrash);
 
 }  // namespace
 }  // namespace edgeloop::testing
