@@ -199,6 +199,33 @@ TEST(Runtime, AbsurdShapesAreRefusedWithoutAllocating) {
   EXPECT_EQ(r.error().code, Errc::kResourceExhausted) << r.error().message;
 }
 
+// Found by the fuzzer: Softmax over an input with a zero dimension read past its (empty)
+// buffer. An empty input gives an empty output, for both opsets' axis rules and backends.
+TEST(Runtime, SoftmaxOfAnEmptyTensorIsEmpty) {
+  for (int opset : {11, 13})
+    for (Backend backend : {Backend::kReference, Backend::kFast}) {
+      onnx::ModelProto m;
+      m.set_ir_version(7);
+      m.add_opset_import()->set_version(opset);
+      auto* g = m.mutable_graph();
+      g->set_name("empty-softmax");
+      AddValue(g->mutable_input(), "x", {2, 0});
+      auto* n = g->add_node();
+      n->set_op_type("Softmax");
+      n->add_input("x");
+      n->add_output("y");
+      AddValue(g->mutable_output(), "y", {2, 0});
+      ModelOptions o;
+      o.backend = backend;
+      auto model = Model::LoadFromBytes(m.SerializeAsString(), "empty.onnx", o);
+      ASSERT_TRUE(model.ok()) << model.error().message;
+      float none = 0;
+      auto out = model->Run({Tensor{DType::kFloat32, {2, 0}, &none}});
+      ASSERT_TRUE(out.ok()) << out.error().message;
+      EXPECT_EQ((*out)[0].shape, (Shape{2, 0})) << "opset " << opset;
+    }
+}
+
 TEST(Runtime, UnsupportedOpFailsAtLoadNamingOpAndNode) {
   onnx::ModelProto m;
   ASSERT_TRUE(m.ParseFromString(SmallConvNet()));

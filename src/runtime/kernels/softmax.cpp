@@ -57,6 +57,9 @@ Status RunSoftmax(RunContext& c) {
     else
       inner *= v;
   }
+  // An empty tensor (a zero among the dimensions) has nothing to normalise; the rows below
+  // read their first element, so they must not run.
+  if (outer == 0 || n == 0 || inner == 0) return Status::Ok();
   if (x.dtype == DType::kFloat32)
     SoftmaxRows(x.as<float>(), c.out[0]->as<float>(), outer, n, inner);
   else
