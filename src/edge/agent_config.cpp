@@ -164,6 +164,9 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("random_fraction", c.sampling.random_fraction, 0.0, 1.0));
   EDGELOOP_RETURN_IF_ERROR(
       smp.GetInRange("budget_bytes_per_s", c.sampling.budget_bytes_per_s, 0.0, 1e12));
+  std::string on_drift;
+  EDGELOOP_RETURN_IF_ERROR(smp.Get("on_drift", on_drift));
+  EDGELOOP_RETURN_IF_ERROR(smp.GetInRange("on_drift_rate", c.sampling.on_drift_rate, 0.0, 1.0));
 
   Section& sp = s.at("spool");
   uint64_t max_mb = 64, segment_kb = 4096;
@@ -219,6 +222,11 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   auto parsed_policy = ParseSamplingPolicy(policy);
   if (!parsed_policy.ok()) return parsed_policy.error().WithContext(origin + ": sampling.policy");
   c.sampling.policy = *parsed_policy;
+  if (!on_drift.empty()) {
+    auto p = ParseSamplingPolicy(on_drift);
+    if (!p.ok()) return p.error().WithContext(origin + ": sampling.on_drift");
+    c.sampling.on_drift = *p;
+  }
   if (drop == "oldest") {
     c.spool.drop = DropPolicy::kDropOldest;
   } else if (drop == "reject_new") {

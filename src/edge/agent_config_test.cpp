@@ -27,6 +27,7 @@ sampling:
   policy: uniform
   rate: 0.2
   budget_bytes_per_s: 5000
+  on_drift: all
 spool:
   max_mb: 8
   segment_kb: 256
@@ -54,6 +55,7 @@ TEST(AgentConfigTest, ParsesEverySection) {
   EXPECT_EQ(c->replay.severity, 4);
   EXPECT_EQ(c->sampling.policy, SamplingPolicy::kUniform);
   EXPECT_DOUBLE_EQ(c->sampling.budget_bytes_per_s, 5000);
+  EXPECT_EQ(c->sampling.on_drift, SamplingPolicy::kAll);
   EXPECT_EQ(c->spool.max_bytes, 8u << 20);
   EXPECT_EQ(c->spool.segment_bytes, 256u << 10);
   EXPECT_EQ(c->spool.drop, DropPolicy::kRejectNew);
@@ -90,6 +92,7 @@ TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
   ExpectError(base + "source: {kind: watch}\n", "source.dir is required");
   ExpectError(base + "source: {kind: stdin}\nsampling: {policy: most}\n",
               "unknown sampling policy");
+  ExpectError(base + "source: {kind: stdin}\nsampling: {on_drift: most}\n", "sampling.on_drift");
   ExpectError(base + "source: {kind: replay, dataset: d, corruption: fog}\n",
               "unknown corruption \"fog\"");
   ExpectError("server: {url: https://x}\nsource: {kind: stdin}\n", "device.data_dir is required");
@@ -102,6 +105,13 @@ TEST(AgentConfigTest, MissingFileIsAnError) {
   auto c = LoadAgentConfig("/nonexistent/agent.yaml");
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.error().code, Errc::kNotFound);
+}
+
+TEST(AgentConfigTest, ShippedExampleParses) {
+  auto c = LoadAgentConfig(std::string(EDGELOOP_TEST_SOURCE_DIR) + "/examples/agent.yaml");
+  ASSERT_TRUE(c.ok()) << c.error().message;
+  EXPECT_EQ(c->sampling.policy, SamplingPolicy::kUncertainty);
+  EXPECT_EQ(c->sampling.on_drift, SamplingPolicy::kUniform);
 }
 
 }  // namespace

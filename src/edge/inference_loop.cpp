@@ -107,7 +107,8 @@ Result<SampleOutcome> InferenceLoop::Process(const Sample& sample, double now_s)
   // The sampler budgets the bytes that will travel; the record is encoded only when needed,
   // with an estimate of its size first (4 bytes per float value plus the small fields).
   size_t estimate = sample.data.size() * 4 + 128;
-  SampleDecision d = p_.sampler->Decide(*probs, sample.label.has_value(), estimate, now_s);
+  SampleDecision d = p_.sampler->Decide(*probs, sample.label.has_value(), estimate, now_s,
+                                        p_.drift != nullptr && p_.drift->AnyAlarm());
   o.reason = d.reason;
   if (d.upload) {
     auto seq =

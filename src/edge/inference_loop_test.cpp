@@ -117,13 +117,18 @@ TEST(InferenceLoopTest, ClassifiesFeedsTelemetryAndSpoolsWhatTheSamplerPicks) {
   EXPECT_TRUE((*recs)[5].labelled);
 }
 
+// The drift reference of a model on the data it was trained on.
+Result<ReferenceProfile> ProfileOn(Classifier& model, const data::Dataset& train) {
+  std::vector<Sample> samples;
+  for (size_t i = 0; i < train.size(); ++i) samples.push_back(SampleOf(train, i));
+  return BuildReferenceProfile(model, samples);
+}
+
 TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
   ScratchDir dir("loop");
   data::Dataset train = Bands(100, 1);
   NearestMeanClassifier model(train);
-  std::vector<Sample> ref_samples;
-  for (size_t i = 0; i < train.size(); ++i) ref_samples.push_back(SampleOf(train, i));
-  auto profile = BuildReferenceProfile(model, ref_samples);
+  auto profile = ProfileOn(model, train);
   ASSERT_TRUE(profile.ok());
   auto spool = Spool::Open(dir.path());
   ASSERT_TRUE(spool.ok());
@@ -144,6 +149,46 @@ TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
   auto bright = run(data::Corrupt(Bands(100, 9), data::Corruption::kBrightness, 3, 5));
   EXPECT_TRUE(bright.at("input_mean").alarm) << bright.at("input_mean").psi;
   EXPECT_GT(bright.at("input_mean").psi, 1.0);
+}
+
+// Once the drift monitor raises its alarm (scored at each telemetry period), the sampler's
+// on_drift policy decides what is uploaded.
+TEST(InferenceLoopTest, SamplesWithTheDriftPolicyOnceTheAlarmIsUp) {
+  ScratchDir dir("loop");
+  data::Dataset train = Bands(100, 1);
+  NearestMeanClassifier model(train);
+  auto profile = ProfileOn(model, train);
+  ASSERT_TRUE(profile.ok());
+  auto spool = Spool::Open(dir.path());
+  ASSERT_TRUE(spool.ok());
+  SamplerConfig sc;
+  sc.confidence_below = 0;  // the usual policy picks nothing unlabelled
+  sc.entropy_above = 1;
+  sc.random_fraction = 0;
+  sc.on_drift = SamplingPolicy::kAll;
+  Sampler sampler(sc);
+  DriftConfig dc;
+  dc.window = 300;
+  dc.min_samples = 300;
+  DriftMonitor drift(*profile, dc);
+  InferenceLoop loop({&model, spool->get(), &sampler, nullptr, &drift, nullptr, "m1"});
+  data::Dataset bright = data::Corrupt(Bands(100, 9), data::Corruption::kBrightness, 3, 5);
+  auto unlabelled = [&](size_t i) {
+    Sample s = SampleOf(bright, i);
+    s.label.reset();
+    return s;
+  };
+  int before = 0, after = 0;
+  for (size_t i = 0; i < 300; ++i) before += loop.Process(unlabelled(i), 0)->uploaded;
+  ASSERT_TRUE(drift.Scores().at("input_mean").alarm);  // the telemetry period's scoring
+  for (size_t i = 300; i < 400; ++i) {
+    auto o = loop.Process(unlabelled(i), 0);
+    ASSERT_TRUE(o.ok());
+    after += o->uploaded;
+    EXPECT_EQ(o->reason, std::string("drift_all"));
+  }
+  EXPECT_EQ(before, 0);
+  EXPECT_EQ(after, 100);
 }
 
 TEST(InferenceLoopTest, FeedsTheUpdatersProbationWindow) {

@@ -25,26 +25,30 @@ Sampler::Sampler(SamplerConfig config)
     : cfg_(config), rng_(config.seed), tokens_(config.burst_bytes) {}
 
 SampleDecision Sampler::Decide(const std::vector<float>& probs, bool labelled, size_t bytes,
-                               double now_s) {
+                               double now_s, bool drifting) {
   ++stats_.seen;
   std::uniform_real_distribution<double> u01(0.0, 1.0);
   SampleDecision d;
-  switch (cfg_.policy) {
+  const bool switched = drifting && cfg_.on_drift.has_value();
+  if (switched) ++stats_.seen_drifting;
+  const SamplingPolicy policy = switched ? *cfg_.on_drift : cfg_.policy;
+  const double rate = switched ? cfg_.on_drift_rate : cfg_.rate;
+  switch (policy) {
     case SamplingPolicy::kAll:
-      d = {true, "all"};
+      d = {true, switched ? "drift_all" : "all"};
       break;
     case SamplingPolicy::kUniform:
-      d = u01(rng_) < cfg_.rate ? SampleDecision{true, "uniform"}
-                                : SampleDecision{false, "not_selected"};
+      d = u01(rng_) < rate ? SampleDecision{true, switched ? "drift_uniform" : "uniform"}
+                           : SampleDecision{false, "not_selected"};
       break;
     case SamplingPolicy::kUncertainty: {
       float top = probs.empty() ? 0.f : *std::max_element(probs.begin(), probs.end());
       if (top < cfg_.confidence_below) {
-        d = {true, "low_confidence"};
+        d = {true, switched ? "drift_low_confidence" : "low_confidence"};
       } else if (NormalisedEntropy(probs) > cfg_.entropy_above) {
-        d = {true, "high_entropy"};
+        d = {true, switched ? "drift_high_entropy" : "high_entropy"};
       } else if (u01(rng_) < cfg_.random_fraction) {
-        d = {true, "random"};
+        d = {true, switched ? "drift_random" : "random"};
       } else {
         d = {false, "not_selected"};
       }

@@ -24,6 +24,33 @@ TEST(SamplerTest, UniformPolicyKeepsAboutTheRate) {
   EXPECT_NEAR(kept / 10000.0, 0.25, 0.03);
 }
 
+TEST(SamplerTest, SwitchesToItsDriftPolicyOnlyWhileDrifting) {
+  SamplerConfig c;
+  c.policy = SamplingPolicy::kUncertainty;
+  c.random_fraction = 0;  // confident samples are never picked by the usual policy
+  c.on_drift = SamplingPolicy::kUniform;
+  c.on_drift_rate = 0.3;
+  Sampler s(c);
+  int calm = 0, drifting = 0;
+  for (int i = 0; i < 10000; ++i) calm += s.Decide(kConfident, false, 10, i, false).upload;
+  for (int i = 0; i < 10000; ++i) {
+    auto d = s.Decide(kConfident, false, 10, i, true);
+    drifting += d.upload;
+    if (d.upload) {
+      EXPECT_STREQ(d.reason, "drift_uniform");
+    }
+  }
+  EXPECT_EQ(calm, 0);
+  EXPECT_NEAR(drifting / 10000.0, 0.3, 0.03);
+  EXPECT_EQ(s.stats().seen_drifting, 10000u);
+  // Without an on_drift policy the alarm changes nothing.
+  c.on_drift.reset();
+  Sampler plain(c);
+  int kept = 0;
+  for (int i = 0; i < 1000; ++i) kept += plain.Decide(kConfident, false, 10, i, true).upload;
+  EXPECT_EQ(kept, 0);
+}
+
 TEST(SamplerTest, UncertaintyPolicyKeepsUnsureSamplesAndARandomFractionOfTheRest) {
   SamplerConfig c;
   c.policy = SamplingPolicy::kUncertainty;
