@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "common/file.hpp"
@@ -124,14 +125,25 @@ Result<ReferenceProfile> ProfileOn(Classifier& model, const data::Dataset& train
   return BuildReferenceProfile(model, samples);
 }
 
-TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
-  ScratchDir dir("loop");
+// A model trained on clean bands, its drift reference, and a spool.
+class InferenceLoopDriftTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto p = ProfileOn(model, train);
+    ASSERT_TRUE(p.ok()) << p.error().message;
+    profile = *p;
+    auto s = Spool::Open(dir.path());
+    ASSERT_TRUE(s.ok()) << s.error().message;
+    spool = std::move(*s);
+  }
+  ScratchDir dir{"loop"};
   data::Dataset train = Bands(100, 1);
-  NearestMeanClassifier model(train);
-  auto profile = ProfileOn(model, train);
-  ASSERT_TRUE(profile.ok());
-  auto spool = Spool::Open(dir.path());
-  ASSERT_TRUE(spool.ok());
+  NearestMeanClassifier model{train};
+  std::optional<ReferenceProfile> profile;
+  std::unique_ptr<Spool> spool;
+};
+
+TEST_F(InferenceLoopDriftTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
   Sampler sampler(SamplerConfig{});
   DriftConfig dc;
   dc.window = 300;
@@ -139,7 +151,7 @@ TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
 
   auto run = [&](const data::Dataset& d) {
     DriftMonitor drift(*profile, dc);
-    InferenceLoop loop({&model, spool->get(), &sampler, nullptr, &drift, nullptr, "m1"});
+    InferenceLoop loop({&model, spool.get(), &sampler, nullptr, &drift, nullptr, "m1"});
     for (size_t i = 0; i < d.size(); ++i) EXPECT_TRUE(loop.Process(SampleOf(d, i), 0).ok());
     return drift.Scores();
   };
@@ -153,14 +165,7 @@ TEST(InferenceLoopTest, DriftAlarmRisesOnTheDevicesCorruptedDomain) {
 
 // Once the drift monitor raises its alarm (scored at each telemetry period), the sampler's
 // on_drift policy decides what is uploaded.
-TEST(InferenceLoopTest, SamplesWithTheDriftPolicyOnceTheAlarmIsUp) {
-  ScratchDir dir("loop");
-  data::Dataset train = Bands(100, 1);
-  NearestMeanClassifier model(train);
-  auto profile = ProfileOn(model, train);
-  ASSERT_TRUE(profile.ok());
-  auto spool = Spool::Open(dir.path());
-  ASSERT_TRUE(spool.ok());
+TEST_F(InferenceLoopDriftTest, SamplesWithTheDriftPolicyOnceTheAlarmIsUp) {
   SamplerConfig sc;
   sc.confidence_below = 0;  // the usual policy picks nothing unlabelled
   sc.entropy_above = 1;
@@ -171,7 +176,7 @@ TEST(InferenceLoopTest, SamplesWithTheDriftPolicyOnceTheAlarmIsUp) {
   dc.window = 300;
   dc.min_samples = 300;
   DriftMonitor drift(*profile, dc);
-  InferenceLoop loop({&model, spool->get(), &sampler, nullptr, &drift, nullptr, "m1"});
+  InferenceLoop loop({&model, spool.get(), &sampler, nullptr, &drift, nullptr, "m1"});
   data::Dataset bright = data::Corrupt(Bands(100, 9), data::Corruption::kBrightness, 3, 5);
   auto unlabelled = [&](size_t i) {
     Sample s = SampleOf(bright, i);
