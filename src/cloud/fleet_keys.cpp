@@ -65,7 +65,7 @@ Result<FleetKeys> LoadOrCreateFleetKeys(const std::string& data_dir, const std::
   // A supplied certificate and key that are not one pair would issue certificates nobody can
   // verify: every device's handshake would fail. Refuse them here, by name.
   if (!crypto::VerifyIssuedBy(keys.server_tls.cert_pem, keys.ca.cert_pem).ok())
-    return Error(Errc::kInvalidArgument,
+    return Error(Errc::kMismatch,
                  "the CA key " + key_name + " does not belong to the CA certificate " + cert_name);
   return keys;
 }
