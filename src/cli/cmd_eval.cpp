@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <sstream>
 
 #include "cli/command.hpp"
@@ -83,12 +84,15 @@ Result<std::vector<data::Corruption>> SuiteCorruptions(const EvalArgs& a) {
   return cs;
 }
 
+// Runs the suite on the chosen corruptions with libtorch or the edge runtime.
+using SuiteFn = std::function<Result<data::RobustnessResult>(const std::vector<data::Corruption>&)>;
+
 // Adds the robustness suite to the report when --robustness asks for it.
-Status AddRobustness(const EvalArgs& a, const data::Dataset& d, const data::PredictFn& predict,
-                     nlohmann::json& j, std::string& text) {
+Status AddRobustness(const EvalArgs& a, const SuiteFn& suite, nlohmann::json& j,
+                     std::string& text) {
   if (!a.robustness) return Status::Ok();
   EDGELOOP_ASSIGN_OR_RETURN(auto cs, SuiteCorruptions(a));
-  EDGELOOP_ASSIGN_OR_RETURN(auto r, data::RunRobustnessSuite(d, cs, a.severities, a.seed, predict));
+  EDGELOOP_ASSIGN_OR_RETURN(auto r, suite(cs));
   j["robustness"] = r.ToJson();
   text += "\nrobustness (accuracy per corruption and severity)\n" + r.Table();
   return Status::Ok();
@@ -121,11 +125,14 @@ int RunOnnx(EvalArgs& a) {
                       {"metrics", m.ToJson(d->class_names)}};
   std::string text = "model " + a.model + " (edge runtime) on " + d->source + "\n" +
                      data::FormatMetricsTable(m, d->class_names);
-  auto predict = [&](const data::Dataset& shifted) {
-    int64_t k = 0;
-    return RuntimeProbabilities(*model, shifted, &k);
+  auto suite = [&](const std::vector<data::Corruption>& cs) {
+    return data::RunRobustnessSuite(*d, cs, a.severities, a.seed,
+                                    [&](const data::Dataset& shifted) {
+                                      int64_t k = 0;
+                                      return RuntimeProbabilities(*model, shifted, &k);
+                                    });
   };
-  if (auto st = AddRobustness(a, *d, predict, j, text); !st.ok())
+  if (auto st = AddRobustness(a, suite, j, text); !st.ok())
     return ReportError("eval", st.error().WithContext(a.model));
   if (auto st = Emit(a, j, text); !st.ok()) return ReportError("eval", st.error());
   return 0;
@@ -147,14 +154,10 @@ int Run(EvalArgs& a) {
                       {"metrics", m->ToJson(model->info.class_names)}};
   std::string text = "model " + model->info.name + " " + model->info.version + " on " + d->source +
                      "\n" + data::FormatMetricsTable(*m, model->info.class_names);
-  if (a.robustness) {
-    auto cs = SuiteCorruptions(a);
-    if (!cs.ok()) return ReportError("eval", cs.error());
-    auto r = ml::EvaluateRobustness(*model, *d, *cs, a.severities, a.seed);
-    if (!r.ok()) return ReportError("eval", r.error());
-    j["robustness"] = r->ToJson();
-    text += "\nrobustness (accuracy per corruption and severity)\n" + r->Table();
-  }
+  auto suite = [&](const std::vector<data::Corruption>& cs) {
+    return ml::EvaluateRobustness(*model, *d, cs, a.severities, a.seed);
+  };
+  if (auto st = AddRobustness(a, suite, j, text); !st.ok()) return ReportError("eval", st.error());
   if (auto st = Emit(a, j, text); !st.ok()) return ReportError("eval", st.error());
   return 0;
 }

@@ -42,10 +42,10 @@ int Run(const InferArgs& a) {
   std::vector<double> lat_us;
   size_t correct = 0, labelled = 0;
   // Untimed runs first, so the figures describe a warm model (caches, first-touch pages).
+  runtime::Shape one{1};
+  one.insert(one.end(), sample.begin(), sample.end());
   for (size_t i = 0; i < std::min(a.warmup, n); ++i) {
-    runtime::Shape shape{1};
-    shape.insert(shape.end(), sample.begin(), sample.end());
-    runtime::Tensor in{runtime::DType::kFloat32, shape, const_cast<float*>(data->sample(i))};
+    runtime::Tensor in{runtime::DType::kFloat32, one, const_cast<float*>(data->sample(i))};
     auto out = model->Run({in});
     if (!out.ok()) return ReportError("infer", out.error());
   }

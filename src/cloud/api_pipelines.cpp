@@ -183,16 +183,16 @@ void Server::Impl::CheckTriggers() {
   for (const auto& r : *rows) {
     auto spec = ParsePipeline(r[1], r[0]);
     if (!spec.ok()) continue;
-    // Only samples the run would learn from count: those of the pipeline's dataset filter
-    // (its device groups, devices, label sources).
-    auto count = CountLabelled(spec->dataset);
-    if (!count.ok()) continue;
-    const int64_t labelled = *count;
     // One run per pipeline at a time: nothing new while one is queued or running.
     auto active = db->Query(
         "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND status IN ('queued', 'running')",
         {r[0]});
     if (!active.ok() || !active->empty()) continue;
+    // Only samples the run would learn from count: those of the pipeline's dataset filter
+    // (its device groups, devices, label sources).
+    auto count = CountLabelled(spec->dataset);
+    if (!count.ok()) continue;
+    const int64_t labelled = *count;
     int64_t last = std::stoll(r[2]), seen = std::stoll(r[3]);
     std::string trigger;
     const TriggerSpec& t = spec->trigger;

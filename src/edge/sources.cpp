@@ -27,25 +27,27 @@ Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec
 
 namespace {
 
-// True when every value is k / 255.0f for an integer k in [0, 255] (what the IDX and PNG
-// loaders produce), so that one byte per value gives the same floats back.
-bool IsBytePixels(const data::Dataset& d) {
-  if (!d.is_image()) return false;
-  for (float v : d.x) {
-    if (!(v >= 0.0f && v <= 1.0f)) return false;
-    if (static_cast<float>(std::lround(v * 255.0f)) / 255.0f != v) return false;
+// One byte per value when every value is k / 255.0f for an integer k in [0, 255] (what the
+// IDX and PNG loaders produce), so that the bytes give the same floats back; empty otherwise.
+std::vector<uint8_t> BytePixels(const data::Dataset& d) {
+  if (!d.is_image()) return {};
+  std::vector<uint8_t> px(d.x.size());
+  for (size_t i = 0; i < d.x.size(); ++i) {
+    const float v = d.x[i];
+    if (!(v >= 0.0f && v <= 1.0f)) return {};
+    const long k = std::lround(v * 255.0f);
+    if (static_cast<float>(k) / 255.0f != v) return {};
+    px[i] = static_cast<uint8_t>(k);
   }
-  return true;
+  return px;
 }
 
 }  // namespace
 
 ReplaySource::ReplaySource(data::Dataset dataset, ReplayOptions options)
     : opt_(std::move(options)), start_(std::chrono::steady_clock::now()) {
-  if (IsBytePixels(dataset)) {
-    pixels_.resize(dataset.x.size());
-    for (size_t i = 0; i < dataset.x.size(); ++i)
-      pixels_[i] = static_cast<uint8_t>(std::lround(dataset.x[i] * 255.0f));
+  pixels_ = BytePixels(dataset);
+  if (!pixels_.empty()) {
     dataset.x = std::vector<float>();  // releases the float copy
     data_ = std::move(dataset);
   } else {
