@@ -69,7 +69,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "agent_bench: error: the server did not start\n");
     return 1;
   }
+  // What the JSON names: the user's files, or the built-in ones (not their temporary paths).
+  std::string model_name = model, data_name = data;
   if (model.empty()) {
+    model_name = "built-in 4->3 linear classifier";
+    data_name = "built-in generated CSV (2000 rows)";
     model = dir.path() + "/model.onnx";
     (void)WriteFileAtomic(model, LinearModelOnnx(0));
     data = dir.path() + "/data.csv";
@@ -134,8 +138,8 @@ int main(int argc, char** argv) {
   for (const auto& l : libs) std::printf("%s ", l.c_str());
   std::printf("\n");
   Json j = {{"machine", MachineInfo()},
-            {"model", model},
-            {"data", data},
+            {"model", model_name},
+            {"data", data_name},
             {"seconds", wall},
             {"rate_hz", rate},
             {"uploaded_per_s", static_cast<double>(uploaded) / wall},
