@@ -94,9 +94,12 @@ class ServerHost : public PipelineHost {
     return impl_.StartRollout(spec, model, version);
   }
 
+  // The steps so far. The run's status stays "running" here: its final status is written
+  // together with finished_ms when the run returns, so no reader sees a finished run without
+  // its finish time.
   void OnProgress(const RunResult& run) override {
-    (void)impl_.db->Exec("UPDATE pipeline_runs SET status = ?, result = ? WHERE id = ?",
-                         {run.status, run.ToJson().dump(), run_id_});
+    (void)impl_.db->Exec("UPDATE pipeline_runs SET result = ? WHERE id = ?",
+                         {run.ToJson().dump(), run_id_});
   }
 
  private:
