@@ -276,9 +276,11 @@ void Server::Impl::PipelineRoutes() {
   s.Post("/v1/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
     if (!RequireScope(req, res, "write")) return;
     std::string yaml = req.body;
-    Json j = Json::parse(req.body, nullptr, false);
-    if (!j.is_discarded() && j.is_object() && j.contains("yaml") && j["yaml"].is_string())
-      yaml = j["yaml"].get<std::string>();
+    if (!req.body.empty() && req.body.front() == '{') {
+      auto j = ParseJsonBounded(req.body, "pipeline");
+      if (!j.ok()) return SendError(res, 400, j.error().message);
+      if (j->contains("yaml") && (*j)["yaml"].is_string()) yaml = (*j)["yaml"].get<std::string>();
+    }
     auto spec = ParsePipeline(yaml, "pipeline");
     if (!spec.ok()) return SendError(res, 400, spec.error().message);
     Status st = db->Transaction([&]() -> Status {

@@ -1,6 +1,7 @@
 #include "cloud/pipeline.hpp"
 
-#include <yaml-cpp/yaml.h>
+#include "common/bounded_parse.hpp"
+
 
 #include <cmath>
 #include <cstdlib>
@@ -11,36 +12,6 @@ namespace edgeloop::cloud {
 namespace {
 
 using Json = nlohmann::json;
-
-// YAML to JSON: scalars become numbers or booleans when they read as such, strings otherwise.
-Json ToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      Json out = Json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second);
-      return out;
-    }
-    case YAML::NodeType::Sequence: {
-      Json out = Json::array();
-      for (const auto& v : node) out.push_back(ToJson(v));
-      return out;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& s = node.Scalar();
-      if (node.Tag() == "!") return s;  // quoted
-      if (s == "true" || s == "yes") return true;
-      if (s == "false" || s == "no") return false;
-      char* end = nullptr;
-      long long i = std::strtoll(s.c_str(), &end, 10);
-      if (!s.empty() && *end == '\0') return i;
-      double d = std::strtod(s.c_str(), &end);
-      if (!s.empty() && *end == '\0') return d;
-      return s;
-    }
-    default:
-      return nullptr;
-  }
-}
 
 // Reads one section of the spec, refusing keys it does not know and values of the wrong type.
 class Reader {
@@ -180,13 +151,11 @@ GateResult EvaluateGate(const Gate& gate, const std::map<std::string, double>& c
 }
 
 Result<PipelineSpec> ParsePipeline(const std::string& yaml_text, const std::string& origin) {
-  Json root;
-  try {
-    root = ToJson(YAML::Load(yaml_text));
-  } catch (const YAML::Exception& e) {
-    return Error(Errc::kFormat,
-                 origin + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
+  // Pipeline specs are small; the limits stop alias bombs and deep nesting from any client.
+  ParseLimits limits;
+  limits.max_bytes = 256 << 10;
+  limits.max_nodes = 20000;
+  EDGELOOP_ASSIGN_OR_RETURN(Json root, ParseYamlBounded(yaml_text, origin, limits));
   if (!root.is_object()) return Error(Errc::kFormat, origin + ": expected a mapping");
   PipelineSpec p;
   p.source = yaml_text;

@@ -202,11 +202,31 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
   return doc;
 }
 
+// What the HTTP layer refused before any route ran, in words a client can act on.
+std::string Server::Impl::TransportErrorText(const httplib::Request& req, int status) const {
+  const bool sends_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
+  switch (status) {
+    case 400:
+      if (sends_body && !req.has_header("Content-Length") &&
+          req.get_header_value("Transfer-Encoding").find("chunked") == std::string::npos)
+        return req.method + " " + req.path +
+               " has no body: send one with a Content-Length (for example -d '{}')";
+      return "malformed HTTP request";
+    case 404:
+      return "no route for " + req.method + " " + req.path;
+    case 413:
+      return "request body larger than the server's limit of " +
+             std::to_string(options.max_body_bytes) + " bytes (max_body_bytes)";
+    default:
+      return "HTTP status " + std::to_string(status);
+  }
+}
+
 void Server::Impl::Routes() {
   auto& s = *http;
   s.set_payload_max_length(options.max_body_bytes);
-  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (res.body.empty()) SendError(res, res.status, "HTTP status " + std::to_string(res.status));
+  s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (res.body.empty()) SendError(res, res.status, TransportErrorText(req, res.status));
   });
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, 500, "internal error");

@@ -23,6 +23,7 @@
 #include "cloud/rollout.hpp"
 #include "cloud/sample_store.hpp"
 #include "cloud/server.hpp"
+#include "common/bounded_parse.hpp"
 #include "common/hash.hpp"
 #include "common/update_metadata.hpp"
 
@@ -74,12 +75,20 @@ inline int ScopeRank(const std::string& scope) {
 
 // Parses a JSON object body; answers 400 and returns nullopt when it is not one.
 inline std::optional<Json> JsonBody(const httplib::Request& req, httplib::Response& res) {
-  Json body = Json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (body.is_discarded() || !body.is_object()) {
+  if (req.body.empty()) {
+    SendError(res, 400, "request has no body: send a JSON object (\"{}\" for no fields)");
+    return std::nullopt;
+  }
+  auto body = ParseJsonBounded(req.body, "request body");
+  if (!body.ok()) {
+    SendError(res, 400, body.error().message);
+    return std::nullopt;
+  }
+  if (!body->is_object()) {
     SendError(res, 400, "request body is not a JSON object");
     return std::nullopt;
   }
-  return body;
+  return std::move(*body);
 }
 
 inline void SendJson(httplib::Response& res, const Json& body, int status = 200) {
@@ -239,6 +248,7 @@ struct Server::Impl {
     return device;
   }
 
+  std::string TransportErrorText(const httplib::Request& req, int status) const;
   void Routes();
   // Signs and stores update metadata for m.deployment_target (a device id or
   // "group:<name>"): fills in length (from the stored artifact), expiry and the next version.

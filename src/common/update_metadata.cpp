@@ -1,5 +1,7 @@
 #include "common/update_metadata.hpp"
 
+#include "common/bounded_parse.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.hpp"
@@ -67,8 +69,7 @@ nlohmann::json SignedPart(const UpdateMetadata& m) {
 }  // namespace
 
 Result<std::vector<GoldenCase>> GoldenCasesFromJson(const std::string& json_text) {
-  nlohmann::json j = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Error(Errc::kFormat, "golden cases are not JSON");
+  EDGELOOP_ASSIGN_OR_RETURN(nlohmann::json j, ParseJsonBounded(json_text, "golden cases"));
   return GoldenFromJson(j);
 }
 
@@ -92,8 +93,10 @@ Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
   constexpr size_t kMaxMetadataBytes = 1 << 20;
   if (json_text.size() > kMaxMetadataBytes)
     return Error(Errc::kResourceExhausted, "update metadata larger than 1 MiB");
-  nlohmann::json doc = nlohmann::json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("signed") ||
+  auto parsed = ParseJsonBounded(json_text, "update metadata");
+  if (!parsed.ok()) return parsed.error();
+  nlohmann::json doc = std::move(*parsed);
+  if (!doc.is_object() || !doc.contains("signed") ||
       !doc["signed"].is_object() || !doc.contains("signatures") || !doc["signatures"].is_array())
     return Error(Errc::kFormat, "update metadata is not {signed, signatures}");
   EDGELOOP_ASSIGN_OR_RETURN(std::string keyid, crypto::KeyId(public_key_pem));

@@ -1,5 +1,7 @@
 #include "edge/agent_config.hpp"
 
+#include "common/bounded_parse.hpp"
+
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -105,6 +107,9 @@ Result<AgentConfig> ParseAgentConfig(const std::string& yaml_text, const std::st
 }
 
 static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string& origin) {
+  // The same limits as every other document: refuse alias bombs and deep nesting before
+  // yaml-cpp builds its node tree.
+  EDGELOOP_RETURN_IF_ERROR(ParseYamlBounded(yaml_text, origin));
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
