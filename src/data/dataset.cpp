@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
 #include "common/hash.hpp"
+#include "data/preprocess.hpp"
 
 namespace edgeloop::data {
 
@@ -149,9 +151,48 @@ std::string FashionMnistDir() {
   return env && *env ? env : "/usr/share/datasets/fashion-mnist";
 }
 
-}  // namespace
+// A loaded image dataset at an input spec: through Preprocess when its values are 8-bit
+// pixels, so that it matches what an image folder or a device gives for the same pictures.
+Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input) {
+  if (!d.is_image())
+    return Error(Errc::kInvalidArgument,
+                 d.source + ": an input spec applies to image datasets, this one holds features");
+  EDGELOOP_RETURN_IF_ERROR(input.Validate());
+  const bool same_shape = d.sample_shape == input.Shape();
+  if (same_shape && input.IdentityNormalization())
+    return d;
+  const size_t numel = d.sample_numel();
+  const int c = static_cast<int>(d.sample_shape[0]), h = static_cast<int>(d.sample_shape[1]),
+            w = static_cast<int>(d.sample_shape[2]);
+  if (c != 1 && c != 3)
+    return Error(Errc::kUnsupported, d.source + ": samples have " + std::to_string(c) +
+                                         " channels; an input spec converts 1 or 3");
+  std::vector<uint8_t> bytes(numel);
+  std::vector<float> x;
+  x.reserve(d.size() * static_cast<size_t>(input.channels) * input.height * input.width);
+  for (size_t i = 0; i < d.size(); ++i) {
+    const float* s = d.sample(i);
+    for (size_t k = 0; k < numel; ++k) {
+      const long b = std::lround(s[k] * 255.0f);
+      if (b < 0 || b > 255 || PixelValue(static_cast<uint8_t>(b)) != s[k])
+        return Error(Errc::kUnsupported,
+                     d.source + ": sample " + std::to_string(i) +
+                         " is not 8-bit pixels (k / 255), so it cannot be converted to the "
+                         "input spec");
+      bytes[k] = static_cast<uint8_t>(b);
+    }
+    EDGELOOP_ASSIGN_OR_RETURN(auto v, Preprocess(ImageFromChw(bytes.data(), c, h, w), input));
+    x.insert(x.end(), v.begin(), v.end());
+  }
+  d.x = std::move(x);
+  d.sample_shape = input.Shape();
+  d.hash = ComputeHash(d);
+  return d;
+}
 
-Result<Dataset> LoadDataset(const std::string& spec) {
+// LoadDataset without the conversion of non-folder datasets; *converted tells whether the
+// loader applied the input spec itself.
+Result<Dataset> LoadAsStored(const std::string& spec, const InputSpec* input, bool* converted) {
   if (spec.empty()) return Error(Errc::kInvalidArgument, "empty dataset spec");
   if (spec == "fashion-mnist" || spec.rfind("fashion-mnist:", 0) == 0) {
     std::string split = spec == "fashion-mnist" ? "train" : spec.substr(14);
@@ -190,13 +231,17 @@ Result<Dataset> LoadDataset(const std::string& spec) {
     return LoadSnapshot(rest, split);
   }
   if (spec.rfind("csv:", 0) == 0) return LoadCsv(spec.substr(4));
-  if (spec.rfind("images:", 0) == 0) return LoadImageFolder(spec.substr(7));
+  if (spec.rfind("images:", 0) == 0) {
+    *converted = true;
+    return LoadImageFolder(spec.substr(7), input);
+  }
   if (EndsWith(spec, ".csv")) return LoadCsv(spec);
 
   std::error_code ec;
   if (fs::is_directory(spec, ec)) {
     if (!IdxPrefixesIn(spec).empty()) return LoadIdxFolder(spec, "", {});
-    return LoadImageFolder(spec);
+    *converted = true;
+    return LoadImageFolder(spec, input);
   }
   // DIR:train / DIR:test for a folder of IDX files.
   size_t colon = spec.rfind(':');
@@ -208,6 +253,17 @@ Result<Dataset> LoadDataset(const std::string& spec) {
                      ": cannot tell the dataset format; use idx:IMAGES,LABELS, csv:FILE or "
                      "images:DIR");
   return Error(Errc::kNotFound, spec + ": no such file or directory");
+}
+
+}  // namespace
+
+Result<Dataset> LoadDataset(const std::string& spec) { return LoadDataset(spec, nullptr); }
+
+Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input) {
+  bool converted = false;
+  EDGELOOP_ASSIGN_OR_RETURN(Dataset d, LoadAsStored(spec, input, &converted));
+  if (!input || converted) return d;
+  return ConvertToInputSpec(std::move(d), *input);
 }
 
 }  // namespace edgeloop::data

@@ -11,6 +11,8 @@
 
 namespace edgeloop::data {
 
+struct InputSpec;  // preprocess.hpp
+
 struct Dataset {
   std::vector<int64_t> sample_shape;     // {c, h, w} for images, {f} for features
   std::vector<float> x;                  // size() * sample_numel() values
@@ -43,9 +45,13 @@ Result<Dataset> LoadIdx(const std::string& images_path, const std::string& label
 // default). Labels may be names or integers; class names are sorted distinct labels when
 // they are not all integers. A bad row is an error naming the file and line.
 Result<Dataset> LoadCsv(const std::string& path, const std::string& label_column = "label");
-// One subfolder per class (sorted names are the classes), PNG files inside, decoded to
-// grayscale. All images must have the same size; the first one sets it.
+// One subfolder per class (sorted names are the classes), PNG and JPEG files inside
+// (.png, .jpg, .jpeg; other files are ignored), grayscale or RGB, any size. With an input
+// spec every image is converted to it by Preprocess (preprocess.hpp); without one, all images
+// must share one size and channel count (the first sets it) and are read as x / 255. Errors
+// name the file.
 Result<Dataset> LoadImageFolder(const std::string& dir);
+Result<Dataset> LoadImageFolder(const std::string& dir, const InputSpec* spec);
 
 // A dataset named by a spec string:
 //   fashion-mnist[:train|:test]   the Debian package's copy (default split: train);
@@ -58,6 +64,11 @@ Result<Dataset> LoadImageFolder(const std::string& dir);
 //   snapshot:DIR[:train|:val|:test]  a dataset snapshot on a server's data folder
 //                                 (DIR = <data>/datasets/<id>); read from the sample segments
 Result<Dataset> LoadDataset(const std::string& spec);
+// The same, converted to an input spec when one is given (nullptr: as stored): image folders
+// convert every decoded image; other image datasets (IDX, snapshots) convert their samples
+// when these are 8-bit pixels (every value k / 255) and otherwise must already have the
+// spec's shape and default normalisation. A feature dataset with a spec is an error.
+Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input);
 // A snapshot folder's manifest.json plus the sample segments of its data folder, each record
 // CRC-checked. split: "" for every sample, or train, val or test. Tensors of 784 values or
 // HxW become 1xHxW images; other 1-D tensors feature vectors. Unlabelled samples read as -1.

@@ -252,7 +252,7 @@ TEST_F(DataFiles, ImageFolderRefusesAnImageOfAnotherSize) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kMismatch);
   EXPECT_NE(r.error().message.find("odd.png"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("20x24"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("24x20"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("28x28"), std::string::npos) << r.error().message;
 }
 

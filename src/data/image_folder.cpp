@@ -1,58 +1,43 @@
-// Image-folder reader: DIR/<class>/<image>.png, decoded to grayscale with libpng's
-// simplified API. Each PNG's header is read before its pixels are, so an image of the wrong
-// size is refused before memory is allocated for it.
-#include <png.h>
-
+// Image-folder reader: DIR/<class>/<image>.{png,jpg,jpeg}, decoded by image.hpp and converted
+// by preprocess.hpp. Each image's header is checked before its pixels are allocated.
 #include <algorithm>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "data/dataset.hpp"
+#include "data/image.hpp"
+#include "data/preprocess.hpp"
 
 namespace edgeloop::data {
 namespace {
 
 namespace fs = std::filesystem;
 
-// Larger images are almost certainly a mistake for this platform's models; refusing them
-// keeps a single bad file from exhausting memory.
-constexpr png_uint_32 kMaxSide = 8192;
-
-// Owns a png_image and releases libpng's state on every path out.
-class PngReader {
- public:
-  PngReader() {
-    std::memset(&image_, 0, sizeof(image_));
-    image_.version = PNG_IMAGE_VERSION;
-  }
-  ~PngReader() { png_image_free(&image_); }
-  PngReader(const PngReader&) = delete;
-  PngReader& operator=(const PngReader&) = delete;
-  png_image& image() { return image_; }
-
- private:
-  png_image image_;
-};
-
-std::string SizeText(png_uint_32 w, png_uint_32 h) {
-  return std::to_string(w) + "x" + std::to_string(h);
-}
-
 bool IsHidden(const fs::path& p) {
   std::string name = p.filename().string();
   return !name.empty() && name[0] == '.';
 }
 
+// "24x20 (HxW) RGB", in the order --input-size takes.
+std::string ShapeText(int channels, int height, int width) {
+  return std::to_string(height) + "x" + std::to_string(width) + " (HxW) " +
+         (channels == 3 ? "RGB" : "grayscale");
+}
+
 }  // namespace
 
-Result<Dataset> LoadImageFolder(const std::string& dir) {
+Result<Dataset> LoadImageFolder(const std::string& dir) { return LoadImageFolder(dir, nullptr); }
+
+Result<Dataset> LoadImageFolder(const std::string& dir, const InputSpec* spec) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) return Error(Errc::kNotFound, dir + ": no such directory");
   if (!fs::is_directory(dir, ec))
     return Error(Errc::kInvalidArgument,
                  dir + ": not a directory (expected one subfolder per class)");
+  if (spec) {
+    if (auto st = spec->Validate(); !st.ok()) return st.error().WithContext(dir);
+  }
 
   // Classes are the sorted subfolder names; files inside are sorted too, so the sample order
   // (and therefore the hash) does not depend on the file system's listing order.
@@ -67,44 +52,52 @@ Result<Dataset> LoadImageFolder(const std::string& dir) {
     std::vector<std::string> in_class;
     const fs::path class_dir = fs::path(dir) / classes[k];
     for (const auto& e : fs::directory_iterator(class_dir, ec)) {
-      if (e.is_regular_file() && !IsHidden(e.path())) in_class.push_back(e.path().string());
+      if (!e.is_regular_file() || IsHidden(e.path())) continue;
+      // A stray file is refused rather than skipped: a folder that silently trains on less
+      // than it holds is worse than one that names what it cannot read.
+      if (!IsImageFileName(e.path().filename().string()))
+        return Error(Errc::kFormat, e.path().string() +
+                                        ": not a .png, .jpg or .jpeg image (image folders hold "
+                                        "only images, one subfolder per class)");
+      in_class.push_back(e.path().string());
     }
     if (ec) return Error(Errc::kIo, class_dir.string() + ": cannot list: " + ec.message());
     std::sort(in_class.begin(), in_class.end());
     for (auto& f : in_class) files.emplace_back(std::move(f), static_cast<int32_t>(k));
   }
   if (files.empty())
-    return Error(Errc::kFormat, dir + ": dataset is empty (no images in class subfolders)");
+    return Error(Errc::kFormat,
+                 dir + ": dataset is empty (no .png, .jpg or .jpeg files in class subfolders)");
 
   Dataset d;
   d.class_names = classes;
-  png_uint_32 width = 0, height = 0;
+  // Without a spec the first image sets it: its own size and channels, values x / 255.
+  InputSpec own;
   std::string first;
-  std::vector<unsigned char> pixels;
   for (const auto& [file, label] : files) {
-    PngReader r;
-    png_image& img = r.image();
-    if (!png_image_begin_read_from_file(&img, file.c_str()))
-      return Error(Errc::kFormat, file + ": not a readable PNG image (" + img.message + ")");
-    if (img.width == 0 || img.height == 0 || img.width > kMaxSide || img.height > kMaxSide)
-      return Error(Errc::kFormat,
-                   file + ": unsupported image size " + SizeText(img.width, img.height));
+    EDGELOOP_ASSIGN_OR_RETURN(Image img, DecodeImageFile(file));
     if (first.empty()) {
       first = file;
-      width = img.width;
-      height = img.height;
-      d.sample_shape = {1, static_cast<int64_t>(height), static_cast<int64_t>(width)};
-      d.x.reserve(files.size() * size_t{width} * height);
-    } else if (img.width != width || img.height != height) {
-      return Error(Errc::kMismatch, file + ": image is " + SizeText(img.width, img.height) +
-                                        " but " + first + " is " + SizeText(width, height) +
-                                        " (all images must have the same size)");
+      if (spec) {
+        own = *spec;
+      } else {
+        EDGELOOP_ASSIGN_OR_RETURN(own, InputSpec::ForShape({img.channels, img.height, img.width}));
+      }
+      d.sample_shape = own.Shape();
+      d.x.reserve(files.size() * d.sample_numel());
+    } else if (!spec && (img.width != own.width || img.height != own.height ||
+                         img.channels != own.channels)) {
+      return Error(Errc::kMismatch,
+                   file + ": image is " + ShapeText(img.channels, img.height, img.width) + " but " +
+                       first + " is " + ShapeText(own.channels, own.height, own.width) +
+                       "; give an input spec to convert every image (e.g. --input-size " +
+                       std::to_string(own.height) + "x" + std::to_string(own.width) +
+                       " --channels " + std::to_string(std::max(own.channels, img.channels)) +
+                       ")");
     }
-    img.format = PNG_FORMAT_GRAY;
-    pixels.resize(PNG_IMAGE_SIZE(img));
-    if (!png_image_finish_read(&img, nullptr, pixels.data(), 0, nullptr))
-      return Error(Errc::kFormat, file + ": corrupt PNG image (" + img.message + ")");
-    for (unsigned char p : pixels) d.x.push_back(static_cast<float>(p) / 255.0f);
+    auto x = Preprocess(img, own);
+    if (!x.ok()) return x.error().WithContext(file);
+    d.x.insert(d.x.end(), x->begin(), x->end());
     d.y.push_back(label);
   }
   d.source = "images:" + dir;
