@@ -6,6 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <thread>
+
+#include <openssl/ssl.h>
 
 #include "data/dataset.hpp"
 #include "run_command.hpp"
@@ -165,6 +168,74 @@ TEST_F(CliServerTest, EveryOperatorCommandHasHelp) {
     EXPECT_EQ(o.exit_code, 0) << c;
     EXPECT_NE(o.output.find("--server"), std::string::npos) << c << ": " << o.output;
   }
+}
+
+
+// A client that completes the TLS handshake, then sends one header byte every 200 ms: it
+// holds a connection for as long as it likes, as a slow or hostile client does.
+class TricklingClient {
+ public:
+  explicit TricklingClient(int port) {
+    thread_ = std::thread([this, port] {
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(port));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      int fd = socket(AF_INET, SOCK_STREAM, 0);
+      if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return;
+      SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+      SSL* ssl = SSL_new(ctx);
+      SSL_set_fd(ssl, fd);
+      if (SSL_connect(ssl) == 1) {
+        handshaken_ = true;
+        const std::string req = "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " +
+                                std::string(10000, 'a');
+        for (char c : req) {
+          if (stop_ || SSL_write(ssl, &c, 1) != 1) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+      }
+      SSL_free(ssl);
+      SSL_CTX_free(ctx);
+      close(fd);
+    });
+  }
+  ~TricklingClient() {
+    stop_ = true;
+    thread_.join();
+  }
+  bool handshaken() const { return handshaken_; }
+
+ private:
+  std::atomic<bool> stop_{false}, handshaken_{false};
+  std::thread thread_;
+};
+
+TEST(ServerLifecycle, SigtermWithASlowClientConnectedExitsZeroWithinTheDeadline) {
+  TempDir dir;
+  int port = FreePort();
+  ServerProcess server(dir.path() + "/data", port, {"--shutdown-deadline", "1"});
+  ASSERT_TRUE(server.WaitReady());
+  TricklingClient slow(port);
+  for (int i = 0; i < 100 && !slow.handshaken(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(slow.handshaken());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  double elapsed = 0;
+  // Without a deadline the server waits for the trickling request (minutes); with it, the
+  // process ends once the deadline has passed. 30 s is a bound on a stalled shutdown, not a
+  // timing target.
+  EXPECT_EQ(server.Terminate(SIGTERM, 30, &elapsed), 0);
+  EXPECT_LT(elapsed, 30);
+}
+
+TEST(ServerLifecycle, SigintOnAnIdleServerStopsCleanly) {
+  TempDir dir;
+  int port = FreePort();
+  ServerProcess server(dir.path() + "/data", port);
+  ASSERT_TRUE(server.WaitReady());
+  double elapsed = 0;
+  EXPECT_EQ(server.Terminate(SIGINT, 30, &elapsed), 0);
 }
 
 }  // namespace

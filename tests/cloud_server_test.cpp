@@ -3,6 +3,8 @@
 // SQLite and on a real PostgreSQL.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include "cloud_test_util.hpp"
 #include "common/crypto.hpp"
 #include "common/delta.hpp"
@@ -212,6 +214,45 @@ TEST_P(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
   // Still serving.
   EXPECT_EQ(PostBatch(*client, MakeBatch("cam-1", 0, 2))->status, 200);
   EXPECT_EQ(Total(f), 2u);
+}
+
+// Resident memory of this process (the server runs in it), from /proc.
+int64_t ResidentKiB() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+
+TEST_P(CloudServer, HostileDocumentsGet400NamingTheLimitWithBoundedMemory) {
+  CloudFixture f(Options());
+  // Nine levels of anchors, each ten aliases of the one before: 10^9 values once expanded.
+  std::string bomb = "name: p\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    std::string prev = "*a" + std::to_string(i - 1);
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += (k ? ", " : "") + prev;
+    bomb += "]\n";
+  }
+  const int64_t before = ResidentKiB();
+  auto res = f.Post("/v1/pipelines", bomb);
+  ExpectJsonError(res, 400);
+  EXPECT_NE(res->body.find("max_nodes"), std::string::npos) << res->body;
+  // The same bomb wrapped in JSON, and JSON nested 10,000 deep.
+  res = f.Post("/v1/pipelines", Json{{"yaml", bomb}}.dump());
+  ExpectJsonError(res, 400);
+  EXPECT_NE(res->body.find("max_nodes"), std::string::npos) << res->body;
+  res = f.Post("/v1/tokens", std::string(10000, '[') + std::string(10000, ']'));
+  ExpectJsonError(res, 400);
+  EXPECT_NE(res->body.find("max_depth"), std::string::npos) << res->body;
+  // The stated bound: refusing them costs less than 32 MiB of resident memory.
+  EXPECT_LT(ResidentKiB() - before, 32 * 1024);
+  // An empty body where a JSON object is expected says so.
+  res = f.Post("/v1/tokens", "");
+  ExpectJsonError(res, 400);
+  EXPECT_NE(res->body.find("no body"), std::string::npos) << res->body;
+  EXPECT_EQ(f.Get("/v1/health")->status, 200);
 }
 
 TEST_P(CloudServer, BatchRateLimitAnswers429) {

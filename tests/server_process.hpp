@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,25 @@ class ServerProcess {
       usleep(50'000);
     }
     return false;
+  }
+
+  // Sends sig and waits up to timeout_s for the process to end; returns its exit status
+  // (-1 if it did not end in time; it is then killed) and how long it took.
+  int Terminate(int sig, double timeout_s, double* elapsed_s) {
+    auto start = std::chrono::steady_clock::now();
+    kill(pid_, sig);
+    int status = 0;
+    while (waitpid(pid_, &status, WNOHANG) == 0) {
+      *elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (*elapsed_s > timeout_s) {
+        Kill(SIGKILL);
+        return -1;
+      }
+      usleep(20'000);
+    }
+    *elapsed_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
 
   void Kill(int sig) {

@@ -1,6 +1,9 @@
 // `edgeloop server`: the cloud control plane in one process. Embedded defaults: SQLite and
 // a data folder; `--db postgresql://...` puts the metadata on PostgreSQL instead.
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <future>
 #include <cstdio>
 #include <thread>
 
@@ -10,7 +13,7 @@
 namespace edgeloop::cli {
 namespace {
 
-int RunServer(const cloud::ServerOptions& options) {
+int RunServer(const cloud::ServerOptions& options, double deadline_s) {
   // SIGINT/SIGTERM are taken by a waiting thread (sigwait), which may call Stop() safely.
   sigset_t signals = BlockTerminationSignals();
   auto server = cloud::Server::Create(options);
@@ -24,7 +27,28 @@ int RunServer(const cloud::ServerOptions& options) {
   std::fflush(stdout);
   int sig = 0;
   sigwait(&signals, &sig);
-  (*server)->Stop();
+  // Stop accepting, let in-flight requests and pipeline steps finish, but never for longer
+  // than the deadline: a client trickling bytes must not keep the process alive.
+  std::fprintf(stderr, "edgeloop server: %s received, stopping (deadline %.1f s)\n",
+               sig == SIGINT ? "SIGINT" : "SIGTERM", deadline_s);
+  auto started = std::chrono::steady_clock::now();
+  std::promise<void> stopped;
+  auto done = stopped.get_future();
+  std::thread stopper([&] {
+    (*server)->Stop();
+    stopped.set_value();
+  });
+  if (done.wait_for(std::chrono::duration<double>(deadline_s)) == std::future_status::timeout) {
+    std::fprintf(stderr,
+                 "edgeloop server: requests still in flight after %.1f s; exiting without them "
+                 "(committed data is durable)\n",
+                 deadline_s);
+    std::fflush(stderr);
+    std::_Exit(kExitOk);
+  }
+  stopper.join();
+  std::fprintf(stderr, "edgeloop server: stopped in %.2f s\n",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   return kExitOk;
 }
 
@@ -54,7 +78,12 @@ void RegisterServer(CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--device-burst", options->device_burst, "Batch burst per device")
       ->capture_default_str();
-  SetAction(sub, [options] { return RunServer(*options); });
+  auto deadline = std::make_shared<double>(10.0);
+  sub->add_option("--shutdown-deadline", *deadline,
+                  "Seconds to finish in-flight requests after SIGTERM/SIGINT, then exit anyway")
+      ->check(CLI::Range(0.0, 3600.0))
+      ->capture_default_str();
+  SetAction(sub, [options, deadline] { return RunServer(*options, *deadline); });
 }
 
 }  // namespace edgeloop::cli

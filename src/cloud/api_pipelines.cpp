@@ -1,6 +1,7 @@
 // Route module: pipelines and their runs. Pipelines are stored as YAML (checked on upload);
 // a background thread fires triggers (new labelled samples, drift alarms, a schedule) and
 // executes queued runs one at a time, each step's heavy work in a worker process.
+#include <cstdio>
 #include <filesystem>
 
 #include "cloud/pipeline.hpp"
@@ -131,9 +132,36 @@ Status Server::Impl::PipelineSchema() {
       "TEXT NOT NULL, result TEXT NOT NULL)",
   };
   for (const char* sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
-  // Runs that were running when the server stopped cannot be resumed mid-step: they failed.
-  return db->Exec(
-      "UPDATE pipeline_runs SET status = 'failed', finished_ms = '0' WHERE status = 'running'");
+  // Runs that were running when the server stopped cannot be resumed mid-step: they failed,
+  // at the step they were in, and the record says why.
+  EDGELOOP_ASSIGN_OR_RETURN(auto interrupted,
+                            db->Query("SELECT id, result FROM pipeline_runs WHERE status = 'running'"));
+  const std::string now = std::to_string(NowMs());
+  for (const auto& r : interrupted) {
+    Json result = Json::parse(r[1], nullptr, false);
+    if (!result.is_object()) result = Json::object();
+    std::string at;
+    if (result.contains("steps") && result["steps"].is_array())
+      for (auto& step : result["steps"]) {
+        if (!step.is_object()) continue;
+        std::string st = step.value("status", "");
+        if (st == "running") {
+          at = step.value("name", "");
+          step["status"] = "failed";
+        } else if (st == "pending") {
+          step["status"] = "skipped";
+        }
+      }
+    result["status"] = "failed";
+    result["failed_step"] = at;
+    result["reason"] = "the server stopped during the run" + (at.empty() ? "" : " (in " + at + ")");
+    EDGELOOP_RETURN_IF_ERROR(db->Exec(
+        "UPDATE pipeline_runs SET status = 'failed', finished_ms = ?, result = ? WHERE id = ?",
+        {now, result.dump(), r[0]}));
+    std::fprintf(stderr, "edgeloop server: pipeline run %s marked failed: %s\n", r[0].c_str(),
+                 result["reason"].get<std::string>().c_str());
+  }
+  return Status::Ok();
 }
 
 Result<std::string> Server::Impl::QueueRun(const std::string& pipeline,
