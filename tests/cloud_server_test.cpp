@@ -109,6 +109,30 @@ TEST_P(CloudServer, EnrolledDeviceIngestsAndRetriesNeverDuplicate) {
   EXPECT_EQ(Total(f), 15u);
 }
 
+// Newer agents send image samples as 8-bit pixels; older ones floats. Both are stored;
+// a tensor carrying both forms, or pixels that do not fit its shape, is refused.
+TEST_P(CloudServer, IngestsPixelAndFloatTensorsAndRefusesATensorWithBoth) {
+  CloudFixture f(Options());
+  auto dev = f.Enroll("cam-1");
+  auto client = f.Client(&dev);
+  auto batch = MakeBatch("cam-1", 0, 2);
+  auto* t = batch.mutable_samples(1)->mutable_tensor();
+  t->clear_values();
+  t->set_pixels(std::string(16, '\x7f'));
+  auto res = PostBatch(*client, batch);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(Json::parse(res->body)["accepted"], 2);
+  auto both = MakeBatch("cam-1", 2, 1);
+  both.mutable_samples(0)->mutable_tensor()->set_pixels(std::string(16, '\x01'));
+  ExpectJsonError(PostBatch(*client, both), 400);
+  auto short_pixels = MakeBatch("cam-1", 3, 1);
+  short_pixels.mutable_samples(0)->mutable_tensor()->clear_values();
+  short_pixels.mutable_samples(0)->mutable_tensor()->set_pixels(std::string(15, '\x01'));
+  ExpectJsonError(PostBatch(*client, short_pixels), 400);
+  EXPECT_EQ(Total(f), 2u);
+}
+
 TEST_P(CloudServer, RefusesDeviceCallsWithoutClientCertificate) {
   CloudFixture f(Options());
   ExpectJsonError(PostBatch(*f.Client(), MakeBatch("cam-1", 0, 1)), 401);

@@ -10,6 +10,7 @@
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
+#include "common/sample_record.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::cloud {
@@ -147,7 +148,13 @@ void Server::Impl::HandleIngest(const httplib::Request& req, httplib::Response& 
                              " is empty, negative or too large");
       elements *= static_cast<uint64_t>(d);
     }
-    if (s.tensor().shape_size() > 0 && elements != static_cast<uint64_t>(s.tensor().values_size()))
+    // Float values or 8-bit pixels (newer agents send images as bytes), never both.
+    const int64_t count = TensorValueCount(s.tensor());
+    if (count < 0)
+      return SendError(res, 400,
+                       "tensor of sample " + std::to_string(s.sequence()) +
+                           " carries both float values and pixels");
+    if (s.tensor().shape_size() > 0 && elements != static_cast<uint64_t>(count))
       return SendError(res, 400,
                        "tensor of sample " + std::to_string(s.sequence()) +
                            " has values that do not match its shape");

@@ -5,6 +5,8 @@
 
 #include <cstdio>
 
+#include "common/pixel.hpp"
+
 namespace edgeloop {
 namespace {
 
@@ -59,6 +61,29 @@ Result<wire::Sample> ReadSampleRecord(int fd, uint64_t pos, uint32_t length,
   if (!sample.ParseFromArray(buf.data() + kSampleRecordHeaderBytes, static_cast<int>(length)))
     return Error(Errc::kFormat, where + ": unparsable record at " + std::to_string(pos));
   return sample;
+}
+
+void SetTensorValues(wire::Tensor* t, const float* values, size_t n) {
+  t->clear_values();
+  t->clear_pixels();
+  std::string pixels(n, '\0');
+  if (n > 0 && ToPixels(values, n, reinterpret_cast<uint8_t*>(pixels.data()))) {
+    t->set_pixels(std::move(pixels));
+  } else {
+    t->mutable_values()->Add(values, values + n);
+  }
+}
+
+int64_t TensorValueCount(const wire::Tensor& t) {
+  if (t.values_size() > 0 && !t.pixels().empty()) return -1;
+  return t.values_size() > 0 ? t.values_size() : static_cast<int64_t>(t.pixels().size());
+}
+
+std::vector<float> TensorValues(const wire::Tensor& t) {
+  if (t.values_size() > 0) return {t.values().begin(), t.values().end()};
+  std::vector<float> out(t.pixels().size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = PixelValue(static_cast<uint8_t>(t.pixels()[i]));
+  return out;
 }
 
 }  // namespace edgeloop

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "common/result.hpp"
 #include "edgeloop_wire.pb.h"
@@ -23,5 +24,13 @@ std::string EncodeSampleRecord(const wire::Sample& sample);
 // length and CRC before parsing. `where` names the segment in errors.
 Result<wire::Sample> ReadSampleRecord(int fd, uint64_t pos, uint32_t length,
                                       const std::string& where);
+
+// A tensor's values in the smaller exact form: 8-bit pixels when every value is b / 255 for
+// a byte b (decoded images, IDX samples), float values otherwise. Replaces what t held.
+void SetTensorValues(wire::Tensor* t, const float* values, size_t n);
+// How many values t carries in either form; -1 when it carries both (a malformed tensor).
+int64_t TensorValueCount(const wire::Tensor& t);
+// The values of t as floats, pixels read as b / 255 (PixelValue).
+std::vector<float> TensorValues(const wire::Tensor& t);
 
 }  // namespace edgeloop

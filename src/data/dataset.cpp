@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -151,8 +150,8 @@ std::string FashionMnistDir() {
   return env && *env ? env : "/usr/share/datasets/fashion-mnist";
 }
 
-// A loaded image dataset at an input spec: through Preprocess when its values are 8-bit
-// pixels, so that it matches what an image folder or a device gives for the same pictures.
+}  // namespace
+
 Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input) {
   if (!d.is_image())
     return Error(Errc::kInvalidArgument,
@@ -171,16 +170,10 @@ Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input) {
   std::vector<float> x;
   x.reserve(d.size() * static_cast<size_t>(input.channels) * input.height * input.width);
   for (size_t i = 0; i < d.size(); ++i) {
-    const float* s = d.sample(i);
-    for (size_t k = 0; k < numel; ++k) {
-      const long b = std::lround(s[k] * 255.0f);
-      if (b < 0 || b > 255 || PixelValue(static_cast<uint8_t>(b)) != s[k])
-        return Error(Errc::kUnsupported,
-                     d.source + ": sample " + std::to_string(i) +
-                         " is not 8-bit pixels (k / 255), so it cannot be converted to the "
-                         "input spec");
-      bytes[k] = static_cast<uint8_t>(b);
-    }
+    if (!ToPixels(d.sample(i), numel, bytes.data()))
+      return Error(Errc::kUnsupported, d.source + ": sample " + std::to_string(i) +
+                                           " is not 8-bit pixels (k / 255), so it cannot be "
+                                           "converted to the input spec");
     EDGELOOP_ASSIGN_OR_RETURN(auto v, Preprocess(ImageFromChw(bytes.data(), c, h, w), input));
     x.insert(x.end(), v.begin(), v.end());
   }
@@ -189,6 +182,8 @@ Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input) {
   d.hash = ComputeHash(d);
   return d;
 }
+
+namespace {
 
 // LoadDataset without the conversion of non-folder datasets; *converted tells whether the
 // loader applied the input spec itself.

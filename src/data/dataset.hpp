@@ -69,6 +69,9 @@ Result<Dataset> LoadDataset(const std::string& spec);
 // when these are 8-bit pixels (every value k / 255) and otherwise must already have the
 // spec's shape and default normalisation. A feature dataset with a spec is an error.
 Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input);
+// That conversion of a loaded image dataset: through Preprocess when its values are 8-bit
+// pixels, so that it matches what an image folder or a device gives for the same pictures.
+Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input);
 // A snapshot folder's manifest.json plus the sample segments of its data folder, each record
 // CRC-checked. split: "" for every sample, or train, val or test. Tensors of 784 values or
 // HxW become 1xHxW images; other 1-D tensors feature vectors. Unlabelled samples read as -1.

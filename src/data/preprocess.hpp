@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "common/pixel.hpp"
 #include "common/result.hpp"
 #include "data/image.hpp"
 
@@ -63,6 +64,6 @@ Result<std::vector<float>> Preprocess(const Image& image, const InputSpec& spec)
 Image ImageFromChw(const uint8_t* chw, int channels, int height, int width);
 std::vector<uint8_t> ImageToChw(const Image& image);
 // Bytes as model values without resizing: x / 255, the conversion every loader uses.
-inline float PixelValue(uint8_t b) { return static_cast<float>(b) / 255.0f; }
+using edgeloop::PixelValue;
 
 }  // namespace edgeloop::data

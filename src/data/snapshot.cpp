@@ -44,7 +44,7 @@ class SegmentFiles {
 // 784 values all become single-channel images; other 1-D tensors stay feature vectors.
 std::vector<int64_t> SampleShape(const wire::Tensor& t) {
   std::vector<int64_t> shape(t.shape().begin(), t.shape().end());
-  if (shape.empty()) shape = {static_cast<int64_t>(t.values_size())};
+  if (shape.empty()) shape = {TensorValueCount(t)};
   if (shape.size() == 1 && shape[0] == 784) return {1, 28, 28};
   if (shape.size() == 2) return {1, shape[0], shape[1]};
   return shape;
@@ -85,7 +85,14 @@ Result<Dataset> LoadSnapshot(const std::string& dir, const std::string& split) {
         return Error(Errc::kMismatch, manifest_path + ": " + where +
                                           " has a tensor shape unlike the first sample's");
       }
-      d.x.insert(d.x.end(), s->tensor().values().begin(), s->tensor().values().end());
+      // Either wire form (float values, or pixels from agents that send bytes) reads as floats.
+      int64_t numel = 1;
+      for (int64_t dim : shape) numel *= dim;
+      if (TensorValueCount(s->tensor()) != numel)
+        return Error(Errc::kFormat, manifest_path + ": " + where +
+                                        " has a tensor whose values do not match its shape");
+      const std::vector<float> values = TensorValues(s->tensor());
+      d.x.insert(d.x.end(), values.begin(), values.end());
       int32_t label = row[2].get<int32_t>();
       d.y.push_back(label);
       max_label = std::max(max_label, label);

@@ -49,15 +49,22 @@ Clock::duration Seconds(double s) {
   return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(s));
 }
 
-Result<std::unique_ptr<Source>> OpenSource(const AgentConfig& c) {
+// Image sources convert to the model's input spec, so the device feeds what training saw.
+Result<std::unique_ptr<Source>> OpenSource(const AgentConfig& c,
+                                           const std::optional<data::InputSpec>& input) {
   if (c.source_kind == "replay") {
-    EDGELOOP_ASSIGN_OR_RETURN(auto src, ReplaySource::Open(c.dataset, c.replay));
+    ReplayOptions options = c.replay;
+    options.input = input;
+    EDGELOOP_ASSIGN_OR_RETURN(auto src, ReplaySource::Open(c.dataset, options));
     return std::unique_ptr<Source>(std::move(src));
   }
+  std::unique_ptr<Source> src;
   if (c.source_kind == "watch")
-    return std::unique_ptr<Source>(
-        std::make_unique<WatchedDirectorySource>(c.watch_dir, c.delete_after_read));
-  return std::unique_ptr<Source>(std::make_unique<JsonLinesSource>(std::cin));
+    src = std::make_unique<WatchedDirectorySource>(c.watch_dir, c.delete_after_read);
+  else
+    src = std::make_unique<JsonLinesSource>(std::cin);
+  src->SetInputSpec(input);
+  return src;
 }
 
 }  // namespace
@@ -159,7 +166,7 @@ Status Agent::Impl::Init() {
   parts.updater = updater.get();
   loop = std::make_unique<InferenceLoop>(parts);
   EDGELOOP_RETURN_IF_ERROR(LoadActiveModel());
-  EDGELOOP_ASSIGN_OR_RETURN(source, OpenSource(cfg));
+  EDGELOOP_ASSIGN_OR_RETURN(source, OpenSource(cfg, model->input_spec()));
   Log("source %s", source->Describe().c_str());
   return Status::Ok();
 }
@@ -176,6 +183,7 @@ Status Agent::Impl::LoadActiveModel() {
     drift_learning = true;
   }
   model = std::move(*m);
+  if (source) source->SetInputSpec(model->input_spec());
   loaded = a;
   announced = false;
   loop->SetModel(model.get(), a.model_version);

@@ -12,6 +12,7 @@
 #include "data/corruptions.hpp"
 #include "edge/test_util.hpp"
 #include "edge/updater_test_repo.hpp"
+#include "common/sample_record.hpp"
 #include "edgeloop_wire.pb.h"
 
 namespace edgeloop::edge {
@@ -114,7 +115,7 @@ TEST(InferenceLoopTest, ClassifiesFeedsTelemetryAndSpoolsWhatTheSamplerPicks) {
   EXPECT_EQ(rec.label(), live.y[5]);
   EXPECT_EQ(rec.label_source(), wire::LABEL_SOURCE_DEVICE);
   EXPECT_EQ(rec.model_version(), "m3");
-  EXPECT_EQ(rec.tensor().values_size(), 64);
+  EXPECT_EQ(TensorValueCount(rec.tensor()), 64);
   EXPECT_TRUE((*recs)[5].labelled);
 }
 

@@ -1,13 +1,49 @@
 #include "edge/runtime_classifier.hpp"
 
 #include <cmath>
+#include <nlohmann/json.hpp>
 
 #include "runtime/model.hpp"
 
 namespace edgeloop::edge {
 
+namespace {
+constexpr size_t kMaxPreprocessingJsonBytes = 64 << 10;
+}  // namespace
+
+Result<std::optional<data::InputSpec>> ModelInputSpec(const runtime::Model& model,
+                                                      const std::string& origin) {
+  const auto& meta = model.graph().metadata;
+  auto it = meta.find("edgeloop.preprocessing");
+  if (it != meta.end()) {
+    if (it->second.size() > kMaxPreprocessingJsonBytes)
+      return Error(Errc::kFormat, origin + ": metadata edgeloop.preprocessing is too large");
+    auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object())
+      return Error(Errc::kFormat, origin + ": metadata edgeloop.preprocessing is not a JSON object");
+    if (j.contains("input_spec") && !j["input_spec"].is_null()) {
+      auto spec = data::InputSpec::FromJson(j["input_spec"]);
+      if (!spec.ok()) return spec.error().WithContext(origin + ": edgeloop.preprocessing");
+      return std::optional<data::InputSpec>(*spec);
+    }
+  }
+  // Older exports and models from elsewhere: the declared input shape, when it is an image's.
+  if (model.inputs().empty()) return std::optional<data::InputSpec>();
+  const auto& in = model.inputs()[0];
+  if (!in.has_shape || in.dims.size() != 4) return std::optional<data::InputSpec>();
+  std::vector<int64_t> chw;
+  for (size_t k = 1; k < 4; ++k) {
+    if (!in.dims[k]) return std::optional<data::InputSpec>();
+    chw.push_back(*in.dims[k]);
+  }
+  auto spec = data::InputSpec::ForShape(chw);
+  if (!spec.ok()) return std::optional<data::InputSpec>();
+  return std::optional<data::InputSpec>(*spec);
+}
+
 struct RuntimeClassifier::Impl {
   runtime::Model model;
+  std::optional<data::InputSpec> input_spec;
 };
 
 RuntimeClassifier::RuntimeClassifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -17,8 +53,13 @@ Result<std::unique_ptr<RuntimeClassifier>> RuntimeClassifier::Load(const std::st
   EDGELOOP_ASSIGN_OR_RETURN(runtime::Model model, runtime::Model::Load(path));
   if (model.inputs().empty() || model.outputs().empty())
     return Error(Errc::kUnsupported, path + ": a classifier needs an input and an output");
+  EDGELOOP_ASSIGN_OR_RETURN(auto spec, ModelInputSpec(model, path));
   return std::unique_ptr<RuntimeClassifier>(
-      new RuntimeClassifier(std::make_unique<Impl>(Impl{std::move(model)})));
+      new RuntimeClassifier(std::make_unique<Impl>(Impl{std::move(model), std::move(spec)})));
+}
+
+const std::optional<data::InputSpec>& RuntimeClassifier::input_spec() const {
+  return impl_->input_spec;
 }
 
 Result<std::vector<float>> RuntimeClassifier::RunRaw(const std::vector<int64_t>& shape,

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "common/pixel.hpp"
+#include "data/image.hpp"
 #include "data/random.hpp"
 
 namespace edgeloop::edge {
@@ -19,6 +21,9 @@ namespace fs = std::filesystem;
 Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec,
                                                          ReplayOptions options) {
   auto d = data::LoadDataset(spec);
+  // Images go to the model's input spec; feature rows are given to the model as they are.
+  if (d.ok() && options.input && d->is_image())
+    d = data::ConvertToInputSpec(std::move(*d), *options.input);
   if (!d.ok()) return d.error().WithContext("replay source");
   if (d->size() == 0)
     return Error(Errc::kInvalidArgument, "replay source " + spec + ": empty dataset");
@@ -32,13 +37,7 @@ namespace {
 std::vector<uint8_t> BytePixels(const data::Dataset& d) {
   if (!d.is_image()) return {};
   std::vector<uint8_t> px(d.x.size());
-  for (size_t i = 0; i < d.x.size(); ++i) {
-    const float v = d.x[i];
-    if (!(v >= 0.0f && v <= 1.0f)) return {};
-    const long k = std::lround(v * 255.0f);
-    if (static_cast<float>(k) / 255.0f != v) return {};
-    px[i] = static_cast<uint8_t>(k);
-  }
+  if (!ToPixels(d.x.data(), d.x.size(), px.data())) return {};
   return px;
 }
 
@@ -106,28 +105,19 @@ Result<std::optional<Sample>> ReplaySource::Next(std::chrono::milliseconds wait)
   return std::optional<Sample>(std::move(s));
 }
 
-Result<Sample> ReadPngSample(const std::string& path) {
-  png_image img;
-  std::memset(&img, 0, sizeof(img));
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&img, path.c_str()))
-    return Error(Errc::kFormat, path + ": not a readable PNG: " + img.message);
-  if (img.width == 0 || img.height == 0 || img.width > 8192 || img.height > 8192) {
-    png_image_free(&img);
-    return Error(Errc::kFormat, path + ": image size out of range");
+Result<Sample> ReadImageSample(const std::string& path, const data::InputSpec* spec) {
+  EDGELOOP_ASSIGN_OR_RETURN(data::Image img, data::DecodeImageFile(path));
+  data::InputSpec own;
+  if (!spec) {
+    EDGELOOP_ASSIGN_OR_RETURN(own, data::InputSpec::ForShape({img.channels, img.height, img.width}));
+    spec = &own;
   }
-  img.format = PNG_FORMAT_GRAY;
-  std::vector<unsigned char> pixels(PNG_IMAGE_SIZE(img));
-  if (!png_image_finish_read(&img, nullptr, pixels.data(), 0, nullptr)) {
-    std::string msg = img.message;
-    png_image_free(&img);
-    return Error(Errc::kFormat, path + ": decode failed: " + msg);
-  }
+  auto x = data::Preprocess(img, *spec);
+  if (!x.ok()) return x.error().WithContext(path);
   Sample s;
   s.id = fs::path(path).filename().string();
-  s.shape = {1, static_cast<int64_t>(img.height), static_cast<int64_t>(img.width)};
-  s.data.reserve(pixels.size());
-  for (unsigned char p : pixels) s.data.push_back(static_cast<float>(p) / 255.0f);
+  s.shape = spec->Shape();
+  s.data = std::move(*x);
   return s;
 }
 
@@ -167,7 +157,7 @@ Status WatchedDirectorySource::Scan() {
     std::string name = e.path().filename().string();
     std::string ext = e.path().extension().string();
     if (name.empty() || name[0] == '.' || !e.is_regular_file(ec)) continue;
-    if (ext != ".png" && ext != ".csv") continue;
+    if (ext != ".csv" && !data::IsImageFileName(name)) continue;
     if (seen_.count(name)) continue;
     fresh.push_back(e.path());
   }
@@ -175,8 +165,8 @@ Status WatchedDirectorySource::Scan() {
   std::sort(fresh.begin(), fresh.end());
   for (const auto& p : fresh) {
     std::string name = p.filename().string();
-    if (p.extension() == ".png") {
-      auto s = ReadPngSample(p.string());
+    if (p.extension() != ".csv") {
+      auto s = ReadImageSample(p.string(), spec_ ? &*spec_ : nullptr);
       if (!s.ok()) return s.error();
       pending_.push_back(std::move(*s));
     } else {

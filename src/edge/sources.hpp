@@ -3,8 +3,11 @@
 //   ReplaySource            a dataset (IDX, CSV, image folder: data::LoadDataset specs)
 //                           replayed at a set rate, optionally through a corruption (the
 //                           device's own camera domain), with its labels
-//   WatchedDirectorySource  new .png (grayscale) and .csv files in a folder; writers should
-//                           create files elsewhere and rename them in, so no half file is read
+//   WatchedDirectorySource  new .png, .jpg/.jpeg (gray or RGB, any size) and .csv files in a
+//                           folder; images are converted to the model's input spec by the
+//                           one preprocessing routine (data/preprocess.hpp) that training
+//                           used. Writers should create files elsewhere and rename them in,
+//                           so no half file is read
 //   JsonLinesSource         one JSON object per line on a stream (stdin):
 //                           {"id": "...", "shape": [1,28,28], "data": [...], "label": 3}
 // Not thread-safe; one reader per source.
@@ -22,6 +25,7 @@
 #include "common/result.hpp"
 #include "data/corruptions.hpp"
 #include "data/dataset.hpp"
+#include "data/preprocess.hpp"
 
 namespace edgeloop::edge {
 
@@ -42,6 +46,10 @@ class Source {
   // True once Next() will never return a sample again (a replay without loop at its end,
   // stdin at end of file); a nullopt from Next() alone may only mean "nothing yet".
   virtual bool Exhausted() const { return false; }
+  // The model's input spec (from its ONNX metadata), set again after a model update. Sources
+  // that decode images convert them to it; without one an image keeps its own size and
+  // channels. A replay source converts its dataset once, when it is opened.
+  virtual void SetInputSpec(const std::optional<data::InputSpec>& spec) { (void)spec; }
 };
 
 struct ReplayOptions {
@@ -51,6 +59,7 @@ struct ReplayOptions {
   int severity = 3;
   uint64_t seed = 1;
   std::string device_id = "device";  // prefix of the sample ids
+  std::optional<data::InputSpec> input;  // image datasets are converted to it when opened
 };
 
 // Pixel images (every value a multiple of 1/255, as IDX files and PNGs load) are held as one
@@ -84,10 +93,12 @@ class WatchedDirectorySource : public Source {
                          std::chrono::milliseconds poll = std::chrono::milliseconds(200));
   Result<std::optional<Sample>> Next(std::chrono::milliseconds wait) override;
   std::string Describe() const override { return "watch:" + dir_; }
+  void SetInputSpec(const std::optional<data::InputSpec>& spec) override { spec_ = spec; }
 
  private:
   Status Scan();
   std::string dir_;
+  std::optional<data::InputSpec> spec_;
   bool delete_;
   std::chrono::milliseconds poll_;
   std::set<std::string> seen_;
@@ -109,8 +120,9 @@ class JsonLinesSource : public Source {
   uint64_t line_no_ = 0;
 };
 
-// Decodes a PNG file to grayscale floats in [0, 1], shape {1, h, w}.
-Result<Sample> ReadPngSample(const std::string& path);
+// Decodes a PNG or JPEG file and converts it to the spec (data::Preprocess); without a
+// spec, the image as it is: shape {c, h, w}, values x / 255. The id is the file name.
+Result<Sample> ReadImageSample(const std::string& path, const data::InputSpec* spec);
 // Writes a {1, h, w} sample in [0, 1] as an 8-bit grayscale PNG (a camera driver's capture,
 // or test input for a watched folder); written beside the target and renamed into place.
 Status WritePngSample(const std::string& path, const Sample& sample);

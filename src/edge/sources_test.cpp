@@ -7,7 +7,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/sample_record.hpp"
+#include "data/test_images.hpp"
+#include "edge/inference_loop.hpp"
 #include "edge/test_util.hpp"
+#include "edgeloop_wire.pb.h"
 
 namespace edgeloop::edge {
 namespace {
@@ -152,6 +156,109 @@ TEST(WatchedDirectorySourceTest, DeletesFilesAfterReadingWhenAsked) {
   auto s = src.Next(milliseconds(100));
   ASSERT_TRUE(s.ok() && s->has_value());
   EXPECT_FALSE(std::filesystem::exists(dir / "c.png"));
+}
+
+data::InputSpec RgbSpec(int h, int w, data::ResizeMode mode) {
+  data::InputSpec spec = data::InputSpec::ForShape({3, h, w}).value();
+  spec.resize = mode;
+  return spec;
+}
+
+TEST(WatchedDirectorySourceTest, ReadsJpegAndPngFramesAtTheModelsInputSpec) {
+  ScratchDir dir("watch");
+  WatchedDirectorySource src(dir.path(), /*delete_after_read=*/false, milliseconds(5));
+  src.SetInputSpec(RgbSpec(24, 32, data::ResizeMode::kCenterCrop));
+  ASSERT_TRUE(data::testing::WriteJpeg(dir / "cam1.jpg", 64, 48, 3,
+                                       data::testing::TestPixels(64, 48, 3)));
+  ASSERT_TRUE(data::testing::WritePng(dir / "cam2.png", 10, 30, PNG_COLOR_TYPE_GRAY,
+                                      data::testing::TestPixels(10, 30, 1)));
+  for (const char* id : {"cam1.jpg", "cam2.png"}) {
+    auto s = src.Next(milliseconds(100));
+    ASSERT_TRUE(s.ok() && s->has_value()) << (s.ok() ? "" : s.error().message);
+    EXPECT_EQ((*s)->id, id);
+    EXPECT_EQ((*s)->shape, (std::vector<int64_t>{3, 24, 32}));
+    EXPECT_EQ((*s)->data.size(), 3u * 24 * 32);
+  }
+  // Without a spec a frame keeps its own size and channels.
+  src.SetInputSpec(std::nullopt);
+  ASSERT_TRUE(data::testing::WriteJpeg(dir / "cam3.jpg", 20, 10, 3,
+                                       data::testing::TestPixels(20, 10, 3)));
+  auto own = src.Next(milliseconds(100));
+  ASSERT_TRUE(own.ok() && own->has_value());
+  EXPECT_EQ((*own)->shape, (std::vector<int64_t>{3, 10, 20}));
+}
+
+TEST(WatchedDirectorySourceTest, ABrokenFrameIsAnErrorNamingTheFile) {
+  ScratchDir dir("watch");
+  WatchedDirectorySource src(dir.path(), /*delete_after_read=*/false, milliseconds(5));
+  std::string jpeg = data::testing::EncodeJpeg(32, 32, 3, data::testing::TestPixels(32, 32, 3));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "cut.jpg", jpeg.substr(0, jpeg.size() / 2)));
+  auto s = src.Next(milliseconds(50));
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("cut.jpg"), std::string::npos) << s.error().message;
+}
+
+// The trainer's image-folder loader and the device's watched folder give the same tensor,
+// bit for bit, for the same JPEG: both run data::Preprocess on data::DecodeImageFile.
+TEST(WatchedDirectorySourceTest, GivesTheImageFolderLoadersTensorBitForBit) {
+  ScratchDir dir("same");
+  std::filesystem::create_directories(dir / "train/cat");
+  std::filesystem::create_directories(dir / "watch");
+  const std::string jpeg =
+      data::testing::EncodeJpeg(301, 173, 3, data::testing::TestPixels(301, 173, 3), 85);
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "train/cat/frame.jpg", jpeg));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "watch/frame.jpg", jpeg));
+  for (auto mode : {data::ResizeMode::kStretch, data::ResizeMode::kCenterCrop,
+                    data::ResizeMode::kPad}) {
+    for (int channels : {1, 3}) {
+      data::InputSpec spec = RgbSpec(64, 48, mode);
+      spec.channels = channels;
+      spec.mean.assign(channels, 0.25f);
+      spec.std.assign(channels, 0.5f);
+      auto trained = data::LoadDataset("images:" + (dir / "train"), &spec);
+      ASSERT_TRUE(trained.ok()) << trained.error().message;
+      WatchedDirectorySource src(dir / "watch", false, milliseconds(5));
+      src.SetInputSpec(spec);
+      auto seen = src.Next(milliseconds(100));
+      ASSERT_TRUE(seen.ok() && seen->has_value()) << (seen.ok() ? "" : seen.error().message);
+      ASSERT_EQ((*seen)->shape, trained->sample_shape);
+      ASSERT_EQ((*seen)->data.size(), trained->sample_numel());
+      EXPECT_EQ(std::memcmp((*seen)->data.data(), trained->sample(0),
+                            trained->sample_numel() * sizeof(float)),
+                0)
+          << data::ResizeModeName(mode) << " " << channels;
+    }
+  }
+}
+
+// A 96x96 RGB camera frame in the spool record: bytes instead of floats (about 27 KB
+// instead of 110 KB), and the server's snapshot reader gets the same floats back.
+TEST(WatchedDirectorySourceTest, FramesTravelAsBytes) {
+  ScratchDir dir("wire");
+  ASSERT_TRUE(data::testing::WriteJpeg(dir / "f.jpg", 640, 480, 3,
+                                       data::testing::TestPixels(640, 480, 3)));
+  WatchedDirectorySource src(dir.path(), false, milliseconds(5));
+  src.SetInputSpec(RgbSpec(96, 96, data::ResizeMode::kCenterCrop));
+  auto s = src.Next(milliseconds(100));
+  ASSERT_TRUE(s.ok() && s->has_value());
+  SampleOutcome o;
+  o.prediction = 1;
+  wire::Sample rec;
+  ASSERT_TRUE(rec.ParseFromString(EncodeUploadRecord(**s, o, "m1")));
+  EXPECT_EQ(rec.tensor().values_size(), 0);
+  EXPECT_EQ(rec.tensor().pixels().size(), 96u * 96 * 3);
+  EXPECT_EQ(TensorValues(rec.tensor()), (*s)->data);
+  // The same frame normalised inside the spec is no longer bytes: it travels as floats.
+  Sample normalised = **s;
+  for (float& v : normalised.data) v = (v - 0.5f) / 0.25f;
+  wire::Sample frec;
+  ASSERT_TRUE(frec.ParseFromString(EncodeUploadRecord(normalised, o, "m1")));
+  EXPECT_EQ(frec.tensor().values_size(), 96 * 96 * 3);
+  const size_t bytes = rec.ByteSizeLong(), floats = frec.ByteSizeLong();
+  std::printf("96x96 RGB frame record: %zu bytes as uint8 pixels, %zu bytes as float32\n", bytes,
+              floats);
+  EXPECT_LT(bytes, 28u * 1024);
+  EXPECT_GT(floats, 110'000u);
 }
 
 TEST(JsonLinesSourceTest, ReadsSamplesAndRejectsBadLinesWithTheLineNumber) {
