@@ -1,0 +1,529 @@
+// The ONNX importer: imported graphs compute what the edge runtime and ONNX's reference
+// outputs say they compute, edgeloop's own exports come back as the models they were, bad
+// files get one-line errors, and imported models fine-tune and export again.
+#include <gtest/gtest.h>
+#include <onnx/onnx_pb.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "common/file.hpp"
+#include "ml/export_onnx.hpp"
+#include "ml/onnx_import_block.hpp"
+#include "ml/train.hpp"
+#include "runtime/model.hpp"
+#include "runtime/onnx_loader.hpp"
+
+namespace edgeloop::ml {
+namespace fs = std::filesystem;
+
+namespace {
+
+using onnx_import::Dims;
+
+const char* kPytorchConverted = "/usr/share/libonnx-testdata/data/pytorch-converted";
+
+torch::Tensor ToTorch(const runtime::OwnedTensor& t) {
+  EXPECT_EQ(t.dtype, runtime::DType::kFloat32);
+  return torch::from_blob(const_cast<float*>(t.as<float>()), t.shape, torch::kFloat32).clone();
+}
+
+// The edge runtime's output `index` on x, from the same file bytes.
+Result<torch::Tensor> RunEdgeRuntime(const std::string& bytes, const torch::Tensor& x,
+                                     size_t index = 0,
+                                     runtime::Backend backend = runtime::Backend::kReference) {
+  runtime::ModelOptions mo;
+  mo.backend = backend;
+  EDGELOOP_ASSIGN_OR_RETURN(auto model, runtime::Model::LoadFromBytes(bytes, "test", mo));
+  auto in = x.contiguous();
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto out, model.Run({runtime::Tensor{runtime::DType::kFloat32, in.sizes().vec(),
+                                           in.data_ptr<float>()}}));
+  if (out.size() <= index) return Error(Errc::kInternal, "the runtime gave too few outputs");
+  return ToTorch(out[index]);
+}
+
+double MaxDiff(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>();
+}
+
+// A tiny trained cnn, so batch-norm statistics and weights are away from their initial values.
+LoadedModel TrainedCnn(const data::Dataset& train) {
+  ModelSpec spec;
+  spec.input_shape = {1, 28, 28};
+  spec.widths = {8, 16};
+  spec.embed = 32;
+  spec.input_mean = {0.286f};
+  spec.input_std = {0.353f};
+  SeedEverything(0);
+  LoadedModel m{ModelInfo{}, Classifier(spec)};
+  m.info.name = "tiny";
+  m.info.version = "3";
+  m.info.spec = spec;
+  m.info.class_names = train.class_names;
+  TrainOptions o;
+  o.epochs = 1;
+  o.quiet = true;
+  o.threads = 1;
+  o.min_epoch_samples = 256;
+  EXPECT_TRUE(Train(m.model, train, data::Dataset{}, o).ok());
+  m.model->eval();
+  return m;
+}
+
+// A model written op by op: one float input [N, dims...] named "x", one output.
+class TestModel {
+ public:
+  explicit TestModel(Dims dims, int opset = 13) : w_(m_.mutable_graph()) {
+    m_.set_ir_version(7);
+    m_.add_opset_import()->set_version(opset);
+    m_.mutable_graph()->set_name("test");
+    auto* tt = m_.mutable_graph()->add_input()->mutable_type()->mutable_tensor_type();
+    m_.mutable_graph()->mutable_input(0)->set_name("x");
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    tt->mutable_shape()->add_dim()->set_dim_param("N");
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+  }
+  OnnxGraphWriter& w() { return w_; }
+  std::string Bytes(const std::string& output) {
+    auto* out = m_.mutable_graph()->add_output();
+    out->set_name(output);
+    out->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
+    std::string s;
+    EXPECT_TRUE(m_.SerializeToString(&s));
+    return s;
+  }
+  onnx::ModelProto& proto() { return m_; }
+
+ private:
+  onnx::ModelProto m_;
+  OnnxGraphWriter w_;
+};
+
+class OnnxImportTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto train = data::LoadDataset("fashion-mnist:train");
+    auto test = data::LoadDataset("fashion-mnist:test");
+    ASSERT_TRUE(train.ok() && test.ok());
+    train_ = new data::Dataset(data::SamplePerClass(*train, 30, 1));
+    std::vector<size_t> idx(100);
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i * 97;
+    images_ = new data::Dataset(test->Subset(idx));
+    cnn_ = new LoadedModel(TrainedCnn(*train_));
+    auto bytes = ExportOnnx(*cnn_);
+    ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+    export_ = new std::string(*bytes);
+  }
+  static void TearDownTestSuite() {
+    delete train_;
+    delete images_;
+    delete cnn_;
+    delete export_;
+  }
+  static torch::Tensor Images() { return ToInputTensor(*images_); }
+
+  static data::Dataset* train_;
+  static data::Dataset* images_;
+  static LoadedModel* cnn_;
+  static std::string* export_;
+};
+data::Dataset* OnnxImportTest::train_ = nullptr;
+data::Dataset* OnnxImportTest::images_ = nullptr;
+LoadedModel* OnnxImportTest::cnn_ = nullptr;
+std::string* OnnxImportTest::export_ = nullptr;
+
+}  // namespace
+
+TEST_F(OnnxImportTest, EdgeloopExportImportsAsAGraphThatMatchesTheRuntimeAndLibtorch) {
+  auto start = std::chrono::steady_clock::now();
+  auto m = onnx_import::ImportGraphModule(*export_, "tiny.onnx");
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                  .count();
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  // Sub/Div normalization and the conv blocks come apart at the single-tensor cut points.
+  EXPECT_GE((*m)->blocks()->size(), 3u);
+  torch::NoGradGuard no_grad;
+  (*m)->eval();
+  auto x = Images();
+  auto got = (*m)->forward(x);
+  auto want = cnn_->model->forward(x);
+  auto rt = RunEdgeRuntime(*export_, x);
+  ASSERT_TRUE(rt.ok()) << rt.error().message;
+  ASSERT_EQ(got.sizes(), rt->sizes());
+  double vs_runtime = MaxDiff(got, *rt), vs_libtorch = MaxDiff(got, want);
+  EXPECT_LT(vs_runtime, 1e-4);
+  EXPECT_LT(vs_libtorch, 1e-4);
+  std::printf("edgeloop export (%zu bytes): import %.1f ms, max |import - runtime| = %.3g, "
+              "max |import - original| = %.3g over 100 images\n",
+              export_->size(), ms, vs_runtime, vs_libtorch);
+}
+
+TEST(OnnxImport, UnsupportedOpIsOneLineErrorNamingTheOpAndTheNode) {
+  TestModel t({4});
+  t.w().Node("Relu", {"x"}, "r");
+  t.w().Node("Foo", {"r"}, "y")->set_name("conv_7");
+  auto m = onnx_import::ImportGraphModule(t.Bytes("y"), "model.onnx");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code, Errc::kUnsupported);
+  EXPECT_EQ(m.error().message,
+            "model.onnx: node 'conv_7' (Foo): op not supported by the importer");
+}
+
+// Truncated files, absurd shapes and sizes, broken references: errors, never a crash or a
+// huge allocation.
+TEST_F(OnnxImportTest, HostileFilesGetErrorsNotCrashes) {
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{7}, export_->size() / 3, export_->size() / 2,
+                     export_->size() - 1}) {
+    auto m = onnx_import::ImportGraphModule(std::string_view(*export_).substr(0, cut), "cut.onnx");
+    EXPECT_FALSE(m.ok()) << "truncated at " << cut;
+    if (!m.ok()) {
+      EXPECT_EQ(m.error().message.find('\n'), std::string::npos);
+    }
+  }
+  std::vector<std::pair<std::string, std::string>> cases;
+  {  // an initializer claiming 2^60 elements with no data
+    TestModel t({4});
+    auto* init = t.proto().mutable_graph()->add_initializer();
+    init->set_name("w");
+    init->set_data_type(onnx::TensorProto::FLOAT);
+    for (int i = 0; i < 3; ++i) init->add_dims(int64_t{1} << 20);
+    t.w().Node("MatMul", {"x", "w"}, "y");
+    cases.emplace_back("huge initializer", t.Bytes("y"));
+  }
+  {  // an initializer whose data does not fill its shape
+    TestModel t({4});
+    auto* init = t.proto().mutable_graph()->add_initializer();
+    init->set_name("w");
+    init->set_data_type(onnx::TensorProto::FLOAT);
+    init->add_dims(4);
+    init->add_dims(3);
+    init->set_raw_data(std::string(8, '\0'));
+    t.w().Node("MatMul", {"x", "w"}, "y");
+    cases.emplace_back("short initializer", t.Bytes("y"));
+  }
+  {  // an input of 10^15 elements per sample
+    TestModel t({100000, 100000, 100000});
+    t.w().Node("Relu", {"x"}, "y");
+    cases.emplace_back("huge input", t.Bytes("y"));
+  }
+  {  // negative and zero dimensions
+    TestModel t({3, -5});
+    t.w().Node("Relu", {"x"}, "y");
+    cases.emplace_back("negative input dim", t.Bytes("y"));
+  }
+  {  // pads that would make a 2^40-element output
+    TestModel t({1, 8, 8});
+    t.w().Initializer("w", torch::ones({1, 1, 1, 1}));
+    auto* n = t.w().Node("Conv", {"x", "w"}, "y");
+    OnnxGraphWriter::IntsAttr(n, "pads", {1 << 20, 1 << 20, 1 << 20, 1 << 20});
+    cases.emplace_back("huge pads", t.Bytes("y"));
+  }
+  {  // a reference to a value defined later
+    TestModel t({4});
+    t.w().Node("Relu", {"later"}, "y");
+    t.w().Node("Relu", {"x"}, "later");
+    cases.emplace_back("forward reference", t.Bytes("y"));
+  }
+  {  // Concat doubling its input 40 times
+    TestModel t({4});
+    std::string v = "x";
+    for (int i = 0; i < 40; ++i) {
+      std::string next = "c" + std::to_string(i);
+      OnnxGraphWriter::IntAttr(t.w().Node("Concat", {v, v}, next), "axis", 1);
+      v = next;
+    }
+    cases.emplace_back("concat doubling", t.Bytes(v));
+  }
+  {  // weights of the wrong shape for the input
+    TestModel t({3, 8, 8});
+    t.w().Initializer("w", torch::ones({4, 2, 3, 3}));
+    t.w().Node("Conv", {"x", "w"}, "y");
+    cases.emplace_back("conv channel mismatch", t.Bytes("y"));
+  }
+  cases.emplace_back("random bytes", std::string(4096, '\xff'));
+  for (const auto& [what, bytes] : cases) {
+    auto m = onnx_import::ImportGraphModule(bytes, "bad.onnx");
+    ASSERT_FALSE(m.ok()) << what;
+    EXPECT_EQ(m.error().message.rfind("bad.onnx: ", 0), 0u) << what << ": " << m.error().message;
+    EXPECT_EQ(m.error().message.find('\n'), std::string::npos) << what;
+    std::printf("%-22s %s\n", what.c_str(), m.error().message.c_str());
+  }
+}
+
+// Writes the module's blocks into a new model (as a Classifier's export does) and returns it.
+std::string ReExport(onnx_import::GraphModule& m, const Dims& dims) {
+  TestModel again(dims);
+  std::string v = "x";
+  for (size_t i = 0; i < m->blocks()->size(); ++i) {
+    auto block = std::dynamic_pointer_cast<BlockImpl>(m->blocks()->ptr(i));
+    auto out = block->ExportOnnx(again.w(), v, "block" + std::to_string(i));
+    EXPECT_TRUE(out.ok()) << out.error().message;
+    if (!out.ok()) return "";
+    v = *out;
+  }
+  return again.Bytes(v);
+}
+
+// Ops the conformance data leaves out (Reshape with 0 and -1, a branch joined by Add and
+// Concat, Transpose, Clip bounds as inputs, asymmetric pads, ceil_mode, Gemm attributes) in
+// one graph: the import matches the edge runtime on the file, and again on the import's own
+// re-export, which is cut into blocks only where one tensor is live.
+TEST(OnnxImport, MixedGraphMatchesTheRuntimeAndReExportsItself) {
+  torch::manual_seed(3);
+  TestModel t({2, 6, 6}, 13);
+  auto& w = t.w();
+  w.Initializer("w1", torch::randn({4, 2, 3, 3}) * 0.3);
+  w.Initializer("b1", torch::randn({4}) * 0.1);
+  auto* c1 = w.Node("Conv", {"x", "w1", "b1"}, "c1");
+  OnnxGraphWriter::IntsAttr(c1, "pads", {0, 1, 1, 2});
+  w.Initializer("scale", torch::rand({4}) + 0.5);
+  w.Initializer("bias", torch::randn({4}) * 0.1);
+  w.Initializer("mean", torch::randn({4}) * 0.1);
+  w.Initializer("var", torch::rand({4}) + 0.5);
+  w.Node("BatchNormalization", {"c1", "scale", "bias", "mean", "var"}, "bn");
+  w.Node("Relu", {"bn"}, "hs");
+  // Two branches from hs, joined: one block covers both.
+  w.Node("Sigmoid", {"hs"}, "gate");
+  w.Node("Mul", {"hs", "gate"}, "gated");
+  w.Initializer("lo", torch::tensor(-0.5f));
+  w.Node("Clip", {"hs", "lo", ""}, "clipped");
+  w.Node("Add", {"gated", "clipped"}, "joined");
+  w.Node("Concat", {"joined", "hs"}, "cat")->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("axis");
+    a.set_type(onnx::AttributeProto::INT);
+    a.set_i(1);
+    return a;
+  }());
+  auto* mp = w.Node("MaxPool", {"cat"}, "mp");
+  OnnxGraphWriter::IntsAttr(mp, "kernel_shape", {2, 2});
+  OnnxGraphWriter::IntsAttr(mp, "strides", {2, 2});
+  OnnxGraphWriter::IntAttr(mp, "ceil_mode", 1);
+  w.Node("Transpose", {"mp"}, "tr")->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("perm");
+    a.set_type(onnx::AttributeProto::INTS);
+    for (int64_t p : {0, 1, 3, 2}) a.add_ints(p);
+    return a;
+  }());
+  w.Node("Reshape", {"tr", w.IntInitializer("shape", {1, 0, -1})}, "rs");
+  w.Node("Flatten", {"rs"}, "flat");
+  w.Initializer("fc", torch::randn({5, 96}) * 0.1);
+  w.Initializer("fcb", torch::randn({1, 5}) * 0.1);
+  auto* gemm = w.Node("Gemm", {"flat", "fc", "fcb"}, "y");
+  OnnxGraphWriter::IntAttr(gemm, "transB", 1);
+  OnnxGraphWriter::FloatAttr(gemm, "alpha", 0.5f);
+  OnnxGraphWriter::FloatAttr(gemm, "beta", 2.0f);
+  std::string bytes = t.Bytes("y");
+
+  auto m = onnx_import::ImportGraphModule(bytes, "mixed.onnx");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  torch::NoGradGuard no_grad;
+  (*m)->eval();
+  // The file's Reshape spells the batch as 1 (as exporters tracing one sample do): the file
+  // itself means that only for batch 1, the import (and its re-export) for any batch.
+  auto x1 = torch::randn({1, 2, 6, 6});
+  auto rt = RunEdgeRuntime(bytes, x1);
+  ASSERT_TRUE(rt.ok()) << rt.error().message;
+  EXPECT_LT(MaxDiff((*m)->forward(x1), *rt), 1e-4);
+  auto x = torch::randn({3, 2, 6, 6});
+  auto got = (*m)->forward(x);
+  for (int64_t i = 0; i < 3; ++i)
+    EXPECT_LT(MaxDiff(got[i], (*m)->forward(x.slice(0, i, i + 1))[0]), 1e-5);
+  // conv+bn+activations+branches+pool+reshape in one block, Gemm in the next.
+  EXPECT_EQ((*m)->blocks()->size(), 2u);
+
+  // The re-export (explicit pads, Clip bounds as inputs): the runtime agrees on it too.
+  auto rt2 = RunEdgeRuntime(ReExport(*m, {2, 6, 6}), x, 0, runtime::Backend::kFast);
+  ASSERT_TRUE(rt2.ok()) << rt2.error().message;
+  EXPECT_LT(MaxDiff(got, *rt2), 1e-4);
+}
+
+// The edge runtime has no HardSigmoid or HardSwish: their re-export (Mul, Add, Clip) runs on
+// it and computes the same; an opset-6 Clip (bounds as attributes) comes back as opset 13's.
+TEST(OnnxImport, HardActivationsAndOldClipReExportAsOpsTheRuntimeRuns) {
+  TestModel t({3, 4, 4}, 6);
+  auto& w = t.w();
+  OnnxGraphWriter::FloatAttr(w.Node("HardSigmoid", {"x"}, "hsig"), "alpha", 0.3f);
+  w.Node("HardSwish", {"hsig"}, "hsw");
+  w.Node("Add", {"hsw", "x"}, "sum");
+  auto* clip = w.Node("Clip", {"sum"}, "y");
+  OnnxGraphWriter::FloatAttr(clip, "min", -0.25f);
+  OnnxGraphWriter::FloatAttr(clip, "max", 0.75f);
+  auto m = onnx_import::ImportGraphModule(t.Bytes("y"), "hard.onnx");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({5, 3, 4, 4}) * 3;
+  auto got = (*m)->forward(x);
+  auto hsig = torch::clamp(x * 0.3 + 0.5, 0, 1);
+  auto want = torch::clamp(hsig * torch::clamp(hsig / 6 + 0.5, 0, 1) + x, -0.25, 0.75);
+  EXPECT_LT(MaxDiff(got, want), 1e-6);
+  auto rt = RunEdgeRuntime(ReExport(*m, {3, 4, 4}), x);
+  ASSERT_TRUE(rt.ok()) << rt.error().message;
+  EXPECT_LT(MaxDiff(got, *rt), 1e-5);
+}
+
+std::vector<fs::path> SortedDirs(const fs::path& root) {
+  std::vector<fs::path> dirs;
+  EXPECT_TRUE(fs::is_directory(root)) << root;
+  if (fs::is_directory(root))
+    for (const auto& e : fs::directory_iterator(root)) dirs.push_back(e.path());
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+std::set<std::string> ClaimedOps() {
+  auto ops = onnx_import::SupportedOps();
+  return {ops.begin(), ops.end()};
+}
+
+// ONNX's pytorch-converted models: every one whose ops the importer claims imports and matches
+// both the reference output and (where the runtime runs it) the edge runtime; every other one
+// is refused for naming an op the importer does not claim.
+TEST(OnnxImportConformance, PytorchConvertedModelsMatchReferenceOutputsAndTheRuntime) {
+  const std::set<std::string> claimed = ClaimedOps();
+  int imported = 0, refused = 0, runtime_compared = 0;
+  for (const auto& dir : SortedDirs(kPytorchConverted)) {
+    const std::string name = dir.filename().string();
+    auto bytes = ReadFile((dir / "model.onnx").string());
+    ASSERT_TRUE(bytes.ok());
+    onnx::ModelProto proto;
+    ASSERT_TRUE(proto.ParseFromString(*bytes));
+    std::set<std::string> unclaimed;
+    for (const auto& n : proto.graph().node())
+      if (!claimed.count(n.op_type())) unclaimed.insert(n.op_type());
+
+    auto start = std::chrono::steady_clock::now();
+    auto m = onnx_import::ImportGraphModule(*bytes, name);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    if (!m.ok()) {
+      ++refused;
+      const std::string& msg = m.error().message;
+      std::printf("%-45s refused: %s\n", name.c_str(), msg.c_str());
+      EXPECT_EQ(msg.find('\n'), std::string::npos);
+      // Either an op the importer does not claim, named in the error, or an input that is not
+      // float data (Embedding's indices).
+      bool float_input = proto.graph().input(0).type().tensor_type().elem_type() ==
+                         onnx::TensorProto::FLOAT;
+      if (!float_input) {
+        EXPECT_NE(msg.find("not float32"), std::string::npos) << name << ": " << msg;
+        continue;
+      }
+      EXPECT_FALSE(unclaimed.empty()) << name << ": " << msg;
+      size_t open = msg.find(" ("), close = msg.find("): op not supported by the importer");
+      ASSERT_TRUE(open != std::string::npos && close != std::string::npos) << msg;
+      EXPECT_TRUE(unclaimed.count(msg.substr(open + 2, close - open - 2))) << name << ": " << msg;
+      continue;
+    }
+    EXPECT_TRUE(unclaimed.empty()) << name << " imported despite unclaimed ops";
+    ++imported;
+    auto in = runtime::ParseOnnxTensor(*ReadFile((dir / "test_data_set_0/input_0.pb").string()),
+                                       "input_0.pb");
+    auto ref = runtime::ParseOnnxTensor(*ReadFile((dir / "test_data_set_0/output_0.pb").string()),
+                                        "output_0.pb");
+    ASSERT_TRUE(in.ok() && ref.ok()) << name;
+    torch::NoGradGuard no_grad;
+    (*m)->eval();
+    auto x = ToTorch(*in);
+    auto got = (*m)->forward(x);
+    auto want = ToTorch(*ref);
+    ASSERT_EQ(got.sizes(), want.sizes()) << name;
+    double vs_ref = MaxDiff(got, want);
+    double scale = std::max(1.0, want.abs().max().item<double>());
+    EXPECT_LT(vs_ref, 1e-4 * scale) << name;
+    std::string rt_text = "runtime: refuses";
+    auto rt = RunEdgeRuntime(*bytes, x);
+    if (rt.ok()) {
+      ++runtime_compared;
+      double vs_rt = MaxDiff(got, *rt);
+      EXPECT_LT(vs_rt, 1e-4 * scale) << name;
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "max |import - runtime| %.3g", vs_rt);
+      rt_text = buf;
+    }
+    std::printf("%-45s imported (%zu blocks, %.2f ms): max |import - reference| %.3g, %s\n",
+                name.c_str(), (*m)->blocks()->size(), ms, vs_ref, rt_text.c_str());
+  }
+  std::printf("%d imported, %d refused, %d also compared with the edge runtime\n", imported,
+              refused, runtime_compared);
+  // Conv (1-3d, groups, dilations, pads), pooling, batch norm, Linear, activations, Softmax.
+  EXPECT_GE(imported, 45);
+}
+
+// ONNX's single-op node tests for every op the importer claims. Inputs after the first become
+// initializers holding the test's own values (the importer takes one data input; weights,
+// shapes and bounds are constants in a model). Every case imports and matches its reference
+// output, or is refused for a reason the importer documents: the batch (the first dimension)
+// would not stay first, or an input is not float data.
+TEST(OnnxImportConformance, NodeTestsOfClaimedOpsMatchReferenceOutputs) {
+  const std::set<std::string> claimed = ClaimedOps();
+  int imported = 0, refused = 0;
+  std::map<std::string, std::pair<int, int>> per_op;  // imported, refused
+  for (const auto& dir : SortedDirs("/usr/share/libonnx-testdata/data/node")) {
+    const std::string name = dir.filename().string();
+    auto bytes = ReadFile((dir / "model.onnx").string());
+    ASSERT_TRUE(bytes.ok());
+    onnx::ModelProto proto;
+    ASSERT_TRUE(proto.ParseFromString(*bytes));
+    bool all_claimed = proto.graph().node_size() > 0;
+    for (const auto& n : proto.graph().node()) all_claimed &= claimed.count(n.op_type()) > 0;
+    if (!all_claimed || proto.graph().input_size() == 0) continue;
+    const std::string op = proto.graph().node(0).op_type();
+    const fs::path data = dir / "test_data_set_0";
+    for (int i = 1; i < proto.graph().input_size(); ++i) {
+      auto pb = ReadFile((data / ("input_" + std::to_string(i) + ".pb")).string());
+      ASSERT_TRUE(pb.ok()) << name;
+      auto* init = proto.mutable_graph()->add_initializer();
+      ASSERT_TRUE(init->ParseFromString(*pb));
+      init->set_name(proto.graph().input(i).name());
+    }
+    std::string model;
+    ASSERT_TRUE(proto.SerializeToString(&model));
+    auto m = onnx_import::ImportGraphModule(model, name);
+    if (!m.ok()) {
+      ++refused;
+      ++per_op[op].second;
+      const std::string& msg = m.error().message;
+      std::printf("%-50s refused: %s\n", name.c_str(), msg.c_str());
+      EXPECT_EQ(msg.find('\n'), std::string::npos);
+      bool documented = false;
+      for (const char* reason :
+           {"batch", "not float32", "element type", "where the importer expects data",
+            "training_mode", "is not a tensor", "empty tensors"})
+        documented |= msg.find(reason) != std::string::npos;
+      EXPECT_TRUE(documented) << name << ": " << msg;
+      continue;
+    }
+    auto in = runtime::ParseOnnxTensor(*ReadFile((data / "input_0.pb").string()), "input_0.pb");
+    auto ref = runtime::ParseOnnxTensor(*ReadFile((data / "output_0.pb").string()), "output_0.pb");
+    ASSERT_TRUE(in.ok() && ref.ok()) << name;
+    torch::NoGradGuard no_grad;
+    (*m)->eval();
+    torch::Tensor got;
+    try {
+      got = (*m)->forward(ToTorch(*in));
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << name << ": " << e.what();
+      continue;
+    }
+    auto want = ToTorch(*ref);
+    ASSERT_EQ(got.sizes(), want.sizes()) << name;
+    double scale = std::max(1.0, want.abs().max().item<double>());
+    double diff = MaxDiff(got, want);
+    EXPECT_LT(diff, 1e-4 * scale) << name;
+    ++imported;
+    ++per_op[op].first;
+    std::printf("%-50s imported: max |import - reference| %.3g\n", name.c_str(), diff);
+  }
+  for (const auto& [op, counts] : per_op)
+    std::printf("%-20s %3d imported %3d refused\n", op.c_str(), counts.first, counts.second);
+  std::printf("%d imported, %d refused\n", imported, refused);
+  EXPECT_GE(imported, 85);
+}
+
+}  // namespace edgeloop::ml
