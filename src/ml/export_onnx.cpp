@@ -4,56 +4,15 @@
 #include <onnx/onnx_pb.h>
 
 #include "common/file.hpp"
+#include "ml/block.hpp"
+#include "ml/zoo_layers.hpp"
 
 namespace edgeloop::ml {
 namespace {
 
 namespace nn = torch::nn;
 
-class GraphBuilder {
- public:
-  explicit GraphBuilder(onnx::GraphProto* g) : g_(g) {}
-
-  std::string Initializer(const std::string& name, const torch::Tensor& t) {
-    auto c = t.detach().to(torch::kFloat32).contiguous();
-    auto* init = g_->add_initializer();
-    init->set_name(name);
-    init->set_data_type(onnx::TensorProto::FLOAT);
-    for (int64_t d : c.sizes()) init->add_dims(d);
-    init->set_raw_data(std::string(reinterpret_cast<const char*>(c.data_ptr<float>()),
-                                   static_cast<size_t>(c.numel()) * sizeof(float)));
-    return name;
-  }
-
-  onnx::NodeProto* Node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::string& output) {
-    auto* n = g_->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + std::to_string(counter_++));
-    for (const auto& i : inputs) n->add_input(i);
-    n->add_output(output);
-    return n;
-  }
-
-  std::string Fresh(const std::string& base) { return base + "_" + std::to_string(counter_++); }
-
-  static void IntsAttr(onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (auto x : v) a->add_ints(x);
-  }
-  static void IntAttr(onnx::NodeProto* n, const std::string& name, int64_t v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(v);
-  }
-
- private:
-  onnx::GraphProto* g_;
-  int counter_ = 0;
-};
+using GraphBuilder = OnnxGraphWriter;
 
 void SetValueInfo(onnx::ValueInfoProto* v, const std::string& name, std::vector<int64_t> dims) {
   v->set_name(name);
@@ -62,16 +21,6 @@ void SetValueInfo(onnx::ValueInfoProto* v, const std::string& name, std::vector<
   auto* shape = tt->mutable_shape();
   shape->add_dim()->set_dim_param("batch");
   for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-}
-
-// Conv followed by BatchNorm (inference) equals one Conv with scaled weights and a shifted bias.
-std::pair<torch::Tensor, torch::Tensor> FoldBatchNorm(nn::Conv2dImpl& conv,
-                                                      nn::BatchNorm2dImpl& bn) {
-  auto scale = bn.weight / torch::sqrt(bn.running_var + bn.options.eps());
-  auto w = conv.weight * scale.view({-1, 1, 1, 1});
-  auto b = conv.bias.defined() ? conv.bias : torch::zeros_like(bn.running_mean);
-  b = (b - bn.running_mean) * scale + bn.bias;
-  return {w, b};
 }
 
 }  // namespace
@@ -99,7 +48,7 @@ Result<std::string> ExportOnnx(LoadedModel& lm) {
   GraphBuilder b(g);
 
   SetValueInfo(g->add_input(), "input", spec.input_shape);
-  std::vector<int64_t> norm_shape = spec.arch == "cnn"
+  std::vector<int64_t> norm_shape = spec.input_shape.size() == 3
                                         ? std::vector<int64_t>{1, spec.input_shape[0], 1, 1}
                                         : std::vector<int64_t>{1, spec.input_shape[0]};
   auto mean = torch::tensor(spec.input_mean).view(norm_shape);
@@ -112,24 +61,19 @@ Result<std::string> ExportOnnx(LoadedModel& lm) {
 
   auto& backbone = lm.model->backbone();
   for (size_t i = 0; i < backbone->size(); ++i) {
-    auto& block = *backbone[i]->as<nn::SequentialImpl>();
     std::string p = "block" + std::to_string(i);
+    if (!backbone[i]->as<nn::SequentialImpl>()) {
+      auto custom = std::dynamic_pointer_cast<BlockImpl>(backbone->ptr(i));
+      if (!custom) return Error(Errc::kUnsupported, "export: block " + p + " has no ONNX form");
+      EDGELOOP_ASSIGN_OR_RETURN(x, custom->ExportOnnx(b, x, p));
+      continue;
+    }
+    auto& block = *backbone[i]->as<nn::SequentialImpl>();
     if (auto* conv = block[0]->as<nn::Conv2dImpl>()) {
       auto* bn = block[1]->as<nn::BatchNorm2dImpl>();
       if (!bn) return Error(Errc::kUnsupported, "export: conv block without batch norm");
-      auto [w, bias] = FoldBatchNorm(*conv, *bn);
-      std::string out = b.Fresh(p + "_conv");
-      auto* n = b.Node(
-          "Conv", {x, b.Initializer(p + ".conv.weight", w), b.Initializer(p + ".conv.bias", bias)},
-          out);
-      auto k = conv->options.kernel_size();
-      // The model's convolutions are built with "same" padding, k / 2 on each side.
-      int64_t ph = (*k)[0] / 2, pw = (*k)[1] / 2;
-      GraphBuilder::IntsAttr(n, "kernel_shape", {(*k)[0], (*k)[1]});
-      GraphBuilder::IntsAttr(n, "pads", {ph, pw, ph, pw});
-      GraphBuilder::IntsAttr(n, "strides", {1, 1});
-      std::string r = b.Fresh(p + "_relu");
-      b.Node("Relu", {out}, r);
+      std::string r =
+          WriteActivation(b, WriteFoldedConv(b, x, *conv, *bn, p + ".conv"), Activation::kRelu, p);
       std::string mp = b.Fresh(p + "_pool");
       auto* pn = b.Node("MaxPool", {r}, mp);
       GraphBuilder::IntsAttr(pn, "kernel_shape", {2, 2});

@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -15,15 +16,25 @@
 namespace edgeloop::ml {
 
 struct ModelSpec {
-  std::string arch = "cnn";          // "cnn" (images [c,h,w]) or "mlp" (features [f])
+  // "cnn", "mobilenet_v2", "resnet" (images [c,h,w]), "mlp" (features [f]) or "onnx".
+  std::string arch = "cnn";
   std::vector<int64_t> input_shape;  // per sample, without the batch dimension
   int64_t num_classes = 10;
   std::vector<int64_t> widths = {16, 32};  // cnn: conv channels per block; mlp: hidden sizes
   int64_t embed = 128;                     // cnn: width of the fully connected embedding block
-  double dropout = 0.2;
+  double dropout = 0.2;                    // before the head (cnn: in the embedding block)
+  // mobilenet_v2 and resnet: channel widths scaled by this (1 = the published sizes).
+  double width_mult = 1.0;
+  // resnet: weighted layers, 6n + 2 (8, 14, 20, ...): n basic blocks in each of three stages.
+  int64_t depth = 20;
   // Per-channel (cnn) or per-feature (mlp) normalization: x' = (x - mean) / std.
   std::vector<float> input_mean = {0.f};
   std::vector<float> input_std = {1.f};
+  // "onnx" (imported, ml/onnx_import.hpp): the graph's bytes (saved as graph.onnx beside the
+  // weights, not in the JSON), their sha256, and the node that became the head.
+  std::shared_ptr<const std::string> onnx_graph;
+  std::string onnx_graph_sha256;
+  std::string onnx_head;
 
   nlohmann::json ToJson() const;
   static Result<ModelSpec> FromJson(const nlohmann::json& j);
@@ -49,7 +60,8 @@ class ClassifierImpl : public torch::nn::Module {
  private:
   ModelSpec spec_;
   torch::Tensor mean_, std_;
-  torch::nn::ModuleList backbone_{nullptr};  // each block a Sequential
+  // cnn/mlp blocks are Sequentials, every other architecture's derive from BlockImpl.
+  torch::nn::ModuleList backbone_{nullptr};
   torch::nn::Linear head_{nullptr};
   int64_t embed_dim_ = 0;
 };
