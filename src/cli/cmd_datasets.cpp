@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/command.hpp"
+#include "cli/data_options.hpp"
 #include "data/corruptions.hpp"
 #include "data/dataset.hpp"
 
@@ -36,8 +37,8 @@ std::vector<int64_t> ClassCounts(const data::Dataset& d, int64_t* unlabelled) {
   return counts;
 }
 
-int Inspect(const std::string& spec, bool json) {
-  auto d = data::LoadDataset(spec);
+int Inspect(const std::string& spec, const InputSpecOptions& input, bool json) {
+  auto d = input.Load(spec, std::nullopt);
   if (!d.ok()) return ReportError("datasets inspect", d.error());
   int64_t unlabelled = 0;
   auto counts = ClassCounts(*d, &unlabelled);
@@ -127,7 +128,9 @@ void RegisterDatasets(CLI::App& root) {
   auto json = std::make_shared<bool>(false);
   inspect->add_option("spec", *spec, spec_help)->required();
   inspect->add_flag("--json", *json, "print JSON instead of a table");
-  SetAction(inspect, [spec, json] { return Inspect(*spec, *json); });
+  auto input = std::make_shared<InputSpecOptions>();
+  input->AddTo(inspect);
+  SetAction(inspect, [spec, input, json] { return Inspect(*spec, *input, *json); });
 
   auto* exp = cmd->add_subcommand(
       "export", "Write a dataset as IDX (PATH-images-idx3-ubyte, PATH-labels-idx1-ubyte) or CSV");

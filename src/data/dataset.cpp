@@ -257,7 +257,8 @@ Result<Dataset> LoadDataset(const std::string& spec) { return LoadDataset(spec, 
 Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input) {
   bool converted = false;
   EDGELOOP_ASSIGN_OR_RETURN(Dataset d, LoadAsStored(spec, input, &converted));
-  if (!input || converted) return d;
+  // An input spec describes images; feature rows are given to a model as they are.
+  if (!input || converted || !d.is_image()) return d;
   return ConvertToInputSpec(std::move(d), *input);
 }
 

@@ -67,7 +67,7 @@ Result<Dataset> LoadDataset(const std::string& spec);
 // The same, converted to an input spec when one is given (nullptr: as stored): image folders
 // convert every decoded image; other image datasets (IDX, snapshots) convert their samples
 // when these are 8-bit pixels (every value k / 255) and otherwise must already have the
-// spec's shape and default normalisation. A feature dataset with a spec is an error.
+// spec's shape and default normalisation. A feature dataset is returned as it is.
 Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input);
 // That conversion of a loaded image dataset: through Preprocess when its values are 8-bit
 // pixels, so that it matches what an image folder or a device gives for the same pictures.

@@ -107,12 +107,17 @@ TEST_F(ImageFolder, PixelDatasetsOfOtherFormatsConvertToASpec) {
   EXPECT_EQ(s->x, d.x);
 }
 
-TEST_F(ImageFolder, AnInputSpecDoesNotApplyToFeatures) {
+TEST_F(ImageFolder, FeatureDatasetsIgnoreAnInputSpec) {
   ASSERT_TRUE(WriteBytes(P("f.csv"), "a,b,label\n1,2,0\n3,4,1\n"));
   InputSpec spec = Spec(1, 8, 8);
   auto d = LoadDataset(P("f.csv"), &spec);
-  ASSERT_FALSE(d.ok());
-  EXPECT_NE(d.error().message.find("features"), std::string::npos) << d.error().message;
+  ASSERT_TRUE(d.ok()) << d.error().message;
+  EXPECT_EQ(d->sample_shape, (std::vector<int64_t>{2}));
+  EXPECT_EQ(d->x, (std::vector<float>{1, 2, 3, 4}));
+  // Asked for explicitly, the conversion is refused.
+  auto c = ConvertToInputSpec(*d, spec);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message.find("features"), std::string::npos) << c.error().message;
 }
 
 }  // namespace

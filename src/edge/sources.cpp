@@ -20,10 +20,8 @@ namespace fs = std::filesystem;
 
 Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec,
                                                          ReplayOptions options) {
-  auto d = data::LoadDataset(spec);
   // Images go to the model's input spec; feature rows are given to the model as they are.
-  if (d.ok() && options.input && d->is_image())
-    d = data::ConvertToInputSpec(std::move(*d), *options.input);
+  auto d = data::LoadDataset(spec, options.input ? &*options.input : nullptr);
   if (!d.ok()) return d.error().WithContext("replay source");
   if (d->size() == 0)
     return Error(Errc::kInvalidArgument, "replay source " + spec + ": empty dataset");
