@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <png.h>
+
+#include <cmath>
+
+#include <map>
 #include <sys/wait.h>
 #include <algorithm>
 
@@ -11,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -186,6 +191,69 @@ TEST_F(CliTest, EvalOnTheEdgeRuntimeGivesTheSameMetricsAsLibtorch) {
   auto bad = RunCli("eval --robustness --corruptions fog --model " + P("m.onnx"));
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("unknown corruption 'fog'"), std::string::npos) << bad.output;
+}
+
+// Writes sample i of d (one channel, [0,1]) as a grey PNG.
+void WriteSamplePng(const edgeloop::data::Dataset& d, size_t i, const std::string& path) {
+  const int h = static_cast<int>(d.sample_shape[1]), w = static_cast<int>(d.sample_shape[2]);
+  png_image img{};
+  img.version = PNG_IMAGE_VERSION;
+  img.width = static_cast<png_uint_32>(w);
+  img.height = static_cast<png_uint_32>(h);
+  img.format = PNG_FORMAT_GRAY;
+  std::vector<unsigned char> px(static_cast<size_t>(w * h));
+  for (size_t k = 0; k < px.size(); ++k)
+    px[k] = static_cast<unsigned char>(std::lround(d.sample(i)[k] * 255.0f));
+  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, px.data(), 0, nullptr));
+}
+
+TEST_F(CliTest, EvalAndInferMatchAFoldersClassesToTheModelsByName) {
+  auto t = RunCli("train --data fashion-mnist:train --max-samples 600 --epochs 1 --out " + P("m") +
+                  " --threads 1");
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  ASSERT_EQ(RunCli("export --model " + P("m") + " --out " + P("m.onnx")).exit_code, 0);
+  // A folder of Bag (8) and Sneaker (7) images: sorted, Bag is the folder's class 0.
+  auto test = edgeloop::data::LoadDataset("fashion-mnist:test");
+  ASSERT_TRUE(test.ok());
+  int bags = 0, sneakers = 0;
+  for (size_t i = 0; i < test->size() && bags + sneakers < 40; ++i) {
+    const int32_t y = test->y[i];
+    if (y != 7 && y != 8) continue;
+    const std::string cls = y == 8 ? "Bag" : "Sneaker";
+    fs::create_directories(dir_ / "site" / cls);
+    WriteSamplePng(*test, i, P("site/" + cls + "/" + std::to_string(i) + ".png"));
+    (y == 8 ? bags : sneakers)++;
+  }
+  for (const std::string& model : {std::string("m"), std::string("m.onnx")}) {
+    auto o = RunCli("eval --model " + P(model) + " --data " + P("site") + " --json --out " +
+                    P(model + ".json"));
+    ASSERT_EQ(o.exit_code, 0) << o.output;
+    auto text = edgeloop::ReadFile(P(model + ".json"));
+    ASSERT_TRUE(text.ok());
+    std::map<std::string, int> support;
+    const auto report = nlohmann::json::parse(*text);
+    for (const auto& c : report["metrics"]["per_class"])
+      support[c["class"].get<std::string>()] = c["support"].get<int>();
+    EXPECT_EQ(support["Bag"], bags) << model;
+    EXPECT_EQ(support["Sneaker"], sneakers) << model;
+    EXPECT_EQ(support["T-shirt/top"], 0) << model;
+  }
+  // infer names its predictions by the model's classes and scores the labels by name.
+  auto inf = RunCli("infer --model " + P("m.onnx") + " --input " + P("site") + " --json");
+  ASSERT_EQ(inf.exit_code, 0) << inf.output;
+  auto j = nlohmann::json::parse(inf.output.substr(inf.output.find('{')), nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << inf.output;
+  EXPECT_GT(j["accuracy"].get<double>(), 0.3);
+  // A class the model does not know stops both with exit 3, naming it.
+  fs::create_directories(dir_ / "site" / "Hat");
+  WriteSamplePng(*test, 0, P("site/Hat/0.png"));
+  for (const std::string& cmd : {"eval --model " + P("m") + " --data ",
+                                "eval --model " + P("m.onnx") + " --data ",
+                                "infer --model " + P("m.onnx") + " --input "}) {
+    auto o = RunCli(cmd + P("site"));
+    EXPECT_EQ(o.exit_code, 3) << cmd << o.output;
+    EXPECT_NE(o.output.find("does not know: Hat"), std::string::npos) << o.output;
+  }
 }
 
 TEST_F(CliTest, EveryCommandHasHelp) {

@@ -1,6 +1,9 @@
 #include "ml/finetune.hpp"
 
+#include <algorithm>
 #include <sstream>
+
+#include "data/class_match.hpp"
 
 namespace edgeloop::ml {
 
@@ -57,6 +60,30 @@ Classifier CloneModel(const LoadedModel& parent) {
   return copy;
 }
 
+// The data's class names that the parent does not know, in the data's order. Bare
+// indices ("0".."K-1", unnamed data) are the parent's own classes.
+std::vector<std::string> NewClassNames(const std::vector<std::string>& parent,
+                                       const std::vector<std::string>& data) {
+  bool bare = data.size() <= parent.size();
+  for (size_t k = 0; k < data.size() && bare; ++k) bare = data[k] == std::to_string(k);
+  if (bare || data == parent) return {};
+  std::vector<std::string> added;
+  for (const auto& name : data)
+    if (std::find(parent.begin(), parent.end(), name) == parent.end()) added.push_back(name);
+  return added;
+}
+
+// A head with num_classes rows whose first rows are the current head's (the parent's
+// classes keep what they learned); the rows for new classes start freshly initialized.
+void GrowHead(Classifier& model, int64_t num_classes) {
+  torch::Tensor w = model->head()->weight.detach().clone();
+  torch::Tensor b = model->head()->bias.detach().clone();
+  model->ResetHead(num_classes);
+  torch::NoGradGuard no_grad;
+  model->head()->weight.narrow(0, 0, w.size(0)).copy_(w);
+  model->head()->bias.narrow(0, 0, b.size(0)).copy_(b);
+}
+
 }  // namespace
 
 Result<FinetuneResult> Finetune(const LoadedModel& parent, const data::Dataset& train,
@@ -75,19 +102,28 @@ Result<FinetuneResult> Finetune(const LoadedModel& parent, const data::Dataset& 
   FinetuneResult out;
   SeedEverything(opt.train.seed);
   out.model = CloneModel(parent);
-  if (train.class_names != parent.info.class_names) {
-    out.model->ResetHead(static_cast<int64_t>(train.class_names.size()));
+  std::vector<std::string> classes = parent.info.class_names;
+  if (opt.fresh_head) {
+    classes = train.class_names;
+    out.model->ResetHead(static_cast<int64_t>(classes.size()));
     out.fresh_head = true;
+  } else {
+    out.added_classes = NewClassNames(parent.info.class_names, train.class_names);
+    classes.insert(classes.end(), out.added_classes.begin(), out.added_classes.end());
+    if (!out.added_classes.empty()) GrowHead(out.model, static_cast<int64_t>(classes.size()));
   }
+  const std::string who = "parent model '" + parent.info.name + "'";
+  EDGELOOP_ASSIGN_OR_RETURN(auto train_m, data::MatchClassesByName(train, classes, who));
+  EDGELOOP_ASSIGN_OR_RETURN(auto val_m, data::MatchClassesByName(val, classes, who));
   EDGELOOP_ASSIGN_OR_RETURN(size_t frozen, ApplyStrategy(out.model, opt.strategy, opt.k));
   TrainOptions topt = opt.train;
   topt.backbone_lr_scale = opt.strategy == Strategy::kFull ? opt.backbone_lr_scale : 1.0;
-  EDGELOOP_ASSIGN_OR_RETURN(out.report, Train(out.model, train, val, topt));
+  EDGELOOP_ASSIGN_OR_RETURN(out.report, Train(out.model, train_m.data, val_m.data, topt));
   for (auto& p : out.model->parameters()) p.set_requires_grad(true);
 
   out.info.name = parent.info.name;
   out.info.spec = out.model->spec();
-  out.info.class_names = train.class_names;
+  out.info.class_names = classes;
   out.info.lineage.parent_name = parent.info.name;
   out.info.lineage.parent_version = parent.info.version;
   out.info.lineage.parent_hash = parent.info.ModelHash();
@@ -98,6 +134,7 @@ Result<FinetuneResult> Finetune(const LoadedModel& parent, const data::Dataset& 
   out.info.lineage.hyperparameters = topt.ToJson();
   out.info.lineage.hyperparameters["frozen_blocks"] = frozen;
   out.info.lineage.hyperparameters["fresh_head"] = out.fresh_head;
+  out.info.lineage.hyperparameters["added_classes"] = out.added_classes;
   if (opt.strategy == Strategy::kLastK) out.info.lineage.hyperparameters["k"] = opt.k;
   out.info.lineage.code_version = CodeVersion();
   out.info.lineage.seed = opt.train.seed;

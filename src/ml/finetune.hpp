@@ -24,6 +24,9 @@ struct FinetuneOptions {
   Strategy strategy = Strategy::kHead;
   int k = 1;                       // for kLastK
   double backbone_lr_scale = 0.1;  // for kFull
+  // Replace the parent's head with a fresh one for the data's classes, instead of keeping
+  // its rows for the class names both share and adding rows for new names.
+  bool fresh_head = false;
   TrainOptions train;
 };
 
@@ -32,11 +35,15 @@ struct FinetuneResult {
   Classifier model{nullptr};
   TrainReport report;
   bool fresh_head = false;
+  std::vector<std::string> added_classes;  // names the parent did not know, appended to its classes
 };
 
 // Fine-tunes a copy of `parent` on train (early stopping on val). The parent's input shape
-// must fit the data's; when the data's class names differ from the parent's, the head is
-// replaced with a fresh one for the new classes.
+// must fit the data's. Classes are matched by name (class-incremental): the model keeps the
+// parent's classes in their order with their head rows, and names the parent does not know
+// are appended with new rows; the data's labels are renumbered to that list. Data whose
+// classes are the bare indices "0".."K-1" is taken in the parent's numbering. With
+// options.fresh_head the head is replaced and the classes are the data's.
 Result<FinetuneResult> Finetune(const LoadedModel& parent, const data::Dataset& train,
                                 const data::Dataset& val, const FinetuneOptions& options);
 

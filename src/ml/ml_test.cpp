@@ -202,9 +202,36 @@ TEST_F(MlTest, LastKFreezesEarlierBlocksAndFullTrainsAll) {
   EXPECT_EQ(f->info.lineage.hyperparameters["backbone_lr_scale"], 0.1);
 }
 
-TEST_F(MlTest, DifferentClassesGetAFreshHead) {
+TEST_F(MlTest, NewClassNamesAddHeadRowsAndKeepTheParentsRows) {
   auto parent = TrainedModel();
-  // Keep three classes under new names.
+  // Three classes: two the parent knows (under its names) and one it does not.
+  std::vector<size_t> idx;
+  for (size_t i = 0; i < train_->size(); ++i)
+    if (train_->y[i] < 3) idx.push_back(i);
+  auto three = train_->Subset(idx);
+  const auto& pc = parent.info.class_names;
+  three.class_names = {pc[0], "Hat", pc[2]};
+  FinetuneOptions o;
+  o.train = Quick(1);
+  o.train.lr = 1e-12;  // next to nothing moves: the head rows are what the fine-tune started from
+  auto r = Finetune(parent, three, data::Dataset{}, o);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_FALSE(r->fresh_head);
+  const int64_t k = static_cast<int64_t>(pc.size());
+  EXPECT_EQ(r->added_classes, std::vector<std::string>{"Hat"});
+  ASSERT_EQ(r->model->head()->weight.size(0), k + 1);
+  EXPECT_EQ(r->info.spec.num_classes, k + 1);
+  std::vector<std::string> want = pc;
+  want.push_back("Hat");
+  EXPECT_EQ(r->info.class_names, want);
+  EXPECT_TRUE(torch::allclose(r->model->head()->weight.narrow(0, 0, k),
+                              parent.model->head()->weight, 0, 1e-6));
+  EXPECT_TRUE(torch::allclose(r->model->head()->bias.narrow(0, 0, k), parent.model->head()->bias,
+                              0, 1e-6));
+}
+
+TEST_F(MlTest, FreshHeadReplacesTheHeadWithTheDatasClasses) {
+  auto parent = TrainedModel();
   std::vector<size_t> idx;
   for (size_t i = 0; i < train_->size(); ++i)
     if (train_->y[i] < 3) idx.push_back(i);
@@ -212,6 +239,7 @@ TEST_F(MlTest, DifferentClassesGetAFreshHead) {
   three.class_names = {"a", "b", "c"};
   FinetuneOptions o;
   o.train = Quick(1);
+  o.fresh_head = true;
   auto r = Finetune(parent, three, data::Dataset{}, o);
   ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_TRUE(r->fresh_head);
