@@ -95,6 +95,12 @@ class NodeOp {
                              const std::string& prefix) const = 0;
   // Inputs that, when constant, are trainable weights (Conv, Gemm, MatMul, BatchNormalization).
   virtual std::vector<size_t> WeightInputs() const { return {}; }
+  // Gemm and MatMul: Y = alpha * op(A) op(B) + beta * C, so one can become a Linear head.
+  struct MatrixProduct {
+    float alpha = 1.f, beta = 1.f;
+    bool trans_a = false, trans_b = false;
+  };
+  virtual std::optional<MatrixProduct> AsMatrixProduct() const { return std::nullopt; }
 };
 
 struct OpBuild {

@@ -48,6 +48,9 @@ class GemmOp : public NodeOp {
     return out;
   }
   std::vector<size_t> WeightInputs() const override { return {1, 2}; }
+  std::optional<MatrixProduct> AsMatrixProduct() const override {
+    return MatrixProduct{alpha_, beta_, trans_a_, trans_b_};
+  }
 
  private:
   float alpha_, beta_;
@@ -97,6 +100,7 @@ class MatMulOp : public NodeOp {
     return out;
   }
   std::vector<size_t> WeightInputs() const override { return {1}; }
+  std::optional<MatrixProduct> AsMatrixProduct() const override { return MatrixProduct{}; }
 };
 
 Result<OpBuild> BuildMatMul(const NodeContext& c) {

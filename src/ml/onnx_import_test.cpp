@@ -12,6 +12,8 @@
 
 #include "common/file.hpp"
 #include "ml/export_onnx.hpp"
+#include "ml/finetune.hpp"
+#include "ml/onnx_import.hpp"
 #include "ml/onnx_import_block.hpp"
 #include "ml/train.hpp"
 #include "runtime/model.hpp"
@@ -379,6 +381,224 @@ std::vector<fs::path> SortedDirs(const fs::path& root) {
 std::set<std::string> ClaimedOps() {
   auto ops = onnx_import::SupportedOps();
   return {ops.begin(), ops.end()};
+}
+
+// Named tensors of a module, copied.
+std::map<std::string, torch::Tensor> Snapshot(torch::nn::Module& m) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& kv : m.named_parameters()) out[kv.key()] = kv.value().detach().clone();
+  for (const auto& kv : m.named_buffers()) out[kv.key()] = kv.value().detach().clone();
+  return out;
+}
+
+TEST_F(OnnxImportTest, EdgeloopExportImportsAsTheClassifierItWas) {
+  auto bytes = std::make_shared<const std::string>(*export_);
+  auto start = std::chrono::steady_clock::now();
+  auto m = ImportOnnxModelBytes(bytes, "tiny.onnx");
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                  .count();
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->info.name, "tiny");
+  EXPECT_EQ(m->info.version, "3");
+  EXPECT_EQ(m->info.class_names, cnn_->info.class_names);
+  EXPECT_EQ(m->info.spec.arch, "onnx");
+  EXPECT_EQ(m->info.spec.input_shape, cnn_->info.spec.input_shape);
+  // The export's Sub/Div became the model's normalization again, and the blocks are the cnn's:
+  // two conv blocks and the embedding.
+  EXPECT_EQ(m->info.spec.input_mean, cnn_->info.spec.input_mean);
+  EXPECT_EQ(m->info.spec.input_std, cnn_->info.spec.input_std);
+  EXPECT_EQ(m->model->num_blocks(), cnn_->model->num_blocks());
+  EXPECT_EQ(m->model->embed_dim(), cnn_->model->embed_dim());
+  torch::NoGradGuard no_grad;
+  auto x = Images();
+  auto got = m->model->forward(x);
+  auto rt = RunEdgeRuntime(*export_, x);  // "logits"
+  ASSERT_TRUE(rt.ok()) << rt.error().message;
+  double vs_runtime = MaxDiff(got, *rt), vs_original = MaxDiff(got, cnn_->model->forward(x));
+  EXPECT_LT(vs_runtime, 1e-4);
+  EXPECT_LT(vs_original, 1e-4);
+  std::printf("classifier import of the edgeloop export: %.1f ms, max |import - runtime| = %.3g, "
+              "max |import - original| = %.3g\n",
+              ms, vs_runtime, vs_original);
+}
+
+// A model from elsewhere: no metadata, a softmax after the head, global pooling before it.
+std::string ForeignModel(bool matmul_head) {
+  torch::manual_seed(5);
+  TestModel t({1, 28, 28}, 11);
+  auto& w = t.w();
+  w.Initializer("conv.weight", torch::randn({6, 1, 3, 3}) * 0.3);
+  w.Initializer("conv.bias", torch::randn({6}) * 0.1);
+  auto* conv = w.Node("Conv", {"x", "conv.weight", "conv.bias"}, "c");
+  conv->set_name("conv_1");
+  OnnxGraphWriter::IntsAttr(conv, "strides", {2, 2});
+  conv->add_attribute()->CopyFrom([] {
+    onnx::AttributeProto a;
+    a.set_name("auto_pad");
+    a.set_type(onnx::AttributeProto::STRING);
+    a.set_s("SAME_UPPER");
+    return a;
+  }());
+  w.Node("Relu", {"c"}, "r");
+  w.Initializer("conv2.weight", torch::randn({6, 1, 3, 3}) * 0.3);
+  auto* dw = w.Node("Conv", {"r", "conv2.weight"}, "d");
+  OnnxGraphWriter::IntAttr(dw, "group", 6);
+  OnnxGraphWriter::IntsAttr(dw, "pads", {1, 1, 1, 1});
+  w.Node("Clip", {"d", w.Initializer("zero", torch::tensor(0.f)),
+                  w.Initializer("six", torch::tensor(6.f))},
+         "relu6");
+  w.Node("GlobalAveragePool", {"relu6"}, "gap");
+  w.Node("Flatten", {"gap"}, "emb");
+  w.Initializer("fc.weight", torch::randn({6, 4}) * 0.5);
+  w.Initializer("fc.bias", torch::randn({4}) * 0.1);
+  if (matmul_head) {
+    w.Node("MatMul", {"emb", "fc.weight"}, "mm")->set_name("fc");
+    w.Node("Add", {"mm", "fc.bias"}, "logits");
+  } else {
+    auto* g = w.Node("Gemm", {"emb", "fc.weight", "fc.bias"}, "logits");
+    g->set_name("fc");
+    OnnxGraphWriter::FloatAttr(g, "alpha", 0.5f);
+  }
+  OnnxGraphWriter::IntAttr(w.Node("Softmax", {"logits"}, "prob"), "axis", 1);
+  return t.Bytes("prob");
+}
+
+TEST_F(OnnxImportTest, ForeignModelHeadIsTheLastMatrixProductAndOutputsLogits) {
+  for (bool matmul : {false, true}) {
+    std::string file = ForeignModel(matmul);
+    auto m = ImportOnnxModelBytes(std::make_shared<const std::string>(file), "/tmp/mobile.onnx");
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    EXPECT_EQ(m->info.spec.onnx_head, "fc");
+    EXPECT_EQ(m->info.name, "test");  // the graph's name
+    EXPECT_EQ(m->info.class_names, (std::vector<std::string>{"0", "1", "2", "3"}));
+    EXPECT_EQ(m->model->embed_dim(), 6);
+    EXPECT_EQ(m->model->num_blocks(), 2u);  // one block per convolution
+    torch::NoGradGuard no_grad;
+    auto x = Images();
+    auto logits = m->model->forward(x);
+    ASSERT_EQ(logits.sizes(), torch::IntArrayRef({100, 4}));
+    auto rt = RunEdgeRuntime(file, x);  // "prob", after the softmax the import dropped
+    ASSERT_TRUE(rt.ok()) << rt.error().message;
+    EXPECT_LT(MaxDiff(torch::softmax(logits, 1), *rt), 1e-5) << (matmul ? "MatMul" : "Gemm");
+  }
+  OnnxImportOptions named;
+  named.class_names = {"a", "b", "c", "d"};
+  auto m = ImportOnnxModelBytes(std::make_shared<const std::string>(ForeignModel(false)), "m.onnx",
+                                named);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->info.class_names, named.class_names);
+  named.class_names = {"a", "b"};
+  m = ImportOnnxModelBytes(std::make_shared<const std::string>(ForeignModel(false)), "m.onnx",
+                           named);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message, "m.onnx: 2 class names given, but head node 'fc' has 4 outputs");
+}
+
+TEST(OnnxImport, WithoutAHeadTheErrorSaysSoAndHowToNameOne) {
+  TestModel t({3, 8, 8});
+  t.w().Initializer("w", torch::ones({4, 3, 3, 3}));
+  t.w().Node("Conv", {"x", "w"}, "c");
+  t.w().Node("GlobalAveragePool", {"c"}, "y");
+  auto bytes = std::make_shared<const std::string>(t.Bytes("y"));
+  auto m = ImportOnnxModelBytes(bytes, "seg.onnx");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message,
+            "seg.onnx: no Gemm or MatMul with constant weights reading [N, features] leads to "
+            "output 'y', so there is no classification head; name the node to use as the head "
+            "(--head-node NAME)");
+  OnnxImportOptions o;
+  o.head_node = "nope";
+  m = ImportOnnxModelBytes(bytes, "seg.onnx", o);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message, "seg.onnx: no node named 'nope' (and no Gemm or MatMul at all)");
+}
+
+// --head-node picks an earlier Gemm: what follows it is dropped.
+TEST_F(OnnxImportTest, HeadNodeOptionPicksTheHead) {
+  OnnxImportOptions o;
+  auto g = onnx_import::ReadGraph(*export_, "tiny.onnx");
+  ASSERT_TRUE(g.ok());
+  std::vector<std::string> gemms;
+  for (const auto& n : g->nodes)
+    if (n.op_type == "Gemm") gemms.push_back(n.name);
+  ASSERT_EQ(gemms.size(), 2u);  // the embedding and the head
+  o.head_node = gemms[0];
+  auto m = ImportOnnxModelBytes(std::make_shared<const std::string>(*export_), "tiny.onnx", o);
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ(m->info.spec.num_classes, 32);  // the embedding's width, as classes
+  EXPECT_EQ(m->info.class_names.front(), "0");  // the metadata's 10 names do not fit
+  EXPECT_EQ(m->model->num_blocks(), 2u);
+}
+
+// Fine-tuning an import with strategy head trains the head alone; saved, loaded and exported,
+// the result runs on the edge runtime as libtorch computes it.
+TEST_F(OnnxImportTest, FinetuneHeadOfAnImportChangesOnlyTheHeadAndExportsForTheRuntime) {
+  fs::path dir = fs::temp_directory_path() / ("edgeloop_onnx_ft_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  ASSERT_TRUE(WriteFileAtomic((dir / "parent.onnx").string(), *export_).ok());
+  auto parent = LoadOrImportModel((dir / "parent.onnx").string());
+  ASSERT_TRUE(parent.ok()) << parent.error().message;
+  auto before = Snapshot(*parent->model);
+
+  for (auto strategy : {Strategy::kHead, Strategy::kLastK}) {
+    FinetuneOptions o;
+    o.strategy = strategy;
+    o.k = 1;
+    o.train.epochs = 1;
+    o.train.quiet = true;
+    o.train.threads = 1;
+    o.train.min_epoch_samples = 256;
+    auto r = Finetune(*parent, *train_, data::Dataset{}, o);
+    ASSERT_TRUE(r.ok()) << r.error().message;
+    EXPECT_FALSE(r->fresh_head);
+    EXPECT_EQ(r->info.lineage.parent_name, "tiny");
+    auto after = Snapshot(*r->model);
+    ASSERT_EQ(after.size(), before.size());
+    size_t changed = 0, last_block_changed = 0;
+    const std::string last = "backbone." + std::to_string(parent->model->num_blocks() - 1) + ".";
+    for (const auto& [name, t] : before) {
+      bool same = torch::equal(t, after[name]);
+      bool in_head = name.rfind("head.", 0) == 0, in_last = name.rfind(last, 0) == 0;
+      if (strategy == Strategy::kHead || !in_last) {
+        EXPECT_EQ(same, !in_head) << name;
+      }
+      changed += !same;
+      last_block_changed += !same && in_last;
+    }
+    EXPECT_GE(changed, 2u);
+    if (strategy == Strategy::kLastK) {
+      EXPECT_GT(last_block_changed, 0u);
+    }
+    if (strategy != Strategy::kHead) continue;
+
+    // Saved with its graph, loaded back, exported: libtorch and the runtime agree.
+    ASSERT_TRUE(SaveModel((dir / "child").string(), r->info, r->model).ok());
+    EXPECT_TRUE(fs::exists(dir / "child" / "graph.onnx"));
+    auto child = LoadModel((dir / "child").string());
+    ASSERT_TRUE(child.ok()) << child.error().message;
+    torch::NoGradGuard no_grad;
+    auto x = Images();
+    r->model->eval();
+    auto want = r->model->forward(x);
+    EXPECT_LT(MaxDiff(child->model->forward(x), want), 1e-6);
+    auto exported = ExportOnnx(*child);
+    ASSERT_TRUE(exported.ok()) << exported.error().message;
+    for (auto backend : {runtime::Backend::kReference, runtime::Backend::kFast}) {
+      auto rt = RunEdgeRuntime(*exported, x, 0, backend);
+      ASSERT_TRUE(rt.ok()) << rt.error().message;
+      double diff = MaxDiff(*rt, want);
+      EXPECT_LT(diff, 1e-4);
+      std::printf("fine-tuned import, exported: max |runtime - libtorch| = %.3g (%s)\n", diff,
+                  backend == runtime::Backend::kFast ? "fast" : "reference");
+    }
+    // A tampered graph.onnx is refused.
+    ASSERT_TRUE(WriteFileAtomic((dir / "child" / "graph.onnx").string(), "x").ok());
+    auto bad = LoadModel((dir / "child").string());
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("graph.onnx: sha256 does not match"), std::string::npos);
+  }
+  fs::remove_all(dir);
 }
 
 // ONNX's pytorch-converted models: every one whose ops the importer claims imports and matches
