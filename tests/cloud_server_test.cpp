@@ -279,6 +279,33 @@ TEST_P(CloudServer, HostileDocumentsGet400NamingTheLimitWithBoundedMemory) {
   EXPECT_EQ(f.Get("/v1/health")->status, 200);
 }
 
+TEST_P(CloudServer, ReadinessAndPrometheusMetricsReflectWhatHappened) {
+  CloudFixture f(Options());
+  auto ready = f.Client()->Get("/v1/ready");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  auto dev = f.Enroll("cam-1");
+  ASSERT_EQ(PostBatch(*f.Client(&dev), MakeBatch("cam-1", 0, 7))->status, 200);
+  ExpectJsonError(f.Post("/v1/tokens", "{nope"), 400);
+  // Metrics need a token with the read scope.
+  EXPECT_EQ(f.Client()->Get("/v1/metrics")->status, 401);
+  auto m = f.Get("/v1/metrics");
+  ASSERT_TRUE(m);
+  ASSERT_EQ(m->status, 200) << m->body;
+  const std::string& text = m->body;
+  EXPECT_NE(text.find("# TYPE edgeloop_http_requests_total counter"), std::string::npos);
+  EXPECT_NE(text.find("edgeloop_http_requests_total{method=\"POST\",route=\"/v1/ingest\","
+                      "status=\"200\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("route=\"/v1/tokens\",status=\"400\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgeloop_ingest_samples_total 7"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgeloop_devices{status=\"enrolled\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgeloop_http_request_duration_seconds_bucket{route=\"/v1/ingest\",le=\"+Inf\"} 1"),
+            std::string::npos)
+      << text;
+}
+
 TEST_P(CloudServer, BatchRateLimitAnswers429) {
   cloud::ServerOptions options = Options();
   options.device_batches_per_second = 0.001;

@@ -1,7 +1,6 @@
 // Route module: pipelines and their runs. Pipelines are stored as YAML (checked on upload);
 // a background thread fires triggers (new labelled samples, drift alarms, a schedule) and
 // executes queued runs one at a time, each step's heavy work in a worker process.
-#include <cstdio>
 #include <filesystem>
 
 #include "cloud/pipeline.hpp"
@@ -9,6 +8,7 @@
 #include "cloud/server_impl.hpp"
 #include "common/crypto.hpp"
 #include "common/file.hpp"
+#include "common/log.hpp"
 #include "common/process.hpp"
 
 namespace edgeloop::cloud {
@@ -43,22 +43,30 @@ class ServerHost : public PipelineHost {
                 {"version", version},
                 {"name", model + ":" + std::to_string(version)},
                 {"artifacts", v["artifacts"]}};
-    // The training checkpoint travels as two artifacts; unpacked once per content.
+    // The training checkpoint travels as two artifacts (three for a model imported from ONNX,
+    // whose graph is its structure); unpacked once per content, weights.pt last.
     const Json& a = v["artifacts"];
+    const std::string art = impl_.options.data_dir + "/artifacts/";
     std::string meta = a.value("torch_meta", ""), weights = a.value("torch_weights", "");
     if (!meta.empty() && !weights.empty()) {
       std::string dir =
           impl_.options.data_dir + "/models/" + meta.substr(0, 16) + "-" + weights.substr(0, 16);
       if (!std::filesystem::exists(dir + "/weights.pt")) {
-        std::string art = impl_.options.data_dir + "/artifacts/";
         EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
         EDGELOOP_ASSIGN_OR_RETURN(std::string m, ReadFile(art + meta));
-        EDGELOOP_ASSIGN_OR_RETURN(std::string w, ReadFile(art + weights));
         EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/model.json", m));
+        if (std::string graph = a.value("torch_graph", ""); !graph.empty()) {
+          EDGELOOP_ASSIGN_OR_RETURN(std::string g, ReadFile(art + graph));
+          EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/graph.onnx", g));
+        }
+        EDGELOOP_ASSIGN_OR_RETURN(std::string w, ReadFile(art + weights));
         EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/weights.pt", w));
       }
       out["training_dir"] = dir;
     }
+    // A version registered with only its ONNX file (trained elsewhere) fine-tunes from that
+    // file, which the worker imports.
+    if (std::string fp32 = a.value("fp32", ""); !fp32.empty()) out["onnx_path"] = art + fp32;
     return out;
   }
 
@@ -158,8 +166,8 @@ Status Server::Impl::PipelineSchema() {
     EDGELOOP_RETURN_IF_ERROR(db->Exec(
         "UPDATE pipeline_runs SET status = 'failed', finished_ms = ?, result = ? WHERE id = ?",
         {now, result.dump(), r[0]}));
-    std::fprintf(stderr, "edgeloop server: pipeline run %s marked failed: %s\n", r[0].c_str(),
-                 result["reason"].get<std::string>().c_str());
+    log::Warn("run_interrupted",
+              {{"run", r[0]}, {"step", at}, {"reason", result["reason"].get<std::string>()}});
   }
   return Status::Ok();
 }
@@ -210,19 +218,29 @@ std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_ru
 
 void Server::Impl::CheckTriggers() {
   auto rows = db->Query("SELECT name, spec, last_run_ms, labelled_seen FROM pipelines");
-  if (!rows.ok()) return;
+  if (!rows.ok()) return BackgroundFailure("trigger_check", rows.error());
   for (const auto& r : *rows) {
     auto spec = ParsePipeline(r[1], r[0]);
-    if (!spec.ok()) continue;
+    if (!spec.ok()) {
+      BackgroundFailure("trigger_check", spec.error(), {"pipeline", r[0]});
+      continue;
+    }
     // One run per pipeline at a time: nothing new while one is queued or running.
     auto active = db->Query(
         "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND status IN ('queued', 'running')",
         {r[0]});
-    if (!active.ok() || !active->empty()) continue;
+    if (!active.ok()) {
+      BackgroundFailure("trigger_check", active.error(), {"pipeline", r[0]});
+      continue;
+    }
+    if (!active->empty()) continue;
     // Only samples the run would learn from count: those of the pipeline's dataset filter
     // (its device groups, devices, label sources).
     auto count = CountLabelled(spec->dataset);
-    if (!count.ok()) continue;
+    if (!count.ok()) {
+      BackgroundFailure("trigger_check", count.error(), {"pipeline", r[0]});
+      continue;
+    }
     const int64_t labelled = *count;
     int64_t last = std::stoll(r[2]), seen = std::stoll(r[3]);
     std::string trigger;
@@ -236,9 +254,17 @@ void Server::Impl::CheckTriggers() {
         labelled - seen >= t.min_labelled_samples)
       trigger = "schedule";
     if (trigger.empty()) continue;
-    if (QueueRun(r[0], trigger).ok())
-      (void)db->Exec("UPDATE pipelines SET last_run_ms = ?, labelled_seen = ? WHERE name = ?",
-                     {std::to_string(NowMs()), std::to_string(labelled), r[0]});
+    auto queued = QueueRun(r[0], trigger);
+    if (!queued.ok()) {
+      BackgroundFailure("trigger_check", queued.error(), {"pipeline", r[0]});
+      continue;
+    }
+    log::Info("run_queued", {{"run", *queued}, {"pipeline", r[0]}, {"trigger", trigger},
+                             {"labelled", labelled}, {"labelled_seen", seen}});
+    Status seen_st =
+        db->Exec("UPDATE pipelines SET last_run_ms = ?, labelled_seen = ? WHERE name = ?",
+                 {std::to_string(NowMs()), std::to_string(labelled), r[0]});
+    if (!seen_st.ok()) BackgroundFailure("trigger_check", seen_st.error(), {"pipeline", r[0]});
   }
 }
 
@@ -246,9 +272,13 @@ void Server::Impl::ExecuteQueuedRun() {
   auto rows = db->Query(
       "SELECT r.id, r.pipeline, r.trigger, p.spec FROM pipeline_runs r JOIN pipelines p ON "
       "p.name = r.pipeline WHERE r.status = 'queued' ORDER BY r.created_ms LIMIT 1");
-  if (!rows.ok() || rows->empty()) return;
+  if (!rows.ok()) return BackgroundFailure("run_start", rows.error());
+  if (rows->empty()) return;
   const Row& r = rows->at(0);
-  (void)db->Exec("UPDATE pipeline_runs SET status = 'running' WHERE id = ?", {r[0]});
+  Status started = db->Exec("UPDATE pipeline_runs SET status = 'running' WHERE id = ?", {r[0]});
+  if (!started.ok()) return BackgroundFailure("run_start", started.error(), {"run", r[0]});
+  log::Info("run_started", {{"run", r[0]}, {"pipeline", r[1]}, {"trigger", r[2]}});
+  const auto t0 = std::chrono::steady_clock::now();
   ServerHost host(*this, r[0]);
   auto spec = ParsePipeline(r[3], r[1]);
   RunResult result;
@@ -265,26 +295,57 @@ void Server::Impl::ExecuteQueuedRun() {
     ctx.cancel = &stopping;
     result = RunPipeline(*spec, ctx, host);
   }
-  (void)db->Exec("UPDATE pipeline_runs SET status = ?, finished_ms = ?, result = ? WHERE id = ?",
-                 {result.status, std::to_string(NowMs()), result.ToJson().dump(), r[0]});
-  if (!result.reason.empty())
-    std::fprintf(stderr, "edgeloop server: run %s of %s %s at %s: %s\n", r[0].c_str(), r[1].c_str(),
-                 result.status.c_str(), result.failed_step.c_str(), result.reason.c_str());
+  Status done =
+      db->Exec("UPDATE pipeline_runs SET status = ?, finished_ms = ?, result = ? WHERE id = ?",
+               {result.status, std::to_string(NowMs()), result.ToJson().dump(), r[0]});
+  if (!done.ok()) BackgroundFailure("run_finish", done.error(), {"run", r[0]});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  metrics.ObserveRun(result.status, seconds);
+  for (const auto& step : result.steps)
+    if (step.status == "succeeded" || step.status == "failed")
+      metrics.ObserveRunStep(step.name, step.duration_s);
+  log::Write(result.status == "failed" ? log::Level::kWarn : log::Level::kInfo, "run_finished",
+             {{"run", r[0]},
+              {"pipeline", r[1]},
+              {"status", result.status},
+              {"seconds", seconds},
+              {"failed_step", result.failed_step},
+              {"reason", result.reason},
+              {"model_version", result.model_version}});
+}
+
+void Server::Impl::BackgroundFailure(const char* where, const Error& e, log::Field context) {
+  metrics.CountBackgroundError(where);
+  log::Warn("background_failure",
+            {{"where", where}, context, {"code", ErrcName(e.code)}, {"error", e.message}});
+}
+
+void Server::Impl::Guarded(const char* where, const std::function<void()>& fn) {
+  // Nothing a background loop calls may end the process: an exception is logged, counted
+  // and the loop goes on with its next round.
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    BackgroundFailure(where, Error(Errc::kInternal, std::string("exception: ") + e.what()));
+  } catch (...) {
+    BackgroundFailure(where, Error(Errc::kInternal, "unknown exception"));
+  }
 }
 
 void Server::Impl::StartWorkers() {
   stopping = false;
   workers.emplace_back([this] {
     while (!stopping) {
-      CheckTriggers();
-      ExecuteQueuedRun();
+      Guarded("trigger_check", [this] { CheckTriggers(); });
+      Guarded("pipeline_run", [this] { ExecuteQueuedRun(); });
       for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   workers.emplace_back([this] {
     while (!stopping) {
-      TickRollouts();
+      Guarded("rollout_tick", [this] { TickRollouts(); });
       for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

@@ -7,6 +7,7 @@
 
 #include "cloud/rollout.hpp"
 #include "cloud/server_impl.hpp"
+#include "common/log.hpp"
 #include "common/crypto.hpp"
 
 namespace edgeloop::cloud {
@@ -181,13 +182,18 @@ Status Server::Impl::ApplyRolloutActions(const Json& state,
 void Server::Impl::TickRollouts() {
   std::lock_guard<std::mutex> lock(rollout_mu);
   auto rows = db->Query("SELECT id, state FROM rollouts WHERE status = 'running'");
-  if (!rows.ok() || rows->empty()) return;
+  if (!rows.ok()) return BackgroundFailure("rollout_tick", rows.error());
+  if (rows->empty()) return;
   auto fleet = FleetStates();
-  if (!fleet.ok()) return;
+  if (!fleet.ok()) return BackgroundFailure("rollout_tick", fleet.error());
   for (const auto& r : *rows) {
     Json state = Json::parse(r[1], nullptr, false);
     auto c = RolloutController::FromJson(state);
-    if (!c.ok()) continue;
+    if (!c.ok()) {
+      BackgroundFailure("rollout_tick", c.error(), {"rollout", r[0]});
+      continue;
+    }
+    const std::string before = c->status();
     auto actions = c->Tick(NowMs(), *fleet);
     Json next = c->ToJson();
     Status st = ApplyRolloutActions(next, actions);
@@ -196,8 +202,11 @@ void Server::Impl::TickRollouts() {
       next = c->ToJson();
       (void)ApplyRolloutActions(next, failed);
     }
-    (void)db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
-                   {c->status(), next.dump(), std::to_string(NowMs()), r[0]});
+    Status saved = db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
+                            {c->status(), next.dump(), std::to_string(NowMs()), r[0]});
+    if (!saved.ok()) BackgroundFailure("rollout_tick", saved.error(), {"rollout", r[0]});
+    if (c->status() != before)
+      log::Info("rollout_state", {{"rollout", r[0]}, {"from", before}, {"to", c->status()}});
   }
 }
 

@@ -10,6 +10,7 @@
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
+#include "common/log.hpp"
 #include "common/sample_record.hpp"
 #include "common/update_metadata.hpp"
 
@@ -162,6 +163,7 @@ void Server::Impl::HandleIngest(const httplib::Request& req, httplib::Response& 
   }
   auto ack = store->Append(samples);
   if (!ack.ok()) return SendError(res, 500, ack.error().message);
+  metrics.AddIngest(ack->accepted, req.body.size());
   res.set_content(Json{{"accepted", ack->accepted}, {"duplicates", ack->duplicates}}.dump(),
                   "application/json");
 }
@@ -209,6 +211,81 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
   return doc;
 }
 
+std::chrono::steady_clock::time_point& RequestStart() {
+  thread_local std::chrono::steady_clock::time_point start;
+  return start;
+}
+
+// A path as a metrics label: segments that look like ids (digits, dashes, colons, long
+// hex) become ":id", so per-device paths do not each make a series.
+std::string RouteLabel(const std::string& path) {
+  std::string out;
+  size_t i = 0;
+  while (i < path.size()) {
+    size_t j = path.find('/', i + 1);
+    if (j == std::string::npos) j = path.size();
+    std::string seg = path.substr(i, j - i);
+    bool id = seg.size() > 24 || seg.find_first_of("0123456789-:@.") != std::string::npos;
+    out += (id && out.size() >= 3) ? std::string("/:id") : seg;
+    i = j;
+  }
+  return out.empty() ? "/" : out;
+}
+
+// Gauges read from the database at scrape time: devices, runs and rollouts by status.
+std::string Server::Impl::ScrapeGauges() {
+  std::string out;
+  auto emit = [&](const std::string& name, const std::string& help, const std::string& sql) {
+    auto rows = db->Query(sql);
+    if (!rows.ok()) return BackgroundFailure("metrics_scrape", rows.error());
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    for (const auto& r : *rows) out += name + "{status=\"" + r[0] + "\"} " + r[1] + "\n";
+  };
+  emit("edgeloop_pipeline_runs", "Pipeline runs by status (queued is the queue depth).",
+       "SELECT status, COUNT(*) FROM pipeline_runs GROUP BY status");
+  emit("edgeloop_rollouts", "Rollouts by status.",
+       "SELECT status, COUNT(*) FROM rollouts GROUP BY status");
+  auto fleet = FleetStatus();
+  if (fleet.ok()) {
+    std::map<std::string, int64_t> by;
+    for (const auto& d : *fleet) ++by[d.revoked ? "revoked" : d.model_version.empty() ? "enrolled" : "reporting"];
+    out += "# HELP edgeloop_devices Devices by status.\n# TYPE edgeloop_devices gauge\n";
+    for (const auto& [k, n] : by)
+      out += "edgeloop_devices{status=\"" + k + "\"} " + std::to_string(n) + "\n";
+  }
+  return out;
+}
+
+// Every answered request is counted; 4xx and 5xx are logged with who asked (the device's
+// certificate name or a short hash of the bearer token) and the error message.
+void Server::Impl::OnRequestDone(const httplib::Request& req, const httplib::Response& res,
+                                 const std::string& route, double seconds) {
+  metrics.ObserveRequest(req.method, route, res.status, seconds);
+  if (res.status < 400) return;
+  std::string who;
+  if (req.ssl != nullptr) {
+    std::unique_ptr<X509, decltype(&X509_free)> cert(SSL_get1_peer_certificate(req.ssl), X509_free);
+    if (cert) {
+      char cn[256] = {0};
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn));
+      who = std::string("device:") + cn;
+    }
+  }
+  const std::string auth = req.get_header_value("Authorization");
+  if (who.empty() && auth.rfind("Bearer ", 0) == 0) who = "token:" + Sha256Hex(auth.substr(7)).substr(0, 12);
+  Json body = Json::parse(res.body, nullptr, false);
+  std::string message;
+  if (body.is_object() && body.contains("error") && body["error"].is_object())
+    message = body["error"].value("message", "");
+  log::Write(res.status >= 500 ? log::Level::kError : log::Level::kWarn, "http_error",
+             {{"method", req.method},
+              {"path", req.path},
+              {"status", res.status},
+              {"client", req.remote_addr},
+              {"who", who.empty() ? "anonymous" : who},
+              {"error", message}});
+}
+
 // What the HTTP layer refused before any route ran, in words a client can act on.
 std::string Server::Impl::TransportErrorText(const httplib::Request& req, int status) const {
   const bool sends_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
@@ -238,8 +315,38 @@ void Server::Impl::Routes() {
   s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
     SendError(res, 500, "internal error");
   });
+  // Request accounting: the start time is taken before routing, on the thread that then
+  // runs the handler and the logger.
+  s.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    RequestStart() = std::chrono::steady_clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - RequestStart()).count();
+    OnRequestDone(req, res, RouteLabel(req.path), seconds);
+  });
+  // Liveness: the process answers. Readiness: the database takes a write and the data
+  // folder takes an fsynced file, so a load balancer stops sending work to a replica that
+  // cannot store it.
   s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  s.Get("/v1/ready", [this](const httplib::Request&, httplib::Response& res) {
+    Json problems = Json::array();
+    if (Status st = db->Exec("UPDATE readiness SET checked_ms = ? WHERE id = 1",
+                             {std::to_string(NowMs())});
+        !st.ok())
+      problems.push_back("database: " + st.error().message);
+    if (Status st = WriteFileAtomic(options.data_dir + "/.ready-check", std::to_string(NowMs()));
+        !st.ok())
+      problems.push_back("data folder: " + st.error().message);
+    if (problems.empty()) return SendJson(res, Json{{"status", "ready"}});
+    SendJson(res, Json{{"status", "not ready"}, {"problems", problems}}, 503);
+  });
+  s.Get("/v1/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    res.set_content(metrics.Exposition(ScrapeGauges()), "text/plain; version=0.0.4");
   });
   s.Post("/v1/enroll",
          [this](const httplib::Request& req, httplib::Response& res) { HandleEnroll(req, res); });
@@ -425,6 +532,12 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   EDGELOOP_RETURN_IF_ERROR(impl->FleetSchema());
   EDGELOOP_RETURN_IF_ERROR(impl->PipelineSchema());
   EDGELOOP_RETURN_IF_ERROR(impl->RolloutSchema());
+  // One row that /v1/ready rewrites to prove the database takes writes.
+  EDGELOOP_RETURN_IF_ERROR(impl->db->Exec(
+      "CREATE TABLE IF NOT EXISTS readiness (id INTEGER PRIMARY KEY, checked_ms BIGINT NOT NULL)"));
+  EDGELOOP_RETURN_IF_ERROR(impl->db->Exec(
+      "INSERT INTO readiness (id, checked_ms) SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM "
+      "readiness WHERE id = 1)"));
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,
                             SampleStore::Open(*impl->db, options.data_dir + "/samples"));
   // The first admin token, readable only by the server's user.

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "cloud/database.hpp"
+#include "cloud/metrics.hpp"
 #include "cloud/fleet_keys.hpp"
 #include "cloud/pipeline.hpp"
 #include "cloud/rollout.hpp"
@@ -25,6 +27,7 @@
 #include "cloud/server.hpp"
 #include "common/bounded_parse.hpp"
 #include "common/hash.hpp"
+#include "common/log.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::cloud {
@@ -190,6 +193,7 @@ struct Server::Impl {
   std::atomic<bool> stopping{false};
   std::vector<std::thread> workers;
   std::mutex rollout_mu;
+  ServerMetrics metrics;
 
   explicit Impl(const ServerOptions& o)
       : options(o), limiter(o.device_batches_per_second, o.device_burst) {}
@@ -249,6 +253,9 @@ struct Server::Impl {
   }
 
   std::string TransportErrorText(const httplib::Request& req, int status) const;
+  void OnRequestDone(const httplib::Request& req, const httplib::Response& res,
+                     const std::string& route, double seconds);
+  std::string ScrapeGauges();
   void Routes();
   // Signs and stores update metadata for m.deployment_target (a device id or
   // "group:<name>"): fills in length (from the stored artifact), expiry and the next version.
@@ -295,6 +302,11 @@ struct Server::Impl {
   void ExecuteQueuedRun();
   void StartWorkers();
   void StopWorkers();
+  // Background failures are logged (event=background_failure, where=...) and counted in
+  // edgeloop_background_errors_total; Guarded runs one round of a loop so that nothing it
+  // throws ends the process.
+  void BackgroundFailure(const char* where, const Error& e, log::Field context = {"detail", ""});
+  void Guarded(const char* where, const std::function<void()>& fn);
   // Rollouts: target ("all", "group:<g>", a device id) to enrolled devices; the fleet's
   // reported state; a new rollout of a registered version (body: target, variant, canary,
   // waves, criteria) → its id; one controller step for every running rollout; operator

@@ -1,0 +1,53 @@
+// The server's counters and histograms, exposed in Prometheus text format at /v1/metrics.
+// Request counts are keyed by the route's pattern (not the concrete path, so device ids do
+// not explode the label set). Thread-safe: every method may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace edgeloop::cloud {
+
+class ServerMetrics {
+ public:
+  // One finished HTTP request: method, route pattern ("/v1/devices/([^/]+)/revoke", or
+  // "unmatched"), status code and duration.
+  void ObserveRequest(const std::string& method, const std::string& route, int status,
+                      double seconds);
+  void AddIngest(uint64_t samples, uint64_t bytes);
+  void ObserveRunStep(const std::string& step, double seconds);
+  void ObserveRun(const std::string& status, double seconds);
+  // A named counter of background failures ("rollout_tick", "trigger_check", ...).
+  void CountBackgroundError(const std::string& where);
+  // Connection gauges the listener keeps up to date.
+  void SetConnections(int64_t open);
+
+  // Prometheus text exposition of everything above plus the gauges in `extra` (lines already
+  // formatted, e.g. from a database query at scrape time).
+  std::string Exposition(const std::string& extra) const;
+
+ private:
+  struct Histogram {
+    std::vector<uint64_t> buckets;  // cumulative counts per kBounds entry
+    uint64_t count = 0;
+    double sum = 0;
+  };
+  static void Observe(Histogram& h, double seconds);
+  static void Write(std::string& out, const std::string& name, const std::string& labels,
+                    const Histogram& h);
+
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
+  std::map<std::string, Histogram> request_seconds_;  // by route
+  uint64_t ingest_samples_ = 0, ingest_bytes_ = 0;
+  std::map<std::string, Histogram> step_seconds_;
+  std::map<std::string, Histogram> run_seconds_;  // by final status
+  std::map<std::string, uint64_t> background_errors_;
+  int64_t connections_ = 0;
+};
+
+}  // namespace edgeloop::cloud
