@@ -10,6 +10,8 @@
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
 #include "common/file.hpp"
+#include "data/class_match.hpp"
+#include "edge/runtime_classifier.hpp"
 #include "ml/evaluate.hpp"
 #include "runtime/model.hpp"
 
@@ -105,11 +107,30 @@ Status Emit(const EvalArgs& a, const nlohmann::json& j, const std::string& text)
   return Status::Ok();
 }
 
+// The data with its labels renumbered to the model's classes (by name).
+Result<data::Dataset> MatchToModel(const data::Dataset& d,
+                                   const std::vector<std::string>& model_classes,
+                                   const std::string& model_name) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto m, data::MatchClassesByName(d, model_classes, model_name));
+  if (m.by_index)
+    std::fprintf(stderr, "eval: note: %s names no classes; labels are taken as %s's class indices\n",
+                 model_classes.empty() ? model_name.c_str() : d.source.c_str(),
+                 model_name.c_str());
+  return std::move(m.data);
+}
+
 int RunOnnx(EvalArgs& a) {
   if (auto cs = SuiteCorruptions(a); !cs.ok()) return ReportError("eval", cs.error());
   auto model = runtime::Model::Load(a.model);
   if (!model.ok()) return ReportError("eval", model.error());
-  auto d = a.data.Load();
+  // Images are converted to the model's input spec (its ONNX metadata), as on a device.
+  auto spec = edge::ModelInputSpec(*model, a.model);
+  if (!spec.ok()) return ReportError("eval", spec.error());
+  auto loaded = a.data.Load(*spec);
+  if (!loaded.ok()) return ReportError("eval", loaded.error());
+  auto names = data::ClassNamesFromOnnxMetadata(model->graph().metadata, a.model);
+  if (!names.ok()) return ReportError("eval", names.error());
+  auto d = MatchToModel(*loaded, *names, a.model);
   if (!d.ok()) return ReportError("eval", d.error());
   int64_t classes = 0;
   auto probs = RuntimeProbabilities(*model, *d, &classes);
@@ -142,7 +163,10 @@ int Run(EvalArgs& a) {
   if (EndsWith(a.model, ".onnx")) return RunOnnx(a);
   auto model = ml::LoadModel(a.model);
   if (!model.ok()) return ReportError("eval", model.error());
-  auto d = a.data.Load();
+  auto loaded = a.data.Load(model->info.ImageInputSpec());
+  if (!loaded.ok()) return ReportError("eval", loaded.error());
+  auto d = MatchToModel(*loaded, model->info.class_names,
+                        "model " + model->info.name + " " + model->info.version);
   if (!d.ok()) return ReportError("eval", d.error());
   auto m = ml::EvaluateMetrics(*model, *d);
   if (!m.ok()) return ReportError("eval", m.error());

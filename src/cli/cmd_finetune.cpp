@@ -1,9 +1,11 @@
 // edgeloop finetune: transfer learning from a parent model.
 #include <cstdio>
+#include <sstream>
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
 #include "ml/finetune.hpp"
+#include "ml/onnx_import.hpp"
 
 namespace edgeloop::cli {
 namespace {
@@ -14,6 +16,8 @@ struct FinetuneArgs {
   double val_fraction = 0.2;
   bool json = false;
   ml::FinetuneOptions ft;
+  ml::OnnxImportOptions onnx;  // a parent given as an ONNX file
+  std::string class_names;     // comma-separated, for an ONNX parent
 };
 
 std::string NextVersion(const std::string& v) {
@@ -28,9 +32,14 @@ int Run(FinetuneArgs& a) {
   auto strategy = ml::ParseStrategy(a.strategy);
   if (!strategy.ok()) return ReportError("finetune", strategy.error());
   a.ft.strategy = *strategy;
-  auto parent = ml::LoadModel(a.parent);
+  if (!a.class_names.empty()) {
+    std::stringstream names(a.class_names);
+    for (std::string name; std::getline(names, name, ',');) a.onnx.class_names.push_back(name);
+  }
+  auto parent = ml::LoadOrImportModel(a.parent, a.onnx);
   if (!parent.ok()) return ReportError("finetune", parent.error());
-  auto loaded = a.data.Load();
+  // The new data is converted to the parent's input spec, which the child keeps.
+  auto loaded = a.data.Load(parent->info.ImageInputSpec());
   if (!loaded.ok()) return ReportError("finetune", loaded.error());
   auto split = data::SplitDataset(*loaded, a.val_fraction, 0.0, a.ft.train.seed);
   std::fprintf(stderr, "fine-tuning %s (%s) on %s: strategy %s, %zu train / %zu val samples\n",
@@ -44,12 +53,16 @@ int Run(FinetuneArgs& a) {
   r->info.lineage.dataset_source = loaded->source;
   r->info.lineage.dataset_samples = static_cast<int64_t>(loaded->size());
   r->info.lineage.hyperparameters["val_fraction"] = a.val_fraction;
+  if (auto input = a.data.input.Resolve(parent->info.ImageInputSpec()); input.ok())
+    r->info.input_spec = *input;
   r->info.version = a.version.empty() ? NextVersion(parent->info.version) : a.version;
   if (auto st = ml::SaveModel(a.out, r->info, r->model); !st.ok())
     return ReportError("finetune", st.error());
   if (a.json) {
     std::printf("%s\n", nlohmann::json({{"model", a.out},
                                         {"fresh_head", r->fresh_head},
+                                        {"added_classes", r->added_classes},
+                                        {"class_names", r->info.class_names},
                                         {"training", r->report.ToJson()}})
                             .dump(2)
                             .c_str());
@@ -71,9 +84,19 @@ void RegisterFinetune(CLI::App& root) {
   a->ft.train.min_epoch_samples = 2048;
   auto* sub =
       root.add_subcommand("finetune", "Fine-tune a parent model on new data (transfer learning)");
-  sub->add_option("--parent", a->parent, "parent model directory")->required();
+  sub->add_option("--parent", a->parent, "parent model: a model directory or an ONNX file")
+      ->required();
+  sub->add_option("--head-node", a->onnx.head_node,
+                  "ONNX parent: the Gemm/MatMul node that is the classifier head (default: the "
+                  "last one before the output)");
+  sub->add_option("--class-names", a->class_names,
+                  "ONNX parent: its class names, comma-separated (default: from edgeloop's "
+                  "metadata, else 0..K-1)");
   a->data.AddTo(sub, "", true);
   sub->add_option("--out", a->out, "model directory to write")->required();
+  sub->add_flag("--fresh-head", a->ft.fresh_head,
+                "replace the parent's head with a fresh one for the data's classes (default: keep "
+                "its rows for shared class names and add rows for new names)");
   sub->add_option(
          "--strategy", a->strategy,
          "head: backbone frozen; last-k: last k blocks + head; full: all, backbone at a lower lr")

@@ -8,13 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "cli/data_options.hpp"
+#include "data/class_match.hpp"
 #include "data/dataset.hpp"
+#include "edge/runtime_classifier.hpp"
 #include "runtime/model.hpp"
 
 namespace edgeloop::cli {
 namespace {
 
 struct InferArgs {
+  InputSpecOptions convert;
   std::string model, input, backend = "fast";
   size_t limit = 0, show = 10, warmup = 0;
   int64_t batch = 1;
@@ -29,8 +33,17 @@ int Run(const InferArgs& a) {
   if (!model.ok()) return ReportError("infer", model.error());
   double load_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  auto data = data::LoadDataset(a.input);
-  if (!data.ok()) return ReportError("infer", data.error());
+  // Images are converted to the model's input spec (its ONNX metadata), as on a device.
+  auto spec = edge::ModelInputSpec(*model, a.model);
+  if (!spec.ok()) return ReportError("infer", spec.error());
+  auto input = a.convert.Load(a.input, *spec);
+  if (!input.ok()) return ReportError("infer", input.error());
+  // Predictions are named, and labels scored, by the model's classes.
+  auto names = data::ClassNamesFromOnnxMetadata(model->graph().metadata, a.model);
+  if (!names.ok()) return ReportError("infer", names.error());
+  auto matched = data::MatchClassesByName(*input, *names, a.model);
+  if (!matched.ok()) return ReportError("infer", matched.error());
+  const data::Dataset* data = &matched->data;
   if (model->inputs().size() != 1 || model->inputs()[0].dtype != runtime::DType::kFloat32)
     return ReportError("infer", Error(Errc::kUnsupported,
                                       a.model + ": infer needs a model with one float32 input"));
@@ -136,6 +149,7 @@ void RegisterInfer(CLI::App& root) {
   sub->add_option("--input", a->input,
                   "fashion-mnist[:train|:test], idx:IMAGES,LABELS, FILE.csv or an image folder")
       ->required();
+  a->convert.AddTo(sub);
   sub->add_option("--batch", a->batch, "samples per run")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{4096}));

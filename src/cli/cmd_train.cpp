@@ -1,6 +1,7 @@
 // edgeloop train: a model from scratch.
 #include <cmath>
 #include <cstdio>
+#include <optional>
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
@@ -15,6 +16,8 @@ struct TrainArgs {
   std::string out, name = "model", version = "1", arch, checkpoint_dir;
   std::vector<int64_t> widths;
   int64_t embed = 128;
+  std::optional<double> width_mult;  // mobilenet_v2, resnet
+  std::optional<int64_t> depth;      // resnet
   double val_fraction = 0.1, dropout = 0.2;
   bool json = false;
   ml::TrainOptions train;
@@ -67,6 +70,15 @@ int Run(TrainArgs& a) {
     spec.widths = {128, 64};
   spec.embed = a.embed;
   spec.dropout = a.dropout;
+  if (a.width_mult && spec.arch != "mobilenet_v2" && spec.arch != "resnet")
+    return ReportError("train",
+                       Error(Errc::kInvalidArgument,
+                             "--width-mult applies to mobilenet_v2 and resnet, not " + spec.arch));
+  if (a.depth && spec.arch != "resnet")
+    return ReportError(
+        "train", Error(Errc::kInvalidArgument, "--depth applies to resnet, not " + spec.arch));
+  spec.width_mult = a.width_mult.value_or(spec.width_mult);
+  spec.depth = a.depth.value_or(spec.depth);
   Normalization(split.train, spec);
   if (auto st = spec.Validate(); !st.ok())
     return ReportError("train", st.error().WithContext(d.source));
@@ -84,6 +96,9 @@ int Run(TrainArgs& a) {
   info.version = a.version;
   info.spec = spec;
   info.class_names = d.class_names;
+  // The flags' input spec, so that eval, infer and devices convert images as training did.
+  if (auto input = a.data.input.Resolve(std::nullopt); input.ok() && *input)
+    info.input_spec = **input;
   info.lineage.dataset_hash = d.hash;
   info.lineage.dataset_source = d.source;
   info.lineage.dataset_samples = static_cast<int64_t>(d.size());
@@ -113,15 +128,22 @@ int Run(TrainArgs& a) {
 void RegisterTrain(CLI::App& root) {
   auto a = std::make_shared<TrainArgs>();
   auto* sub =
-      root.add_subcommand("train", "Train a model from scratch (cnn for images, mlp for features)");
+      root.add_subcommand("train",
+                          "Train a model from scratch (cnn, mobilenet_v2 or resnet for images, mlp "
+                          "for features)");
   a->data.AddTo(sub, "fashion-mnist:train");
   sub->add_option("--out", a->out, "model directory to write")->required();
   sub->add_option("--name", a->name, "model name")->capture_default_str();
   sub->add_option("--version", a->version, "model version")->capture_default_str();
-  sub->add_option("--arch", a->arch, "cnn or mlp (default: by the data)")
-      ->check(CLI::IsMember({"cnn", "mlp"}));
+  sub->add_option("--arch", a->arch,
+                  "cnn, mlp, mobilenet_v2 or resnet (default: cnn for images, mlp for features)")
+      ->check(CLI::IsMember({"cnn", "mlp", "mobilenet_v2", "resnet"}));
   sub->add_option("--widths", a->widths, "cnn: conv channels per block; mlp: hidden sizes");
   sub->add_option("--embed", a->embed, "cnn: width of the embedding layer")->capture_default_str();
+  sub->add_option("--width-mult", a->width_mult,
+                  "mobilenet_v2, resnet: channel width multiplier in [0.1, 4] (default 1)");
+  sub->add_option("--depth", a->depth,
+                  "resnet: weighted layers, 6n + 2: 8, 14, 20 (default), 26, ... 110");
   sub->add_option("--dropout", a->dropout)->capture_default_str();
   sub->add_option("--epochs", a->train.epochs)->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--batch-size", a->train.batch_size)

@@ -55,6 +55,27 @@ std::string ModelInfo::ModelHash() const {
   return Sha256Hex(j.dump());
 }
 
+std::optional<data::InputSpec> ModelInfo::ImageInputSpec() const {
+  if (input_spec) return input_spec;
+  auto derived = data::InputSpec::ForShape(spec.input_shape);
+  if (!derived.ok()) return std::nullopt;
+  return *derived;
+}
+
+// "input_spec" is what a device converts camera images to before the graph (read by the
+// edge side from the ONNX metadata); mean and std beside it are the normalisation the
+// graph itself applies, kept for readers of earlier exports.
+nlohmann::json ModelInfo::PreprocessingJson() const {
+  auto image = ImageInputSpec();
+  return {{"input", image ? "float32 pixels, (x / 255 - input_spec.mean) / input_spec.std, "
+                            "layout [N,C,H,W]"
+                          : "float32 raw feature values, layout [N,F]"},
+          {"input_spec", image ? image->ToJson() : nlohmann::json(nullptr)},
+          {"normalization", "inside the model: (x - mean) / std"},
+          {"mean", spec.input_mean},
+          {"std", spec.input_std}};
+}
+
 nlohmann::json ModelInfo::ToJson() const {
   return {{"format", "edgeloop-model/1"},
           {"name", name},
@@ -62,12 +83,7 @@ nlohmann::json ModelInfo::ToJson() const {
           {"hash", ModelHash()},
           {"spec", spec.ToJson()},
           {"class_names", class_names},
-          {"preprocessing",
-           {{"input", spec.arch == "cnn" ? "float32 pixels in [0,1], layout [N,C,H,W]"
-                                         : "float32 raw feature values, layout [N,F]"},
-            {"normalization", "inside the model: (x - mean) / std"},
-            {"mean", spec.input_mean},
-            {"std", spec.input_std}}},
+          {"preprocessing", PreprocessingJson()},
           {"lineage", lineage.ToJson()},
           {"metrics", metrics},
           {"training", training},
@@ -87,11 +103,20 @@ Result<ModelInfo> ModelInfo::FromJson(const nlohmann::json& j) {
     m.metrics = j.value("metrics", nlohmann::json::object());
     m.training = j.value("training", nlohmann::json::object());
     m.weights_sha256 = j.value("weights_sha256", "");
+    // Models saved before input specs were recorded derive theirs from spec.input_shape.
+    const auto& pre = j.value("preprocessing", nlohmann::json::object());
+    if (pre.is_object() && pre.contains("input_spec") && !pre["input_spec"].is_null()) {
+      auto input = data::InputSpec::FromJson(pre["input_spec"]);
+      if (!input.ok()) return input.error().WithContext("model.json: preprocessing");
+      m.input_spec = *input;
+    }
   } catch (const std::exception& e) {
     return Error(Errc::kFormat, std::string("model.json: ") + e.what());
   }
   if (static_cast<int64_t>(m.class_names.size()) != m.spec.num_classes)
     return Error(Errc::kFormat, "model.json: class_names does not match num_classes");
+  if (m.input_spec && m.input_spec->Shape() != m.spec.input_shape)
+    return Error(Errc::kFormat, "model.json: preprocessing.input_spec does not match spec.input_shape");
   return m;
 }
 
@@ -110,6 +135,19 @@ Status SaveModel(const std::string& dir, ModelInfo info, Classifier& model) {
   } catch (const std::exception& e) {
     fs::remove_all(tmp, ec);
     return Error(Errc::kIo, dir + ": cannot save weights: " + e.what());
+  }
+  if (info.spec.arch == "onnx") {
+    // An imported model's structure is its graph; weights.pt holds the current weights.
+    if (!info.spec.onnx_graph) {
+      fs::remove_all(tmp, ec);
+      return Error(Errc::kInternal, dir + ": an imported model without its graph");
+    }
+    info.spec.onnx_graph_sha256 = Sha256Hex(*info.spec.onnx_graph);
+    if (Status gs = WriteFileAtomic((tmp / "graph.onnx").string(), *info.spec.onnx_graph);
+        !gs.ok()) {
+      fs::remove_all(tmp, ec);
+      return gs.error().WithContext(dir);
+    }
   }
   Status st = WriteFileAtomic((tmp / "model.json").string(), info.ToJson().dump(2) + "\n");
   if (!st.ok()) {
@@ -145,8 +183,21 @@ Result<LoadedModel> LoadModel(const std::string& dir) {
   if (!info->weights_sha256.empty() && Sha256Hex(weights) != info->weights_sha256)
     return Error(Errc::kMismatch, (p / "weights.pt").string() +
                                       ": sha256 does not match model.json (corrupted or replaced)");
+  if (info->spec.arch == "onnx") {
+    const std::string graph_path = (p / "graph.onnx").string();
+    EDGELOOP_ASSIGN_OR_RETURN(std::string graph, ReadFile(graph_path, size_t{1} << 30));
+    if (Sha256Hex(graph) != info->spec.onnx_graph_sha256)
+      return Error(Errc::kMismatch,
+                   graph_path + ": sha256 does not match model.json (corrupted or replaced)");
+    info->spec.onnx_graph = std::make_shared<const std::string>(std::move(graph));
+  }
   LoadedModel out{std::move(*info), Classifier(nullptr)};
-  out.model = Classifier(out.info.spec);
+  try {
+    // An imported graph is checked as it is built; a bad one throws.
+    out.model = Classifier(out.info.spec);
+  } catch (const std::exception& e) {
+    return Error(Errc::kFormat, dir + ": cannot build the model: " + e.what());
+  }
   try {
     std::istringstream in(weights);
     torch::load(out.model, in);

@@ -1,15 +1,18 @@
 // A trained model on disk is a directory:
 //   model.json   spec, class names, preprocessing, lineage, metrics (format "edgeloop-model/1")
 //   weights.pt   libtorch parameters and buffers
+//   graph.onnx   an imported model's graph (arch "onnx", ml/onnx_import.hpp), checked by sha256
 // SaveModel writes into a temporary sibling directory and renames it into place, so a failed
 // save never leaves a partial model behind.
 #pragma once
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "common/result.hpp"
+#include "data/preprocess.hpp"
 #include "ml/model.hpp"
 
 namespace edgeloop::ml {
@@ -40,6 +43,13 @@ struct ModelInfo {
   nlohmann::json metrics = nlohmann::json::object();   // validation metrics at save time
   nlohmann::json training = nlohmann::json::object();  // epochs, wall time, samples/s
   std::string weights_sha256;                          // filled by SaveModel
+  // Image models: what images are converted to (data::Preprocess) before the graph; unset
+  // means the default for spec.input_shape (stretch, values x / 255). Recorded in model.json
+  // and in the ONNX metadata as preprocessing.input_spec.
+  std::optional<data::InputSpec> input_spec;
+  // input_spec, or the default for an image input shape; nullopt for feature models.
+  std::optional<data::InputSpec> ImageInputSpec() const;
+  nlohmann::json PreprocessingJson() const;
   // sha256 over the lineage, spec, class names and weights hash: identifies the model exactly.
   std::string ModelHash() const;
   nlohmann::json ToJson() const;
