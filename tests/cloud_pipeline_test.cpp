@@ -26,6 +26,7 @@ using std::chrono::seconds;
 // Stands in for the edgeloop worker: says what it was asked to do, then dies of SIGSEGV.
 constexpr char kCrashingWorker[] = R"(#!/bin/sh
 ulimit -c 0
+echo "worker args: $*"
 echo "worker $1 starting"
 sleep 0.5
 kill -SEGV $$
@@ -331,6 +332,9 @@ TEST_P(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
   ASSERT_TRUE(log);
   EXPECT_EQ(log->status, 200);
   EXPECT_TRUE(Contains(log->body, "worker finetune starting")) << log->body;
+  // clf version 1 has only its ONNX file: that file is the parent the worker imports.
+  EXPECT_TRUE(Contains(log->body, "--parent ")) << log->body;
+  EXPECT_TRUE(Contains(log->body, "/artifacts/" + sha_[1] + " ")) << log->body;
   EXPECT_EQ(ErrorStatus(Get("/v1/runs/" + id + "/logs/export")), 404);  // never ran
 }
 

@@ -131,9 +131,15 @@ class Runner {
     std::vector<std::string> args;
     if (t.mode == "finetune") {
       EDGELOOP_ASSIGN_OR_RETURN(parent_, host_.ResolveModel(t.parent));
+      // The training checkpoint when there is one, else the version's ONNX file.
+      std::string parent = parent_.value("training_dir", "");
+      if (parent.empty()) parent = parent_.value("onnx_path", "");
+      if (parent.empty())
+        return Error(Errc::kNotFound, "parent " + parent_.value("name", t.parent) +
+                                          " has neither a training checkpoint nor an ONNX file");
       args = {"finetune",
               "--parent",
-              parent_.value("training_dir", ""),
+              parent,
               "--strategy",
               t.strategy,
               "--k",
@@ -297,6 +303,10 @@ class Runner {
     EDGELOOP_ASSIGN_OR_RETURN(std::string weights, host_.StoreArtifact(model_dir_ + "/weights.pt"));
     artifacts_["torch_meta"] = meta;
     artifacts_["torch_weights"] = weights;
+    if (std::filesystem::exists(model_dir_ + "/graph.onnx")) {
+      EDGELOOP_ASSIGN_OR_RETURN(std::string graph, host_.StoreArtifact(model_dir_ + "/graph.onnx"));
+      artifacts_["torch_graph"] = graph;
+    }
     for (const auto& [k, v] : artifacts_.items()) run_.artifacts[k] = v.get<std::string>();
     if (!spec_.package_int8) {
       step.status = "succeeded";

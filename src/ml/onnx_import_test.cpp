@@ -422,6 +422,63 @@ TEST_F(OnnxImportTest, EdgeloopExportImportsAsTheClassifierItWas) {
               ms, vs_runtime, vs_original);
 }
 
+// Every architecture edgeloop trains comes back from its export: mlp (features), the cnn,
+// mobilenet_v2 (depthwise convolutions, ReLU6 as Clip, residual Adds) and resnet (residual
+// units: the graph branches, so a unit is one block). Trained a few steps, exported, imported:
+// the import matches the original and the edge runtime on the same file.
+TEST_F(OnnxImportTest, EveryArchitecturesExportReimportsAndMatches) {
+  for (std::string arch : {"mlp", "cnn", "mobilenet_v2", "resnet"}) {
+    ModelSpec spec;
+    spec.arch = arch;
+    spec.input_shape = arch == "mlp" ? std::vector<int64_t>{784} : std::vector<int64_t>{1, 28, 28};
+    spec.widths = arch == "mlp" ? std::vector<int64_t>{64, 32} : std::vector<int64_t>{8, 16};
+    spec.embed = 32;
+    spec.width_mult = 0.5;
+    spec.depth = 8;
+    spec.input_mean.assign(spec.input_shape[0], 0.3f);
+    spec.input_std.assign(spec.input_shape[0], 0.35f);
+    SeedEverything(1);
+    LoadedModel m{ModelInfo{}, Classifier(spec)};
+    m.info.name = arch;
+    m.info.spec = spec;
+    m.info.class_names = train_->class_names;
+    // A few steps move the weights and batch-norm statistics off their initial values.
+    data::Dataset train = data::SamplePerClass(*train_, 6, 0);
+    if (arch == "mlp") train.sample_shape = {784};
+    TrainOptions o;
+    o.epochs = 1;
+    o.batch_size = 20;
+    o.quiet = true;
+    o.threads = 1;
+    ASSERT_TRUE(Train(m.model, train, data::Dataset{}, o).ok()) << arch;
+    m.model->eval();
+    auto bytes = ExportOnnx(m);
+    ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+
+    auto start = std::chrono::steady_clock::now();
+    auto im = ImportOnnxModelBytes(std::make_shared<const std::string>(*bytes), arch + ".onnx");
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    ASSERT_TRUE(im.ok()) << arch << ": " << im.error().message;
+    EXPECT_EQ(im->info.spec.input_mean, spec.input_mean) << arch;
+    torch::NoGradGuard no_grad;
+    auto x = Images();
+    if (arch == "mlp") x = x.reshape({x.size(0), 784});
+    auto got = im->model->forward(x);
+    auto rt = RunEdgeRuntime(*bytes, x, 0, runtime::Backend::kFast);
+    ASSERT_TRUE(rt.ok()) << rt.error().message;
+    double vs_runtime = MaxDiff(got, *rt), vs_original = MaxDiff(got, m.model->forward(x));
+    EXPECT_LT(vs_runtime, 1e-4) << arch;
+    EXPECT_LT(vs_original, 1e-4) << arch;
+    EXPECT_GE(im->model->num_blocks(), 2u) << arch;
+    std::printf("%-13s export %7zu bytes, %3zu nodes in %2zu blocks (original %zu): import %.1f ms, "
+                "max |import - runtime| %.3g, max |import - original| %.3g\n",
+                arch.c_str(), bytes->size(),
+                static_cast<size_t>(onnx_import::ReadGraph(*bytes, arch)->nodes.size()),
+                im->model->num_blocks(), m.model->num_blocks(), ms, vs_runtime, vs_original);
+  }
+}
+
 // A model from elsewhere: no metadata, a softmax after the head, global pooling before it.
 std::string ForeignModel(bool matmul_head) {
   torch::manual_seed(5);
