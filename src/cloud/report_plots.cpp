@@ -167,8 +167,12 @@ std::string RolloutTimeline(const ReportView& v) {
   std::vector<Bar> bars;
   for (const auto& run : Arr(*v.root, "runs")) {
     std::string status = Str(run, "status");
-    bars.push_back({labels.size(), Num(run, "started_s"), Num(run, "finished_s"), "run-bar",
-                    status == "succeeded" ? "#4e79a7" : kRed,
+    // A run still going when the report was written is drawn as running, not as failed.
+    bars.push_back({labels.size(), Num(run, "started_s"), Num(run, "finished_s"),
+                    status == "running" || status == "queued" ? "run-bar run-running" : "run-bar",
+                    status == "succeeded"                         ? "#4e79a7"
+                    : status == "running" || status == "queued" ? kRunning
+                                                                  : kRed,
                     Str(run, "id") + " (" + Str(run, "pipeline") + "): " + status});
     labels.push_back(Str(run, "id") + " " + Str(run, "pipeline"));
   }
@@ -241,6 +245,7 @@ std::string RolloutTimeline(const ReportView& v) {
     }
   }
   c.Legend({{"pipeline run", "#4e79a7"},
+            {"run still running", kRunning},
             {"stage passed", kGreen},
             {"stage failed / run failed", kRed},
             {"device updated (dot)", "#333"},
@@ -340,10 +345,13 @@ std::string RunsSection(const ReportView& v) {
       if (!std::isfinite(d) || d < 0) continue;
       size_t color = static_cast<size_t>(
           std::find(step_names.begin(), step_names.end(), Str(st, "name")) - step_names.begin());
-      bool ok = Str(st, "status") == "succeeded";
+      const std::string step_status = Str(st, "status");
+      bool ok = step_status == "succeeded" || step_status == "running";
       c.Add(Rect(std::string("step") + (ok ? "" : " step-failed"), c.X(t), y - 10,
                  c.X(t + d) - c.X(t), 20, PaletteColor(color),
-                 ok ? "stroke=\"#fff\"" : "stroke=\"#d62728\" stroke-width=\"3\"",
+                 step_status == "running" ? "stroke=\"#888\" stroke-dasharray=\"4 2\""
+                 : ok                     ? "stroke=\"#fff\""
+                                          : "stroke=\"#d62728\" stroke-width=\"3\"",
                  Str(st, "name") + ": " + Str(st, "status") + ", " + Fmt(d, 1) + " s " +
                      Str(st, "detail")));
       t += d;

@@ -24,6 +24,7 @@ std::vector<double> NiceTicks(double lo, double hi, int target);
 // A qualitative palette (Tableau 10): readable on white, distinguishable by most viewers.
 const std::string& PaletteColor(size_t i);
 inline constexpr const char* kRed = "#d62728";
+inline constexpr const char* kRunning = "#b0b0b0";  // a run or step not finished yet
 inline constexpr const char* kGreen = "#2ca02c";
 
 struct LegendEntry {

@@ -176,6 +176,27 @@ TEST(HtmlReport, RollbacksAreDrawnInRedAndUpdatesFallBackToVersionChanges) {
   EXPECT_EQ(Count(Svg(RenderHtmlReport(r), "plot-accuracy"), "class=\"version-marker\""), 3u);
 }
 
+TEST(HtmlReport, ARunStillRunningIsDrawnAsRunningNotAsFailed) {
+  Json r = Fixture();
+  ASSERT_FALSE(r["runs"].empty());
+  Json& run = r["runs"][0];
+  run["status"] = "running";
+  run["finished_s"] = nullptr;
+  ASSERT_FALSE(run["steps"].empty());
+  run["steps"].back()["status"] = "running";
+  std::string html = RenderHtmlReport(r);
+  std::string rollout = Svg(html, "plot-rollout");
+  EXPECT_EQ(Count(rollout, "class=\"run-bar run-running\""), 1u);
+  size_t bar = rollout.find("class=\"run-bar run-running\"");
+  ASSERT_NE(bar, std::string::npos);
+  const std::string bar_tag = rollout.substr(bar, rollout.find('>', bar) - bar);
+  EXPECT_EQ(bar_tag.find(report::kRed), std::string::npos) << bar_tag;
+  EXPECT_NE(bar_tag.find(report::kRunning), std::string::npos) << bar_tag;
+  // The running step is not outlined as failed: no more failed outlines than before.
+  EXPECT_EQ(Count(Svg(html, "plot-runs"), "step-failed"),
+            Count(Svg(RenderHtmlReport(Fixture()), "plot-runs"), "step-failed"));
+}
+
 TEST(HtmlReport, WriteCreatesTheFolderAndReportsUnwritablePaths) {
   auto dir =
       std::filesystem::temp_directory_path() / ("edgeloop-report-" + std::to_string(getpid()));

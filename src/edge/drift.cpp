@@ -88,7 +88,7 @@ double KsBinned(const std::vector<double>& ref, const std::vector<double>& live)
 }
 
 DriftMonitor::DriftMonitor(ReferenceProfile reference, DriftConfig config)
-    : ref_(std::move(reference)), cfg_(config) {}
+    : ref_(std::move(reference)), cfg_(config), min_samples_(config.min_samples) {}
 
 void DriftMonitor::Rebaseline(size_t samples) {
   learn_target_ = std::max<size_t>(samples, 10);
@@ -112,6 +112,10 @@ void DriftMonitor::Add(const std::string& feature, double value) {
     }
     learning_.clear();
     learn_target_ = 0;
+    // A reference learned from one window is itself a small sample: scored against windows
+    // of only min_samples values, its noise alone crosses the raise threshold now and then.
+    // Full windows only from here on.
+    min_samples_ = std::max(cfg_.min_samples, cfg_.window);
     return;
   }
   auto& w = window_[feature];
@@ -123,7 +127,7 @@ std::map<std::string, DriftScore> DriftMonitor::Scores() {
   std::map<std::string, DriftScore> out;
   if (learn_target_ > 0) return out;
   for (const auto& [name, w] : window_) {
-    if (w.size() < cfg_.min_samples) continue;
+    if (w.size() < min_samples_) continue;
     const auto& ref = ref_.features.at(name).proportions;
     std::vector<double> live(ref.size(), 0.0);
     for (size_t b : w) live[b] += 1.0;

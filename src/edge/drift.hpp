@@ -65,7 +65,7 @@ class DriftMonitor {
 
   // Re-baselining after a model update: the next `samples` values of each quantity become
   // the new reference (the new model was trained for the inputs the device sees now), then
-  // scoring resumes against it. No scores and no alarms until then.
+  // scoring resumes against it, on full windows only. No scores and no alarms until then.
   void Rebaseline(size_t samples);
   bool rebaselining() const { return learn_target_ > 0; }
   const ReferenceProfile& reference() const { return ref_; }
@@ -77,6 +77,7 @@ class DriftMonitor {
   DriftConfig cfg_;
   std::map<std::string, std::deque<size_t>> window_;  // bin index per live value
   std::map<std::string, bool> alarm_;
+  size_t min_samples_;  // cfg_.min_samples, or a full window once the reference was re-learned
 };
 
 }  // namespace edgeloop::edge

@@ -87,5 +87,38 @@ TEST(DriftTest, AlarmHasHysteresis) {
   EXPECT_FALSE(m.AnyAlarm());
 }
 
+
+TEST(DriftTest, NoNoiseAlarmsAfterRebaseliningOnAStationaryInput) {
+  // The demo's settings: a reference re-learned from one window after a model update, then
+  // scored on windows of as few as min_samples values. Its PSI noise alone (about
+  // (bins-1) * (1/live + 1/reference)) used to cross the raise threshold now and then.
+  DriftConfig cfg;
+  cfg.window = 300;
+  cfg.min_samples = 100;
+  int alarms = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    DriftMonitor m(Reference(), cfg);
+    m.Rebaseline(cfg.window);
+    auto values = Normal(0.4, 0.07, 3000, 100 + seed);
+    for (size_t i = 0; i < values.size(); ++i) {
+      m.Add("mean", values[i]);
+      if (i % 25 == 0 && !m.Scores().empty() && m.AnyAlarm()) ++alarms;
+    }
+  }
+  EXPECT_EQ(alarms, 0);
+}
+
+TEST(DriftTest, RebaselinedMonitorStillAlarmsOnARealShift) {
+  DriftConfig cfg;
+  cfg.window = 300;
+  cfg.min_samples = 100;
+  DriftMonitor m(Reference(), cfg);
+  m.Rebaseline(cfg.window);
+  for (double v : Normal(0.4, 0.07, 300, 7)) m.Add("mean", v);  // learned
+  for (double v : Normal(0.6, 0.07, 300, 8)) m.Add("mean", v);  // shifted by three sd
+  EXPECT_FALSE(m.Scores().empty());
+  EXPECT_TRUE(m.AnyAlarm());
+}
+
 }  // namespace
 }  // namespace edgeloop::edge
