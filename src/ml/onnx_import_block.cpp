@@ -103,21 +103,17 @@ Result<BackbonePlan> PlanBackbone(const Graph& g, int start, int target) {
   }
 
   // Cut before each weighted node once the block has one, at the latest possible point.
+  // latest_cut[p]: the last cut point <= p; next_weighted[p]: the first weighted node >= p.
+  std::vector<int> latest_cut(n + 1, 0), next_weighted(n + 1, n);
+  for (int p = 1; p <= n; ++p) latest_cut[p] = cut_ok[p] ? p : latest_cut[p - 1];
+  for (int p = n; p-- > 0;) next_weighted[p] = weighted[p] ? p : next_weighted[p + 1];
   std::vector<int> cuts = {0};
   for (int i = 0; i < n; ++i) {
     if (!weighted[i]) continue;
-    int first_w = -1;
-    for (int j = cuts.back(); j < i; ++j)
-      if (weighted[j]) {
-        first_w = j;
-        break;
-      }
-    if (first_w < 0) continue;
-    for (int p = i; p > first_w; --p)
-      if (cut_ok[p]) {
-        cuts.push_back(p);
-        break;
-      }
+    int first_w = next_weighted[cuts.back()];  // of the block being filled
+    if (first_w >= i) continue;
+    int p = latest_cut[i];
+    if (p > first_w) cuts.push_back(p);
   }
   cuts.push_back(n);
   for (size_t k = 0; k + 1 < cuts.size(); ++k) {
@@ -159,6 +155,14 @@ OnnxBlockImpl::OnnxBlockImpl(const Graph& g, const BlockPlan& plan, const std::s
     refs[node.output] = Ref{Ref::Kind::kStep, steps_.size()};
     steps_.push_back(std::move(s));
   }
+  // Each step's value is dropped after its last reader, so a long block does not hold every
+  // activation at once (autograd keeps what training needs).
+  std::vector<size_t> last_read(steps_.size(), 0);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (const Ref& r : steps_[i].in)
+      if (r.kind == Ref::Kind::kStep) last_read[r.index] = i;
+  release_after_.resize(steps_.size());
+  for (size_t j = 0; j + 1 < steps_.size(); ++j) release_after_[last_read[j]].push_back(j);
 }
 
 torch::Tensor OnnxBlockImpl::forward(torch::Tensor x) {
@@ -188,6 +192,7 @@ torch::Tensor OnnxBlockImpl::forward(torch::Tensor x) {
       throw std::runtime_error("node '" + s.name + "' (" + s.op_type +
                                "): " + e.what_without_backtrace());
     }
+    for (size_t j : release_after_[i]) values[j] = torch::Tensor();
   }
   return steps_.empty() ? x : values.back();
 }

@@ -56,6 +56,7 @@ class OnnxBlockImpl : public BlockImpl {
   std::vector<Step> steps_;
   std::vector<torch::Tensor> tensors_;    // the registered parameters and buffers
   std::vector<std::string> onnx_names_;  // their names in the file, for export
+  std::vector<std::vector<size_t>> release_after_;  // per step: step values it reads last
 };
 
 // The whole graph, from its input to its first output, as one trainable module of blocks (no

@@ -228,6 +228,7 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
   if (g.input < 0) return FileError(Errc::kFormat, origin, "the graph has no data input");
 
   int index = 0;
+  uint64_t total_bytes = 0;
   for (const auto& n : graph.node()) {
     const std::string name = n.name().empty() ? n.op_type() + "#" + std::to_string(index) : n.name();
     ++index;
@@ -278,6 +279,12 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
     if (auto st = CheckOutput(ctx, built->out, any_data, limits); !st.ok())
       return st.error().WithContext(origin);
 
+    // Many values within the per-value limit can still add up to more than memory holds.
+    total_bytes += static_cast<uint64_t>(NumElements(built->out)) * sizeof(float);
+    if (total_bytes > limits.max_total_bytes)
+      return Error(Errc::kResourceExhausted,
+                   where + ": the values computed up to here need more than " +
+                       std::to_string(limits.max_total_bytes >> 20) + " MiB per sample");
     Value out;
     out.name = n.output(0);
     out.dims = built->out;

@@ -27,6 +27,8 @@ struct ImportLimits {
   size_t max_nodes = 100000;
   // Any one initializer, and any one value per sample (data values are sized at batch 1).
   size_t max_tensor_bytes = size_t{1} << 30;
+  // All values the nodes compute, per sample, and all constants computed while reading.
+  size_t max_total_bytes = size_t{2} << 30;
 };
 
 struct Value {

@@ -246,6 +246,16 @@ TEST_F(OnnxImportTest, HostileFilesGetErrorsNotCrashes) {
     t.w().Node("Conv", {"x", "w"}, "y");
     cases.emplace_back("conv channel mismatch", t.Bytes("y"));
   }
+  {  // 3000 values of 4 MiB each: every one within the limits, together 12 GiB per sample
+    TestModel t({1 << 20});
+    std::string v = "x";
+    for (int i = 0; i < 3000; ++i) {
+      std::string next = "r" + std::to_string(i);
+      t.w().Node("Relu", {v}, next);
+      v = next;
+    }
+    cases.emplace_back("many large values", t.Bytes(v));
+  }
   cases.emplace_back("random bytes", std::string(4096, '\xff'));
   for (const auto& [what, bytes] : cases) {
     auto m = onnx_import::ImportGraphModule(bytes, "bad.onnx");
@@ -268,6 +278,32 @@ std::string ReExport(onnx_import::GraphModule& m, const Dims& dims) {
     v = *out;
   }
   return again.Bytes(v);
+}
+
+// A long graph that never narrows to one tensor (the input is read by every layer) stays one
+// block, and planning it takes linear time: 20000 weighted layers import in well under 10 s.
+TEST(OnnxImport, LongGraphWithoutCutPointsImportsQuickly) {
+  TestModel t({8});
+  t.w().Initializer("w", torch::eye(8) * 0.5);
+  std::string v = "x";
+  for (int i = 0; i < 10000; ++i) {
+    std::string m = "m" + std::to_string(i), a = "a" + std::to_string(i);
+    t.w().Node("MatMul", {v, "w"}, m);
+    t.w().Node("Add", {m, "x"}, a);
+    v = a;
+  }
+  std::string bytes = t.Bytes(v);
+  auto start = std::chrono::steady_clock::now();
+  auto m = onnx_import::ImportGraphModule(bytes, "long.onnx");
+  double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_EQ((*m)->blocks()->size(), 1u);
+  EXPECT_LT(s, 10.0);
+  torch::NoGradGuard no_grad;
+  auto x = torch::ones({2, 8});
+  // Each layer halves, then adds the input: the fixed point is 2.
+  EXPECT_LT(MaxDiff((*m)->forward(x), torch::full({2, 8}, 2.0)), 1e-5);
 }
 
 // Ops the conformance data leaves out (Reshape with 0 and -1, a branch joined by Add and
