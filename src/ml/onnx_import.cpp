@@ -40,8 +40,7 @@ Result<Head> HeadAt(const Graph& g, int index, const std::vector<std::vector<int
   const Node& n = g.nodes[index];
   const std::string where = g.origin + ": head node '" + n.name + "' (" + n.op_type + ")";
   auto product = n.op->AsMatrixProduct();
-  if (!product)
-    return Error(Errc::kInvalidArgument, where + ": the head must be a Gemm or MatMul");
+  if (!product) return Error(Errc::kInvalidArgument, where + ": the head must be a Gemm or MatMul");
   if (!IsHeadCandidate(g, n))
     return Error(Errc::kUnsupported,
                  where + ": a head reads data [N, features] and has constant weights");
@@ -91,10 +90,10 @@ Result<Head> FindHead(const Graph& g, const std::string& name) {
       if (g.nodes[i].op->AsMatrixProduct())
         products += (products.empty() ? "" : ", ") + g.nodes[i].name;
     }
-    return Error(Errc::kNotFound, g.origin + ": no node named '" + name + "'" +
-                                      (products.empty() ? " (and no Gemm or MatMul at all)"
-                                                        : " (Gemm and MatMul nodes: " + products +
-                                                              ")"));
+    return Error(Errc::kNotFound,
+                 g.origin + ": no node named '" + name + "'" +
+                     (products.empty() ? " (and no Gemm or MatMul at all)"
+                                       : " (Gemm and MatMul nodes: " + products + ")"));
   }
   std::vector<bool> feeds(g.values.size(), false);
   feeds[g.output] = true;
@@ -106,8 +105,10 @@ Result<Head> FindHead(const Graph& g, const std::string& name) {
       if (v >= 0) feeds[v] = true;
   }
   return Error(Errc::kUnsupported,
-               g.origin + ": no Gemm or MatMul with constant weights reading [N, features] leads "
-                          "to output '" + g.values[g.output].name +
+               g.origin +
+                   ": no Gemm or MatMul with constant weights reading [N, features] leads "
+                   "to output '" +
+                   g.values[g.output].name +
                    "', so there is no classification head; name the node to use as the head "
                    "(--head-node NAME)");
 }
@@ -134,8 +135,7 @@ Normalization LiftNormalization(const Graph& g) {
     for (int64_t i = 0; i < t.dim(); ++i)
       if (t.size(i) != 1 && static_cast<size_t>(i) + x.size() - t.dim() != 1) return false;
     auto flat = t.to(torch::kFloat32).reshape({-1}).contiguous();
-    for (int64_t c = 0; c < channels; ++c)
-      (*out)[c] = flat[t.numel() == 1 ? 0 : c].item<float>();
+    for (int64_t c = 0; c < channels; ++c) (*out)[c] = flat[t.numel() == 1 ? 0 : c].item<float>();
     return true;
   };
   auto sole_reader = [&](int value, const char* op) -> const Node* {
@@ -151,9 +151,9 @@ Normalization LiftNormalization(const Graph& g) {
     n.mean = mean;
     n.start = sub->output;
   }
-  if (const Node* div = sole_reader(n.start, "Div"); div && per_channel(div->inputs[1], &stdv) &&
-                                                      std::all_of(stdv.begin(), stdv.end(),
-                                                                  [](float s) { return s > 0; })) {
+  if (const Node* div = sole_reader(n.start, "Div");
+      div && per_channel(div->inputs[1], &stdv) &&
+      std::all_of(stdv.begin(), stdv.end(), [](float s) { return s > 0; })) {
     n.std = stdv;
     n.start = div->output;
   }
@@ -191,8 +191,8 @@ Status ValidateOnnxSpec(const ModelSpec& spec) {
   if (spec.input_shape.size() != 1 && spec.input_shape.size() != 3)
     return Error(Errc::kMismatch,
                  "an imported classifier takes feature vectors [f] or images [c,h,w]; the graph's "
-                 "input has " + std::to_string(spec.input_shape.size()) +
-                     " dimensions per sample");
+                 "input has " +
+                     std::to_string(spec.input_shape.size()) + " dimensions per sample");
   for (int64_t d : spec.input_shape)
     if (d < 1) return Error(Errc::kInvalidArgument, "input dimensions must be positive");
   if (spec.onnx_head.empty())
@@ -264,8 +264,8 @@ Result<LoadedModel> ImportOnnxModelBytes(std::shared_ptr<const std::string> byte
     probe.insert(probe.end(), spec.input_shape.begin(), spec.input_shape.end());
     auto y = out.model->forward(torch::zeros(probe));
     if (y.sizes() != torch::IntArrayRef({2, spec.num_classes}))
-      return Error(Errc::kInternal, origin + ": the imported model outputs " +
-                                        DimsString(y.sizes().vec()));
+      return Error(Errc::kInternal,
+                   origin + ": the imported model outputs " + DimsString(y.sizes().vec()));
   } catch (const std::exception& e) {
     return Error(Errc::kFormat, origin + ": " + e.what());
   }
@@ -274,8 +274,7 @@ Result<LoadedModel> ImportOnnxModelBytes(std::shared_ptr<const std::string> byte
 
 Result<LoadedModel> ImportOnnxModel(const std::string& path, const OnnxImportOptions& options) {
   EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path, options.limits.max_file_bytes));
-  return ImportOnnxModelBytes(std::make_shared<const std::string>(std::move(bytes)), path,
-                              options);
+  return ImportOnnxModelBytes(std::make_shared<const std::string>(std::move(bytes)), path, options);
 }
 
 Result<LoadedModel> LoadOrImportModel(const std::string& path, const OnnxImportOptions& options) {

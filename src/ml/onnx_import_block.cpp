@@ -34,8 +34,8 @@ Result<BackbonePlan> PlanBackbone(const Graph& g, int start, int target) {
     const Value& val = g.values[v];
     if (val.is_constant()) continue;
     if (val.producer < 0)
-      return Error(Errc::kUnsupported, g.origin + ": '" + val.name +
-                                           "' is read apart from the input normalization");
+      return Error(Errc::kUnsupported,
+                   g.origin + ": '" + val.name + "' is read apart from the input normalization");
     needed[val.producer] = true;
     for (int in : g.nodes[val.producer].inputs)
       if (in >= 0) stack.push_back(in);

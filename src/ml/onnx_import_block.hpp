@@ -54,8 +54,8 @@ class OnnxBlockImpl : public BlockImpl {
     std::string name, op_type;
   };
   std::vector<Step> steps_;
-  std::vector<torch::Tensor> tensors_;    // the registered parameters and buffers
-  std::vector<std::string> onnx_names_;  // their names in the file, for export
+  std::vector<torch::Tensor> tensors_;              // the registered parameters and buffers
+  std::vector<std::string> onnx_names_;             // their names in the file, for export
   std::vector<std::vector<size_t>> release_after_;  // per step: step values it reads last
 };
 

@@ -23,13 +23,12 @@ Result<Dims> CheckedDims(const onnx::TensorProto& t, size_t element_size, const 
   Dims dims(t.dims().begin(), t.dims().end());
   int64_t n = NumElements(dims);
   if (n < 0)
-    return Error(Errc::kFormat, where + ": shape " + DimsString(dims) +
-                                    " has a negative dimension or overflows");
+    return Error(Errc::kFormat,
+                 where + ": shape " + DimsString(dims) + " has a negative dimension or overflows");
   if (static_cast<uint64_t>(n) > limits.max_tensor_bytes / element_size)
-    return Error(Errc::kResourceExhausted, where + ": shape " + DimsString(dims) +
-                                               " needs more than " +
-                                               std::to_string(limits.max_tensor_bytes >> 20) +
-                                               " MiB");
+    return Error(Errc::kResourceExhausted,
+                 where + ": shape " + DimsString(dims) + " needs more than " +
+                     std::to_string(limits.max_tensor_bytes >> 20) + " MiB");
   return dims;
 }
 
@@ -75,10 +74,10 @@ Result<torch::Tensor> DecodeTensor(const onnx::TensorProto& t, const std::string
     count = t.raw_data().size() % esize == 0 ? t.raw_data().size() / esize : SIZE_MAX;
   }
   if (count != n)
-    return Error(Errc::kFormat, where + ": shape " + DimsString(dims) + " needs " +
-                                    std::to_string(n) + " elements but the data holds " +
-                                    (count == SIZE_MAX ? "a partial element"
-                                                       : std::to_string(count)));
+    return Error(Errc::kFormat,
+                 where + ": shape " + DimsString(dims) + " needs " + std::to_string(n) +
+                     " elements but the data holds " +
+                     (count == SIZE_MAX ? "a partial element" : std::to_string(count)));
   torch::Tensor out = torch::empty(dims, type);
   if (n) std::memcpy(out.data_ptr(), data, n * esize);
   if (type == torch::kFloat64) return out.to(torch::kFloat32);
@@ -114,8 +113,8 @@ Result<Dims> ReadInputShape(const onnx::ValueInfoProto& v, const std::string& or
   if (!tt.has_shape() || tt.shape().dim_size() < 1)
     return Error(Errc::kUnsupported, where + " has no shape (at least [batch, ...] is needed)");
   if (static_cast<size_t>(tt.shape().dim_size()) > kMaxRank)
-    return Error(Errc::kFormat, where + " has more than " + std::to_string(kMaxRank) +
-                                    " dimensions");
+    return Error(Errc::kFormat,
+                 where + " has more than " + std::to_string(kMaxRank) + " dimensions");
   Dims dims = {1};  // the batch, whatever the file declares
   for (int i = 1; i < tt.shape().dim_size(); ++i) {
     const auto& d = tt.shape().dim(i);
@@ -134,16 +133,17 @@ Result<Dims> ReadInputShape(const onnx::ValueInfoProto& v, const std::string& or
 // Checks a node's output shape: bounded, non-empty, and for data the batch still first.
 Status CheckOutput(const NodeContext& c, const Dims& out, bool is_data,
                    const ImportLimits& limits) {
-  if (out.empty() && is_data) return c.Fail(Errc::kUnsupported, "its output has no batch dimension");
+  if (out.empty() && is_data)
+    return c.Fail(Errc::kUnsupported, "its output has no batch dimension");
   if (out.size() > kMaxRank)
-    return c.Fail(Errc::kUnsupported, "its output has more than " + std::to_string(kMaxRank) +
-                                          " dimensions");
+    return c.Fail(Errc::kUnsupported,
+                  "its output has more than " + std::to_string(kMaxRank) + " dimensions");
   int64_t n = NumElements(out);
   if (n == 0) return c.Fail(Errc::kUnsupported, "its output " + DimsString(out) + " is empty");
   if (n < 0 || static_cast<uint64_t>(n) > limits.max_tensor_bytes / sizeof(float))
-    return c.Fail(Errc::kResourceExhausted,
-                  "its output " + DimsString(out) + " needs more than " +
-                      std::to_string(limits.max_tensor_bytes >> 20) + " MiB per sample");
+    return c.Fail(Errc::kResourceExhausted, "its output " + DimsString(out) + " needs more than " +
+                                                std::to_string(limits.max_tensor_bytes >> 20) +
+                                                " MiB per sample");
   if (is_data && out[0] != 1)
     return c.Fail(Errc::kUnsupported, "its output " + DimsString(out) +
                                           " would not keep the batch as the first dimension");
@@ -175,7 +175,8 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
                          std::to_string(limits.max_file_bytes >> 20) + " MiB limit");
   onnx::ModelProto m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
-    return FileError(Errc::kFormat, origin, "not a valid ONNX model (protobuf parse failed; truncated?)");
+    return FileError(Errc::kFormat, origin,
+                     "not a valid ONNX model (protobuf parse failed; truncated?)");
   if (!m.has_graph()) return FileError(Errc::kFormat, origin, "the model has no graph");
 
   Graph g;
@@ -218,8 +219,8 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
     if (ids.count(in.name())) continue;  // an initializer's declaration (older IR versions)
     if (g.input >= 0)
       return FileError(Errc::kUnsupported, origin,
-                       "the graph takes more than one input ('" + g.values[g.input].name +
-                           "', '" + in.name() + "'); the importer supports one");
+                       "the graph takes more than one input ('" + g.values[g.input].name + "', '" +
+                           in.name() + "'); the importer supports one");
     Value v;
     v.name = in.name();
     EDGELOOP_ASSIGN_OR_RETURN(v.dims, ReadInputShape(in, origin, limits));
@@ -230,7 +231,8 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
   int index = 0;
   uint64_t total_bytes = 0;
   for (const auto& n : graph.node()) {
-    const std::string name = n.name().empty() ? n.op_type() + "#" + std::to_string(index) : n.name();
+    const std::string name =
+        n.name().empty() ? n.op_type() + "#" + std::to_string(index) : n.name();
     ++index;
     const std::string where = origin + ": node '" + name + "' (" + n.op_type() + ")";
     if (!n.domain().empty() && n.domain() != "ai.onnx")
@@ -266,8 +268,8 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
                                         "', which no earlier node, input or initializer defines");
       const Value& v = g.values[it->second];
       if (!v.computed)
-        return Error(Errc::kUnsupported, where + ": reads '" + in +
-                                             "', an extra output the importer does not compute");
+        return Error(Errc::kUnsupported,
+                     where + ": reads '" + in + "', an extra output the importer does not compute");
       node.inputs.push_back(it->second);
       inputs.push_back(OpInput{true, v.dims, v.constant});
       any_data |= !v.is_constant();
@@ -296,7 +298,8 @@ Result<Graph> ReadGraph(std::string_view bytes, const std::string& origin,
         torch::NoGradGuard no_grad;
         out.constant = built->op->Forward(args, false).contiguous();
       } catch (const std::exception& e) {
-        return Error(Errc::kFormat, where + ": cannot evaluate on its constant inputs: " + e.what());
+        return Error(Errc::kFormat,
+                     where + ": cannot evaluate on its constant inputs: " + e.what());
       }
       if (out.constant.sizes().vec() != out.dims)
         return Error(Errc::kInternal, where + ": evaluated to " +

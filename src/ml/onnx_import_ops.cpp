@@ -75,8 +75,7 @@ Error NodeContext::Fail(Errc code, const std::string& what) const {
 }
 
 Status NodeContext::RequireData(size_t i) const {
-  if (!in(i).present)
-    return Fail(Errc::kFormat, "input " + std::to_string(i) + " is missing");
+  if (!in(i).present) return Fail(Errc::kFormat, "input " + std::to_string(i) + " is missing");
   if (in(i).is_constant())
     for (const auto& other : inputs_)
       if (other.present && !other.is_constant())
@@ -86,8 +85,7 @@ Status NodeContext::RequireData(size_t i) const {
 }
 
 Status NodeContext::RequireConstant(size_t i) const {
-  if (!in(i).present)
-    return Fail(Errc::kFormat, "input " + std::to_string(i) + " is missing");
+  if (!in(i).present) return Fail(Errc::kFormat, "input " + std::to_string(i) + " is missing");
   if (!in(i).is_constant())
     return Fail(Errc::kUnsupported,
                 "input " + std::to_string(i) + " must be a constant (an initializer)");

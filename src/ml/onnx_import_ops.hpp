@@ -130,6 +130,6 @@ struct OpEntry {
 };
 std::vector<OpEntry> ElementwiseOps();  // activations, Clip, binary arithmetic, Dropout, Identity
 std::vector<OpEntry> SpatialOps();      // Conv, BatchNormalization, pooling
-std::vector<OpEntry> TensorOps();       // Gemm, MatMul, Flatten, Reshape, Transpose, Concat, Softmax
+std::vector<OpEntry> TensorOps();  // Gemm, MatMul, Flatten, Reshape, Transpose, Concat, Softmax
 
 }  // namespace edgeloop::ml::onnx_import

@@ -137,10 +137,9 @@ class HardSigmoidOp : public NodeOp {
 
 Result<OpBuild> BuildHardSigmoid(const NodeContext& c) {
   EDGELOOP_RETURN_IF_ERROR(c.RequireData(0));
-  return OpBuild{
-      std::make_shared<HardSigmoidOp>(c.Float("alpha", 0.2f), c.Float("beta", 0.5f)),
-      c.in(0).dims,
-      {}};
+  return OpBuild{std::make_shared<HardSigmoidOp>(c.Float("alpha", 0.2f), c.Float("beta", 0.5f)),
+                 c.in(0).dims,
+                 {}};
 }
 
 class HardSwishOp : public NodeOp {
@@ -240,7 +239,8 @@ class BinaryOp : public NodeOp {
 template <BinaryKind kKind>
 Result<OpBuild> BuildBinary(const NodeContext& c) {
   for (size_t i = 0; i < 2; ++i)
-    if (!c.in(i).present) return c.Fail(Errc::kFormat, "input " + std::to_string(i) + " is missing");
+    if (!c.in(i).present)
+      return c.Fail(Errc::kFormat, "input " + std::to_string(i) + " is missing");
   Dims a = c.in(0).dims, b = c.in(1).dims;
   torch::Tensor b_aligned;
   std::vector<size_t> absorbed;
@@ -262,11 +262,12 @@ Result<OpBuild> BuildBinary(const NodeContext& c) {
                   "shapes " + DimsString(a) + " and " + DimsString(b) + " do not broadcast");
   for (size_t i = 0; i < 2; ++i)
     if (!c.in(i).is_constant() && out.size() != c.in(i).dims.size())
-      return c.Fail(Errc::kMismatch, "broadcasting with a higher-rank constant would move the "
-                                     "batch dimension");
+      return c.Fail(Errc::kMismatch,
+                    "broadcasting with a higher-rank constant would move the "
+                    "batch dimension");
   const char* names[] = {"Add", "Sub", "Mul", "Div"};
-  return OpBuild{std::make_shared<BinaryOp>(kKind, names[static_cast<int>(kKind)], b_aligned),
-                 out, absorbed};
+  return OpBuild{std::make_shared<BinaryOp>(kKind, names[static_cast<int>(kKind)], b_aligned), out,
+                 absorbed};
 }
 
 }  // namespace

@@ -170,8 +170,8 @@ class BatchNormOp : public NodeOp {
   // Training normalizes with the batch's statistics and updates the running ones (inputs 3
   // and 4, the block's buffers) in place; ONNX's momentum weighs the old running value.
   torch::Tensor Forward(const std::vector<torch::Tensor>& in, bool training) const override {
-    return torch::batch_norm(in[0], in[1], in[2], in[3], in[4], training, 1.0 - momentum_,
-                             epsilon_, false);
+    return torch::batch_norm(in[0], in[1], in[2], in[3], in[4], training, 1.0 - momentum_, epsilon_,
+                             false);
   }
   std::string Export(OnnxGraphWriter& w, const std::vector<std::string>& in,
                      const std::string& prefix) const override {
@@ -270,8 +270,8 @@ class PoolOp : public NodeOp {
                      : AvgPoolNd(in[0], w_, pads, ceil_, include_pad_);
     }
     if (is_max_) {
-      auto x = torch::constant_pad_nd(in[0], w_.PadArg(extra_),
-                                      -std::numeric_limits<float>::infinity());
+      auto x =
+          torch::constant_pad_nd(in[0], w_.PadArg(extra_), -std::numeric_limits<float>::infinity());
       return Crop(MaxPoolNd(x, w_, Dims(w_.rank(), 0), false));
     }
     auto x = torch::constant_pad_nd(in[0], w_.PadArg(extra_), 0);
@@ -303,8 +303,7 @@ class PoolOp : public NodeOp {
     return AvgPoolNd(padded, w_, Dims(w_.rank(), 0), false, true) * static_cast<double>(k);
   }
   torch::Tensor Crop(torch::Tensor t) const {
-    for (size_t i = 0; i < w_.rank(); ++i)
-      t = t.narrow(static_cast<int64_t>(i) + 2, 0, w_.out[i]);
+    for (size_t i = 0; i < w_.rank(); ++i) t = t.narrow(static_cast<int64_t>(i) + 2, 0, w_.out[i]);
     return t;
   }
 
@@ -332,8 +331,7 @@ Result<OpBuild> BuildPool(const NodeContext& c) {
   Dims out = {x[0], x[1]};
   out.insert(out.end(), w.out.begin(), w.out.end());
   const bool include_pad = !kMax && c.Int("count_include_pad", 0) != 0;
-  return OpBuild{std::make_shared<PoolOp>(kMax, std::move(w), ceil_mode, include_pad, in), out,
-                 {}};
+  return OpBuild{std::make_shared<PoolOp>(kMax, std::move(w), ceil_mode, include_pad, in), out, {}};
 }
 
 class GlobalAveragePoolOp : public NodeOp {

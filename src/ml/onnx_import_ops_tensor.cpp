@@ -77,10 +77,10 @@ Result<OpBuild> BuildGemm(const NodeContext& c) {
   if (c.in(2).present) {
     Dims bc;
     if (!BroadcastShapes(out, c.in(2).dims, &bc) || bc != out)
-      return c.Fail(Errc::kMismatch, "C " + DimsString(c.in(2).dims) + " does not broadcast to " +
-                                         (IsData(c, 0) ? "[N," + std::to_string(n) +
-                                                             "] for every batch size N"
-                                                       : DimsString(out)));
+      return c.Fail(Errc::kMismatch,
+                    "C " + DimsString(c.in(2).dims) + " does not broadcast to " +
+                        (IsData(c, 0) ? "[N," + std::to_string(n) + "] for every batch size N"
+                                      : DimsString(out)));
     if (IsData(c, 2) && c.in(2).dims.size() != 2)
       return c.Fail(Errc::kUnsupported, "C is data without the batch dimension");
   }
@@ -223,7 +223,8 @@ Result<OpBuild> BuildReshape(const NodeContext& c) {
   const int64_t total = NumElements(x);
   auto cannot = [&] {
     if (!IsData(c, 0))
-      return c.Fail(Errc::kMismatch, "cannot reshape " + DimsString(x) + " to " + DimsString(target));
+      return c.Fail(Errc::kMismatch,
+                    "cannot reshape " + DimsString(x) + " to " + DimsString(target));
     std::string from = "[N";
     for (size_t i = 1; i < x.size(); ++i) from += "," + std::to_string(x[i]);
     return c.Fail(Errc::kMismatch, "cannot reshape " + from + "] to " + DimsString(target) +
@@ -271,8 +272,7 @@ Result<OpBuild> BuildTranspose(const NodeContext& c) {
   if (sorted != identity)
     return c.Fail(Errc::kFormat, "perm " + DimsString(perm) + " is not a permutation of the " +
                                      std::to_string(x.size()) + " axes");
-  if (IsData(c, 0) && perm[0] != 0)
-    return c.Fail(Errc::kUnsupported, "moves the batch dimension");
+  if (IsData(c, 0) && perm[0] != 0) return c.Fail(Errc::kUnsupported, "moves the batch dimension");
   Dims out(x.size());
   for (size_t i = 0; i < perm.size(); ++i) out[i] = x[static_cast<size_t>(perm[i])];
   return OpBuild{std::make_shared<TransposeOp>(perm), out, {}};
@@ -373,9 +373,8 @@ Result<OpBuild> BuildSoftmax(const NodeContext& c) {
 }  // namespace
 
 std::vector<OpEntry> TensorOps() {
-  return {{"Gemm", BuildGemm},           {"MatMul", BuildMatMul},
-          {"Flatten", BuildFlatten},     {"Reshape", BuildReshape},
-          {"Transpose", BuildTranspose}, {"Concat", BuildConcat},
+  return {{"Gemm", BuildGemm},       {"MatMul", BuildMatMul},       {"Flatten", BuildFlatten},
+          {"Reshape", BuildReshape}, {"Transpose", BuildTranspose}, {"Concat", BuildConcat},
           {"Softmax", BuildSoftmax}};
 }
 

@@ -41,9 +41,9 @@ Result<torch::Tensor> RunEdgeRuntime(const std::string& bytes, const torch::Tens
   mo.backend = backend;
   EDGELOOP_ASSIGN_OR_RETURN(auto model, runtime::Model::LoadFromBytes(bytes, "test", mo));
   auto in = x.contiguous();
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto out, model.Run({runtime::Tensor{runtime::DType::kFloat32, in.sizes().vec(),
-                                           in.data_ptr<float>()}}));
+  EDGELOOP_ASSIGN_OR_RETURN(auto out,
+                            model.Run({runtime::Tensor{runtime::DType::kFloat32, in.sizes().vec(),
+                                                       in.data_ptr<float>()}}));
   if (out.size() <= index) return Error(Errc::kInternal, "the runtime gave too few outputs");
   return ToTorch(out[index]);
 }
@@ -143,8 +143,8 @@ std::string* OnnxImportTest::export_ = nullptr;
 TEST_F(OnnxImportTest, EdgeloopExportImportsAsAGraphThatMatchesTheRuntimeAndLibtorch) {
   auto start = std::chrono::steady_clock::now();
   auto m = onnx_import::ImportGraphModule(*export_, "tiny.onnx");
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(m.ok()) << m.error().message;
   // Sub/Div normalization and the conv blocks come apart at the single-tensor cut points.
   EXPECT_GE((*m)->blocks()->size(), 3u);
@@ -159,9 +159,10 @@ TEST_F(OnnxImportTest, EdgeloopExportImportsAsAGraphThatMatchesTheRuntimeAndLibt
   double vs_runtime = MaxDiff(got, *rt), vs_libtorch = MaxDiff(got, want);
   EXPECT_LT(vs_runtime, 1e-4);
   EXPECT_LT(vs_libtorch, 1e-4);
-  std::printf("edgeloop export (%zu bytes): import %.1f ms, max |import - runtime| = %.3g, "
-              "max |import - original| = %.3g over 100 images\n",
-              export_->size(), ms, vs_runtime, vs_libtorch);
+  std::printf(
+      "edgeloop export (%zu bytes): import %.1f ms, max |import - runtime| = %.3g, "
+      "max |import - original| = %.3g over 100 images\n",
+      export_->size(), ms, vs_runtime, vs_libtorch);
 }
 
 TEST(OnnxImport, UnsupportedOpIsOneLineErrorNamingTheOpAndTheNode) {
@@ -171,8 +172,7 @@ TEST(OnnxImport, UnsupportedOpIsOneLineErrorNamingTheOpAndTheNode) {
   auto m = onnx_import::ImportGraphModule(t.Bytes("y"), "model.onnx");
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.error().code, Errc::kUnsupported);
-  EXPECT_EQ(m.error().message,
-            "model.onnx: node 'conv_7' (Foo): op not supported by the importer");
+  EXPECT_EQ(m.error().message, "model.onnx: node 'conv_7' (Foo): op not supported by the importer");
 }
 
 // Truncated files, absurd shapes and sizes, broken references: errors, never a crash or a
@@ -295,8 +295,7 @@ TEST(OnnxImport, LongGraphWithoutCutPointsImportsQuickly) {
   std::string bytes = t.Bytes(v);
   auto start = std::chrono::steady_clock::now();
   auto m = onnx_import::ImportGraphModule(bytes, "long.onnx");
-  double s =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ((*m)->blocks()->size(), 1u);
   EXPECT_LT(s, 10.0);
@@ -304,6 +303,46 @@ TEST(OnnxImport, LongGraphWithoutCutPointsImportsQuickly) {
   auto x = torch::ones({2, 8});
   // Each layer halves, then adds the input: the fixed point is 2.
   EXPECT_LT(MaxDiff((*m)->forward(x), torch::full({2, 8}, 2.0)), 1e-5);
+}
+
+// Imported batch norm is a layer that trains: in train mode it normalizes with the batch's
+// statistics and moves its running statistics (buffers) by ONNX's momentum; in eval mode it
+// uses the running ones, as the file does. Scale and bias are parameters, mean and var are not.
+TEST(OnnxImport, BatchNormTrainsInTrainModeAndUsesRunningStatsInEval) {
+  TestModel t({3, 4, 4});
+  t.w().Initializer("scale", torch::full({3}, 2.0));
+  t.w().Initializer("bias", torch::full({3}, 0.5));
+  t.w().Initializer("mean", torch::zeros({3}));
+  t.w().Initializer("var", torch::ones({3}));
+  auto* bn = t.w().Node("BatchNormalization", {"x", "scale", "bias", "mean", "var"}, "y");
+  OnnxGraphWriter::FloatAttr(bn, "momentum", 0.75f);
+  auto m = onnx_import::ImportGraphModule(t.Bytes("y"), "bn.onnx");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  std::set<std::string> params, buffers;
+  for (const auto& kv : (*m)->named_parameters()) params.insert(kv.key());
+  for (const auto& kv : (*m)->named_buffers()) buffers.insert(kv.key());
+  EXPECT_EQ(params, (std::set<std::string>{"blocks.0.scale", "blocks.0.bias"}));
+  EXPECT_EQ(buffers, (std::set<std::string>{"blocks.0.mean", "blocks.0.var"}));
+
+  auto x = torch::randn({16, 3, 4, 4}) * 3 + 5;
+  (*m)->train();
+  auto y = (*m)->forward(x);
+  // Batch statistics: each channel comes out with mean 0.5 and std 2.
+  EXPECT_LT((y.mean({0, 2, 3}) - 0.5).abs().max().item<double>(), 1e-4);
+  auto running = (*m)->named_buffers()["blocks.0.mean"];
+  auto want = 0.25 * x.mean({0, 2, 3});  // 0.75 * old (0) + 0.25 * batch mean
+  EXPECT_LT(MaxDiff(running, want), 1e-4);
+  // The gradient reaches scale and bias.
+  y.sum().backward();
+  EXPECT_TRUE((*m)->named_parameters()["blocks.0.bias"].grad().defined());
+
+  (*m)->eval();
+  torch::NoGradGuard no_grad;
+  auto var = (*m)->named_buffers()["blocks.0.var"];
+  auto e = (*m)->forward(x);
+  auto expect =
+      (x - running.view({1, 3, 1, 1})) / torch::sqrt(var.view({1, 3, 1, 1}) + 1e-5) * 2 + 0.5;
+  EXPECT_LT(MaxDiff(e, expect), 1e-4);
 }
 
 // Ops the conformance data leaves out (Reshape with 0 and -1, a branch joined by Add and
@@ -431,8 +470,8 @@ TEST_F(OnnxImportTest, EdgeloopExportImportsAsTheClassifierItWas) {
   auto bytes = std::make_shared<const std::string>(*export_);
   auto start = std::chrono::steady_clock::now();
   auto m = ImportOnnxModelBytes(bytes, "tiny.onnx");
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(m.ok()) << m.error().message;
   EXPECT_EQ(m->info.name, "tiny");
   EXPECT_EQ(m->info.version, "3");
@@ -453,9 +492,10 @@ TEST_F(OnnxImportTest, EdgeloopExportImportsAsTheClassifierItWas) {
   double vs_runtime = MaxDiff(got, *rt), vs_original = MaxDiff(got, cnn_->model->forward(x));
   EXPECT_LT(vs_runtime, 1e-4);
   EXPECT_LT(vs_original, 1e-4);
-  std::printf("classifier import of the edgeloop export: %.1f ms, max |import - runtime| = %.3g, "
-              "max |import - original| = %.3g\n",
-              ms, vs_runtime, vs_original);
+  std::printf(
+      "classifier import of the edgeloop export: %.1f ms, max |import - runtime| = %.3g, "
+      "max |import - original| = %.3g\n",
+      ms, vs_runtime, vs_original);
 }
 
 // Every architecture edgeloop trains comes back from its export: mlp (features), the cnn,
@@ -507,11 +547,12 @@ TEST_F(OnnxImportTest, EveryArchitecturesExportReimportsAndMatches) {
     EXPECT_LT(vs_runtime, 1e-4) << arch;
     EXPECT_LT(vs_original, 1e-4) << arch;
     EXPECT_GE(im->model->num_blocks(), 2u) << arch;
-    std::printf("%-13s export %7zu bytes, %3zu nodes in %2zu blocks (original %zu): import %.1f ms, "
-                "max |import - runtime| %.3g, max |import - original| %.3g\n",
-                arch.c_str(), bytes->size(),
-                static_cast<size_t>(onnx_import::ReadGraph(*bytes, arch)->nodes.size()),
-                im->model->num_blocks(), m.model->num_blocks(), ms, vs_runtime, vs_original);
+    std::printf(
+        "%-13s export %7zu bytes, %3zu nodes in %2zu blocks (original %zu): import %.1f ms, "
+        "max |import - runtime| %.3g, max |import - original| %.3g\n",
+        arch.c_str(), bytes->size(),
+        static_cast<size_t>(onnx_import::ReadGraph(*bytes, arch)->nodes.size()),
+        im->model->num_blocks(), m.model->num_blocks(), ms, vs_runtime, vs_original);
   }
 }
 
@@ -537,8 +578,8 @@ std::string ForeignModel(bool matmul_head) {
   auto* dw = w.Node("Conv", {"r", "conv2.weight"}, "d");
   OnnxGraphWriter::IntAttr(dw, "group", 6);
   OnnxGraphWriter::IntsAttr(dw, "pads", {1, 1, 1, 1});
-  w.Node("Clip", {"d", w.Initializer("zero", torch::tensor(0.f)),
-                  w.Initializer("six", torch::tensor(6.f))},
+  w.Node("Clip",
+         {"d", w.Initializer("zero", torch::tensor(0.f)), w.Initializer("six", torch::tensor(6.f))},
          "relu6");
   w.Node("GlobalAveragePool", {"relu6"}, "gap");
   w.Node("Flatten", {"gap"}, "emb");
@@ -618,7 +659,7 @@ TEST_F(OnnxImportTest, HeadNodeOptionPicksTheHead) {
   o.head_node = gemms[0];
   auto m = ImportOnnxModelBytes(std::make_shared<const std::string>(*export_), "tiny.onnx", o);
   ASSERT_TRUE(m.ok()) << m.error().message;
-  EXPECT_EQ(m->info.spec.num_classes, 32);  // the embedding's width, as classes
+  EXPECT_EQ(m->info.spec.num_classes, 32);      // the embedding's width, as classes
   EXPECT_EQ(m->info.class_names.front(), "0");  // the metadata's 10 names do not fit
   EXPECT_EQ(m->model->num_blocks(), 2u);
 }
@@ -721,8 +762,8 @@ TEST(OnnxImportConformance, PytorchConvertedModelsMatchReferenceOutputsAndTheRun
       EXPECT_EQ(msg.find('\n'), std::string::npos);
       // Either an op the importer does not claim, named in the error, or an input that is not
       // float data (Embedding's indices).
-      bool float_input = proto.graph().input(0).type().tensor_type().elem_type() ==
-                         onnx::TensorProto::FLOAT;
+      bool float_input =
+          proto.graph().input(0).type().tensor_type().elem_type() == onnx::TensorProto::FLOAT;
       if (!float_input) {
         EXPECT_NE(msg.find("not float32"), std::string::npos) << name << ": " << msg;
         continue;
