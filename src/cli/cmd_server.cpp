@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "cloud/server.hpp"
+#include "common/log.hpp"
 
 namespace edgeloop::cli {
 namespace {
@@ -78,6 +79,30 @@ void RegisterServer(CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--device-burst", options->device_burst, "Batch burst per device")
       ->capture_default_str();
+  sub->add_option("--max-decompressed-bytes", options->max_decompressed_bytes,
+                  "Largest ingest batch after zstd (413)")
+      ->capture_default_str();
+  sub->add_option("--max-tensor-elements", options->max_tensor_elements,
+                  "Most values in one sample's tensor (400)")
+      ->capture_default_str();
+  sub->add_option("--worker-executable", options->worker_executable,
+                  "Program that runs pipeline steps (default: this edgeloop binary)");
+  sub->add_option("--background-interval-ms", options->background_interval_ms,
+                  "How often pipeline triggers and rollouts are checked")
+      ->check(CLI::Range(10, 600000))
+      ->capture_default_str();
+  auto log_options = std::make_shared<std::pair<std::string, std::string>>("info", "");
+  sub->add_option("--log-level", log_options->first, "debug, info, warn or error")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  sub->add_option("--log-file", log_options->second,
+                  "Append the structured log to this file (default: stderr)");
+  sub->parse_complete_callback([log_options] {
+    log::Options o;
+    o.level = *log::ParseLevel(log_options->first);
+    o.file = log_options->second;
+    if (Status st = log::Configure(o); !st.ok()) throw CLI::ValidationError("--log-file", st.error().message);
+  });
   auto deadline = std::make_shared<double>(10.0);
   sub->add_option("--shutdown-deadline", *deadline,
                   "Seconds to finish in-flight requests after SIGTERM/SIGINT, then exit anyway")
