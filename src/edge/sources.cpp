@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <string_view>
 #include <thread>
 
 #include "common/pixel.hpp"
@@ -103,6 +104,22 @@ Result<std::optional<Sample>> ReplaySource::Next(std::chrono::milliseconds wait)
   return std::optional<Sample>(std::move(s));
 }
 
+Result<std::optional<int32_t>> LabelFromFileName(const std::string& name) {
+  static constexpr std::string_view kTag = ".label-";
+  const std::string stem = fs::path(name).stem().string();
+  const size_t at = stem.rfind(kTag);
+  if (at == std::string::npos) return std::optional<int32_t>();
+  const std::string digits = stem.substr(at + kTag.size());
+  // Class indices, not arbitrary numbers: at most 6 digits keeps the parse in range.
+  if (digits.empty() || digits.size() > 6 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return Error(Errc::kFormat, name +
+                                    ": the label in the file name must be a class index "
+                                    "(NAME.label-K.jpg), got \"" +
+                                    digits + "\"");
+  return std::optional<int32_t>(std::stoi(digits));
+}
+
 Result<Sample> ReadImageSample(const std::string& path, const data::InputSpec* spec) {
   EDGELOOP_ASSIGN_OR_RETURN(data::Image img, data::DecodeImageFile(path));
   data::InputSpec own;
@@ -164,12 +181,22 @@ Status WatchedDirectorySource::Scan() {
   for (const auto& p : fresh) {
     std::string name = p.filename().string();
     if (p.extension() != ".csv") {
-      auto s = ReadImageSample(p.string(), spec_ ? &*spec_ : nullptr);
-      if (!s.ok()) return s.error();
+      auto label = LabelFromFileName(name);
+      auto s = label.ok() ? ReadImageSample(p.string(), spec_ ? &*spec_ : nullptr)
+                          : Result<Sample>(label.error());
+      if (!s.ok()) {
+        // Reported once and then passed over, so one bad file does not stop the files after it.
+        seen_.insert(name);
+        return s.error();
+      }
+      s->label = *label;
       pending_.push_back(std::move(*s));
     } else {
       auto d = data::LoadCsv(p.string());
-      if (!d.ok()) return d.error();
+      if (!d.ok()) {
+        seen_.insert(name);
+        return d.error();
+      }
       for (size_t i = 0; i < d->size(); ++i) {
         Sample s;
         s.id = name + "#" + std::to_string(i);

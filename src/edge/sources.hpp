@@ -6,8 +6,10 @@
 //   WatchedDirectorySource  new .png, .jpg/.jpeg (gray or RGB, any size) and .csv files in a
 //                           folder; images are converted to the model's input spec by the
 //                           one preprocessing routine (data/preprocess.hpp) that training
-//                           used. Writers should create files elsewhere and rename them in,
-//                           so no half file is read
+//                           used, and labelled by their name (NAME.label-K.jpg: class K).
+//                           Writers should create files elsewhere and rename them in, so no
+//                           half file is read. A file that cannot be read is reported once
+//                           and skipped
 //   JsonLinesSource         one JSON object per line on a stream (stdin):
 //                           {"id": "...", "shape": [1,28,28], "data": [...], "label": 3}
 // Not thread-safe; one reader per source.
@@ -120,6 +122,10 @@ class JsonLinesSource : public Source {
   uint64_t line_no_ = 0;
 };
 
+// The label a frame's file name carries: "frame-17.label-3.jpg" is class index 3 (of the
+// model's classes, as replayed labels are); a name without ".label-" has none. A tag that is
+// not a class index is an error naming the file.
+Result<std::optional<int32_t>> LabelFromFileName(const std::string& name);
 // Decodes a PNG or JPEG file and converts it to the spec (data::Preprocess); without a
 // spec, the image as it is: shape {c, h, w}, values x / 255. The id is the file name.
 Result<Sample> ReadImageSample(const std::string& path, const data::InputSpec* spec);

@@ -196,6 +196,52 @@ TEST(WatchedDirectorySourceTest, ABrokenFrameIsAnErrorNamingTheFile) {
   auto s = src.Next(milliseconds(50));
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.error().message.find("cut.jpg"), std::string::npos) << s.error().message;
+  // Reported once: the frames after it still arrive.
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "next.jpg", jpeg));
+  auto next = src.Next(milliseconds(100));
+  ASSERT_TRUE(next.ok() && next->has_value()) << (next.ok() ? "" : next.error().message);
+  EXPECT_EQ((*next)->id, "next.jpg");
+}
+
+// A camera frame's label travels in its file name, as an index of the model's classes.
+TEST(WatchedDirectorySourceTest, LabelsFramesByTheirFileName) {
+  ScratchDir dir("watch");
+  WatchedDirectorySource src(dir.path(), /*delete_after_read=*/true, milliseconds(5));
+  const std::string jpeg =
+      data::testing::EncodeJpeg(16, 16, 3, data::testing::TestPixels(16, 16, 3));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "f-000001.label-7.jpg", jpeg));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "f-000002.jpg", jpeg));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "f-000003.label-12.png.label-0.jpg", jpeg));
+  auto a = src.Next(milliseconds(100));
+  auto b = src.Next(milliseconds(100));
+  auto c = src.Next(milliseconds(100));
+  ASSERT_TRUE(a.ok() && a->has_value() && b.ok() && b->has_value() && c.ok() && c->has_value());
+  ASSERT_TRUE((*a)->label.has_value());
+  EXPECT_EQ(*(*a)->label, 7);
+  EXPECT_FALSE((*b)->label.has_value());
+  ASSERT_TRUE((*c)->label.has_value());
+  EXPECT_EQ(*(*c)->label, 0);  // the last tag counts
+}
+
+TEST(WatchedDirectorySourceTest, AFileNameLabelThatIsNotAClassIndexIsAnError) {
+  for (const char* bad :
+       {"f.label-.jpg", "f.label-x3.jpg", "f.label--1.jpg", "f.label-1234567.jpg"}) {
+    auto l = LabelFromFileName(bad);
+    ASSERT_FALSE(l.ok()) << bad;
+    EXPECT_EQ(l.error().code, Errc::kFormat);
+    EXPECT_NE(l.error().message.find(bad), std::string::npos) << l.error().message;
+  }
+  ScratchDir dir("watch");
+  WatchedDirectorySource src(dir.path(), /*delete_after_read=*/false, milliseconds(5));
+  const std::string jpeg = data::testing::EncodeJpeg(8, 8, 1, data::testing::TestPixels(8, 8, 1));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "a.label-cat.jpg", jpeg));
+  ASSERT_TRUE(data::testing::WriteBytes(dir / "b.label-2.jpg", jpeg));
+  auto a = src.Next(milliseconds(50));
+  ASSERT_FALSE(a.ok());
+  EXPECT_NE(a.error().message.find("a.label-cat.jpg"), std::string::npos) << a.error().message;
+  auto b = src.Next(milliseconds(100));
+  ASSERT_TRUE(b.ok() && b->has_value()) << (b.ok() ? "" : b.error().message);
+  EXPECT_EQ(*(*b)->label, 2);
 }
 
 // The trainer's image-folder loader and the device's watched folder give the same tensor,
