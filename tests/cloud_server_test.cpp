@@ -10,6 +10,7 @@
 #include "common/delta.hpp"
 #include "common/hash.hpp"
 #include "common/test_bytes.hpp"
+#include "common/test_documents.hpp"
 #include "common/update_metadata.hpp"
 #include "database_param.hpp"
 
@@ -251,14 +252,7 @@ int64_t ResidentKiB() {
 
 TEST_P(CloudServer, HostileDocumentsGet400NamingTheLimitWithBoundedMemory) {
   CloudFixture f(Options());
-  // Nine levels of anchors, each ten aliases of the one before: 10^9 values once expanded.
-  std::string bomb = "name: p\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
-  for (int i = 1; i <= 9; ++i) {
-    std::string prev = "*a" + std::to_string(i - 1);
-    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
-    for (int k = 0; k < 10; ++k) bomb += (k ? ", " : "") + prev;
-    bomb += "]\n";
-  }
+  const std::string bomb = "name: p\n" + AliasBombYaml();
   const int64_t before = ResidentKiB();
   auto res = f.Post("/v1/pipelines", bomb);
   ExpectJsonError(res, 400);

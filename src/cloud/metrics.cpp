@@ -51,8 +51,8 @@ void ServerMetrics::Write(std::string& out, const std::string& name, const std::
          std::to_string(h.count) + "\n";
 }
 
-void ServerMetrics::ObserveRequest(const std::string& method, const std::string& route,
-                                   int status, double seconds) {
+void ServerMetrics::ObserveRequest(const std::string& method, const std::string& route, int status,
+                                   double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   ++requests_[{method, route, status}];
   Observe(request_seconds_[route], seconds);
@@ -87,7 +87,8 @@ void ServerMetrics::SetConnections(int64_t open) {
 std::string ServerMetrics::Exposition(const std::string& extra) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
-  out += "# HELP edgeloop_http_requests_total HTTP requests answered, by route pattern and status.\n";
+  out +=
+      "# HELP edgeloop_http_requests_total HTTP requests answered, by route pattern and status.\n";
   out += "# TYPE edgeloop_http_requests_total counter\n";
   for (const auto& [key, n] : requests_) {
     const auto& [method, route, status] = key;

@@ -265,11 +265,7 @@ void Server::Impl::OnRequestDone(const httplib::Request& req, const httplib::Res
   std::string who;
   if (req.ssl != nullptr) {
     std::unique_ptr<X509, decltype(&X509_free)> cert(SSL_get1_peer_certificate(req.ssl), X509_free);
-    if (cert) {
-      char cn[256] = {0};
-      X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn));
-      who = std::string("device:") + cn;
-    }
+    if (cert) who = "device:" + CertificateCommonName(cert.get()).value_or("");
   }
   const std::string auth = req.get_header_value("Authorization");
   if (who.empty() && auth.rfind("Bearer ", 0) == 0) who = "token:" + Sha256Hex(auth.substr(7)).substr(0, 12);

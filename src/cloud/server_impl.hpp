@@ -69,6 +69,16 @@ inline void SendError(httplib::Response& res, const Error& e) {
   SendError(res, HttpStatus(e.code), e.message);
 }
 
+// The subject's common name (a device certificate's device id), or nullopt when it has none.
+inline std::optional<std::string> CertificateCommonName(X509* cert) {
+  X509_NAME* name = X509_get_subject_name(cert);
+  int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+  if (idx < 0) return std::nullopt;
+  ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)),
+                     static_cast<size_t>(ASN1_STRING_length(cn)));
+}
+
 inline int ScopeRank(const std::string& scope) {
   if (scope == "read") return 1;
   if (scope == "write") return 2;
@@ -230,16 +240,14 @@ struct Server::Impl {
       SendError(res, 401, "client certificate required");
       return std::nullopt;
     }
-    X509_NAME* name = X509_get_subject_name(cert.get());
-    int idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1);
+    auto common_name = CertificateCommonName(cert.get());
     uint64_t serial = 0;
-    if (idx < 0 || ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert.get())) != 1) {
+    if (!common_name ||
+        ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert.get())) != 1) {
       SendError(res, 401, "client certificate has no device identity");
       return std::nullopt;
     }
-    ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
-    std::string device(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)),
-                       static_cast<size_t>(ASN1_STRING_length(cn)));
+    const std::string& device = *common_name;
     // Checked on every request, so a revocation (or a re-enrollment, which issues a new
     // serial) takes effect at once.
     auto rows =

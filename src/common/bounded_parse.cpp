@@ -195,7 +195,8 @@ Result<Json> ParseYamlBounded(std::string_view text, const std::string& origin,
   } catch (const LimitExceeded& e) {
     return Error(Errc::kFormat, origin + ": " + e.what);
   } catch (const YAML::Exception& e) {
-    return Error(Errc::kFormat, origin + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    return Error(Errc::kFormat,
+                 origin + ": line " + std::to_string(e.mark.line + 1) + ": " + e.msg);
   }
   return handler.Take();
 }

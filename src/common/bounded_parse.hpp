@@ -18,10 +18,10 @@
 namespace edgeloop {
 
 struct ParseLimits {
-  size_t max_bytes = 1 << 20;  // document size
-  int max_depth = 64;          // nesting of objects/arrays (mappings/sequences)
-  size_t max_nodes = 100000;   // values in the document, aliases expanded
-  size_t max_string = 1 << 20; // one string or scalar
+  size_t max_bytes = 1 << 20;   // document size
+  int max_depth = 64;           // nesting of objects/arrays (mappings/sequences)
+  size_t max_nodes = 100000;    // values in the document, aliases expanded
+  size_t max_string = 1 << 20;  // one string or scalar
 };
 
 // `origin` names the document in errors ("POST /v1/pipelines", "server.yaml").

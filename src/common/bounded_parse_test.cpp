@@ -4,21 +4,10 @@
 
 #include <string>
 
+#include "common/test_documents.hpp"
+
 namespace edgeloop {
 namespace {
-
-// Nine levels of anchors, each a list of ten aliases of the one before: 10^9 leaves once
-// expanded, in a few hundred bytes.
-std::string BillionLaughsYaml() {
-  std::string doc = "a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n";
-  for (int i = 1; i <= 9; ++i) {
-    std::string prev = "*a" + std::to_string(i - 1);
-    doc += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
-    for (int k = 0; k < 10; ++k) doc += (k ? ", " : "") + prev;
-    doc += "]\n";
-  }
-  return doc;
-}
 
 TEST(BoundedYaml, ConvertsScalarsMappingsAndSequences) {
   auto j = ParseYamlBounded("name: p\nn: 3\nx: 0.5\nok: true\nq: \"3\"\nl: [1, two]\nz: ~\n", "t");
@@ -40,7 +29,7 @@ TEST(BoundedYaml, ExpandsSmallAliases) {
 }
 
 TEST(BoundedYaml, RefusesAliasBombNamingTheLimit) {
-  std::string doc = BillionLaughsYaml();
+  std::string doc = testing::AliasBombYaml();
   ASSERT_LT(doc.size(), 800u);
   auto j = ParseYamlBounded(doc, "POST /v1/pipelines");
   ASSERT_FALSE(j.ok());

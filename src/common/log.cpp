@@ -82,7 +82,8 @@ Status Configure(const Options& options) {
   std::FILE* f = nullptr;
   if (!options.file.empty()) {
     f = std::fopen(options.file.c_str(), "a");
-    if (f == nullptr) return edgeloop::Error(Errc::kIo, options.file + ": cannot open the log file");
+    if (f == nullptr)
+      return edgeloop::Error(Errc::kIo, options.file + ": cannot open the log file");
   }
   std::lock_guard<std::mutex> lock(l.mu);
   if (l.out != nullptr) std::fclose(l.out);

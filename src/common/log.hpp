@@ -29,8 +29,8 @@ struct Field {
 
 struct Options {
   Level level = Level::kInfo;
-  std::string file;                 // empty: stderr
-  int max_per_event_per_10s = 20;   // rate limit per event name; 0: no limit
+  std::string file;                // empty: stderr
+  int max_per_event_per_10s = 20;  // rate limit per event name; 0: no limit
 };
 
 // Applies options (opens the file for appending). Errors: kIo naming the file.
@@ -38,10 +38,18 @@ Status Configure(const Options& options);
 Result<Level> ParseLevel(const std::string& name);  // debug, info, warn, error
 
 void Write(Level level, std::string_view event, std::initializer_list<Field> fields);
-inline void Debug(std::string_view e, std::initializer_list<Field> f = {}) { Write(Level::kDebug, e, f); }
-inline void Info(std::string_view e, std::initializer_list<Field> f = {}) { Write(Level::kInfo, e, f); }
-inline void Warn(std::string_view e, std::initializer_list<Field> f = {}) { Write(Level::kWarn, e, f); }
-inline void Error(std::string_view e, std::initializer_list<Field> f = {}) { Write(Level::kError, e, f); }
+inline void Debug(std::string_view e, std::initializer_list<Field> f = {}) {
+  Write(Level::kDebug, e, f);
+}
+inline void Info(std::string_view e, std::initializer_list<Field> f = {}) {
+  Write(Level::kInfo, e, f);
+}
+inline void Warn(std::string_view e, std::initializer_list<Field> f = {}) {
+  Write(Level::kWarn, e, f);
+}
+inline void Error(std::string_view e, std::initializer_list<Field> f = {}) {
+  Write(Level::kError, e, f);
+}
 
 // The line Write would emit (without rate limiting), for tests.
 std::string Format(int64_t unix_ms, Level level, std::string_view event,

@@ -5,13 +5,13 @@
 #include "common/bounded_parse.hpp"
 
 namespace edgeloop::data {
-namespace {
-
 bool AreBareIndices(const std::vector<std::string>& names) {
   for (size_t k = 0; k < names.size(); ++k)
     if (names[k] != std::to_string(k)) return false;
   return true;
 }
+
+namespace {
 
 std::string JoinNames(const std::vector<std::string>& names, size_t most) {
   std::string out;
@@ -22,7 +22,8 @@ std::string JoinNames(const std::vector<std::string>& names, size_t most) {
 
 }  // namespace
 
-Result<ClassMatch> MatchClassesByName(const Dataset& d, const std::vector<std::string>& model_classes,
+Result<ClassMatch> MatchClassesByName(const Dataset& d,
+                                      const std::vector<std::string>& model_classes,
                                       const std::string& model_name) {
   ClassMatch m;
   if (model_classes.empty() || d.class_names == model_classes ||
@@ -45,18 +46,16 @@ Result<ClassMatch> MatchClassesByName(const Dataset& d, const std::vector<std::s
       to_model[k] = it->second;
   }
   if (!unknown.empty())
-    return Error(Errc::kMismatch, d.source + " has " + std::to_string(unknown.size()) +
-                                      " class(es) that " + model_name +
-                                      " does not know: " + JoinNames(unknown, 20) +
-                                      " (the model's classes: " + JoinNames(model_classes, 20) +
-                                      ")");
+    return Error(Errc::kMismatch,
+                 d.source + " has " + std::to_string(unknown.size()) + " class(es) that " +
+                     model_name + " does not know: " + JoinNames(unknown, 20) +
+                     " (the model's classes: " + JoinNames(model_classes, 20) + ")");
   m.data = d;
   m.data.class_names = model_classes;
   for (auto& y : m.data.y)
     if (y >= 0) {
       if (static_cast<size_t>(y) >= to_model.size())
-        return Error(Errc::kFormat, d.source + ": label " + std::to_string(y) +
-                                        " is outside its " +
+        return Error(Errc::kFormat, d.source + ": label " + std::to_string(y) + " is outside its " +
                                         std::to_string(d.class_names.size()) + " classes");
       y = to_model[static_cast<size_t>(y)];
     }

@@ -13,16 +13,21 @@
 namespace edgeloop::data {
 
 struct ClassMatch {
-  Dataset data;       // labels are the model's class indices; class_names the model's
+  Dataset data;           // labels are the model's class indices; class_names the model's
   bool by_index = false;  // the data's classes were unnamed ("0".."K-1") and kept by index
 };
+
+// True when the class names are "0".."K-1" in order: data that names no classes (IDX files
+// without names, integer CSV labels); an empty list counts.
+bool AreBareIndices(const std::vector<std::string>& names);
 
 // The dataset with its labels renumbered to model_classes. Data classes the model does not
 // know are an error (kMismatch, exit 3) that lists them. Data whose classes are the bare
 // indices "0".."K-1" (IDX files without names, integer CSV labels) is matched by index, as is
 // any data scored by a model that names no classes; by_index says so. The data's hash and
 // source are kept: they identify the data, not its numbering.
-Result<ClassMatch> MatchClassesByName(const Dataset& d, const std::vector<std::string>& model_classes,
+Result<ClassMatch> MatchClassesByName(const Dataset& d,
+                                      const std::vector<std::string>& model_classes,
                                       const std::string& model_name);
 
 // The class names in an ONNX file's metadata ("edgeloop.class_names", a JSON array of

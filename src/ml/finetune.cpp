@@ -64,9 +64,7 @@ Classifier CloneModel(const LoadedModel& parent) {
 // indices ("0".."K-1", unnamed data) are the parent's own classes.
 std::vector<std::string> NewClassNames(const std::vector<std::string>& parent,
                                        const std::vector<std::string>& data) {
-  bool bare = data.size() <= parent.size();
-  for (size_t k = 0; k < data.size() && bare; ++k) bare = data[k] == std::to_string(k);
-  if (bare || data == parent) return {};
+  if ((data::AreBareIndices(data) && data.size() <= parent.size()) || data == parent) return {};
   std::vector<std::string> added;
   for (const auto& name : data)
     if (std::find(parent.begin(), parent.end(), name) == parent.end()) added.push_back(name);
