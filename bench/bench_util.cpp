@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/file.hpp"
+#include "common/version.hpp"
 
 namespace edgeloop::bench {
 
@@ -25,7 +26,10 @@ nlohmann::json MachineInfo() {
   return {{"cpu", cpu},
           {"cores", std::thread::hardware_concurrency()},
           {"memory_gib", static_cast<double>(pages) * static_cast<double>(page) / (1 << 30)},
-          {"compiler", __VERSION__}};
+          {"compiler", __VERSION__},
+          {"commit", CodeVersionString()},
+          {"build_type", EDGELOOP_BENCH_BUILD_TYPE},
+          {"cxx_flags", EDGELOOP_BENCH_CXX_FLAGS}};
 }
 
 void WriteJson(const std::string& path, const nlohmann::json& j) {

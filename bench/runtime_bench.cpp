@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <numeric>
 #include <sstream>
 
 #include "bench/bench_util.hpp"
@@ -41,9 +43,16 @@ int Worker(const std::string& path, int runs, int batch_runs) {
     }
     torch::NoGradGuard no_grad;
     m->model->eval();
-    auto p1 = bench::Pattern(784), p64 = bench::Pattern(64 * 784);
-    auto x1 = torch::from_blob(p1.data(), {1, 1, 28, 28}).clone();
-    auto x64 = torch::from_blob(p64.data(), {64, 1, 28, 28}).clone();
+    std::vector<int64_t> s1 = {1}, s64 = {64};
+    for (int64_t d : m->info.spec.input_shape) {
+      s1.push_back(d);
+      s64.push_back(d);
+    }
+    const auto per = static_cast<size_t>(std::accumulate(s1.begin(), s1.end(), int64_t{1},
+                                                         std::multiplies<int64_t>()));
+    auto p1 = bench::Pattern(per), p64 = bench::Pattern(64 * per);
+    auto x1 = torch::from_blob(p1.data(), s1).clone();
+    auto x64 = torch::from_blob(p64.data(), s64).clone();
     r = bench::TimeEngine(t0, runs, batch_runs, [&](int64_t b) {
       auto y = torch::softmax(m->model->forward(b == 1 ? x1 : x64), 1);
       (void)y.data_ptr<float>();
@@ -115,20 +124,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ONNX Runtime is missing: run scripts/ort-install\n");
     return 3;
   }
-  auto calib_set = data::LoadDataset("fashion-mnist:train");
-  if (!calib_set.ok()) return 3;
-  auto calib_small = data::SamplePerClass(*calib_set, 50, 0);
-  std::vector<runtime::OwnedTensor> calib;
-  for (size_t i = 0; i < calib_small.size(); i += 100) {
-    runtime::OwnedTensor t;
-    t.dtype = runtime::DType::kFloat32;
-    size_t b = std::min<size_t>(100, calib_small.size() - i);
-    t.shape = {static_cast<int64_t>(b), 1, 28, 28};
-    const auto* p = reinterpret_cast<const unsigned char*>(calib_small.sample(i));
-    t.bytes.assign(p, p + b * 784 * sizeof(float));
-    calib.push_back(std::move(t));
-  }
-
   // What a device ships besides the model: the engine's own code.
   const size_t edgeloop_engine =
       StrippedSize(self + "_min") + LibrariesSize(self + "_min", {"protobuf"});
@@ -152,6 +147,28 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s\n", loaded.error().message.c_str());
       return 3;
     }
+    // Calibration images for int8 as the model sees them (its input spec: size, channels).
+    const data::InputSpec* input = loaded->info.input_spec ? &*loaded->info.input_spec : nullptr;
+    auto calib_set = data::LoadDataset("fashion-mnist:train", input);
+    if (!calib_set.ok()) {
+      std::fprintf(stderr, "%s\n", calib_set.error().message.c_str());
+      return 3;
+    }
+    auto calib_small = data::SamplePerClass(*calib_set, 50, 0);
+    const size_t per = calib_small.sample_numel();
+    std::vector<runtime::OwnedTensor> calib;
+    for (size_t i = 0; i < calib_small.size(); i += 100) {
+      runtime::OwnedTensor t;
+      t.dtype = runtime::DType::kFloat32;
+      size_t b = std::min<size_t>(100, calib_small.size() - i);
+      t.shape = {static_cast<int64_t>(b)};
+      for (int64_t d : calib_small.sample_shape) t.shape.push_back(d);
+      const auto* p = reinterpret_cast<const unsigned char*>(calib_small.sample(i));
+      t.bytes.assign(p, p + b * per * sizeof(float));
+      calib.push_back(std::move(t));
+    }
+    std::string dims = "1";
+    for (int64_t d : calib_small.sample_shape) dims += "," + std::to_string(d);
     fs::path tmp = fs::temp_directory_path() / ("edgeloop_rtbench_" + std::to_string(::getpid()));
     fs::create_directories(tmp);
     const std::string fp32 = (tmp / "fp32.onnx").string(), int8 = (tmp / "int8.onnx").string();
@@ -174,10 +191,10 @@ int main(int argc, char** argv) {
         {"edgeloop int8", "'" + self + "_min' '" + int8 + "' " + r + " " + br,
          edgeloop_engine + fs::file_size(int8)},
         {"onnxruntime fp32",
-         "node '" + (ort_dir / "bench.js").string() + "' '" + fp32 + "' 1,1,28,28 " + r + " " + br,
+         "node '" + (ort_dir / "bench.js").string() + "' '" + fp32 + "' " + dims + " " + r + " " + br,
          ort_engine + fs::file_size(fp32)},
         {"onnxruntime int8",
-         "node '" + (ort_dir / "bench.js").string() + "' '" + int8 + "' 1,1,28,28 " + r + " " + br,
+         "node '" + (ort_dir / "bench.js").string() + "' '" + int8 + "' " + dims + " " + r + " " + br,
          ort_engine + fs::file_size(int8)},
         {"libtorch fp32",
          "'" + self + "' --worker libtorch --file '" + dir + "' --runs " + r + " --batch-runs " +

@@ -2,8 +2,8 @@
 // infer. runtime_bench reports its stripped size (plus the shared libraries it needs) as the
 // edgeloop runtime's footprint.
 //   runtime_bench_min MODEL.onnx                  one inference on zeros
-//   runtime_bench_min MODEL.onnx RUNS BATCH_RUNS  times it (JSON, for runtime_bench; the
-//                                                 model takes [N,1,28,28] float32)
+//   runtime_bench_min MODEL.onnx RUNS BATCH_RUNS  times it on the model's float32 input
+//                                                 [N, ...] (JSON, for runtime_bench)
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -24,11 +24,20 @@ int main(int argc, char** argv) {
     return 3;
   }
   if (argc == 4) {
-    auto x1 = edgeloop::bench::Pattern(784), x64 = edgeloop::bench::Pattern(64 * 784);
+    if (m->inputs().empty() || m->inputs()[0].dtype != DType::kFloat32) {
+      std::fprintf(stderr, "%s: the first input is not float32\n", argv[1]);
+      return 3;
+    }
+    std::vector<int64_t> shape = {1};  // one sample of the first input, batch first
+    for (size_t i = 1; i < m->inputs()[0].dims.size(); ++i)
+      shape.push_back(m->inputs()[0].dims[i].value_or(1));
+    const auto per = static_cast<size_t>(NumElements(shape));
+    auto x1 = edgeloop::bench::Pattern(per), x64 = edgeloop::bench::Pattern(64 * per);
     auto r =
         edgeloop::bench::TimeEngine(t0, std::atoi(argv[2]), std::atoi(argv[3]), [&](int64_t b) {
-          auto out =
-              m->Run({Tensor{DType::kFloat32, {b, 1, 28, 28}, b == 1 ? x1.data() : x64.data()}});
+          std::vector<int64_t> s = shape;
+          s[0] = b;
+          auto out = m->Run({Tensor{DType::kFloat32, s, b == 1 ? x1.data() : x64.data()}});
           if (!out.ok()) std::abort();
         });
     std::printf("%s\n", r.dump().c_str());

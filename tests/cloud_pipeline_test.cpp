@@ -338,6 +338,42 @@ TEST_P(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
   EXPECT_EQ(ErrorStatus(Get("/v1/runs/" + id + "/logs/export")), 404);  // never ran
 }
 
+TEST_P(PipelineApiTest, TheRunsSnapshotNamesTheParentsClasses) {
+  // Devices label with class indices of the model they run; the snapshot of their samples
+  // records those classes by the parent's names, read from its training checkpoint.
+  IngestLabelled(f_->Enroll("cam-1"), 20);
+  auto upload = [&](const std::string& bytes) {
+    auto up = f_->Client()->Post("/v1/artifacts", f_->Bearer(admin_), bytes,
+                                 "application/octet-stream");
+    EXPECT_TRUE(up && up->status == 200);
+    return up ? Json::parse(up->body)["sha256"].get<std::string>() : std::string();
+  };
+  const Json names = {"cat", "dog", "fox"};
+  std::string onnx = upload("onnx bytes of clf"), meta = upload(Json{{"class_names", names}}.dump()),
+              weights = upload("weights of clf");
+  PostOk("/v1/models/clf/versions",
+         {{"artifacts", {{"fp32", onnx}, {"torch_meta", meta}, {"torch_weights", weights}}}}, 201);
+  PostOk("/v1/models/clf/versions/1/stage", {{"stage", "production"}});
+  PostOk("/v1/pipelines", {{"yaml", kRetrain}});
+  auto queued = Post("/v1/pipelines/retrain/runs", "");
+  ASSERT_TRUE(queued && queued->status == 202);
+  const std::string id = Json::parse(queued->body)["id"];
+  Json run;
+  ASSERT_TRUE(WaitUntil([&] { return Finished(run = Run(id)); }, seconds(60))) << run.dump();
+  EXPECT_EQ(run["result"]["failed_step"], "train");  // the crashing worker
+  const std::string snapshot = run["result"]["snapshot_id"];
+  ASSERT_FALSE(snapshot.empty()) << run.dump();
+  Json snap = GetOk("/v1/datasets/snapshots/" + snapshot);
+  EXPECT_EQ(snap["spec"]["class_names"], names) << snap.dump();
+  // Not the snapshot of the same filter without names: the names are part of its identity.
+  Json unnamed = PostOk("/v1/datasets/snapshots",
+                        {{"labelled_only", true},
+                         {"split", {{"train", 0.8}, {"val", 0.0}, {"test", 0.2}, {"seed", 1}}}},
+                        201);
+  EXPECT_EQ(unnamed["created"], true);
+  EXPECT_NE(unnamed["id"], snapshot);
+}
+
 TEST_P(PipelineApiTest, OnePipelineRunsOneRunAtATime) {
   IngestLabelled(f_->Enroll("cam-1"), 20);
   RegisterVersions(1);

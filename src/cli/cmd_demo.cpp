@@ -5,6 +5,9 @@
 // rolls out canary first; the fleet's accuracy recovers. Ends with report/index.html and
 // report/report.json. `--scenario bad` runs the same loop with a deliberately bad training
 // recipe: the gates or the canary must stop it, leaving the fleet on the old model.
+// `--scenario camera` closes the same loop on colour: each device watches a folder its camera
+// fills with 64x64 RGB JPEG frames (own colour cast, zoom and JPEG quality, demo_camera.hpp),
+// and the base model is a MobileNetV2 trained on clean frames.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -18,6 +21,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
@@ -25,12 +30,14 @@
 #include <vector>
 
 #include "cli/command.hpp"
+#include "cli/demo_camera.hpp"
 #include "cloud/client.hpp"
 #include "cloud/report.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
 #include "common/process.hpp"
 #include "common/version.hpp"
+#include "data/dataset.hpp"
 
 namespace edgeloop::cli {
 namespace {
@@ -50,6 +57,14 @@ struct DemoOptions {
   int64_t trigger_samples = 1200;
   std::string scenario = "good";
   std::string pipeline_file;
+  // camera: the base MobileNetV2's width multiplier, the side of its input (the frames are
+  // resized to it, as its input spec says) and its training images (0 = all 60000).
+  double width_mult = 0.25;
+  int input_side = 32;
+  int base_samples = 6000;
+
+  bool camera() const { return scenario == "camera"; }
+  std::string model() const { return camera() ? "camera-mnv2" : "fashion-cnn"; }
 };
 
 // The device domains: each device sees Fashion-MNIST through its own corruption.
@@ -86,17 +101,34 @@ std::vector<std::pair<std::string, int>> DomainsInUse(int devices) {
   return out;
 }
 
-std::string PipelineYaml(const DemoOptions& o, bool bad) {
+// The evaluation sets of the camera scenario: image folders of test frames written by the
+// demo (clean, and each device's camera), as `name: folder`.
+using EvalFolders = std::vector<std::pair<std::string, std::string>>;
+
+std::string PipelineYaml(const DemoOptions& o, bool bad, const EvalFolders& folders) {
   // The bad recipe: a learning rate that wrecks the backbone, trained briefly. Its gates keep
   // only the latency bound, so what stops it must be the canary's accuracy check.
   // Devices replay Fashion-MNIST's training images through their domains; the gates judge on
   // the test images (never uploaded): clean, and each device domain's test set; and on the
   // uploaded test split under the corruption suite (the new model must be no less robust).
-  std::string sets = "    - {name: clean, data: \"fashion-mnist:test\"}\n";
-  for (const auto& [c, s] : DomainsInUse(o.devices))
-    sets += "    - {name: " + c + std::to_string(s) +
-            ", data: \"fashion-mnist:test\", corrupt: " + c + ", severity: " + std::to_string(s) +
-            "}\n";
+  // The camera scenario judges on its frame folders instead, and has no corruption suite: its
+  // domains are the cameras themselves.
+  std::string sets;
+  if (o.camera()) {
+    for (const auto& [name, dir] : folders)
+      sets += "    - {name: " + name + ", data: \"" + dir + "\"}\n";
+  } else {
+    sets = "    - {name: clean, data: \"fashion-mnist:test\"}\n";
+    for (const auto& [c, s] : DomainsInUse(o.devices))
+      sets += "    - {name: " + c + std::to_string(s) + ", data: \"fashion-mnist:test\", corrupt: " +
+              c + ", severity: " + std::to_string(s) + "}\n";
+  }
+  const std::string model = o.model();
+  const char* good_gates = o.camera()
+                               ? "  - \"accuracy >= champion + 0.05\"\n"
+                                 "  - \"clean.accuracy >= champion - 0.15\"\n"
+                               : "  - \"accuracy >= champion + 0.05\"\n  - \"clean.accuracy >= 0.70\"\n"
+                                 "  - \"mean_corruption_accuracy >= champion\"\n";
   char buf[4096];
   std::snprintf(
       buf, sizeof buf,
@@ -104,16 +136,16 @@ std::string PipelineYaml(const DemoOptions& o, bool bad) {
       "trigger: {new_labelled_samples: %lld, drift_alarm: true, "
       "min_labelled_samples: %lld}\n"
       "dataset: {labelled_only: true, split: {train: 0.8, val: 0.0, test: 0.2, seed: 0}}\n"
-      "train: {parent: fashion-cnn@production, strategy: full, epochs: %d, lr: %s, "
+      "train: {parent: %s@production, strategy: full, epochs: %d, lr: %s, "
       "backbone_lr_scale: %s, min_epoch_samples: 2048, patience: 3}\n"
       "evaluate:\n"
       "  sets:\n%s"
-      "  robustness: true\n"
+      "  robustness: %s\n"
       "  latency: true\n"
       "gates:\n%s"
       "  - \"latency_p95_us <= 5000\"\n"
       "package: {int8: true, calib_samples: 300}\n"
-      "register: {model: fashion-cnn, stage: candidate}\n"
+      "register: {model: %s, stage: candidate}\n"
       "rollout:\n"
       "  target: \"group:demo\"\n"
       "  canary: 1\n"
@@ -121,10 +153,8 @@ std::string PipelineYaml(const DemoOptions& o, bool bad) {
       "  criteria: {window_seconds: 8, stage_timeout_seconds: 120, "
       "min_accuracy_delta: -0.02, min_labelled: 20, max_latency_p95_ms: 50}\n",
       static_cast<long long>(o.trigger_samples * 20), static_cast<long long>(o.trigger_samples),
-      bad ? 1 : o.finetune_epochs, bad ? "0.5" : "0.001", bad ? "1.0" : "0.1", sets.c_str(),
-      bad ? ""
-          : "  - \"accuracy >= champion + 0.05\"\n  - \"clean.accuracy >= 0.70\"\n"
-            "  - \"mean_corruption_accuracy >= champion\"\n");
+      model.c_str(), bad ? 1 : o.finetune_epochs, bad ? "0.5" : "0.001", bad ? "1.0" : "0.1",
+      sets.c_str(), o.camera() ? "false" : "true", bad ? "" : good_gates, model.c_str());
   return buf;
 }
 
@@ -208,6 +238,13 @@ class Demo {
   // The base model, pre-trained on clean Fashion-MNIST; cached between runs.
   Status BaseModel() {
     base_dir_ = o_.cache_dir + "/base-cnn-e" + std::to_string(o_.base_epochs);
+    if (o_.camera()) {
+      char b[96];
+      std::snprintf(b, sizeof b, "/base-mnv2-w%03d-s%d-e%d-n%d",
+                    static_cast<int>(o_.width_mult * 100), o_.input_side, o_.base_epochs,
+                    o_.base_samples);
+      base_dir_ = o_.cache_dir + b;
+    }
     base_onnx_ = base_dir_ + ".onnx";
     profile_ = base_dir_ + ".profile.json";
     if (fs::exists(base_dir_ + "/weights.pt") && fs::exists(base_onnx_) && fs::exists(profile_)) {
@@ -215,15 +252,31 @@ class Demo {
       return Status::Ok();
     }
     EDGELOOP_RETURN_IF_ERROR(MakeDirs(o_.cache_dir));
-    Say("base model: training on clean Fashion-MNIST (" + std::to_string(o_.base_epochs) +
-        " epochs, once; cached in " + o_.cache_dir + ")");
+    Say("base model: training " +
+        (o_.camera() ? "a MobileNetV2 (" + std::to_string(o_.input_side) + "x" +
+                                   std::to_string(o_.input_side) + " RGB) on clean frames of"
+                             : std::string("on clean")) +
+        " Fashion-MNIST (" + std::to_string(o_.base_epochs) + " epochs, once; cached in " +
+        o_.cache_dir + ")");
     std::string tmp = base_dir_ + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
-    EDGELOOP_RETURN_IF_ERROR(
-        Worker({"train", "--data", "fashion-mnist:train", "--out", tmp, "--name", "fashion-cnn",
-                "--version", "1", "--epochs", std::to_string(o_.base_epochs)},
-               o_.dir + "/logs/base-train.log"));
+    std::vector<std::string> train = {"train", "--data", "fashion-mnist:train", "--out", tmp,
+                                      "--name", o_.model(), "--version", "1", "--epochs",
+                                      std::to_string(o_.base_epochs)};
+    if (o_.camera()) {
+      // What a clean camera delivers, at the model's input size: its 64x64 frames are the
+      // grey image upsampled (demo::RenderFrame), resized here to the model's side.
+      char wm[32];
+      std::snprintf(wm, sizeof wm, "%g", o_.width_mult);
+      train.insert(train.end(), {"--arch", "mobilenet_v2", "--width-mult", wm, "--input-size",
+                                 std::to_string(o_.input_side) + "x" +
+                                     std::to_string(o_.input_side),
+                                 "--channels", "3", "--lr", "0.002"});
+      if (o_.base_samples > 0)
+        train.insert(train.end(), {"--max-samples", std::to_string(o_.base_samples)});
+    }
+    EDGELOOP_RETURN_IF_ERROR(Worker(train, o_.dir + "/logs/base-train.log"));
     EDGELOOP_RETURN_IF_ERROR(Worker({"export", "--model", tmp, "--out", base_onnx_ + ".tmp"},
                                     o_.dir + "/logs/base-export.log"));
     // The drift reference: what the model sees on clean data like its training data.
@@ -287,16 +340,21 @@ class Demo {
         {"artifacts", {{"fp32", base_sha_}, {"torch_meta", meta}, {"torch_weights", weights}}},
         {"code_version", CodeVersionString()},
         {"hyperparameters", {{"epochs", o_.base_epochs}, {"data", "fashion-mnist:train"}}}};
+    const std::string model = o_.model();
     EDGELOOP_ASSIGN_OR_RETURN(Json v,
-                              client_->PostJson("/v1/models/fashion-cnn/versions", version));
+                              client_->PostJson("/v1/models/" + model + "/versions", version));
     int64_t n = v["version"].get<int64_t>();
-    base_version_ = "fashion-cnn:" + std::to_string(n);
+    base_version_ = model + ":" + std::to_string(n);
     EDGELOOP_RETURN_IF_ERROR(
-        client_->PostJson("/v1/models/fashion-cnn/versions/" + std::to_string(n) + "/stage",
+        client_->PostJson("/v1/models/" + model + "/versions/" + std::to_string(n) + "/stage",
                           {{"stage", "production"}}));
     // The devices start on this model as their factory model (agent.yaml model.path), so
     // nothing is deployed yet: the first deployment is the pipeline's rollout.
-    std::string yaml = PipelineYaml(o_, o_.scenario == "bad");
+    EvalFolders folders;
+    if (o_.camera()) {
+      EDGELOOP_ASSIGN_OR_RETURN(folders, WriteEvalFolders());
+    }
+    std::string yaml = PipelineYaml(o_, o_.scenario == "bad", folders);
     if (!o_.pipeline_file.empty()) {
       EDGELOOP_ASSIGN_OR_RETURN(yaml, ReadFile(o_.pipeline_file));
     }
@@ -307,23 +365,56 @@ class Demo {
     return Status::Ok();
   }
 
+  // The camera scenario's test frames: the first 1000 test images through the clean camera and
+  // through each device's, never uploaded (the devices film the training images).
+  Result<EvalFolders> WriteEvalFolders() {
+    EDGELOOP_ASSIGN_OR_RETURN(data::Dataset test, data::LoadDataset("fashion-mnist:test"));
+    std::vector<demo::CameraDomain> cams = {demo::CleanCamera()};
+    for (int i = 0; i < o_.devices && i < static_cast<int>(demo::CameraDomains().size()); ++i)
+      cams.push_back(demo::CameraDomains()[static_cast<size_t>(i)]);
+    EvalFolders out;
+    for (const auto& cam : cams) {
+      std::string dir = fs::absolute(o_.dir + "/eval/" + cam.name).string();
+      EDGELOOP_RETURN_IF_ERROR(demo::WriteFrameFolder(dir, test, 1000, cam, 7));
+      out.emplace_back(cam.name, dir);
+    }
+    Say("camera: test frames for the gates in " + o_.dir + "/eval (" +
+        std::to_string(cams.size()) + " cameras x 1000)");
+    return out;
+  }
+
   Status StartAgents() {
+    if (o_.camera()) {
+      EDGELOOP_ASSIGN_OR_RETURN(data::Dataset scenes, data::LoadDataset("fashion-mnist:train"));
+      scenes_.emplace(std::move(scenes));
+    }
     for (int i = 0; i < o_.devices; ++i) {
       std::string id = "dev-" + std::to_string(i + 1);
       auto [corruption, severity] = kDomains[static_cast<size_t>(i) % kDomains.size()];
+      const demo::CameraDomain& cam =
+          demo::CameraDomains()[static_cast<size_t>(i) % demo::CameraDomains().size()];
       EDGELOOP_ASSIGN_OR_RETURN(
           Json tok,
           client_->PostJson("/v1/enrollment-tokens", {{"device_id", id}, {"group", "demo"}}));
       std::string dir = fs::absolute(o_.dir + "/" + id).string();
       EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
-      char yaml[2048];
+      char source[1024];
+      if (o_.camera())
+        std::snprintf(source, sizeof source,
+                      "source: {kind: watch, dir: %s/frames, delete_after_read: true}\n",
+                      dir.c_str());
+      else
+        std::snprintf(source, sizeof source,
+                      "source: {kind: replay, dataset: \"fashion-mnist:train\", rate_hz: %g, "
+                      "loop: true, corruption: %s, severity: %d}\n",
+                      o_.rate_hz, corruption.c_str(), severity);
+      char yaml[3072];
       std::snprintf(
           yaml, sizeof yaml,
           "device: {id: %s, data_dir: %s}\n"
           "server: {url: \"%s\", enrollment_token: %s, ca_file: %s}\n"
           "model: {path: %s, version: \"%s\", profile: %s}\n"
-          "source: {kind: replay, dataset: \"fashion-mnist:train\", rate_hz: %g, loop: true, "
-          "corruption: %s, severity: %d}\n"
+          "%s"
           "sampling: {policy: all}\n"
           "upload: {batch_records: 64, base_delay_ms: 200, max_delay_ms: 5000}\n"
           "telemetry: {interval_s: 2}\n"
@@ -331,8 +422,7 @@ class Demo {
           "update: {poll_s: 2, probation_samples: 40, max_error_rate: 0.05, max_latency_ms: 200}\n",
           id.c_str(), dir.c_str(), url_.c_str(), tok["token"].get<std::string>().c_str(),
           fs::absolute(data_ + "/ca.crt").c_str(), fs::absolute(base_onnx_).c_str(),
-          base_version_.c_str(), fs::absolute(profile_).c_str(), o_.rate_hz, corruption.c_str(),
-          severity);
+          base_version_.c_str(), fs::absolute(profile_).c_str(), source);
       EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/agent.yaml", yaml));
       RunOptions ro;
       ro.log_path = o_.dir + "/logs/" + id + ".log";
@@ -340,9 +430,21 @@ class Demo {
           ChildProcess c,
           ChildProcess::Start({exe_, "agent", "--config", dir + "/agent.yaml"}, ro));
       agents_.push_back(std::move(c));
-      devices_.push_back({{"id", id},
-                          {"domain", corruption + ":" + std::to_string(severity)},
-                          {"model_version_before", base_version_}});
+      Json device = {
+          {"id", id},
+          {"domain", o_.camera() ? cam.name : corruption + ":" + std::to_string(severity)},
+          {"model_version_before", base_version_}};
+      if (o_.camera()) {
+        device["camera"] = cam.Describe();
+        EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir + "/frames"));
+        // Each camera films its own stretch of the training images.
+        cameras_.push_back(std::make_unique<demo::FrameWriter>(
+            *scenes_, cam, dir + "/frames", o_.rate_hz,
+            static_cast<size_t>(i) * (scenes_->size() / static_cast<size_t>(o_.devices)),
+            static_cast<uint64_t>(i + 1)));
+        cameras_.back()->Start();
+      }
+      devices_.push_back(device);
     }
     agents_started_s_ = Now() - t0_;
     Say("fleet: " + std::to_string(o_.devices) + " agents started, each with its own domain");
@@ -361,6 +463,8 @@ class Demo {
         if (!a.running())
           return Error(Errc::kInternal, "an agent exited (see " + o_.dir + "/logs)");
       if (!server_.running()) return Error(Errc::kInternal, "the server exited (see its log)");
+      for (const auto& cam : cameras_)
+        if (!cam->status().ok()) return cam->status().error();
       auto runs = client_->GetJson("/v1/runs");
       if (runs.ok()) {
         for (const auto& r : (*runs)["runs"]) {
@@ -617,6 +721,7 @@ class Demo {
   }
 
   void Shutdown() {
+    for (auto& cam : cameras_) cam->Stop();
     for (auto& a : agents_) a.Stop(std::chrono::seconds(5));
     server_.Stop(std::chrono::seconds(10));
   }
@@ -641,6 +746,8 @@ class Demo {
   std::string profile_;
   std::atomic<bool> interrupted_{false};
   std::set<std::string> drift_alarmed_;
+  std::optional<data::Dataset> scenes_;  // camera: what the cameras film
+  std::vector<std::unique_ptr<demo::FrameWriter>> cameras_;
 };
 
 }  // namespace
@@ -678,8 +785,20 @@ void RegisterDemo(CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--scenario", o->scenario,
                   "good: the loop closes; bad: a broken model must be stopped by the gates or "
-                  "the canary")
-      ->check(CLI::IsMember({"good", "bad"}))
+                  "the canary; camera: the loop on 64x64 RGB JPEG frames from each device's own "
+                  "camera, with a MobileNetV2")
+      ->check(CLI::IsMember({"good", "bad", "camera"}))
+      ->capture_default_str();
+  sub->add_option("--width-mult", o->width_mult, "camera: the base MobileNetV2's width multiplier")
+      ->check(CLI::Range(0.25, 2.0))
+      ->capture_default_str();
+  sub->add_option("--camera-input", o->input_side,
+                  "camera: the side of the base model's input; frames (64x64) are resized to it")
+      ->check(CLI::Range(16, 64))
+      ->capture_default_str();
+  sub->add_option("--base-samples", o->base_samples,
+                  "camera: training images of the base model (0 = all 60000)")
+      ->check(CLI::Range(0, 60000))
       ->capture_default_str();
   sub->add_option("--pipeline", o->pipeline_file,
                   "Use this pipeline YAML instead of the built-in one");

@@ -22,7 +22,8 @@ struct ProfileArgs {
 int Run(const ProfileArgs& a) {
   auto model = edge::RuntimeClassifier::Load(a.model);
   if (!model.ok()) return ReportError("profile", model.error().WithContext(a.model));
-  auto ds = a.data.Load();
+  // Images are converted to the model's input spec, as the device converts what it sees.
+  auto ds = a.data.Load((*model)->input_spec());
   if (!ds.ok()) return ReportError("profile", ds.error());
   std::vector<edge::Sample> samples(ds->size());
   for (size_t i = 0; i < ds->size(); ++i) {

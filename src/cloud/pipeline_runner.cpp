@@ -110,8 +110,33 @@ class Runner {
 
   std::string Split(const char* split) const { return data_ + ":" + split; }
 
+  // The class names of a parent's training checkpoint (model.json), or none.
+  static std::vector<std::string> ParentClassNames(const Json& parent) {
+    const std::string dir = parent.value("training_dir", "");
+    if (dir.empty()) return {};
+    auto text = ReadFile(dir + "/model.json", 16 << 20);
+    if (!text.ok()) return {};
+    Json m = Json::parse(*text, nullptr, false);
+    if (m.is_discarded() || !m.contains("class_names") || !m["class_names"].is_array()) return {};
+    std::vector<std::string> names;
+    for (const auto& n : m["class_names"])
+      if (n.is_string()) names.push_back(n.get<std::string>());
+    return names;
+  }
+
   Status Snapshot(StepRecord& step) {
-    EDGELOOP_ASSIGN_OR_RETURN(Json snap, host_.CreateSnapshot(spec_.dataset));
+    Json dataset = spec_.dataset;
+    // Devices label samples with class indices of the model they run: the parent's. The
+    // snapshot records those classes by name, unless the pipeline names them itself.
+    if (spec_.train.mode == "finetune" &&
+        (!dataset.contains("class_names") || dataset["class_names"].empty())) {
+      auto parent = host_.ResolveModel(spec_.train.parent);
+      if (parent.ok()) {
+        auto names = ParentClassNames(*parent);
+        if (!names.empty()) dataset["class_names"] = names;
+      }
+    }
+    EDGELOOP_ASSIGN_OR_RETURN(Json snap, host_.CreateSnapshot(dataset));
     run_.snapshot_id = snap.value("id", "");
     data_ = "snapshot:" + snap.value("dir", "");
     const Json& counts = snap.contains("counts") ? snap["counts"] : Json::object();

@@ -45,6 +45,14 @@ Result<Image> DecodeImageFile(const std::string& path, const ImageLimits& limits
   return DecodeImage(bytes, path, limits);
 }
 
+Result<std::string> EncodeJpeg(const Image& image, int quality) {
+  if ((image.channels != 1 && image.channels != 3) || image.width <= 0 || image.height <= 0 ||
+      image.pixels.size() != static_cast<size_t>(image.width) * static_cast<size_t>(image.height) *
+                                 static_cast<size_t>(image.channels))
+    return Error(Errc::kInvalidArgument, "JPEG encoding: not an 8-bit grayscale or RGB image");
+  return detail::EncodeJpeg(image, std::clamp(quality, 1, 100));
+}
+
 bool IsImageFileName(const std::string& name) {
   const size_t dot = name.rfind('.');
   if (dot == std::string::npos) return false;

@@ -35,6 +35,10 @@ Result<Image> DecodeImage(std::string_view bytes, const std::string& name,
 // Reads and decodes a file (at most 256 MiB).
 Result<Image> DecodeImageFile(const std::string& path, const ImageLimits& limits = {});
 
+// Baseline JPEG of an 8-bit grayscale or RGB image at quality 1..100 (clamped), as a camera
+// writes its frames. An image whose pixel count does not match its size is an error.
+Result<std::string> EncodeJpeg(const Image& image, int quality);
+
 // True for the names image folders and watched folders read: .png, .jpg, .jpeg (any case).
 bool IsImageFileName(const std::string& name);
 

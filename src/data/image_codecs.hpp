@@ -12,6 +12,7 @@ namespace edgeloop::data::detail {
 Result<Image> DecodePng(std::string_view bytes, const std::string& name, const ImageLimits& limits);
 Result<Image> DecodeJpeg(std::string_view bytes, const std::string& name,
                          const ImageLimits& limits);
+Result<std::string> EncodeJpeg(const Image& image, int quality);
 // The one size check both codecs run on the declared header, before allocating pixels.
 Status CheckDeclaredSize(int64_t width, int64_t height, const std::string& name,
                          const ImageLimits& limits);

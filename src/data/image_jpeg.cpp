@@ -1,4 +1,4 @@
-// JPEG decoding with libjpeg-turbo. libjpeg reports errors by calling error_exit, whose
+// JPEG decoding and encoding with libjpeg-turbo. libjpeg reports errors by calling error_exit, whose
 // default ends the process, and reports corrupt or truncated data only as warnings while it
 // goes on decoding grey filler; the error manager here turns both into a longjmp back to
 // the call that started the step, so a bad file becomes an error value.
@@ -8,6 +8,7 @@
 // destructor and reads no clobbered local.
 #include <csetjmp>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 // jpeglib.h needs size_t and FILE declared first.
@@ -98,6 +99,48 @@ bool ReadPixels(JpegDecoder& d, unsigned char* out, size_t width, size_t height,
   return true;
 }
 
+struct JpegEncoder {
+  jpeg_compress_struct cinfo;
+  JpegErrorManager err;
+  unsigned char* out = nullptr;  // libjpeg's buffer (malloc'ed by jpeg_mem_dest)
+  unsigned long size = 0;
+
+  JpegEncoder() {
+    std::memset(&cinfo, 0, sizeof(cinfo));
+    std::memset(&err, 0, sizeof(err));
+    cinfo.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = ExitWithError;
+  }
+  ~JpegEncoder() {
+    jpeg_destroy_compress(&cinfo);
+    std::free(out);
+  }
+  JpegEncoder(const JpegEncoder&) = delete;
+  JpegEncoder& operator=(const JpegEncoder&) = delete;
+};
+
+// False with e.err.message set when libjpeg gave up.
+bool Compress(JpegEncoder& e, const Image& image, int quality) {
+  if (setjmp(e.err.jump)) return false;
+  jpeg_create_compress(&e.cinfo);
+  jpeg_mem_dest(&e.cinfo, &e.out, &e.size);
+  e.cinfo.image_width = static_cast<JDIMENSION>(image.width);
+  e.cinfo.image_height = static_cast<JDIMENSION>(image.height);
+  e.cinfo.input_components = image.channels;
+  e.cinfo.in_color_space = image.channels == 3 ? JCS_RGB : JCS_GRAYSCALE;
+  jpeg_set_defaults(&e.cinfo);
+  jpeg_set_quality(&e.cinfo, quality, TRUE);
+  jpeg_start_compress(&e.cinfo, TRUE);
+  const size_t stride = static_cast<size_t>(image.width) * static_cast<size_t>(image.channels);
+  while (e.cinfo.next_scanline < e.cinfo.image_height) {
+    // libjpeg's API takes non-const rows; it only reads them.
+    JSAMPROW row = const_cast<JSAMPROW>(image.pixels.data() + e.cinfo.next_scanline * stride);
+    jpeg_write_scanlines(&e.cinfo, &row, 1);
+  }
+  jpeg_finish_compress(&e.cinfo);
+  return true;
+}
+
 }  // namespace
 
 Result<Image> DecodeJpeg(std::string_view bytes, const std::string& name,
@@ -134,6 +177,13 @@ Result<Image> DecodeJpeg(std::string_view bytes, const std::string& name,
                   static_cast<size_t>(img.channels)))
     return Error(Errc::kFormat, name + ": corrupt or truncated JPEG (" + d.err.message + ")");
   return img;
+}
+
+Result<std::string> EncodeJpeg(const Image& image, int quality) {
+  JpegEncoder e;
+  if (!Compress(e, image, quality))
+    return Error(Errc::kInternal, std::string("JPEG encoding: ") + e.err.message);
+  return std::string(reinterpret_cast<const char*>(e.out), e.size);
 }
 
 }  // namespace edgeloop::data::detail

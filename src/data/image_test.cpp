@@ -109,6 +109,42 @@ TEST_F(ImageFiles, DecodesGrayAndRgbJpeg) {
   EXPECT_EQ(g->pixels.size(), gray.size());
 }
 
+TEST(JpegEncoder, EncodesWhatTheDecoderReadsBackAndLowerQualityIsSmaller) {
+  std::vector<uint8_t> rgb;
+  for (int y = 0; y < 32; ++y)
+    for (int x = 0; x < 48; ++x)
+      for (int k = 0; k < 3; ++k) rgb.push_back(static_cast<uint8_t>(3 * x + 2 * y + 50 * k));
+  Image src{48, 32, 3, rgb};
+  auto hi = data::EncodeJpeg(src, 95);
+  auto lo = data::EncodeJpeg(src, 15);
+  ASSERT_TRUE(hi.ok() && lo.ok());
+  EXPECT_LT(lo->size(), hi->size());
+  auto back = DecodeImage(*hi, "frame.jpg");
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  ASSERT_EQ(back->width, 48);
+  ASSERT_EQ(back->height, 32);
+  ASSERT_EQ(back->channels, 3);
+  double err = 0;
+  for (size_t i = 0; i < rgb.size(); ++i) err += std::abs(back->pixels[i] - rgb[i]);
+  EXPECT_LT(err / static_cast<double>(rgb.size()), 3.0);
+
+  Image gray{16, 8, 1, TestPixels(16, 8, 1)};
+  auto g = data::EncodeJpeg(gray, 90);
+  ASSERT_TRUE(g.ok());
+  auto gb = DecodeImage(*g, "gray.jpg");
+  ASSERT_TRUE(gb.ok());
+  EXPECT_EQ(gb->channels, 1);
+}
+
+TEST(JpegEncoder, RefusesAnImageWhosePixelsDoNotMatchItsSize) {
+  Image bad{10, 10, 3, std::vector<uint8_t>(299)};
+  auto r = data::EncodeJpeg(bad, 90);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("JPEG encoding"), std::string::npos);
+  Image four{2, 2, 4, std::vector<uint8_t>(16)};
+  EXPECT_FALSE(data::EncodeJpeg(four, 90).ok());
+}
+
 TEST_F(ImageFiles, RefusesCmykJpegNamingTheFile) {
   auto cmyk = TestPixels(8, 8, 4);
   ASSERT_TRUE(WriteBytes(P("print.jpg"), EncodeJpeg(8, 8, 4, cmyk)));
