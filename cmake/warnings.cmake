@@ -12,13 +12,20 @@ function(edgeloop_warnings target)
   endif()
 endfunction()
 
-# edgeloop_test(<name> SOURCES ... LIBS ...): one GoogleTest executable registered with CTest.
+# edgeloop_test(<name> SOURCES ... LIBS ... [LABELS ...] [RESOURCE_LOCK name]): one GoogleTest
+# executable registered with CTest.
 function(edgeloop_test name)
-  cmake_parse_arguments(T "" "" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "RESOURCE_LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/test_env.cpp)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE EDGELOOP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                                              EDGELOOP_TEST_BINARY_DIR="${PROJECT_BINARY_DIR}")
   edgeloop_warnings(${name})
-  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
+  if(T_RESOURCE_LOCK)
+    # Tests holding the same lock never run at the same time (ctest -j still runs others).
+    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}"
+                         RESOURCE_LOCK "${T_RESOURCE_LOCK}")
+  else()
+    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
+  endif()
 endfunction()
