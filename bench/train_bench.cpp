@@ -10,6 +10,7 @@
 
 #include "bench/bench_util.hpp"
 #include "ml/evaluate.hpp"
+#include "ml/lineage.hpp"
 #include "ml/model_store.hpp"
 #include "ml/train.hpp"
 
@@ -59,13 +60,7 @@ int main(int argc, char** argv) {
   lm.info.name = "fashion-cnn";
   lm.info.spec = spec;
   lm.info.class_names = train->class_names;
-  lm.info.lineage.dataset_hash = train->hash;
-  lm.info.lineage.dataset_source = train->source;
-  lm.info.lineage.strategy = "scratch";
-  lm.info.lineage.hyperparameters = opt.ToJson();
-  lm.info.lineage.code_version = ml::CodeVersion();
-  lm.info.lineage.seed = opt.seed;
-  lm.info.lineage.created_at = ml::NowIso8601();
+  lm.info.lineage = ml::TrainingLineage(*train, "scratch", opt);
   lm.info.training = report->ToJson();
   auto metrics = ml::EvaluateMetrics(lm, *test);
   if (!metrics.ok()) return 1;

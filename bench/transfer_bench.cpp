@@ -34,22 +34,19 @@ using namespace edgeloop;
 // The images as the camera films them, read back from its JPEG files, in the model's spec.
 edgeloop::Result<data::Dataset> Film(const data::Dataset& scenes, const std::string& camera,
                                      const data::InputSpec& spec, uint64_t seed) {
-  const cli::demo::CameraDomain* cam = nullptr;
+  std::optional<cli::demo::CameraDomain> cam;
+  if (camera == "clean") cam = cli::demo::CleanCamera();
   for (const auto& d : cli::demo::CameraDomains())
-    if (d.name == camera) cam = &d;
-  if (camera == "clean") cam = nullptr;
-  const cli::demo::CameraDomain clean = cli::demo::CleanCamera();
-  if (cam == nullptr && camera != "clean")
-    return Error(Errc::kInvalidArgument, "--camera " + camera + ": no such camera");
+    if (d.name == camera) cam = d;
+  if (!cam) return Error(Errc::kInvalidArgument, "--camera " + camera + ": no such camera");
   data::Dataset out;
   out.class_names = scenes.class_names;
   out.y = scenes.y;
   out.source = "camera:" + camera + ":" + scenes.source;
   out.sample_shape = {spec.channels, spec.height, spec.width};
   for (size_t i = 0; i < scenes.size(); ++i) {
-    auto frame = cli::demo::RenderFrame(scenes, i, cam ? *cam : clean, seed);
-    EDGELOOP_ASSIGN_OR_RETURN(std::string jpeg,
-                              data::EncodeJpeg(frame, (cam ? *cam : clean).jpeg_quality));
+    auto frame = cli::demo::RenderFrame(scenes, i, *cam, seed);
+    EDGELOOP_ASSIGN_OR_RETURN(std::string jpeg, data::EncodeJpeg(frame, cam->jpeg_quality));
     EDGELOOP_ASSIGN_OR_RETURN(data::Image img, data::DecodeImage(jpeg, "frame"));
     EDGELOOP_ASSIGN_OR_RETURN(std::vector<float> x, data::Preprocess(img, spec));
     out.x.insert(out.x.end(), x.begin(), x.end());

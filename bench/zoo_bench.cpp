@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -17,6 +18,7 @@
 #include "data/preprocess.hpp"
 #include "ml/evaluate.hpp"
 #include "ml/export_onnx.hpp"
+#include "ml/lineage.hpp"
 #include "ml/model_store.hpp"
 #include "ml/train.hpp"
 
@@ -48,10 +50,13 @@ bool ParseEntry(const std::string& text, ZooEntry& e) {
   e.h = h;
   e.w = w;
   if (parts.size() == 4) {
+    // The whole field must be a number (std::stoll and std::stod throw, or stop early).
+    char* end = nullptr;
     if (e.arch == "resnet")
-      e.depth = std::stoll(parts[3]);
+      e.depth = std::strtoll(parts[3].c_str(), &end, 10);
     else
-      e.width_mult = std::stod(parts[3]);
+      e.width_mult = std::strtod(parts[3].c_str(), &end);
+    if (end == parts[3].c_str() || *end != '\0') return false;
   }
   return true;
 }
@@ -166,13 +171,7 @@ int main(int argc, char** argv) {
       lm.info.spec = spec;
       lm.info.class_names = train->class_names;
       lm.info.input_spec = input;
-      lm.info.lineage.dataset_hash = pool.hash;
-      lm.info.lineage.dataset_source = train->source;
-      lm.info.lineage.strategy = "scratch";
-      lm.info.lineage.hyperparameters = opt.ToJson();
-      lm.info.lineage.code_version = ml::CodeVersion();
-      lm.info.lineage.seed = opt.seed;
-      lm.info.lineage.created_at = ml::NowIso8601();
+      lm.info.lineage = ml::TrainingLineage(pool, "scratch", opt);
       lm.info.training = training;
     }
     auto metrics = ml::EvaluateMetrics(lm, *test);

@@ -102,14 +102,19 @@ class LoopApiTest : public ::testing::TestWithParam<std::string> {
 
   // Versions 1..count of model clf, each with its own fp32 artifact (sha_[n]); version 1 in
   // production.
+  // Uploads an artifact and returns its sha256 (empty, with a test failure, when refused).
+  std::string UploadArtifact(const std::string& bytes) {
+    auto up = f_->Client()->Post("/v1/artifacts", f_->Bearer(admin_), bytes,
+                                 "application/octet-stream");
+    EXPECT_TRUE(up && up->status == 200);
+    return up && up->status == 200 ? Json::parse(up->body)["sha256"].get<std::string>()
+                                   : std::string();
+  }
   void RegisterVersions(int count) {
     sha_.assign(1, "");
     for (int n = 1; n <= count; ++n) {
-      std::string bytes = "onnx bytes of clf version " + std::to_string(n);
-      auto up = f_->Client()->Post("/v1/artifacts", f_->Bearer(admin_), bytes,
-                                   "application/octet-stream");
-      ASSERT_TRUE(up && up->status == 200);
-      sha_.push_back(Json::parse(up->body)["sha256"]);
+      sha_.push_back(UploadArtifact("onnx bytes of clf version " + std::to_string(n)));
+      ASSERT_FALSE(sha_.back().empty());
       Json v = PostOk("/v1/models/clf/versions", {{"artifacts", {{"fp32", sha_.back()}}}}, 201);
       ASSERT_EQ(v["version"], n);
     }
@@ -342,15 +347,10 @@ TEST_P(PipelineApiTest, TheRunsSnapshotNamesTheParentsClasses) {
   // Devices label with class indices of the model they run; the snapshot of their samples
   // records those classes by the parent's names, read from its training checkpoint.
   IngestLabelled(f_->Enroll("cam-1"), 20);
-  auto upload = [&](const std::string& bytes) {
-    auto up = f_->Client()->Post("/v1/artifacts", f_->Bearer(admin_), bytes,
-                                 "application/octet-stream");
-    EXPECT_TRUE(up && up->status == 200);
-    return up ? Json::parse(up->body)["sha256"].get<std::string>() : std::string();
-  };
   const Json names = {"cat", "dog", "fox"};
-  std::string onnx = upload("onnx bytes of clf"), meta = upload(Json{{"class_names", names}}.dump()),
-              weights = upload("weights of clf");
+  std::string onnx = UploadArtifact("onnx bytes of clf"),
+              meta = UploadArtifact(Json{{"class_names", names}}.dump()),
+              weights = UploadArtifact("weights of clf");
   PostOk("/v1/models/clf/versions",
          {{"artifacts", {{"fp32", onnx}, {"torch_meta", meta}, {"torch_weights", weights}}}}, 201);
   PostOk("/v1/models/clf/versions/1/stage", {{"stage", "production"}});

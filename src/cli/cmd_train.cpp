@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "ml/lineage.hpp"
 #include "ml/model_store.hpp"
 #include "ml/train.hpp"
 
@@ -99,15 +100,8 @@ int Run(TrainArgs& a) {
   // The flags' input spec, so that eval, infer and devices convert images as training did.
   if (auto input = a.data.input.Resolve(std::nullopt); input.ok() && *input)
     info.input_spec = **input;
-  info.lineage.dataset_hash = d.hash;
-  info.lineage.dataset_source = d.source;
-  info.lineage.dataset_samples = static_cast<int64_t>(d.size());
-  info.lineage.strategy = "scratch";
-  info.lineage.hyperparameters = a.train.ToJson();
+  info.lineage = ml::TrainingLineage(d, "scratch", a.train);
   info.lineage.hyperparameters["val_fraction"] = a.val_fraction;
-  info.lineage.code_version = ml::CodeVersion();
-  info.lineage.seed = a.train.seed;
-  info.lineage.created_at = ml::NowIso8601();
   info.metrics = {{"val_accuracy", report->best_val_accuracy}};
   info.training = report->ToJson();
   if (auto st = ml::SaveModel(a.out, info, model); !st.ok())

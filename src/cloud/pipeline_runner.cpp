@@ -130,9 +130,11 @@ class Runner {
     // snapshot records those classes by name, unless the pipeline names them itself.
     if (spec_.train.mode == "finetune" &&
         (!dataset.contains("class_names") || dataset["class_names"].empty())) {
+      // Resolved once for the run: the train step fine-tunes this same version.
       auto parent = host_.ResolveModel(spec_.train.parent);
       if (parent.ok()) {
-        auto names = ParentClassNames(*parent);
+        parent_ = *parent;
+        auto names = ParentClassNames(parent_);
         if (!names.empty()) dataset["class_names"] = names;
       }
     }
@@ -155,7 +157,9 @@ class Runner {
     model_dir_ = ctx_.work_dir + "/model";
     std::vector<std::string> args;
     if (t.mode == "finetune") {
-      EDGELOOP_ASSIGN_OR_RETURN(parent_, host_.ResolveModel(t.parent));
+      if (parent_.is_null()) {
+        EDGELOOP_ASSIGN_OR_RETURN(parent_, host_.ResolveModel(t.parent));
+      }
       // The training checkpoint when there is one, else the version's ONNX file.
       std::string parent = parent_.value("training_dir", "");
       if (parent.empty()) parent = parent_.value("onnx_path", "");

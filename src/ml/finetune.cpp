@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "data/class_match.hpp"
+#include "ml/lineage.hpp"
 
 namespace edgeloop::ml {
 
@@ -122,21 +123,14 @@ Result<FinetuneResult> Finetune(const LoadedModel& parent, const data::Dataset& 
   out.info.name = parent.info.name;
   out.info.spec = out.model->spec();
   out.info.class_names = classes;
+  out.info.lineage = TrainingLineage(train, StrategyName(opt.strategy), topt);
   out.info.lineage.parent_name = parent.info.name;
   out.info.lineage.parent_version = parent.info.version;
   out.info.lineage.parent_hash = parent.info.ModelHash();
-  out.info.lineage.dataset_hash = train.hash;
-  out.info.lineage.dataset_source = train.source;
-  out.info.lineage.dataset_samples = static_cast<int64_t>(train.size());
-  out.info.lineage.strategy = StrategyName(opt.strategy);
-  out.info.lineage.hyperparameters = topt.ToJson();
   out.info.lineage.hyperparameters["frozen_blocks"] = frozen;
   out.info.lineage.hyperparameters["fresh_head"] = out.fresh_head;
   out.info.lineage.hyperparameters["added_classes"] = out.added_classes;
   if (opt.strategy == Strategy::kLastK) out.info.lineage.hyperparameters["k"] = opt.k;
-  out.info.lineage.code_version = CodeVersion();
-  out.info.lineage.seed = opt.train.seed;
-  out.info.lineage.created_at = NowIso8601();
   out.info.metrics = {{"val_accuracy", out.report.best_val_accuracy}};
   out.info.training = out.report.ToJson();
   return out;
