@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   TempDir dir;
   const std::string server_data = dir.path() + "/server";
-  int port = FreePort();
+  int port = FreeLoopbackPort();
   ServerProcess server(server_data, port);
   if (!server.WaitReady()) {
     std::fprintf(stderr, "agent_bench: error: the server did not start\n");

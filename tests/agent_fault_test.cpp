@@ -27,7 +27,7 @@ class AgentFault : public ::testing::Test {
  protected:
   void SetUp() override {
     signal(SIGPIPE, SIG_IGN);
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     server_ = std::make_unique<ServerProcess>(data_, port_);
     ASSERT_TRUE(server_->WaitReady());
     ASSERT_TRUE(WriteFileAtomic(factory_, LinearModelOnnx(0)).ok());

@@ -10,6 +10,7 @@
 
 #include <openssl/ssl.h>
 
+#include "common/test_documents.hpp"
 #include "data/dataset.hpp"
 #include "run_command.hpp"
 #include "server_process.hpp"
@@ -23,7 +24,7 @@ class CliServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     data_ = dir_.path() + "/data";
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     server_ = std::make_unique<ServerProcess>(data_, port_);
     ASSERT_TRUE(server_->WaitReady());
   }
@@ -149,7 +150,7 @@ TEST_F(CliServerTest, UnknownModelOrSnapshotIsABadInputErrorInOneLine) {
 }
 
 TEST_F(CliServerTest, UnreachableServerExitsFiveNamingTheUrl) {
-  int closed = FreePort();
+  int closed = FreeLoopbackPort();
   std::string url = "https://127.0.0.1:" + std::to_string(closed);
   std::string cmd =
       "'" + CliBinary() + "' models list --server " + url + " --data '" + data_ + "' 2>&1";
@@ -213,7 +214,7 @@ class TricklingClient {
 
 TEST(ServerLifecycle, SigtermWithASlowClientConnectedExitsZeroWithinTheDeadline) {
   TempDir dir;
-  int port = FreePort();
+  int port = FreeLoopbackPort();
   ServerProcess server(dir.path() + "/data", port, {"--shutdown-deadline", "1"});
   ASSERT_TRUE(server.WaitReady());
   TricklingClient slow(port);
@@ -231,11 +232,86 @@ TEST(ServerLifecycle, SigtermWithASlowClientConnectedExitsZeroWithinTheDeadline)
 
 TEST(ServerLifecycle, SigintOnAnIdleServerStopsCleanly) {
   TempDir dir;
-  int port = FreePort();
+  int port = FreeLoopbackPort();
   ServerProcess server(dir.path() + "/data", port);
   ASSERT_TRUE(server.WaitReady());
   double elapsed = 0;
   EXPECT_EQ(server.Terminate(SIGINT, 30, &elapsed), 0);
+}
+
+// server.yaml: the strict reader and the precedence flag > environment > file > default.
+class ServerConfig : public ::testing::Test {
+ protected:
+  Outcome Server(const std::string& yaml, const std::string& args, const std::string& env = "") {
+    EXPECT_TRUE(WriteFileAtomic(dir_.path() + "/server.yaml", yaml).ok());
+    return RunCommand(env + " '" + CliBinary() + "' server --config '" + dir_.path() +
+                      "/server.yaml' " + args + " 2>&1");
+  }
+  TempDir dir_;
+};
+
+TEST_F(ServerConfig, FileValuesApplyAndTheEnvironmentAndFlagsOverrideThem) {
+  const std::string yaml =
+      "server:\n  port: 9001\n  db: sqlite:/tmp/x.db\nconnections:\n  max_connections: 500\n"
+      "  header_timeout_ms: 2500\nlog:\n  log_level: warn\n";
+  Outcome file = Server(yaml, "--print-config");
+  ASSERT_EQ(file.exit_code, 0) << file.output;
+  EXPECT_NE(file.output.find("  port: 9001\n"), std::string::npos) << file.output;
+  EXPECT_NE(file.output.find("  max_connections: 500\n"), std::string::npos);
+  EXPECT_NE(file.output.find("  header_timeout_ms: 2500\n"), std::string::npos);
+  EXPECT_NE(file.output.find("  log_level: \"warn\"\n"), std::string::npos);
+  EXPECT_NE(file.output.find("  keepalive_max_requests: 1000\n"), std::string::npos)
+      << "an unset key keeps its default";
+  Outcome env = Server(yaml, "--print-config", "EDGELOOP_PORT=9002 EDGELOOP_MAX_CONNECTIONS=600");
+  ASSERT_EQ(env.exit_code, 0) << env.output;
+  EXPECT_NE(env.output.find("  port: 9002\n"), std::string::npos) << env.output;
+  EXPECT_NE(env.output.find("  max_connections: 600\n"), std::string::npos);
+  Outcome flag = Server(yaml, "--print-config --port 9003", "EDGELOOP_PORT=9002");
+  ASSERT_EQ(flag.exit_code, 0) << flag.output;
+  EXPECT_NE(flag.output.find("  port: 9003\n"), std::string::npos) << flag.output;
+  EXPECT_NE(flag.output.find("  db: \"sqlite:/tmp/x.db\"\n"), std::string::npos);
+  // What --print-config writes reads back as the same settings.
+  Outcome again = Server(flag.output, "--print-config");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_EQ(again.output, flag.output);
+}
+
+TEST_F(ServerConfig, MistakesAreRefusedWithTheFileAndLine) {
+  struct Case {
+    std::string yaml, message;
+  };
+  const std::vector<Case> cases = {
+      {"server:\n  port: 1\nconnections:\n  max_conns: 5\n",
+       "server.yaml:4: connections: unknown key \"max_conns\""},
+      {"servre:\n  port: 1\n", "server.yaml:1: unknown section \"servre\""},
+      {"server:\n  port: 70000\n", "server.yaml:2: server.port: 70000 is outside [0, 65535]"},
+      {"server:\n  port: eighty\n", "server.yaml:2: server.port: cannot read \"eighty\""},
+      {"log:\n  log_level: loud\n", "server.yaml:2: log.log_level: \"loud\" is not one of"},
+      {"server: [1, 2]\n", "server: expected a mapping"},
+      {"server:\n  port: [\n", "server.yaml:"},
+      {AliasBombYaml(),
+       "max_nodes"},
+  };
+  for (const auto& c : cases) {
+    Outcome o = Server(c.yaml, "--print-config");
+    EXPECT_EQ(o.exit_code, 2) << c.yaml << o.output;
+    EXPECT_NE(o.output.find(c.message), std::string::npos) << c.yaml << "\n" << o.output;
+  }
+  Outcome missing = RunCommand("'" + CliBinary() + "' server --config /nonexistent.yaml 2>&1");
+  EXPECT_EQ(missing.exit_code, 2) << missing.output;
+  EXPECT_NE(missing.output.find("/nonexistent.yaml"), std::string::npos) << missing.output;
+}
+
+TEST_F(ServerConfig, AServerRunsFromItsFile) {
+  const int port = FreeLoopbackPort();
+  const std::string yaml = "server:\n  port: " + std::to_string(port) + "\n  data: '" +
+                           dir_.path() + "/data'\nconnections:\n  max_connections_per_ip: 50\n";
+  ASSERT_TRUE(WriteFileAtomic(dir_.path() + "/server.yaml", yaml).ok());
+  ServerProcess server(dir_.path() + "/data", port,
+                       {"--config", dir_.path() + "/server.yaml"});
+  ASSERT_TRUE(server.WaitReady());
+  double elapsed = 0;
+  EXPECT_EQ(server.Terminate(SIGTERM, 30, &elapsed), 0);
 }
 
 }  // namespace

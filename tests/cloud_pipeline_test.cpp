@@ -32,14 +32,6 @@ sleep 0.5
 kill -SEGV $$
 )";
 
-// Reaches the train step: a snapshot of the labelled samples, then a fine-tune of clf.
-constexpr char kRetrain[] = R"(name: retrain
-dataset: {labelled_only: true, split: {train: 0.8, val: 0.0, test: 0.2, seed: 1}}
-train: {parent: clf@production, strategy: head, epochs: 1}
-gates: ["accuracy >= champion"]
-register: {model: clf}
-)";
-
 // Polls until done() or the limit; true when done() held.
 template <typename Pred>
 bool WaitUntil(Pred done, milliseconds limit = seconds(30)) {
@@ -255,23 +247,23 @@ TEST_P(PipelineApiTest, BadSpecsAreRefusedNamingTheKey) {
     EXPECT_TRUE(Contains(ErrorMessage(res), c.names)) << c.body << " -> " << ErrorMessage(res);
   }
   // A valid spec still needs the write scope.
-  EXPECT_EQ(ErrorStatus(Post("/v1/pipelines", kRetrain, Token("read"))), 403);
-  EXPECT_EQ(ErrorStatus(f_->Client()->Post("/v1/pipelines", kRetrain, "application/x-yaml")), 401);
+  EXPECT_EQ(ErrorStatus(Post("/v1/pipelines", kRetrainPipeline, Token("read"))), 403);
+  EXPECT_EQ(ErrorStatus(f_->Client()->Post("/v1/pipelines", kRetrainPipeline, "application/x-yaml")), 401);
   EXPECT_EQ(GetOk("/v1/pipelines")["pipelines"].size(), 0u);
 }
 
 TEST_P(PipelineApiTest, StoredPipelineIsListedAndManualRunsAreQueued) {
-  Json stored = PostOk("/v1/pipelines", {{"yaml", kRetrain}});
+  Json stored = PostOk("/v1/pipelines", {{"yaml", kRetrainPipeline}});
   EXPECT_EQ(stored["name"], "retrain");
   EXPECT_EQ(stored["gates"], 1);
   auto write = Token("write");
-  auto again = Post("/v1/pipelines", kRetrain, write);  // replaced, not duplicated
+  auto again = Post("/v1/pipelines", kRetrainPipeline, write);  // replaced, not duplicated
   ASSERT_TRUE(again);
   EXPECT_EQ(again->status, 200) << again->body;
   Json list = GetOk("/v1/pipelines")["pipelines"];
   ASSERT_EQ(list.size(), 1u);
   EXPECT_EQ(list[0]["name"], "retrain");
-  EXPECT_EQ(list[0]["yaml"], kRetrain);
+  EXPECT_EQ(list[0]["yaml"], kRetrainPipeline);
 
   auto queued = Post("/v1/pipelines/retrain/runs", "", write);
   ASSERT_TRUE(queued);
@@ -301,7 +293,7 @@ TEST_P(PipelineApiTest, StoredPipelineIsListedAndManualRunsAreQueued) {
 TEST_P(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
   IngestLabelled(f_->Enroll("cam-1"), 20);
   RegisterVersions(1);
-  PostOk("/v1/pipelines", {{"yaml", kRetrain}});
+  PostOk("/v1/pipelines", {{"yaml", kRetrainPipeline}});
   auto queued = Post("/v1/pipelines/retrain/runs", "");
   ASSERT_TRUE(queued && queued->status == 202);
   const std::string id = Json::parse(queued->body)["id"];
@@ -354,7 +346,7 @@ TEST_P(PipelineApiTest, TheRunsSnapshotNamesTheParentsClasses) {
   PostOk("/v1/models/clf/versions",
          {{"artifacts", {{"fp32", onnx}, {"torch_meta", meta}, {"torch_weights", weights}}}}, 201);
   PostOk("/v1/models/clf/versions/1/stage", {{"stage", "production"}});
-  PostOk("/v1/pipelines", {{"yaml", kRetrain}});
+  PostOk("/v1/pipelines", {{"yaml", kRetrainPipeline}});
   auto queued = Post("/v1/pipelines/retrain/runs", "");
   ASSERT_TRUE(queued && queued->status == 202);
   const std::string id = Json::parse(queued->body)["id"];
@@ -377,7 +369,7 @@ TEST_P(PipelineApiTest, TheRunsSnapshotNamesTheParentsClasses) {
 TEST_P(PipelineApiTest, OnePipelineRunsOneRunAtATime) {
   IngestLabelled(f_->Enroll("cam-1"), 20);
   RegisterVersions(1);
-  PostOk("/v1/pipelines", {{"yaml", kRetrain}});
+  PostOk("/v1/pipelines", {{"yaml", kRetrainPipeline}});
   PostOk("/v1/pipelines/retrain/runs", Json::object(), 202);
   PostOk("/v1/pipelines/retrain/runs", Json::object(), 202);
   int max_running = 0;

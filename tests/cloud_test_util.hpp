@@ -138,6 +138,15 @@ class CloudFixture {
   std::string ca_file_;
 };
 
+// A pipeline that reaches its train step: a snapshot of the labelled samples, then a head
+// fine-tune of clf's production version.
+inline constexpr char kRetrainPipeline[] = R"(name: retrain
+dataset: {labelled_only: true, split: {train: 0.8, val: 0.0, test: 0.2, seed: 1}}
+train: {parent: clf@production, strategy: head, epochs: 1}
+gates: ["accuracy >= champion"]
+register: {model: clf}
+)";
+
 inline std::string Zstd(const std::string& raw) {
   std::string out(ZSTD_compressBound(raw.size()), '\0');
   size_t n = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), 1);

@@ -11,14 +11,9 @@
 #include <vector>
 
 #include "cloud_test_util.hpp"
+#include "common/free_port.hpp"
 
 namespace edgeloop::testing {
-
-inline int FreePort() {
-  sockaddr_in addr{};
-  close(BindLoopback(&addr));
-  return ntohs(addr.sin_port);
-}
 
 // The edgeloop binary: EDGELOOP_CLI_BINARY as compiled in.
 inline std::string CliBinary() {
@@ -80,6 +75,8 @@ class ServerProcess {
     pid_ = -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
+
+  pid_t pid() const { return pid_; }
 
   void Kill(int sig) {
     if (pid_ > 0) {

@@ -33,6 +33,7 @@
 #include "cli/demo_camera.hpp"
 #include "cloud/client.hpp"
 #include "cloud/report.hpp"
+#include "common/free_port.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
 #include "common/process.hpp"
@@ -76,21 +77,6 @@ std::atomic<bool>* g_interrupted = nullptr;  // set by the SIGINT/SIGTERM handle
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
 }
 
 // The device domains in use: devices beyond the list reuse it.
@@ -293,7 +279,7 @@ class Demo {
   }
 
   Status StartServer() {
-    port_ = FreePort();
+    port_ = FreeLoopbackPort();
     data_ = o_.dir + "/server";
     RunOptions ro;
     ro.log_path = o_.dir + "/logs/server.log";

@@ -250,7 +250,7 @@ Result<Json> Server::Impl::GetSnapshot(const std::string& id) {
 
 void Server::Impl::DatasetRoutes() {
   auto& s = *http;
-  s.Post("/v1/datasets/snapshots", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/datasets/snapshots", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "write")) return;
     auto body = JsonBody(req, res);
     if (!body) return;
@@ -260,7 +260,7 @@ void Server::Impl::DatasetRoutes() {
     out["created"] = info->created;
     SendJson(res, out, info->created ? 201 : 200);
   });
-  s.Get("/v1/datasets/snapshots", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/datasets/snapshots", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto rows = db->Query("SELECT summary, created_ms FROM snapshots ORDER BY created_ms, id");
     if (!rows.ok()) return SendError(res, rows.error());
@@ -275,7 +275,7 @@ void Server::Impl::DatasetRoutes() {
     SendJson(res, Json{{"snapshots", list}});
   });
   s.Get(R"(/v1/datasets/snapshots/([0-9a-f]{64}))",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           auto summary = GetSnapshot(req.matches[1]);
           if (!summary.ok()) return SendError(res, summary.error());
@@ -283,7 +283,7 @@ void Server::Impl::DatasetRoutes() {
         });
   // ?format=csv, or ?format=idx&part=images|labels; &split=train|val|test for one split.
   s.Get(R"(/v1/datasets/snapshots/([0-9a-f]{64})/export)",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           std::string id = req.matches[1];
           std::string format = req.get_param_value("format");

@@ -89,7 +89,7 @@ Status EnsureStatusRow(Database& db, const std::string& device) {
 
 void Server::Impl::FleetRoutes() {
   auto& s = *http;
-  s.Post("/v1/telemetry", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/telemetry", [this](const http::Request& req, http::Response& res) {
     auto device = DeviceIdentity(req, res);
     if (!device) return;
     auto body = JsonBody(req, res);
@@ -139,7 +139,7 @@ void Server::Impl::FleetRoutes() {
     res.set_content(R"({"stored":true})", "application/json");
   });
 
-  s.Post("/v1/events", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/events", [this](const http::Request& req, http::Response& res) {
     auto device = DeviceIdentity(req, res);
     if (!device) return;
     auto body = JsonBody(req, res);
@@ -177,7 +177,7 @@ void Server::Impl::FleetRoutes() {
     res.set_content(R"({"stored":true})", "application/json");
   });
 
-  s.Get("/v1/fleet", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/fleet", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto fleet = FleetStatus();
     if (!fleet.ok()) return SendError(res, fleet.error());
@@ -210,8 +210,8 @@ void Server::Impl::FleetRoutes() {
   });
 
   // Labels of a device: PUT replaces them all ({"labels": ["site-a", "rev-2"]}).
-  s.Put(R"(/v1/devices/([A-Za-z0-9._-]+)/labels)", [this](const httplib::Request& req,
-                                                          httplib::Response& res) {
+  s.Put(R"(/v1/devices/([A-Za-z0-9._-]+)/labels)", [this](const http::Request& req,
+                                                          http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     auto body = JsonBody(req, res);
     if (!body) return;
@@ -241,7 +241,7 @@ void Server::Impl::FleetRoutes() {
     SendJson(res, {{"device_id", device}, {"labels", DeviceLabels(device)}});
   });
 
-  s.Get("/v1/fleet/models", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/fleet/models", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto fleet = FleetStatus();
     if (!fleet.ok()) return SendError(res, fleet.error());
@@ -254,7 +254,7 @@ void Server::Impl::FleetRoutes() {
     res.set_content(Json{{"models", out}}.dump(), "application/json");
   });
 
-  s.Get("/v1/fleet/events", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/fleet/events", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     size_t limit = 1000;
     if (req.has_param("limit")) {

@@ -362,7 +362,7 @@ void Server::Impl::StopWorkers() {
 void Server::Impl::PipelineRoutes() {
   auto& s = *http;
   // Body: the pipeline YAML (Content-Type anything) or JSON {"yaml": "..."}.
-  s.Post("/v1/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/pipelines", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "write")) return;
     std::string yaml = req.body;
     if (!req.body.empty() && req.body.front() == '{') {
@@ -396,7 +396,7 @@ void Server::Impl::PipelineRoutes() {
     res.set_content(Json{{"name", spec->name}, {"gates", spec->gates.size()}}.dump(),
                     "application/json");
   });
-  s.Get("/v1/pipelines", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/pipelines", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto rows = db->Query("SELECT name, spec, labelled_seen FROM pipelines ORDER BY name");
     if (!rows.ok()) return SendError(res, rows.error());
@@ -406,14 +406,14 @@ void Server::Impl::PipelineRoutes() {
     res.set_content(Json{{"pipelines", out}}.dump(), "application/json");
   });
   s.Post(R"(/v1/pipelines/([a-z0-9_-]+)/runs)",
-         [this](const httplib::Request& req, httplib::Response& res) {
+         [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "write")) return;
            auto id = QueueRun(req.matches[1], "manual");
            if (!id.ok()) return SendError(res, id.error());
            res.status = 202;
            res.set_content(Json{{"id", *id}, {"status", "queued"}}.dump(), "application/json");
          });
-  s.Get("/v1/runs", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/runs", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     std::string sql = std::string("SELECT ") + kRunColumns + " FROM pipeline_runs";
     std::vector<std::string> params;
@@ -427,7 +427,7 @@ void Server::Impl::PipelineRoutes() {
     for (const auto& r : *rows) out.push_back(RunRow(r));
     res.set_content(Json{{"runs", out}}.dump(), "application/json");
   });
-  s.Get(R"(/v1/runs/([A-Za-z0-9-]+))", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get(R"(/v1/runs/([A-Za-z0-9-]+))", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto rows = db->Query(std::string("SELECT ") + kRunColumns + " FROM pipeline_runs WHERE id = ?",
                           {req.matches[1]});
@@ -436,7 +436,7 @@ void Server::Impl::PipelineRoutes() {
     res.set_content(RunRow(rows->at(0)).dump(), "application/json");
   });
   s.Get(R"(/v1/runs/([A-Za-z0-9-]+)/logs/([a-z]+))",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           auto log = ReadFile(options.data_dir + "/runs/" + std::string(req.matches[1]) + "/" +
                                   std::string(req.matches[2]) + ".log",

@@ -278,11 +278,11 @@ Result<Json> Server::Impl::ModelCard(const std::string& model,
 
 void Server::Impl::RegistryRoutes() {
   auto& s = *http;
-  auto send = [](httplib::Response& res, const Result<Json>& r) {
+  auto send = [](http::Response& res, const Result<Json>& r) {
     if (!r.ok()) return SendError(res, r.error());
     SendJson(res, *r);
   };
-  s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/models", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto rows = db->Query(
         "SELECT m.name, m.created_ms, COALESCE(MAX(v.version), 0), "
@@ -301,7 +301,7 @@ void Server::Impl::RegistryRoutes() {
     SendJson(res, Json{{"models", list}});
   });
   s.Get(R"(/v1/models/([A-Za-z0-9._-]+))",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           std::string model = req.matches[1];
           auto rows = db->Query(std::string("SELECT ") + kVersionColumns +
@@ -314,7 +314,7 @@ void Server::Impl::RegistryRoutes() {
           SendJson(res, Json{{"name", model}, {"versions", versions}});
         });
   s.Get(R"(/v1/models/([A-Za-z0-9._-]+)/history)",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           std::string model = req.matches[1];
           auto rows = db->Query(
@@ -332,7 +332,7 @@ void Server::Impl::RegistryRoutes() {
           SendJson(res, Json{{"model", model}, {"history", list}});
         });
   s.Post(R"(/v1/models/([A-Za-z0-9._-]+)/versions)",
-         [this](const httplib::Request& req, httplib::Response& res) {
+         [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "write")) return;
            auto body = JsonBody(req, res);
            if (!body) return;
@@ -351,11 +351,11 @@ void Server::Impl::RegistryRoutes() {
            SendJson(res, *created, 201);
          });
   s.Get(R"(/v1/models/([A-Za-z0-9._-]+)/versions/([A-Za-z0-9]+))",
-        [this, send](const httplib::Request& req, httplib::Response& res) {
+        [this, send](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           send(res, GetModelVersion(req.matches[1], req.matches[2]));
         });
-  auto immutable = [](const httplib::Request&, httplib::Response& res) {
+  auto immutable = [](const http::Request&, http::Response& res) {
     SendError(res, 405, "model versions are immutable; register a new version instead");
   };
   s.Put(R"(/v1/models/([A-Za-z0-9._-]+)/versions/([A-Za-z0-9]+))", immutable);
@@ -364,7 +364,7 @@ void Server::Impl::RegistryRoutes() {
   // Stage changes decide what devices may be given, so they take the admin scope, like
   // deployments.
   s.Post(R"(/v1/models/([A-Za-z0-9._-]+)/versions/([A-Za-z0-9]+)/stage)",
-         [this, send](const httplib::Request& req, httplib::Response& res) {
+         [this, send](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "admin")) return;
            auto body = JsonBody(req, res);
            if (!body) return;
@@ -376,7 +376,7 @@ void Server::Impl::RegistryRoutes() {
            send(res, GetModelVersion(req.matches[1], std::to_string(version)));
          });
   s.Get(R"(/v1/models/([A-Za-z0-9._-]+)/versions/([A-Za-z0-9]+)/card)",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           std::string format = req.has_param("format") ? req.get_param_value("format") : "json";
           if (format != "json" && format != "md")

@@ -195,16 +195,22 @@ void Server::Impl::TickRollouts() {
     }
     const std::string before = c->status();
     auto actions = c->Tick(NowMs(), *fleet);
-    Json next = c->ToJson();
-    Status st = ApplyRolloutActions(next, actions);
-    if (!st.ok()) {
+    // The tick's deployments, stage changes and new state commit together, so a server killed
+    // at any moment restarts from the state before the tick or after it, never between.
+    auto apply_and_save = [&](const std::vector<RolloutAction>& todo) {
+      return db->Transaction([&]() -> Status {
+        Json next = c->ToJson();
+        EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(next, todo));
+        return db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
+                        {c->status(), next.dump(), std::to_string(NowMs()), r[0]});
+      });
+    };
+    if (Status st = apply_and_save(actions); !st.ok()) {
+      BackgroundFailure("rollout_tick", st.error(), {"rollout", r[0]});
       auto failed = c->Abort(NowMs(), "could not carry out the rollout: " + st.error().message);
-      next = c->ToJson();
-      (void)ApplyRolloutActions(next, failed);
+      if (Status again = apply_and_save(failed); !again.ok())
+        BackgroundFailure("rollout_abort", again.error(), {"rollout", r[0]});
     }
-    Status saved = db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
-                            {c->status(), next.dump(), std::to_string(NowMs()), r[0]});
-    if (!saved.ok()) BackgroundFailure("rollout_tick", saved.error(), {"rollout", r[0]});
     if (c->status() != before)
       log::Info("rollout_state", {{"rollout", r[0]}, {"from", before}, {"to", c->status()}});
   }
@@ -222,14 +228,17 @@ Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::stri
     EDGELOOP_RETURN_IF_ERROR(c.Resume(NowMs()));
   } else if (command == "abort") {
     if (c.finished()) return Error(Errc::kInvalidArgument, "rollout " + id + " is " + c.status());
-    auto actions = c.Abort(NowMs(), "aborted by an operator");
-    EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(c.ToJson(), actions));
   } else {
     return Error(Errc::kNotFound, "unknown rollout command " + command);
   }
-  EDGELOOP_RETURN_IF_ERROR(
-      db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
-               {c.status(), c.ToJson().dump(), std::to_string(NowMs()), id}));
+  // The command's actions (an abort's reverts) and the new state commit together.
+  std::vector<RolloutAction> actions;
+  if (command == "abort") actions = c.Abort(NowMs(), "aborted by an operator");
+  EDGELOOP_RETURN_IF_ERROR(db->Transaction([&]() -> Status {
+    EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(c.ToJson(), actions));
+    return db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
+                    {c.status(), c.ToJson().dump(), std::to_string(NowMs()), id});
+  }));
   Json out = c.ToJson();
   out["id"] = id;
   return out;
@@ -237,7 +246,7 @@ Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::stri
 
 void Server::Impl::RolloutRoutes() {
   auto& s = *http;
-  s.Post("/v1/rollouts", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/rollouts", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     auto body = JsonBody(req, res);
     if (!body) return;
@@ -253,7 +262,7 @@ void Server::Impl::RolloutRoutes() {
     res.status = 201;
     res.set_content(Json{{"id", *id}}.dump(), "application/json");
   });
-  s.Get("/v1/rollouts", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/rollouts", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto rows = db->Query(
         "SELECT id, model, version, status, created_ms, updated_ms FROM rollouts ORDER BY "
@@ -270,7 +279,7 @@ void Server::Impl::RolloutRoutes() {
     res.set_content(Json{{"rollouts", out}}.dump(), "application/json");
   });
   s.Get(R"(/v1/rollouts/([A-Za-z0-9-]+))",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (!RequireScope(req, res, "read")) return;
           auto rows = db->Query("SELECT state FROM rollouts WHERE id = ?", {req.matches[1]});
           if (!rows.ok()) return SendError(res, rows.error());
@@ -281,7 +290,7 @@ void Server::Impl::RolloutRoutes() {
           res.set_content(out.dump(), "application/json");
         });
   s.Post(R"(/v1/rollouts/([A-Za-z0-9-]+)/(pause|resume|abort))",
-         [this](const httplib::Request& req, httplib::Response& res) {
+         [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "admin")) return;
            auto out = RolloutCommand(req.matches[1], req.matches[2]);
            if (!out.ok()) return SendError(res, out.error());

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/file.hpp"
+#include "common/url.hpp"
 
 namespace edgeloop::cloud {
 namespace {
@@ -57,26 +58,11 @@ Result<ClientOptions> ResolveClientOptions(ClientOptions o) {
 }
 
 Result<OperatorClient> OperatorClient::Create(const ClientOptions& options) {
-  const std::string prefix = "https://";
-  std::string rest = options.server;
-  while (!rest.empty() && rest.back() == '/') rest.pop_back();
-  if (rest.rfind(prefix, 0) != 0)
-    return Error(Errc::kInvalidArgument,
-                 "server URL must start with https://, not '" + options.server + "'");
-  rest = rest.substr(prefix.size());
+  EDGELOOP_ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(options.server));
   OperatorClient c;
-  size_t colon = rest.rfind(':');
-  c.host_ = colon == std::string::npos ? rest : rest.substr(0, colon);
-  c.port_ = 443;
-  if (colon != std::string::npos) {
-    std::string port = rest.substr(colon + 1);
-    if (port.empty() || port.size() > 5 ||
-        port.find_first_not_of("0123456789") != std::string::npos)
-      return Error(Errc::kInvalidArgument, "bad port in server URL '" + options.server + "'");
-    c.port_ = std::stoi(port);
-  }
-  if (c.host_.empty()) return Error(Errc::kInvalidArgument, "no host in '" + options.server + "'");
-  c.url_ = prefix + rest;
+  c.host_ = url.host;
+  c.port_ = url.port;
+  c.url_ = url.ToString();
   c.token_ = options.token;
   c.ca_file_ = options.ca_file;
   return c;

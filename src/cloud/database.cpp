@@ -16,8 +16,25 @@ Status Database::Exec(const std::string& sql, const std::vector<std::string>& pa
 
 Status Database::Transaction(const std::function<Status()>& fn) {
   std::lock_guard<std::recursive_mutex> lock(mu_);
+  struct Depth {
+    int& d;
+    explicit Depth(int& depth) : d(depth) { ++d; }
+    ~Depth() { --d; }
+  };
+  if (transaction_depth_ > 0) {
+    Depth nested(transaction_depth_);
+    return fn();
+  }
   EDGELOOP_RETURN_IF_ERROR(Exec(BeginStatement()));
-  Status st = fn();
+  Status st = [&] {
+    Depth outer(transaction_depth_);
+    try {
+      return fn();
+    } catch (...) {
+      (void)Exec("ROLLBACK");
+      throw;
+    }
+  }();
   if (!st.ok()) {
     (void)Exec("ROLLBACK");
     return st;

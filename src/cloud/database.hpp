@@ -25,6 +25,7 @@ class Database {
                                          const std::vector<std::string>& params = {}) = 0;
   Status Exec(const std::string& sql, const std::vector<std::string>& params = {});
   // Commits when fn returns Ok, rolls back otherwise. The commit is durable when it returns.
+  // A Transaction inside fn joins the outer one: everything commits or rolls back together.
   Status Transaction(const std::function<Status()>& fn);
   // "sqlite" or "postgresql": schema differences are kept to types named in DDL.
   virtual std::string Dialect() const = 0;
@@ -34,6 +35,7 @@ class Database {
   virtual const char* BeginStatement() const = 0;
   // One connection per Database, serialized; recursive so Transaction's fn can query.
   std::recursive_mutex mu_;
+  int transaction_depth_ = 0;  // guarded by mu_
 };
 
 // "?, ?, ..., ?": n placeholders, for IN lists and multi-row VALUES.

@@ -82,6 +82,7 @@ class Runner {
     for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
     (void)WriteFileAtomic(step.log + ".cmd", cmd + "\n");
     RunOptions o;
+    o.die_with_parent = true;
     o.log_path = step.log;
     o.cancel = ctx_.cancel;
     o.timeout = std::chrono::seconds(3600);
@@ -229,6 +230,7 @@ class Runner {
     std::string out = ctx_.work_dir + "/latency-" + std::to_string(evals_++) + ".json";
     // infer prints its JSON on stdout: capture it through a shell-free redirect of the log.
     RunOptions o;
+    o.die_with_parent = true;
     o.log_path = out;
     o.cancel = ctx_.cancel;
     EDGELOOP_ASSIGN_OR_RETURN(

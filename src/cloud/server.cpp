@@ -1,6 +1,5 @@
 #include "cloud/server.hpp"
 
-#include <httplib.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <zstd.h>
@@ -63,7 +62,7 @@ bool ConfigureTls(SSL_CTX& ctx, const FleetKeys& keys) {
 
 }  // namespace
 
-void Server::Impl::HandleEnroll(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
   auto body = JsonBody(req, res);
   if (!body) return;
   std::string token = JsonString(*body, "token");
@@ -110,7 +109,7 @@ void Server::Impl::HandleEnroll(const httplib::Request& req, httplib::Response& 
                   "application/json");
 }
 
-void Server::Impl::HandleIngest(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::HandleIngest(const http::Request& req, http::Response& res) {
   auto device = DeviceIdentity(req, res);
   if (!device) return;
   if (!limiter.Allow(*device)) {
@@ -168,7 +167,7 @@ void Server::Impl::HandleIngest(const httplib::Request& req, httplib::Response& 
                   "application/json");
 }
 
-void Server::Impl::HandleDeviceLabels(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::HandleDeviceLabels(const http::Request& req, http::Response& res) {
   auto device = DeviceIdentity(req, res);
   if (!device) return;
   wire::LabelBatch batch;
@@ -209,11 +208,6 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
   });
   if (!st.ok()) return st.error();
   return doc;
-}
-
-std::chrono::steady_clock::time_point& RequestStart() {
-  thread_local std::chrono::steady_clock::time_point start;
-  return start;
 }
 
 // A path as a metrics label: segments that look like ids (digits, dashes, colons, long
@@ -258,7 +252,7 @@ std::string Server::Impl::ScrapeGauges() {
 
 // Every answered request is counted; 4xx and 5xx are logged with who asked (the device's
 // certificate name or a short hash of the bearer token) and the error message.
-void Server::Impl::OnRequestDone(const httplib::Request& req, const httplib::Response& res,
+void Server::Impl::OnRequestDone(const http::Request& req, const http::Response& res,
                                  const std::string& route, double seconds) {
   metrics.ObserveRequest(req.method, route, res.status, seconds);
   if (res.status < 400) return;
@@ -283,7 +277,7 @@ void Server::Impl::OnRequestDone(const httplib::Request& req, const httplib::Res
 }
 
 // What the HTTP layer refused before any route ran, in words a client can act on.
-std::string Server::Impl::TransportErrorText(const httplib::Request& req, int status) const {
+std::string Server::Impl::TransportErrorText(const http::Request& req, int status) const {
   const bool sends_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
   switch (status) {
     case 400:
@@ -304,31 +298,21 @@ std::string Server::Impl::TransportErrorText(const httplib::Request& req, int st
 
 void Server::Impl::Routes() {
   auto& s = *http;
-  s.set_payload_max_length(options.max_body_bytes);
-  s.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty()) SendError(res, res.status, TransportErrorText(req, res.status));
+  s.SetErrorBody([this](const http::Request& req, http::Response& res) {
+    SendError(res, res.status, TransportErrorText(req, res.status));
   });
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    SendError(res, 500, "internal error");
-  });
-  // Request accounting: the start time is taken before routing, on the thread that then
-  // runs the handler and the logger.
-  s.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-    RequestStart() = std::chrono::steady_clock::now();
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - RequestStart()).count();
+  s.SetOnDone([this](const http::Request& req, const http::Response& res,
+                     const std::string& pattern, double seconds) {
+    (void)pattern;
     OnRequestDone(req, res, RouteLabel(req.path), seconds);
   });
   // Liveness: the process answers. Readiness: the database takes a write and the data
   // folder takes an fsynced file, so a load balancer stops sending work to a replica that
   // cannot store it.
-  s.Get("/v1/health", [](const httplib::Request&, httplib::Response& res) {
+  s.Get("/v1/health", [](const http::Request&, http::Response& res) {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
-  s.Get("/v1/ready", [this](const httplib::Request&, httplib::Response& res) {
+  s.Get("/v1/ready", [this](const http::Request&, http::Response& res) {
     Json problems = Json::array();
     if (Status st = db->Exec("UPDATE readiness SET checked_ms = ? WHERE id = 1",
                              {std::to_string(NowMs())});
@@ -340,18 +324,18 @@ void Server::Impl::Routes() {
     if (problems.empty()) return SendJson(res, Json{{"status", "ready"}});
     SendJson(res, Json{{"status", "not ready"}, {"problems", problems}}, 503);
   });
-  s.Get("/v1/metrics", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/metrics", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     res.set_content(metrics.Exposition(ScrapeGauges()), "text/plain; version=0.0.4");
   });
   s.Post("/v1/enroll",
-         [this](const httplib::Request& req, httplib::Response& res) { HandleEnroll(req, res); });
+         [this](const http::Request& req, http::Response& res) { HandleEnroll(req, res); });
   s.Post("/v1/ingest",
-         [this](const httplib::Request& req, httplib::Response& res) { HandleIngest(req, res); });
-  s.Post("/v1/labels", [this](const httplib::Request& req, httplib::Response& res) {
+         [this](const http::Request& req, http::Response& res) { HandleIngest(req, res); });
+  s.Post("/v1/labels", [this](const http::Request& req, http::Response& res) {
     HandleDeviceLabels(req, res);
   });
-  s.Post("/v1/tokens", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/tokens", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     auto body = JsonBody(req, res);
     if (!body) return;
@@ -364,7 +348,7 @@ void Server::Impl::Routes() {
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"token", token}, {"scope", scope}}.dump(), "application/json");
   });
-  s.Post("/v1/enrollment-tokens", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/enrollment-tokens", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     auto body = JsonBody(req, res);
     if (!body) return;
@@ -382,7 +366,7 @@ void Server::Impl::Routes() {
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"token", token}, {"expires_ms", expires}}.dump(), "application/json");
   });
-  s.Get("/v1/devices", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/devices", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     auto rows = db->Query("SELECT device_id, grp, revoked, enrolled_ms FROM devices ORDER BY 1");
     if (!rows.ok()) return SendError(res, rows.error());
@@ -394,8 +378,8 @@ void Server::Impl::Routes() {
                      {"enrolled_ms", std::stoll(r[3])}});
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
   });
-  s.Post(R"(/v1/devices/([A-Za-z0-9._-]+)/revoke)", [this](const httplib::Request& req,
-                                                           httplib::Response& res) {
+  s.Post(R"(/v1/devices/([A-Za-z0-9._-]+)/revoke)", [this](const http::Request& req,
+                                                           http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     std::string device = req.matches[1];
     auto rows = db->Query("SELECT 1 FROM devices WHERE device_id = ?", {device});
@@ -406,7 +390,7 @@ void Server::Impl::Routes() {
     res.set_content(Json{{"device_id", device}, {"revoked", true}}.dump(), "application/json");
   });
   // Artifacts are content-addressed (sha256); GET honours HTTP Range so downloads resume.
-  s.Post("/v1/artifacts", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/artifacts", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "write")) return;
     std::string sha = Sha256Hex(req.body);
     std::string dir = options.data_dir + "/artifacts";
@@ -416,7 +400,7 @@ void Server::Impl::Routes() {
     res.set_content(Json{{"sha256", sha}, {"length", req.body.size()}}.dump(), "application/json");
   });
   s.Get(R"(/v1/artifacts/([0-9a-f]{64}))",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           if (req.has_header("Authorization")) {
             if (!RequireScope(req, res, "read")) return;
           } else if (!DeviceIdentity(req, res)) {
@@ -442,7 +426,7 @@ void Server::Impl::Routes() {
   // Signed update metadata per deployment target: a device id or "group:<name>". The
   // metadata version only ever grows, so a device can refuse rollbacks.
   s.Post(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
-         [this](const httplib::Request& req, httplib::Response& res) {
+         [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "admin")) return;
            auto body = JsonBody(req, res);
            if (!body) return;
@@ -461,7 +445,7 @@ void Server::Impl::Routes() {
            res.set_content(*doc, "application/json");
          });
   s.Get(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
-        [this](const httplib::Request& req, httplib::Response& res) {
+        [this](const http::Request& req, http::Response& res) {
           std::string target = req.matches[1];
           if (req.has_header("Authorization")) {
             if (!RequireScope(req, res, "read")) return;
@@ -479,7 +463,7 @@ void Server::Impl::Routes() {
           if (rows->empty()) return SendError(res, 404, "no deployment for " + target);
           res.set_content(rows->at(0)[0], "application/json");
         });
-  s.Get("/v1/samples/counts", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Get("/v1/samples/counts", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
     std::string by = req.has_param("by") ? req.get_param_value("by") : "device";
     auto counts = store->Count(by);
@@ -492,7 +476,7 @@ void Server::Impl::Routes() {
     }
     res.set_content(Json{{"by", by}, {"counts", out}, {"total", total}}.dump(), "application/json");
   });
-  s.Post("/v1/samples/label", [this](const httplib::Request& req, httplib::Response& res) {
+  s.Post("/v1/samples/label", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "write")) return;
     auto body = JsonBody(req, res);
     if (!body) return;
@@ -554,9 +538,9 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
         "INSERT INTO operator_tokens (token_hash, scope, created_ms) VALUES (?, 'admin', ?)",
         {Sha256Hex(impl->admin_token), std::to_string(NowMs())}));
   const FleetKeys& keys = impl->keys;
-  impl->http = std::make_unique<httplib::SSLServer>(
+  impl->http = std::make_unique<http::Listener>(
+      options.connections, options.max_body_bytes,
       [&keys](SSL_CTX& ctx) { return ConfigureTls(ctx, keys); });
-  if (!impl->http->is_valid()) return Error(Errc::kInternal, "TLS setup failed");
   impl->Routes();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }
@@ -569,31 +553,30 @@ Server::~Server() {
 
 Status Server::Start() {
   auto& im = *impl_;
-  if (im.options.port == 0) {
-    im.port = im.http->bind_to_any_port(im.options.host);
-  } else {
-    im.port = im.http->bind_to_port(im.options.host, im.options.port) ? im.options.port : -1;
-  }
-  if (im.port <= 0)
-    return Error(Errc::kIo,
-                 "cannot listen on " + im.options.host + ":" + std::to_string(im.options.port));
-  im.thread = std::thread([&im] { im.http->listen_after_bind(); });
+  EDGELOOP_RETURN_IF_ERROR(im.http->Bind(im.options.host, im.options.port));
+  im.port = im.http->port();
+  im.http->Start();
   im.StartWorkers();
   return Status::Ok();
 }
 
 Status Server::Run() {
   EDGELOOP_RETURN_IF_ERROR(Start());
-  if (impl_->thread.joinable()) impl_->thread.join();
+  std::unique_lock<std::mutex> lock(impl_->run_mu);
+  impl_->run_cv.wait(lock, [this] { return impl_->stopped; });
   return Status::Ok();
 }
 
-void Server::Stop() {
-  if (!impl_) return;
+bool Server::Stop() {
+  if (!impl_) return true;
   impl_->StopWorkers();
-  impl_->http->stop();
-  if (impl_->thread.joinable() && impl_->thread.get_id() != std::this_thread::get_id())
-    impl_->thread.join();
+  const bool clean = impl_->http->Stop(impl_->options.shutdown_deadline_ms);
+  {
+    std::lock_guard<std::mutex> lock(impl_->run_mu);
+    impl_->stopped = true;
+  }
+  impl_->run_cv.notify_all();
+  return clean;
 }
 
 int Server::port() const {

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "cloud/http_server.hpp"
 #include "common/result.hpp"
 
 namespace edgeloop::cloud {
@@ -34,6 +35,10 @@ struct ServerOptions {
   std::string worker_executable;
   // Pipeline triggers and rollouts are checked this often.
   int background_interval_ms = 1000;
+  // Connections: handler threads, deadlines and connection limits (http_server.hpp).
+  http::ListenerOptions connections;
+  // Stop() answers requests already being read or handled for up to this long.
+  int shutdown_deadline_ms = 10000;
 };
 
 class Server {
@@ -48,7 +53,9 @@ class Server {
   Status Start();
   // Serves on the calling thread until Stop() (from another thread or a signal handler).
   Status Run();
-  void Stop();
+  // Stops the background work, stops accepting, answers in-flight requests (for up to
+  // shutdown_deadline_ms) and closes every connection. False when requests were cut off.
+  bool Stop();
   int port() const;
 
   // PEM of the fleet CA certificate (clients pin it) and of the update-signing public key.

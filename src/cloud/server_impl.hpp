@@ -3,12 +3,12 @@
 // include only from src/cloud.
 #pragma once
 
-#include <httplib.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,7 +40,7 @@ inline int64_t NowMs() {
       .count();
 }
 
-inline void SendError(httplib::Response& res, int status, const std::string& message) {
+inline void SendError(http::Response& res, int status, const std::string& message) {
   res.status = status;
   res.set_content(Json{{"error", {{"status", status}, {"message", message}}}}.dump(),
                   "application/json");
@@ -65,7 +65,7 @@ inline int HttpStatus(Errc code) {
   }
 }
 
-inline void SendError(httplib::Response& res, const Error& e) {
+inline void SendError(http::Response& res, const Error& e) {
   SendError(res, HttpStatus(e.code), e.message);
 }
 
@@ -87,7 +87,7 @@ inline int ScopeRank(const std::string& scope) {
 }
 
 // Parses a JSON object body; answers 400 and returns nullopt when it is not one.
-inline std::optional<Json> JsonBody(const httplib::Request& req, httplib::Response& res) {
+inline std::optional<Json> JsonBody(const http::Request& req, http::Response& res) {
   if (req.body.empty()) {
     SendError(res, 400, "request has no body: send a JSON object (\"{}\" for no fields)");
     return std::nullopt;
@@ -104,7 +104,7 @@ inline std::optional<Json> JsonBody(const httplib::Request& req, httplib::Respon
   return std::move(*body);
 }
 
-inline void SendJson(httplib::Response& res, const Json& body, int status = 200) {
+inline void SendJson(http::Response& res, const Json& body, int status = 200) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
 }
@@ -195,8 +195,11 @@ struct Server::Impl {
   std::string admin_token;
   std::unique_ptr<Database> db;
   std::unique_ptr<SampleStore> store;
-  std::unique_ptr<httplib::SSLServer> http;
-  std::thread thread;
+  std::unique_ptr<http::Listener> http;
+  // Run() waits here until Stop().
+  std::mutex run_mu;
+  std::condition_variable run_cv;
+  bool stopped = false;
   int port = 0;
   RateLimiter limiter;
   // Background work: pipeline triggers and runs, rollout ticks (api_pipelines.cpp).
@@ -209,7 +212,7 @@ struct Server::Impl {
       : options(o), limiter(o.device_batches_per_second, o.device_burst) {}
 
   // True when the bearer token carries at least `scope`; otherwise answers 401/403.
-  bool RequireScope(const httplib::Request& req, httplib::Response& res, const std::string& scope) {
+  bool RequireScope(const http::Request& req, http::Response& res, const std::string& scope) {
     std::string auth = req.get_header_value("Authorization");
     const std::string prefix = "Bearer ";
     if (auth.rfind(prefix, 0) != 0) {
@@ -230,7 +233,7 @@ struct Server::Impl {
   }
 
   // The enrolled, unrevoked device behind the request's client certificate.
-  std::optional<std::string> DeviceIdentity(const httplib::Request& req, httplib::Response& res) {
+  std::optional<std::string> DeviceIdentity(const http::Request& req, http::Response& res) {
     if (req.ssl == nullptr) {
       SendError(res, 401, "client certificate required");
       return std::nullopt;
@@ -260,8 +263,8 @@ struct Server::Impl {
     return device;
   }
 
-  std::string TransportErrorText(const httplib::Request& req, int status) const;
-  void OnRequestDone(const httplib::Request& req, const httplib::Response& res,
+  std::string TransportErrorText(const http::Request& req, int status) const;
+  void OnRequestDone(const http::Request& req, const http::Response& res,
                      const std::string& route, double seconds);
   std::string ScrapeGauges();
   void Routes();
@@ -325,9 +328,9 @@ struct Server::Impl {
   Status ApplyRolloutActions(const Json& state, const std::vector<RolloutAction>& actions);
   void TickRollouts();
   Result<Json> RolloutCommand(const std::string& id, const std::string& command);
-  void HandleEnroll(const httplib::Request& req, httplib::Response& res);
-  void HandleIngest(const httplib::Request& req, httplib::Response& res);
-  void HandleDeviceLabels(const httplib::Request& req, httplib::Response& res);
+  void HandleEnroll(const http::Request& req, http::Response& res);
+  void HandleIngest(const http::Request& req, http::Response& res);
+  void HandleDeviceLabels(const http::Request& req, http::Response& res);
 };
 
 }  // namespace edgeloop::cloud

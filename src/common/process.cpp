@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const RunOptions& opti
   std::vector<char*> envp;
   for (auto& e : env_store) envp.push_back(e.data());
   envp.push_back(nullptr);
+  const pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0) {
     if (log_fd >= 0) ::close(log_fd);
@@ -41,6 +43,10 @@ Result<pid_t> Spawn(const std::vector<std::string>& argv, const RunOptions& opti
   }
   if (pid == 0) {
     ::setpgid(0, 0);  // its own process group, so a stop reaches its children too
+    if (options.die_with_parent) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);  // the parent died before prctl took effect
+    }
     // The parent may hold SIGINT/SIGTERM blocked for a sigwait thread; the child starts with
     // the default signal handling whatever the parent did.
     sigset_t none;

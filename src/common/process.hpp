@@ -27,6 +27,9 @@ struct RunOptions {
   std::vector<std::string> env;               // extra NAME=value entries
   std::chrono::seconds timeout{0};            // 0: none; on expiry SIGTERM, then SIGKILL after 5 s
   const std::atomic<bool>* cancel = nullptr;  // set to stop the child early (as a timeout)
+  // The child is killed (SIGKILL) when the thread that started it ends, as when the parent
+  // is killed -9: a pipeline's worker never outlives the server that ran it (Linux).
+  bool die_with_parent = false;
 };
 
 // Runs argv[0] (a path, or a name looked up in PATH) to completion.

@@ -1,7 +1,5 @@
 #include "edge/agent_config.hpp"
 
-#include "common/bounded_parse.hpp"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -9,91 +7,13 @@
 #include <map>
 #include <set>
 
+#include "common/config_reader.hpp"
 #include "common/file.hpp"
+#include "common/url.hpp"
 
 namespace edgeloop::edge {
-namespace {
 
-// Reads one mapping section, checking every key against the known ones.
-class Section {
- public:
-  Section(const YAML::Node& root, std::string name, std::string origin)
-      : node_(root[name]), name_(std::move(name)), origin_(std::move(origin)) {}
-  // Constructed, never assigned: yaml-cpp's Node assignment copies content and throws for
-  // a missing key's placeholder node. Access is const: operator[] on a non-const node inserts.
-
-  bool present() const { return node_.IsDefined() && !node_.IsNull(); }
-
-  Status CheckShape() const {
-    if (present() && !node_.IsMap())
-      return Error(Errc::kInvalidArgument, Where(node_) + name_ + ": expected a mapping");
-    return Status::Ok();
-  }
-
-  template <typename T>
-  Status Get(const std::string& key, T& out) {
-    known_.insert(key);
-    if (!present()) return Status::Ok();
-    YAML::Node v = Child(key);
-    if (!v.IsDefined() || v.IsNull()) return Status::Ok();
-    try {
-      out = v.as<T>();
-    } catch (const YAML::Exception&) {
-      return Error(Errc::kInvalidArgument, Where(v) + name_ + "." + key + ": cannot read \"" +
-                                               Scalar(v) + "\" as " + TypeName<T>());
-    }
-    return Status::Ok();
-  }
-
-  // A number that must lie in [lo, hi].
-  template <typename T>
-  Status GetInRange(const std::string& key, T& out, T lo, T hi) {
-    EDGELOOP_RETURN_IF_ERROR(Get(key, out));
-    if (out < lo || out > hi)
-      return Error(Errc::kInvalidArgument,
-                   Where(Child(key)) + name_ + "." + key + ": " + std::to_string(out) +
-                       " is outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return Status::Ok();
-  }
-
-  Status CheckNoUnknownKeys() const {
-    if (!present()) return Status::Ok();
-    for (const auto& kv : node_) {
-      std::string key = kv.first.as<std::string>();
-      if (!known_.count(key))
-        return Error(Errc::kInvalidArgument,
-                     Where(kv.first) + name_ + ": unknown key \"" + key + "\"");
-    }
-    return Status::Ok();
-  }
-
-  std::string Where(const YAML::Node& n) const {
-    int line = n.Mark().line;
-    return origin_ + (line >= 0 ? ":" + std::to_string(line + 1) : "") + ": ";
-  }
-
- private:
-  YAML::Node Child(const std::string& key) const {
-    const YAML::Node& n = node_;
-    return n[key];
-  }
-  static std::string Scalar(const YAML::Node& v) {
-    return v.IsScalar() ? v.Scalar() : "<non-scalar>";
-  }
-  template <typename T>
-  static const char* TypeName() {
-    if constexpr (std::is_same_v<T, bool>) return "true/false";
-    if constexpr (std::is_integral_v<T>) return "an integer";
-    if constexpr (std::is_floating_point_v<T>) return "a number";
-    return "text";
-  }
-
-  YAML::Node node_;
-  std::string name_, origin_;
-  std::set<std::string> known_;
-};
-
-}  // namespace
+using config::Section;
 
 static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string& origin);
 
@@ -107,25 +27,10 @@ Result<AgentConfig> ParseAgentConfig(const std::string& yaml_text, const std::st
 }
 
 static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string& origin) {
-  // The same limits as every other document: refuse alias bombs and deep nesting before
-  // yaml-cpp builds its node tree.
-  EDGELOOP_RETURN_IF_ERROR(ParseYamlBounded(yaml_text, origin));
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml_text);
-  } catch (const YAML::ParserException& e) {
-    return Error(Errc::kFormat, origin + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  if (!root.IsMap()) return Error(Errc::kFormat, origin + ": expected a YAML mapping at the top");
   static const std::set<std::string> kSections = {"device",   "server", "model",  "source",
                                                   "sampling", "spool",  "upload", "telemetry",
                                                   "drift",    "update"};
-  for (const auto& kv : root) {
-    std::string key = kv.first.as<std::string>();
-    if (!kSections.count(key))
-      return Error(Errc::kInvalidArgument, origin + ":" + std::to_string(kv.first.Mark().line + 1) +
-                                               ": unknown section \"" + key + "\"");
-  }
+  EDGELOOP_ASSIGN_OR_RETURN(YAML::Node root, config::LoadDocument(yaml_text, origin, kSections));
 
   AgentConfig c;
   std::map<std::string, Section> s;
@@ -210,8 +115,8 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   };
   if (c.data_dir.empty()) return fail("device.data_dir is required");
   if (c.server_url.empty()) return fail("server.url is required");
-  if (c.server_url.rfind("https://", 0) != 0)
-    return fail("server.url must start with https:// (got \"" + c.server_url + "\")");
+  if (auto url = ParseServerUrl(c.server_url); !url.ok())
+    return fail("server.url: " + url.error().message);
   if (c.source_kind == "replay") {
     if (c.dataset.empty()) return fail("source.dataset is required for kind: replay");
   } else if (c.source_kind == "watch") {

@@ -87,7 +87,9 @@ TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
               "agent.yaml:5: spool: unknown key \"max_bm\"");
   ExpectError(base + "source: {kind: stdin}\nsampler: {}\n", "unknown section \"sampler\"");
   ExpectError("device: {data_dir: /d}\nserver: {url: http://x}\nsource: {kind: stdin}\n",
-              "server.url must start with https://");
+              "server.url: server URL 'http://x': must start with https://");
+  ExpectError("device: {data_dir: /d}\nserver: {url: 'https://x:99999'}\nsource: {kind: stdin}\n",
+              "port must be a number from 1 to 65535");
   ExpectError(base + "source: {kind: camera}\n", "source.kind must be replay, watch or stdin");
   ExpectError(base + "source: {kind: watch}\n", "source.dir is required");
   ExpectError(base + "source: {kind: stdin}\nsampling: {policy: most}\n",

@@ -7,6 +7,7 @@
 
 #include "common/crypto.hpp"
 #include "common/file.hpp"
+#include "common/url.hpp"
 #include "edgeloop_wire.pb.h"
 
 namespace edgeloop::edge {
@@ -56,31 +57,6 @@ std::unique_ptr<httplib::SSLClient> MakeClient(const std::string& host, int port
 
 }  // namespace
 
-Status ParseServerUrl(const std::string& url, std::string* host, int* port) {
-  const std::string scheme = "https://";
-  if (url.rfind(scheme, 0) != 0)
-    return Error(Errc::kInvalidArgument, "server url must start with https:// (got " + url + ")");
-  std::string rest = url.substr(scheme.size());
-  if (!rest.empty() && rest.back() == '/') rest.pop_back();
-  size_t colon = rest.rfind(':');
-  *port = 443;
-  if (colon != std::string::npos) {
-    try {
-      size_t used = 0;
-      *port = std::stoi(rest.substr(colon + 1), &used);
-      if (used != rest.size() - colon - 1 || *port <= 0 || *port > 65535)
-        throw std::out_of_range("");
-    } catch (const std::exception&) {
-      return Error(Errc::kInvalidArgument, "server url has a bad port: " + url);
-    }
-    rest.resize(colon);
-  }
-  if (rest.empty() || rest.find('/') != std::string::npos)
-    return Error(Errc::kInvalidArgument, "server url has no host: " + url);
-  *host = rest;
-  return Status::Ok();
-}
-
 Result<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
   const std::string dir = IdentityDir(state_dir);
   auto text = ReadFile(dir + "/identity.json", 64 << 10);
@@ -109,9 +85,7 @@ Result<DeviceIdentity> LoadOrEnroll(const EnrollOptions& o) {
   if (o.ca_file.empty())
     return Error(Errc::kInvalidArgument,
                  "not enrolled yet and no server.ca_file (the fleet CA) in the configuration");
-  std::string host;
-  int port = 0;
-  EDGELOOP_RETURN_IF_ERROR(ParseServerUrl(o.server_url, &host, &port));
+  EDGELOOP_ASSIGN_OR_RETURN(ServerUrl url, ParseServerUrl(o.server_url));
   const std::string dir = IdentityDir(o.state_dir);
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
   // The key is kept from an interrupted attempt: it never left the device.
@@ -125,7 +99,7 @@ Result<DeviceIdentity> LoadOrEnroll(const EnrollOptions& o) {
                             crypto::CreateCsr(*key, o.device_id.empty() ? "device" : o.device_id));
   Json body = {{"token", o.token}, {"csr", csr}};
   if (!o.device_id.empty()) body["device_id"] = o.device_id;
-  auto client = MakeClient(host, port, nullptr, o.ca_file, std::chrono::seconds(30));
+  auto client = MakeClient(url.host, url.port, nullptr, o.ca_file, std::chrono::seconds(30));
   auto res = client->Post("/v1/enroll", body.dump(), "application/json");
   if (!res || res->status != 200) return RequestError("enrollment at " + o.server_url, res);
   Json a = Json::parse(res->body, nullptr, /*allow_exceptions=*/false);
@@ -149,7 +123,10 @@ CloudClient::CloudClient(const std::string& server_url, DeviceIdentity identity,
                          std::chrono::milliseconds timeout)
     : id_(std::move(identity)) {
   // The URL was checked when the configuration was read; a bad one fails every call.
-  (void)ParseServerUrl(server_url, &host_, &port_);
+  if (auto url = ParseServerUrl(server_url); url.ok()) {
+    host_ = url->host;
+    port_ = url->port;
+  }
   http_ = MakeClient(host_, port_, &id_, id_.ca_file, timeout);
 }
 

@@ -128,7 +128,4 @@ class CloudArtifactFetcher : public ArtifactFetcher {
   std::atomic<uint64_t> moved_{0}, full_equivalent_{0};
 };
 
-// "https://host:port" → host and port (443 when absent). kInvalidArgument otherwise.
-Status ParseServerUrl(const std::string& url, std::string* host, int* port);
-
 }  // namespace edgeloop::edge

@@ -2,13 +2,12 @@
 // an ingest server child while both are killed with SIGKILL and restarted at random moments.
 // In the end the server holds every record exactly once.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <fstream>
 #include <map>
 #include <random>
 
+#include "common/free_port.hpp"
 #include "edge/spool.hpp"
 #include "edge/test_util.hpp"
 
@@ -18,21 +17,6 @@ namespace {
 using testing::Child;
 using testing::HelperPath;
 using testing::ScratchDir;
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
 
 TEST(UploadFaultTest, ServerAndAgentKilledDuringUploadNothingLostNothingDuplicated) {
   ScratchDir dir("upload-fault");
@@ -47,7 +31,7 @@ TEST(UploadFaultTest, ServerAndAgentKilledDuringUploadNothingLostNothingDuplicat
     for (uint64_t i = 1; i <= kRecords; ++i)
       ASSERT_TRUE((*s)->Append("sample-" + std::to_string(i), i % 5 == 0).ok());
   }
-  int port = FreePort();
+  int port = FreeLoopbackPort();
   ASSERT_GT(port, 0);
   std::string url = "http://127.0.0.1:" + std::to_string(port);
   std::vector<std::string> server_argv = {HelperPath("ingest_test_server"), std::to_string(port),
