@@ -26,7 +26,6 @@ using Json = nlohmann::json;
 class AgentFault : public ::testing::Test {
  protected:
   void SetUp() override {
-    signal(SIGPIPE, SIG_IGN);
     port_ = FreeLoopbackPort();
     server_ = std::make_unique<ServerProcess>(data_, port_);
     ASSERT_TRUE(server_->WaitReady());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "cloud/database.hpp"
+#include "cloud/migrations.hpp"
 #include "cloud/sample_store.hpp"
 #include "database_param.hpp"
 
@@ -12,6 +13,16 @@ namespace {
 using Json = nlohmann::json;
 
 using StoreTest = DatabaseTest;
+using MigrationTest = DatabaseTest;
+
+// A migrated database: what the server opens.
+Result<std::unique_ptr<cloud::Database>> OpenMigrated(const std::string& url) {
+  auto db = cloud::OpenDatabase(url);
+  if (!db.ok()) return db.error();
+  auto version = cloud::Migrate(**db);
+  if (!version.ok()) return version.error();
+  return db;
+}
 
 std::vector<const wire::Sample*> Pointers(const wire::SampleBatch& b) {
   std::vector<const wire::Sample*> out;
@@ -20,7 +31,7 @@ std::vector<const wire::Sample*> Pointers(const wire::SampleBatch& b) {
 }
 
 TEST_P(StoreTest, AppendIsIdempotentAndReadsBackWithLateLabels) {
-  auto db = cloud::OpenDatabase(DatabaseUrl());
+  auto db = OpenMigrated(DatabaseUrl());
   ASSERT_TRUE(db.ok()) << db.error().message;
   EXPECT_EQ((*db)->Dialect(), GetParam());
   auto store = cloud::SampleStore::Open(**db, dir_.path() + "/samples");
@@ -52,7 +63,7 @@ TEST_P(StoreTest, AppendIsIdempotentAndReadsBackWithLateLabels) {
 }
 
 TEST_P(StoreTest, LargeMixedBatchesStoreEachSampleOnceAndInPlace) {
-  auto db = cloud::OpenDatabase(DatabaseUrl());
+  auto db = OpenMigrated(DatabaseUrl());
   ASSERT_TRUE(db.ok()) << db.error().message;
   auto store = cloud::SampleStore::Open(**db, dir_.path() + "/samples");
   ASSERT_TRUE(store.ok());
@@ -88,7 +99,7 @@ TEST_P(StoreTest, LargeMixedBatchesStoreEachSampleOnceAndInPlace) {
 }
 
 TEST_P(StoreTest, CorruptSegmentRecordIsDetected) {
-  auto db = cloud::OpenDatabase(DatabaseUrl());
+  auto db = OpenMigrated(DatabaseUrl());
   ASSERT_TRUE(db.ok());
   auto store = cloud::SampleStore::Open(**db, dir_.path() + "/samples");
   ASSERT_TRUE((*store)->Append(Pointers(MakeBatch("cam-1", 0, 1))).ok());
@@ -112,7 +123,74 @@ TEST_P(StoreTest, ServerIngestsOverMutualTls) {
   EXPECT_EQ(Json::parse(counts->body)["total"], 8);
 }
 
+TEST_P(MigrationTest, AFreshDatabaseGetsEveryMigrationOnceInOrder) {
+  auto db = cloud::OpenDatabase(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  const int64_t newest = cloud::SchemaMigrations().back().version;
+  auto v = cloud::Migrate(**db);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(*v, newest);
+  auto again = cloud::Migrate(**db);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, newest);
+  auto applied = cloud::AppliedMigrations(**db);
+  ASSERT_TRUE(applied.ok());
+  std::vector<int64_t> want;
+  for (const auto& m : cloud::SchemaMigrations()) want.push_back(m.version);
+  EXPECT_EQ(*applied, want) << "each migration is recorded once";
+  // The schema is usable: the column migration 2 adds is there.
+  EXPECT_TRUE((*db)
+                  ->Exec("INSERT INTO telemetry_history (device_id, ts_ms, model_version, "
+                         "accuracy, latency_p50_ms, samples, bytes_up, bytes_down, drift_score, "
+                         "labelled) VALUES ('d', 1, 'm', '', 0, 0, 0, 0, 0, 5)")
+                  .ok());
+}
+
+TEST_P(MigrationTest, ADatabaseFromBeforeMigrationsIsAdopted) {
+  auto db = cloud::OpenDatabase(DatabaseUrl());
+  ASSERT_TRUE(db.ok());
+  // The tables as the server created them before numbered migrations, with a row, and with
+  // the later column already added.
+  ASSERT_TRUE((*db)
+                  ->Exec("CREATE TABLE devices (device_id TEXT PRIMARY KEY, grp TEXT NOT NULL, "
+                         "serial TEXT NOT NULL, revoked INTEGER NOT NULL, enrolled_ms BIGINT NOT "
+                         "NULL)")
+                  .ok());
+  ASSERT_TRUE((*db)->Exec("INSERT INTO devices VALUES ('cam-1', 'line', '7', 0, 1)").ok());
+  ASSERT_TRUE((*db)
+                  ->Exec("CREATE TABLE telemetry_history (device_id TEXT NOT NULL, ts_ms BIGINT "
+                         "NOT NULL, model_version TEXT NOT NULL, accuracy TEXT NOT NULL, "
+                         "latency_p50_ms DOUBLE PRECISION NOT NULL, samples BIGINT NOT NULL, "
+                         "bytes_up BIGINT NOT NULL, bytes_down BIGINT NOT NULL, drift_score "
+                         "DOUBLE PRECISION NOT NULL, labelled BIGINT NOT NULL DEFAULT 0)")
+                  .ok());
+  auto v = cloud::Migrate(**db);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  EXPECT_EQ(*v, cloud::SchemaMigrations().back().version);
+  auto rows = (*db)->Query("SELECT grp FROM devices WHERE device_id = 'cam-1'");
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ(rows->at(0).at(0), "line");
+}
+
+TEST_P(MigrationTest, ADatabaseNewerThanTheServerIsRefused) {
+  auto db = OpenMigrated(DatabaseUrl());
+  ASSERT_TRUE(db.ok());
+  const int64_t future = cloud::SchemaMigrations().back().version + 1;
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, "
+                         "'from a newer server', 0)",
+                         {std::to_string(future)})
+                  .ok());
+  auto v = cloud::Migrate(**db);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code, Errc::kMismatch);
+  EXPECT_NE(v.error().message.find("schema version " + std::to_string(future)), std::string::npos)
+      << v.error().message;
+}
+
 EDGELOOP_BOTH_DATABASES(StoreTest);
+EDGELOOP_BOTH_DATABASES(MigrationTest);
 
 }  // namespace
 }  // namespace edgeloop::testing

@@ -37,7 +37,6 @@ using Json = nlohmann::json;
 class RawTls {
  public:
   explicit RawTls(int port) {
-    signal(SIGPIPE, SIG_IGN);  // a refused connection is written to after the server closed it
     ctx_ = SSL_CTX_new(TLS_client_method());
     sockaddr_in addr{};
     addr.sin_family = AF_INET;

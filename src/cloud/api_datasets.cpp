@@ -177,12 +177,6 @@ Json Summarize(const std::vector<SampleRef>& samples) {
 
 }  // namespace
 
-Status Server::Impl::DatasetSchema() {
-  return db->Exec(
-      "CREATE TABLE IF NOT EXISTS snapshots (id TEXT PRIMARY KEY, created_ms BIGINT NOT NULL, "
-      "summary TEXT NOT NULL)");
-}
-
 Result<SnapshotInfo> Server::Impl::CreateSnapshot(const Json& raw_spec) {
   EDGELOOP_ASSIGN_OR_RETURN(Json spec, NormalizeSpec(raw_spec));
   EDGELOOP_ASSIGN_OR_RETURN(auto samples, SelectSamples(*db, spec));

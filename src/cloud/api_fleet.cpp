@@ -40,37 +40,6 @@ const std::set<std::string> kPhases = {"idle",      "downloading", "staged",
 
 }  // namespace
 
-Status Server::Impl::FleetSchema() {
-  const bool pg = db->Dialect() == "postgresql";
-  const std::string id_column =
-      pg ? "id BIGSERIAL PRIMARY KEY" : "id INTEGER PRIMARY KEY AUTOINCREMENT";
-  const std::string ddl[] = {
-      "CREATE TABLE IF NOT EXISTS device_status (device_id TEXT PRIMARY KEY, model_version TEXT "
-      "NOT NULL, update_phase TEXT NOT NULL, last_seen_ms BIGINT NOT NULL, accuracy TEXT NOT "
-      "NULL, labelled BIGINT NOT NULL, error_rate DOUBLE PRECISION NOT NULL, latency_p50_ms "
-      "DOUBLE PRECISION NOT NULL, latency_p95_ms DOUBLE PRECISION NOT NULL, drift_score DOUBLE "
-      "PRECISION NOT NULL, drift_alarm INTEGER NOT NULL, telemetry TEXT NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS update_events (" + id_column +
-          ", device_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, phase TEXT NOT NULL, "
-          "metadata_version BIGINT NOT NULL, model_version TEXT NOT NULL, reason TEXT NOT NULL)",
-      "CREATE INDEX IF NOT EXISTS update_events_device ON update_events (device_id, id)",
-      "CREATE TABLE IF NOT EXISTS telemetry_history (device_id TEXT NOT NULL, ts_ms BIGINT NOT "
-      "NULL, model_version TEXT NOT NULL, accuracy TEXT NOT NULL, latency_p50_ms DOUBLE "
-      "PRECISION NOT NULL, samples BIGINT NOT NULL, bytes_up BIGINT NOT NULL, bytes_down BIGINT "
-      "NOT NULL, drift_score DOUBLE PRECISION NOT NULL)",
-      "CREATE INDEX IF NOT EXISTS telemetry_history_device ON telemetry_history (device_id, "
-      "ts_ms)",
-      // Free labels an operator puts on devices (site, hardware, ...): rollout targets.
-      "CREATE TABLE IF NOT EXISTS device_labels (device_id TEXT NOT NULL, label TEXT NOT NULL, "
-      "PRIMARY KEY (device_id, label))",
-  };
-  for (const auto& sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
-  // Added after the first schema: the labelled samples behind each period's accuracy (the
-  // rollout controller weighs periods by it). Fails harmlessly when the column exists.
-  (void)db->Exec("ALTER TABLE telemetry_history ADD COLUMN labelled BIGINT NOT NULL DEFAULT 0");
-  return Status::Ok();
-}
-
 namespace {
 
 // Creates the device's status row when it has none (inside a transaction).

@@ -131,15 +131,7 @@ const char* kRunColumns = "id, pipeline, trigger, status, created_ms, finished_m
 
 }  // namespace
 
-Status Server::Impl::PipelineSchema() {
-  const char* ddl[] = {
-      "CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
-      "created_ms BIGINT NOT NULL, last_run_ms BIGINT NOT NULL, labelled_seen BIGINT NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS pipeline_runs (id TEXT PRIMARY KEY, pipeline TEXT NOT NULL, "
-      "trigger TEXT NOT NULL, status TEXT NOT NULL, created_ms BIGINT NOT NULL, finished_ms "
-      "TEXT NOT NULL, result TEXT NOT NULL)",
-  };
-  for (const char* sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
+Status Server::Impl::RecoverInterruptedRuns() {
   // Runs that were running when the server stopped cannot be resumed mid-step: they failed,
   // at the step they were in, and the record says why.
   EDGELOOP_ASSIGN_OR_RETURN(auto interrupted,

@@ -111,21 +111,6 @@ Result<int64_t> ParseVersion(const std::string& text) {
 
 }  // namespace
 
-Status Server::Impl::RegistrySchema() {
-  const char* ddl[] = {
-      "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, created_ms BIGINT NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS model_versions (model TEXT NOT NULL, version BIGINT NOT NULL, "
-      "stage TEXT NOT NULL, artifacts TEXT NOT NULL, parent TEXT NOT NULL, dataset_snapshot TEXT "
-      "NOT NULL, hyperparameters TEXT NOT NULL, code_version TEXT NOT NULL, metrics TEXT NOT "
-      "NULL, created_ms BIGINT NOT NULL, PRIMARY KEY (model, version))",
-      "CREATE TABLE IF NOT EXISTS model_stage_history (model TEXT NOT NULL, n BIGINT NOT NULL, "
-      "version BIGINT NOT NULL, from_stage TEXT NOT NULL, to_stage TEXT NOT NULL, changed_ms "
-      "BIGINT NOT NULL, PRIMARY KEY (model, n))",
-  };
-  for (const char* sql : ddl) EDGELOOP_RETURN_IF_ERROR(db->Exec(sql));
-  return Status::Ok();
-}
-
 // Called inside a transaction: appends one stage change to the model's history.
 static Status RecordStageChange(Database& db, const std::string& model, int64_t version,
                                 const std::string& from, const std::string& to) {

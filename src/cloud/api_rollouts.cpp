@@ -22,13 +22,6 @@ double ToDouble(const std::string& s, double fallback) {
 
 }  // namespace
 
-Status Server::Impl::RolloutSchema() {
-  return db->Exec(
-      "CREATE TABLE IF NOT EXISTS rollouts (id TEXT PRIMARY KEY, model TEXT NOT NULL, version "
-      "BIGINT NOT NULL, status TEXT NOT NULL, state TEXT NOT NULL, created_ms BIGINT NOT NULL, "
-      "updated_ms BIGINT NOT NULL)");
-}
-
 Result<std::vector<std::string>> Server::Impl::ResolveTarget(const std::string& target) {
   std::vector<std::string> devices;
   Result<std::vector<Row>> rows = std::vector<Row>{};

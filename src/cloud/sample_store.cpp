@@ -34,11 +34,6 @@ Status WriteAll(int fd, const std::string& data) {
 
 Result<std::unique_ptr<SampleStore>> SampleStore::Open(Database& db, const std::string& dir) {
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
-  EDGELOOP_RETURN_IF_ERROR(
-      db.Exec("CREATE TABLE IF NOT EXISTS samples (device_id TEXT NOT NULL, seq BIGINT NOT NULL, "
-              "ts_ms BIGINT NOT NULL, label INTEGER NOT NULL, label_source INTEGER NOT NULL, "
-              "segment INTEGER NOT NULL, pos BIGINT NOT NULL, length INTEGER NOT NULL, "
-              "PRIMARY KEY (device_id, seq))"));
   std::unique_ptr<SampleStore> store(new SampleStore(db, dir));
   EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query("SELECT COALESCE(MAX(segment), 0) FROM samples"));
   // Always start a fresh segment: the tail of the previous one may hold a torn record.

@@ -31,7 +31,7 @@ struct SampleCount {
 
 class SampleStore {
  public:
-  // Creates <dir> and the schema if missing.
+  // Creates <dir> if missing; the database must be migrated (migrations.hpp).
   static Result<std::unique_ptr<SampleStore>> Open(Database& db, const std::string& dir);
   ~SampleStore();
   SampleStore(const SampleStore&) = delete;

@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include "cloud/artifact_delta.hpp"
+#include "cloud/migrations.hpp"
 #include "cloud/server_impl.hpp"
 #include "common/crypto.hpp"
 #include "common/file.hpp"
@@ -15,21 +16,6 @@
 
 namespace edgeloop::cloud {
 namespace {
-
-Status CreateSchema(Database& db) {
-  const char* ddl[] = {
-      "CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY, grp TEXT NOT NULL, "
-      "serial TEXT NOT NULL, revoked INTEGER NOT NULL, enrolled_ms BIGINT NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS operator_tokens (token_hash TEXT PRIMARY KEY, scope TEXT NOT "
-      "NULL, created_ms BIGINT NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS deployments (target TEXT PRIMARY KEY, version BIGINT NOT NULL, "
-      "metadata TEXT NOT NULL)",
-      "CREATE TABLE IF NOT EXISTS enrollment_tokens (token_hash TEXT PRIMARY KEY, device_id TEXT "
-      "NOT NULL, grp TEXT NOT NULL, expires_ms BIGINT NOT NULL, used INTEGER NOT NULL)",
-  };
-  for (const char* sql : ddl) EDGELOOP_RETURN_IF_ERROR(db.Exec(sql));
-  return Status::Ok();
-}
 
 // Loads a PEM certificate or key into the SSL context.
 bool ConfigureTls(SSL_CTX& ctx, const FleetKeys& keys) {
@@ -506,18 +492,9 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   std::string url =
       options.db_url.empty() ? "sqlite:" + options.data_dir + "/edgeloop.db" : options.db_url;
   EDGELOOP_ASSIGN_OR_RETURN(impl->db, OpenDatabase(url));
-  EDGELOOP_RETURN_IF_ERROR(CreateSchema(*impl->db));
-  EDGELOOP_RETURN_IF_ERROR(impl->RegistrySchema());
-  EDGELOOP_RETURN_IF_ERROR(impl->DatasetSchema());
-  EDGELOOP_RETURN_IF_ERROR(impl->FleetSchema());
-  EDGELOOP_RETURN_IF_ERROR(impl->PipelineSchema());
-  EDGELOOP_RETURN_IF_ERROR(impl->RolloutSchema());
-  // One row that /v1/ready rewrites to prove the database takes writes.
-  EDGELOOP_RETURN_IF_ERROR(impl->db->Exec(
-      "CREATE TABLE IF NOT EXISTS readiness (id INTEGER PRIMARY KEY, checked_ms BIGINT NOT NULL)"));
-  EDGELOOP_RETURN_IF_ERROR(impl->db->Exec(
-      "INSERT INTO readiness (id, checked_ms) SELECT 1, 0 WHERE NOT EXISTS (SELECT 1 FROM "
-      "readiness WHERE id = 1)"));
+  EDGELOOP_ASSIGN_OR_RETURN(int64_t schema, Migrate(*impl->db));
+  log::Info("schema", {{"version", schema}, {"database", impl->db->Dialect()}});
+  EDGELOOP_RETURN_IF_ERROR(impl->RecoverInterruptedRuns());
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,
                             SampleStore::Open(*impl->db, options.data_dir + "/samples"));
   // The first admin token, readable only by the server's user.

@@ -272,7 +272,7 @@ struct Server::Impl {
   // "group:<name>"): fills in length (from the stored artifact), expiry and the next version.
   // Returns the signed document. Used by the deployments route and by rollouts.
   Result<std::string> Deploy(UpdateMetadata m, int64_t ttl_seconds);
-  // Route modules, one file each: each creates its tables (idempotently) and adds its routes.
+  // Route modules, one file each, adding their routes (the tables are in migrations.cpp).
   // Model registry, callable in-process by other modules. Versions count 1, 2, 3... per model
   // and never change once created; a new version starts as "candidate". SetStage to
   // "production" archives the model's previous production version in the same transaction.
@@ -289,11 +289,8 @@ struct Server::Impl {
   // Labelled samples matching a snapshot spec's filter (its split and labelled_only aside);
   // what a pipeline's new-labelled-samples trigger counts.
   Result<int64_t> CountLabelled(const Json& spec);
-  Status RegistrySchema();
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
-  Status DatasetSchema();
   void DatasetRoutes();  // api_datasets.cpp: dataset snapshots and exports
-  Status FleetSchema();
   void FleetRoutes();  // api_fleet.cpp: telemetry, update events, fleet view
   // Every enrolled device with its latest status (devices that never reported included).
   Result<std::vector<DeviceStatus>> FleetStatus();
@@ -301,9 +298,9 @@ struct Server::Impl {
   // Update events, oldest first; all devices when device_id is empty.
   Result<std::vector<UpdateEventRecord>> UpdateEvents(const std::string& device_id,
                                                       size_t limit = 1000);
-  Status PipelineSchema();
+  // At start: runs left "running" by a server that died are failed, naming the step.
+  Status RecoverInterruptedRuns();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
-  Status RolloutSchema();
   void RolloutRoutes();  // api_rollouts.cpp: staged rollouts
   // Pipelines: queue a run (one runs at a time per pipeline, the rest wait), fire triggers,
   // execute the oldest queued run (its heavy steps in worker processes).

@@ -1,0 +1,167 @@
+#include "cloud/migrations.hpp"
+
+#include <chrono>
+
+namespace edgeloop::cloud {
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Status ExecAll(Database& db, const std::vector<std::string>& statements) {
+  for (const auto& sql : statements) EDGELOOP_RETURN_IF_ERROR(db.Exec(sql));
+  return Status::Ok();
+}
+
+// Version 1 is the schema as it stood when migrations began. Its statements keep IF NOT
+// EXISTS so that a database created before then adopts version 1 as it is.
+Status InitialSchema(Database& db) {
+  const bool pg = db.Dialect() == "postgresql";
+  const std::string id_column =
+      pg ? "id BIGSERIAL PRIMARY KEY" : "id INTEGER PRIMARY KEY AUTOINCREMENT";
+  return ExecAll(
+      db,
+      {
+          // Fleet identity and operator access.
+          "CREATE TABLE IF NOT EXISTS devices (device_id TEXT PRIMARY KEY, grp TEXT NOT NULL, "
+          "serial TEXT NOT NULL, revoked INTEGER NOT NULL, enrolled_ms BIGINT NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS operator_tokens (token_hash TEXT PRIMARY KEY, scope TEXT "
+          "NOT NULL, created_ms BIGINT NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS deployments (target TEXT PRIMARY KEY, version BIGINT NOT "
+          "NULL, metadata TEXT NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS enrollment_tokens (token_hash TEXT PRIMARY KEY, device_id "
+          "TEXT NOT NULL, grp TEXT NOT NULL, expires_ms BIGINT NOT NULL, used INTEGER NOT NULL)",
+          // The sample index over the segment files.
+          "CREATE TABLE IF NOT EXISTS samples (device_id TEXT NOT NULL, seq BIGINT NOT NULL, "
+          "ts_ms BIGINT NOT NULL, label INTEGER NOT NULL, label_source INTEGER NOT NULL, "
+          "segment INTEGER NOT NULL, pos BIGINT NOT NULL, length INTEGER NOT NULL, "
+          "PRIMARY KEY (device_id, seq))",
+          // Model registry.
+          "CREATE TABLE IF NOT EXISTS models (name TEXT PRIMARY KEY, created_ms BIGINT NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS model_versions (model TEXT NOT NULL, version BIGINT NOT "
+          "NULL, stage TEXT NOT NULL, artifacts TEXT NOT NULL, parent TEXT NOT NULL, "
+          "dataset_snapshot TEXT NOT NULL, hyperparameters TEXT NOT NULL, code_version TEXT NOT "
+          "NULL, metrics TEXT NOT NULL, created_ms BIGINT NOT NULL, PRIMARY KEY (model, "
+          "version))",
+          "CREATE TABLE IF NOT EXISTS model_stage_history (model TEXT NOT NULL, n BIGINT NOT "
+          "NULL, version BIGINT NOT NULL, from_stage TEXT NOT NULL, to_stage TEXT NOT NULL, "
+          "changed_ms BIGINT NOT NULL, PRIMARY KEY (model, n))",
+          // Dataset snapshots.
+          "CREATE TABLE IF NOT EXISTS snapshots (id TEXT PRIMARY KEY, created_ms BIGINT NOT "
+          "NULL, summary TEXT NOT NULL)",
+          // Fleet state: latest status, update events, telemetry history, labels.
+          "CREATE TABLE IF NOT EXISTS device_status (device_id TEXT PRIMARY KEY, model_version "
+          "TEXT NOT NULL, update_phase TEXT NOT NULL, last_seen_ms BIGINT NOT NULL, accuracy "
+          "TEXT NOT NULL, labelled BIGINT NOT NULL, error_rate DOUBLE PRECISION NOT NULL, "
+          "latency_p50_ms DOUBLE PRECISION NOT NULL, latency_p95_ms DOUBLE PRECISION NOT NULL, "
+          "drift_score DOUBLE PRECISION NOT NULL, drift_alarm INTEGER NOT NULL, telemetry TEXT "
+          "NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS update_events (" + id_column +
+              ", device_id TEXT NOT NULL, ts_ms BIGINT NOT NULL, phase TEXT NOT NULL, "
+              "metadata_version BIGINT NOT NULL, model_version TEXT NOT NULL, reason TEXT NOT "
+              "NULL)",
+          "CREATE INDEX IF NOT EXISTS update_events_device ON update_events (device_id, id)",
+          "CREATE TABLE IF NOT EXISTS telemetry_history (device_id TEXT NOT NULL, ts_ms BIGINT "
+          "NOT NULL, model_version TEXT NOT NULL, accuracy TEXT NOT NULL, latency_p50_ms DOUBLE "
+          "PRECISION NOT NULL, samples BIGINT NOT NULL, bytes_up BIGINT NOT NULL, bytes_down "
+          "BIGINT NOT NULL, drift_score DOUBLE PRECISION NOT NULL)",
+          "CREATE INDEX IF NOT EXISTS telemetry_history_device ON telemetry_history (device_id, "
+          "ts_ms)",
+          "CREATE TABLE IF NOT EXISTS device_labels (device_id TEXT NOT NULL, label TEXT NOT "
+          "NULL, PRIMARY KEY (device_id, label))",
+          // Pipelines and their runs; rollouts.
+          "CREATE TABLE IF NOT EXISTS pipelines (name TEXT PRIMARY KEY, spec TEXT NOT NULL, "
+          "created_ms BIGINT NOT NULL, last_run_ms BIGINT NOT NULL, labelled_seen BIGINT NOT "
+          "NULL)",
+          "CREATE TABLE IF NOT EXISTS pipeline_runs (id TEXT PRIMARY KEY, pipeline TEXT NOT "
+          "NULL, trigger TEXT NOT NULL, status TEXT NOT NULL, created_ms BIGINT NOT NULL, "
+          "finished_ms TEXT NOT NULL, result TEXT NOT NULL)",
+          "CREATE TABLE IF NOT EXISTS rollouts (id TEXT PRIMARY KEY, model TEXT NOT NULL, "
+          "version BIGINT NOT NULL, status TEXT NOT NULL, state TEXT NOT NULL, created_ms "
+          "BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+      });
+}
+
+// The labelled samples behind each telemetry period's accuracy (the rollout controller
+// weighs periods by it). Databases from before migrations may have the column already.
+Status TelemetryLabelled(Database& db) {
+  // Asked without a failing statement: on PostgreSQL one would abort the transaction.
+  const char* probe =
+      db.Dialect() == "postgresql"
+          ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'telemetry_history' "
+            "AND column_name = 'labelled'"
+          : "SELECT 1 FROM pragma_table_info('telemetry_history') WHERE name = 'labelled'";
+  EDGELOOP_ASSIGN_OR_RETURN(auto found, db.Query(probe));
+  if (!found.empty()) return Status::Ok();
+  return db.Exec("ALTER TABLE telemetry_history ADD COLUMN labelled BIGINT NOT NULL DEFAULT 0");
+}
+
+// One row that /v1/ready rewrites to prove that the database takes writes.
+Status ReadinessRow(Database& db) {
+  return ExecAll(db, {"CREATE TABLE IF NOT EXISTS readiness (id INTEGER PRIMARY KEY, "
+                      "checked_ms BIGINT NOT NULL)",
+                      "INSERT INTO readiness (id, checked_ms) SELECT 1, 0 WHERE NOT EXISTS "
+                      "(SELECT 1 FROM readiness WHERE id = 1)"});
+}
+
+Result<int64_t> CurrentVersion(Database& db) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows,
+                            db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
+  try {
+    return std::stoll(rows.at(0).at(0));
+  } catch (const std::exception&) {
+    return Error(Errc::kFormat, "schema_migrations holds a version that is not a number");
+  }
+}
+
+}  // namespace
+
+const std::vector<Migration>& SchemaMigrations() {
+  static const std::vector<Migration> kMigrations = {
+      {1, "initial schema", InitialSchema},
+      {2, "telemetry_history.labelled", TelemetryLabelled},
+      {3, "readiness row", ReadinessRow},
+  };
+  return kMigrations;
+}
+
+Result<int64_t> Migrate(Database& db) {
+  EDGELOOP_RETURN_IF_ERROR(
+      db.Exec("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name "
+              "TEXT NOT NULL, applied_ms BIGINT NOT NULL)"));
+  const auto& all = SchemaMigrations();
+  const int64_t newest = all.back().version;
+  for (const auto& m : all) {
+    Status st = db.Transaction([&]() -> Status {
+      // Replicas starting together take turns; each re-reads the version under the lock.
+      if (db.Dialect() == "postgresql")
+        EDGELOOP_RETURN_IF_ERROR(db.Exec("SELECT pg_advisory_xact_lock(7202612)"));
+      EDGELOOP_ASSIGN_OR_RETURN(int64_t current, CurrentVersion(db));
+      if (current > newest)
+        return Error(Errc::kMismatch, "the database is at schema version " +
+                                          std::to_string(current) + ", newer than this server (" +
+                                          std::to_string(newest) + "): run a newer edgeloop");
+      if (current >= m.version) return Status::Ok();
+      if (Status applied = m.apply(db); !applied.ok())
+        return applied.error().WithContext("schema migration " + std::to_string(m.version) + " (" +
+                                           m.name + ")");
+      return db.Exec("INSERT INTO schema_migrations (version, name, applied_ms) VALUES (?, ?, ?)",
+                     {std::to_string(m.version), m.name, std::to_string(NowMs())});
+    });
+    EDGELOOP_RETURN_IF_ERROR(st);
+  }
+  return CurrentVersion(db);
+}
+
+Result<std::vector<int64_t>> AppliedMigrations(Database& db) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows,
+                            db.Query("SELECT version FROM schema_migrations ORDER BY version"));
+  std::vector<int64_t> out;
+  for (const auto& r : rows) out.push_back(std::stoll(r.at(0)));
+  return out;
+}
+
+}  // namespace edgeloop::cloud
