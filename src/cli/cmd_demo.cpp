@@ -22,8 +22,8 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -33,8 +33,8 @@
 #include "cli/demo_camera.hpp"
 #include "cloud/client.hpp"
 #include "cloud/report.hpp"
-#include "common/free_port.hpp"
 #include "common/file.hpp"
+#include "common/free_port.hpp"
 #include "common/hash.hpp"
 #include "common/process.hpp"
 #include "common/version.hpp"
@@ -63,6 +63,9 @@ struct DemoOptions {
   double width_mult = 0.25;
   int input_side = 32;
   int base_samples = 6000;
+  // Soak: keep the loop running this long (0: stop once the first rollout completes), with a
+  // second drift phase once the first retrained model is on every device.
+  int soak_minutes = 0;
 
   bool camera() const { return scenario == "camera"; }
   std::string model() const { return camera() ? "camera-mnv2" : "fashion-cnn"; }
@@ -106,15 +109,16 @@ std::string PipelineYaml(const DemoOptions& o, bool bad, const EvalFolders& fold
   } else {
     sets = "    - {name: clean, data: \"fashion-mnist:test\"}\n";
     for (const auto& [c, s] : DomainsInUse(o.devices))
-      sets += "    - {name: " + c + std::to_string(s) + ", data: \"fashion-mnist:test\", corrupt: " +
-              c + ", severity: " + std::to_string(s) + "}\n";
+      sets += "    - {name: " + c + std::to_string(s) +
+              ", data: \"fashion-mnist:test\", corrupt: " + c + ", severity: " + std::to_string(s) +
+              "}\n";
   }
   const std::string model = o.model();
-  const char* good_gates = o.camera()
-                               ? "  - \"accuracy >= champion + 0.05\"\n"
-                                 "  - \"clean.accuracy >= champion - 0.15\"\n"
-                               : "  - \"accuracy >= champion + 0.05\"\n  - \"clean.accuracy >= 0.70\"\n"
-                                 "  - \"mean_corruption_accuracy >= champion\"\n";
+  const char* good_gates =
+      o.camera() ? "  - \"accuracy >= champion + 0.05\"\n"
+                   "  - \"clean.accuracy >= champion - 0.15\"\n"
+                 : "  - \"accuracy >= champion + 0.05\"\n  - \"clean.accuracy >= 0.70\"\n"
+                   "  - \"mean_corruption_accuracy >= champion\"\n";
   char buf[4096];
   std::snprintf(
       buf, sizeof buf,
@@ -138,9 +142,12 @@ std::string PipelineYaml(const DemoOptions& o, bool bad, const EvalFolders& fold
       "  waves: [\"100%%\"]\n"
       "  criteria: {window_seconds: 8, stage_timeout_seconds: 120, "
       "min_accuracy_delta: -0.02, min_labelled: 20, max_latency_p95_ms: 50}\n",
-      static_cast<long long>(o.trigger_samples * 20), static_cast<long long>(o.trigger_samples),
-      model.c_str(), bad ? 1 : o.finetune_epochs, bad ? "0.5" : "0.001", bad ? "1.0" : "0.1",
-      sets.c_str(), o.camera() ? "false" : "true", bad ? "" : good_gates, model.c_str());
+      // A soak retrains on drift alone: the labelled-sample trigger would also fire, on
+      // schedule, every few minutes of a long run.
+      static_cast<long long>(o.soak_minutes > 0 ? 0 : o.trigger_samples * 20),
+      static_cast<long long>(o.trigger_samples), model.c_str(), bad ? 1 : o.finetune_epochs,
+      bad ? "0.5" : "0.001", bad ? "1.0" : "0.1", sets.c_str(), o.camera() ? "false" : "true",
+      bad ? "" : good_gates, model.c_str());
   return buf;
 }
 
@@ -240,25 +247,33 @@ class Demo {
     EDGELOOP_RETURN_IF_ERROR(MakeDirs(o_.cache_dir));
     Say("base model: training " +
         (o_.camera() ? "a MobileNetV2 (" + std::to_string(o_.input_side) + "x" +
-                                   std::to_string(o_.input_side) + " RGB) on clean frames of"
-                             : std::string("on clean")) +
+                           std::to_string(o_.input_side) + " RGB) on clean frames of"
+                     : std::string("on clean")) +
         " Fashion-MNIST (" + std::to_string(o_.base_epochs) + " epochs, once; cached in " +
         o_.cache_dir + ")");
     std::string tmp = base_dir_ + ".tmp";
     std::error_code ec;
     fs::remove_all(tmp, ec);
-    std::vector<std::string> train = {"train", "--data", "fashion-mnist:train", "--out", tmp,
-                                      "--name", o_.model(), "--version", "1", "--epochs",
+    std::vector<std::string> train = {"train",
+                                      "--data",
+                                      "fashion-mnist:train",
+                                      "--out",
+                                      tmp,
+                                      "--name",
+                                      o_.model(),
+                                      "--version",
+                                      "1",
+                                      "--epochs",
                                       std::to_string(o_.base_epochs)};
     if (o_.camera()) {
       // What a clean camera delivers, at the model's input size: its 64x64 frames are the
       // grey image upsampled (demo::RenderFrame), resized here to the model's side.
       char wm[32];
       std::snprintf(wm, sizeof wm, "%g", o_.width_mult);
-      train.insert(train.end(), {"--arch", "mobilenet_v2", "--width-mult", wm, "--input-size",
-                                 std::to_string(o_.input_side) + "x" +
-                                     std::to_string(o_.input_side),
-                                 "--channels", "3", "--lr", "0.002"});
+      train.insert(train.end(),
+                   {"--arch", "mobilenet_v2", "--width-mult", wm, "--input-size",
+                    std::to_string(o_.input_side) + "x" + std::to_string(o_.input_side),
+                    "--channels", "3", "--lr", "0.002"});
       if (o_.base_samples > 0)
         train.insert(train.end(), {"--max-samples", std::to_string(o_.base_samples)});
     }
@@ -364,9 +379,40 @@ class Demo {
       EDGELOOP_RETURN_IF_ERROR(demo::WriteFrameFolder(dir, test, 1000, cam, 7));
       out.emplace_back(cam.name, dir);
     }
-    Say("camera: test frames for the gates in " + o_.dir + "/eval (" +
-        std::to_string(cams.size()) + " cameras x 1000)");
+    Say("camera: test frames for the gates in " + o_.dir + "/eval (" + std::to_string(cams.size()) +
+        " cameras x 1000)");
     return out;
+  }
+
+  // The agent's configuration; replay devices see Fashion-MNIST through corruption:severity.
+  Status WriteAgentConfig(const std::string& id, const std::string& dir, const std::string& token,
+                          const std::string& corruption, int severity) {
+    char source[1024];
+    if (o_.camera())
+      std::snprintf(source, sizeof source,
+                    "source: {kind: watch, dir: %s/frames, delete_after_read: true}\n",
+                    dir.c_str());
+    else
+      std::snprintf(source, sizeof source,
+                    "source: {kind: replay, dataset: \"fashion-mnist:train\", rate_hz: %g, "
+                    "loop: true, corruption: %s, severity: %d}\n",
+                    o_.rate_hz, corruption.c_str(), severity);
+    char yaml[3072];
+    std::snprintf(
+        yaml, sizeof yaml,
+        "device: {id: %s, data_dir: %s}\n"
+        "server: {url: \"%s\", enrollment_token: %s, ca_file: %s}\n"
+        "model: {path: %s, version: \"%s\", profile: %s}\n"
+        "%s"
+        "sampling: {policy: all}\n"
+        "upload: {batch_records: 64, base_delay_ms: 200, max_delay_ms: 5000}\n"
+        "telemetry: {interval_s: 2}\n"
+        "drift: {window: 300, min_samples: 100, psi_raise: 0.25, psi_clear: 0.1}\n"
+        "update: {poll_s: 2, probation_samples: 40, max_error_rate: 0.05, max_latency_ms: 200}\n",
+        id.c_str(), dir.c_str(), url_.c_str(), token.c_str(),
+        fs::absolute(data_ + "/ca.crt").c_str(), fs::absolute(base_onnx_).c_str(),
+        base_version_.c_str(), fs::absolute(profile_).c_str(), source);
+    return WriteFileAtomic(dir + "/agent.yaml", yaml);
   }
 
   Status StartAgents() {
@@ -384,32 +430,8 @@ class Demo {
           client_->PostJson("/v1/enrollment-tokens", {{"device_id", id}, {"group", "demo"}}));
       std::string dir = fs::absolute(o_.dir + "/" + id).string();
       EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
-      char source[1024];
-      if (o_.camera())
-        std::snprintf(source, sizeof source,
-                      "source: {kind: watch, dir: %s/frames, delete_after_read: true}\n",
-                      dir.c_str());
-      else
-        std::snprintf(source, sizeof source,
-                      "source: {kind: replay, dataset: \"fashion-mnist:train\", rate_hz: %g, "
-                      "loop: true, corruption: %s, severity: %d}\n",
-                      o_.rate_hz, corruption.c_str(), severity);
-      char yaml[3072];
-      std::snprintf(
-          yaml, sizeof yaml,
-          "device: {id: %s, data_dir: %s}\n"
-          "server: {url: \"%s\", enrollment_token: %s, ca_file: %s}\n"
-          "model: {path: %s, version: \"%s\", profile: %s}\n"
-          "%s"
-          "sampling: {policy: all}\n"
-          "upload: {batch_records: 64, base_delay_ms: 200, max_delay_ms: 5000}\n"
-          "telemetry: {interval_s: 2}\n"
-          "drift: {window: 300, min_samples: 100, psi_raise: 0.25, psi_clear: 0.1}\n"
-          "update: {poll_s: 2, probation_samples: 40, max_error_rate: 0.05, max_latency_ms: 200}\n",
-          id.c_str(), dir.c_str(), url_.c_str(), tok["token"].get<std::string>().c_str(),
-          fs::absolute(data_ + "/ca.crt").c_str(), fs::absolute(base_onnx_).c_str(),
-          base_version_.c_str(), fs::absolute(profile_).c_str(), source);
-      EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/agent.yaml", yaml));
+      EDGELOOP_RETURN_IF_ERROR(
+          WriteAgentConfig(id, dir, tok["token"].get<std::string>(), corruption, severity));
       RunOptions ro;
       ro.log_path = o_.dir + "/logs/" + id + ".log";
       EDGELOOP_ASSIGN_OR_RETURN(
@@ -476,6 +498,7 @@ class Demo {
       }
       auto rollouts = client_->GetJson("/v1/rollouts");
       std::string final_status;
+      int completed_rollouts = 0;
       if (rollouts.ok()) {
         for (const auto& r : (*rollouts)["rollouts"]) {
           auto full = client_->GetJson("/v1/rollouts/" + r["id"].get<std::string>());
@@ -489,6 +512,7 @@ class Demo {
                     (*full)["model_version"]);
           }
           final_status = (*full)["status"];
+          if (final_status == "completed") ++completed_rollouts;
         }
       }
       SampleFleet();  // after the rollouts, so a stage is announced before its devices update
@@ -500,14 +524,35 @@ class Demo {
         for (const auto& [id, s] : run_status)
           if (s == "rejected" || s == "failed") done = true;
       } else {
+        // A soak's second run may be rejected by its gates (the drift trigger then waits for
+        // the next parent): only a run that failed ends it.
         for (const auto& [id, s] : run_status)
-          if (s == "failed" || s == "rejected")
+          if (s == "failed" || (s == "rejected" && o_.soak_minutes == 0))
             return Error(Errc::kInternal, "run " + id + " " + s + ": " +
                                               (runs_[id]["result"].is_object()
                                                    ? runs_[id]["result"].value("reason", "")
                                                    : ""));
         if (final_status == "rolled_back" || final_status == "aborted")
           return Error(Errc::kInternal, "the rollout was " + final_status);
+      }
+      if (o_.soak_minutes > 0 && (done || closed_at > 0)) {
+        // The soak: a second drift phase a minute after the first retrained model is on
+        // every device, then the loop runs on until the time is up.
+        if (closed_at < 0) closed_at = Now();
+        if (phase_ == 1 && Now() - closed_at > 60) EDGELOOP_RETURN_IF_ERROR(SwitchDomains());
+        if (Now() - t0_ >= o_.soak_minutes * 60.0) {
+          const size_t runs = seen_runs.size();
+          Say("soak: " + std::to_string(runs) + " retraining runs and " +
+              std::to_string(completed_rollouts) + " completed rollouts in " +
+              std::to_string(o_.soak_minutes) + " minutes with 2 drift phases");
+          soak_ = {{"minutes", o_.soak_minutes},
+                   {"drift_phases", phase_},
+                   {"runs", runs},
+                   {"completed_rollouts", completed_rollouts}};
+          return runs == 2 && phase_ == 2;
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        continue;
       }
       if (done && closed_at < 0) {
         closed_at = Now();
@@ -520,6 +565,29 @@ class Demo {
     if (interrupted_) return false;
     Say("timed out after " + std::to_string(o_.timeout_s) + " s before the loop closed");
     return false;
+  }
+
+  // The second drift phase: every device's domain moves to the next one of kDomains (its
+  // agent restarts on the new configuration, keeping its identity and installed model).
+  Status SwitchDomains() {
+    phase_ = 2;
+    drift_alarmed_.clear();  // the new phase's alarms are events of their own
+    for (int i = 0; i < o_.devices; ++i) {
+      const std::string id = "dev-" + std::to_string(i + 1);
+      auto [corruption, severity] = kDomains[static_cast<size_t>(i + o_.devices) % kDomains.size()];
+      const std::string dir = fs::absolute(o_.dir + "/" + id).string();
+      agents_[static_cast<size_t>(i)].Stop();
+      EDGELOOP_RETURN_IF_ERROR(WriteAgentConfig(id, dir, "", corruption, severity));
+      RunOptions ro;
+      ro.log_path = o_.dir + "/logs/" + id + ".log";
+      EDGELOOP_ASSIGN_OR_RETURN(
+          agents_[static_cast<size_t>(i)],
+          ChildProcess::Start({exe_, "agent", "--config", dir + "/agent.yaml"}, ro));
+      devices_[static_cast<size_t>(i)]["domain_phase2"] =
+          corruption + ":" + std::to_string(severity);
+      Event("drift_phase", "domain now " + corruption + ":" + std::to_string(severity), id);
+    }
+    return Status::Ok();
   }
 
   void SampleFleet() {
@@ -674,6 +742,7 @@ class Demo {
           {"rate_hz", o_.rate_hz},
           {"base_epochs", o_.base_epochs},
           {"trigger_samples", o_.trigger_samples},
+          {"soak_minutes", o_.soak_minutes},
           {"scenario", o_.scenario}}},
         {"devices", devices},
         {"series", {{"accuracy", series_acc_}, {"latency", series_lat_}, {"drift", series_drift_}}},
@@ -681,6 +750,7 @@ class Demo {
         {"runs", runs},
         {"rollouts", rollouts},
         {"summary", summary}};
+    if (!soak_.is_null()) report["soak"] = soak_;
     EDGELOOP_RETURN_IF_ERROR(MakeDirs(o_.report_dir));
     EDGELOOP_RETURN_IF_ERROR(
         WriteFileAtomic(o_.report_dir + "/report.json", report.dump(2) + "\n"));
@@ -718,6 +788,8 @@ class Demo {
   double t0_ = 0, wall0_ = static_cast<double>(std::time(nullptr)), agents_started_s_ = 0,
          drift_onset_s_ = -1;
   int64_t started_unix_ = 0;
+  int phase_ = 1;  // drift phases so far (soak)
+  Json soak_;      // the soak's outcome, for the report
   ChildProcess server_;
   std::vector<ChildProcess> agents_;
   std::optional<cloud::OperatorClient> client_;
@@ -786,9 +858,22 @@ void RegisterDemo(CLI::App& root) {
                   "camera: training images of the base model (0 = all 60000)")
       ->check(CLI::Range(0, 60000))
       ->capture_default_str();
+  sub->add_option("--soak-minutes", o->soak_minutes,
+                  "good: keep the loop running this long, with a second drift phase after the "
+                  "first rollout; the demo fails unless it retrained exactly twice")
+      ->check(CLI::Range(0, 600))
+      ->capture_default_str();
   sub->add_option("--pipeline", o->pipeline_file,
                   "Use this pipeline YAML instead of the built-in one");
-  SetAction(sub, [o] { return Demo(*o).Run(); });
+  SetAction(sub, [o] {
+    if (o->soak_minutes > 0 && o->scenario != "good") {
+      std::fprintf(stderr, "demo: --soak-minutes needs --scenario good\n");
+      return static_cast<int>(kExitUsage);
+    }
+    // The loop must fit in the soak, and the soak in the timeout.
+    if (o->soak_minutes > 0) o->timeout_s = std::max(o->timeout_s, o->soak_minutes * 60 + 300);
+    return Demo(*o).Run();
+  });
 }
 
 }  // namespace edgeloop::cli

@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
 #include "common/file.hpp"
+#include "common/worker_protocol.hpp"
 #include "data/class_match.hpp"
 #include "edge/runtime_classifier.hpp"
 #include "ml/evaluate.hpp"
@@ -100,7 +101,9 @@ Status AddRobustness(const EvalArgs& a, const SuiteFn& suite, nlohmann::json& j,
   return Status::Ok();
 }
 
-Status Emit(const EvalArgs& a, const nlohmann::json& j, const std::string& text) {
+// The report is a worker report too (common/worker_protocol.hpp): the pipeline runner reads it.
+Status Emit(const EvalArgs& a, nlohmann::json j, const std::string& text) {
+  worker::Stamp(j);
   std::string body = a.json ? j.dump(2) + "\n" : text;
   std::fputs(body.c_str(), stdout);
   if (!a.out.empty()) return WriteFileAtomic(a.out, j.dump(2) + "\n");

@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "common/worker_protocol.hpp"
 #include "data/class_match.hpp"
 #include "data/dataset.hpp"
 #include "edge/runtime_classifier.hpp"
@@ -117,6 +118,7 @@ int Run(const InferArgs& a) {
                         {"latency_us", {{"p50", pct(0.5)}, {"p95", pct(0.95)}, {"p99", pct(0.99)}}},
                         {"throughput_per_s", static_cast<double>(n) / std::max(wall, 1e-9)}};
     if (labelled) j["accuracy"] = static_cast<double>(correct) / static_cast<double>(labelled);
+    worker::Stamp(j);  // a worker report: the pipeline runner reads its latency
     nlohmann::json preds = nlohmann::json::array();
     for (size_t i = 0; i < n; ++i)
       preds.push_back({{"index", i}, {"class", name(pred[i])}, {"confidence", conf[i]}});

@@ -8,6 +8,7 @@
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "common/version.hpp"
+#include "common/worker_protocol.hpp"
 
 namespace edgeloop::cloud {
 namespace {
@@ -101,13 +102,6 @@ class Runner {
                                       ")");
   }
 
-  Result<Json> WorkerJson(StepRecord& step, std::vector<std::string> args, const std::string& out) {
-    EDGELOOP_RETURN_IF_ERROR(Worker(step, std::move(args)));
-    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out));
-    Json j = Json::parse(text, nullptr, false);
-    if (j.is_discarded()) return Error(Errc::kFormat, out + ": not JSON");
-    return j;
-  }
 
   std::string Split(const char* split) const { return data_ + ":" + split; }
 
@@ -216,12 +210,12 @@ class Runner {
       if (set->severity > 0) args.insert(args.end(), {"--severity", std::to_string(set->severity)});
     }
     if (robustness) args.push_back("--robustness");
-    EDGELOOP_ASSIGN_OR_RETURN(Json j, WorkerJson(step, args, out));
-    const Json& m = j["metrics"];
-    for (const char* k : {"accuracy", "macro_f1", "macro_precision", "macro_recall", "ece"})
-      if (m.contains(k)) into[prefix + k] = m[k].get<double>();
-    if (j.contains("robustness"))
-      into["mean_corruption_accuracy"] = j["robustness"]["mean_corruption_accuracy"].get<double>();
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, args));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out, 64 << 20));
+    EDGELOOP_ASSIGN_OR_RETURN(worker::EvalReport report, worker::ParseEvalReport(text, out));
+    for (const auto& [k, v] : report.metrics) into[prefix + k] = v;
+    if (report.mean_corruption_accuracy)
+      into["mean_corruption_accuracy"] = *report.mean_corruption_accuracy;
     return Status::Ok();
   }
 
@@ -241,12 +235,9 @@ class Runner {
                    o));
     if (r.exit_code != 0 || r.signal != 0)
       return Error(Errc::kInternal, "latency measurement " + r.Describe() + " (see " + out + ")");
-    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out));
-    Json j = Json::parse(text, nullptr, false);
-    if (j.is_discarded() || !j.contains("latency_us"))
-      return Error(Errc::kFormat, out + ": no latency in the runtime's report");
-    return std::make_pair(j["latency_us"]["p50"].get<double>(),
-                          j["latency_us"]["p95"].get<double>());
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out, 64 << 20));
+    EDGELOOP_ASSIGN_OR_RETURN(worker::LatencyReport report, worker::ParseLatencyReport(text, out));
+    return std::make_pair(report.p50_us, report.p95_us);
   }
 
   // Latency of every model, measured in alternating rounds (candidate, champion, candidate,
