@@ -298,6 +298,11 @@ TEST_P(CloudServer, ReadinessAndPrometheusMetricsReflectWhatHappened) {
   EXPECT_NE(text.find("edgeloop_http_request_duration_seconds_bucket{route=\"/v1/ingest\",le=\"+Inf\"} 1"),
             std::string::npos)
       << text;
+  // The listener's own figures: at least this scrape's connection is open.
+  EXPECT_NE(text.find("# TYPE edgeloop_http_connections gauge"), std::string::npos) << text;
+  EXPECT_EQ(text.find("edgeloop_http_connections 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgeloop_http_in_flight 1\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("edgeloop_http_connections_refused_total 0\n"), std::string::npos) << text;
 }
 
 TEST_P(CloudServer, BatchRateLimitAnswers429) {

@@ -182,8 +182,8 @@ Result<std::string> Server::Impl::QueueRun(const std::string& pipeline,
 // the old model keep their alarms until they update), and no earlier run may have been fired
 // by drift on that version. "" when nothing fires.
 std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_run_ms) {
-  auto busy = db->Query("SELECT 1 FROM rollouts WHERE status IN ('running', 'paused')");
-  if (!busy.ok() || !busy->empty()) return "";
+  auto busy = rollouts->AnyActive();
+  if (!busy.ok() || *busy) return "";
   std::string sql =
       "SELECT device_id, model_version FROM device_status WHERE drift_alarm = 1 AND "
       "last_seen_ms > ?";

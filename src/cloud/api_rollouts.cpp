@@ -7,8 +7,8 @@
 
 #include "cloud/rollout.hpp"
 #include "cloud/server_impl.hpp"
-#include "common/log.hpp"
 #include "common/crypto.hpp"
+#include "common/log.hpp"
 
 namespace edgeloop::cloud {
 namespace {
@@ -121,11 +121,8 @@ Result<std::string> Server::Impl::StartRollout(const Json& body, const std::stri
   state["variant"] = variant;
   std::string id = "ro-" + crypto::RandomHex(4);
   EDGELOOP_RETURN_IF_ERROR(SetStage(model, version, "staging"));
-  EDGELOOP_RETURN_IF_ERROR(db->Exec(
-      "INSERT INTO rollouts (id, model, version, status, state, created_ms, updated_ms) VALUES (?, "
-      "?, ?, ?, ?, ?, ?)",
-      {id, model, std::to_string(version), c.status(), state.dump(), std::to_string(NowMs()),
-       std::to_string(NowMs())}));
+  EDGELOOP_RETURN_IF_ERROR(
+      rollouts->Insert({id, model, version, c.status(), state, NowMs(), NowMs()}));
   return id;
 }
 
@@ -174,16 +171,15 @@ Status Server::Impl::ApplyRolloutActions(const Json& state,
 
 void Server::Impl::TickRollouts() {
   std::lock_guard<std::mutex> lock(rollout_mu);
-  auto rows = db->Query("SELECT id, state FROM rollouts WHERE status = 'running'");
-  if (!rows.ok()) return BackgroundFailure("rollout_tick", rows.error());
-  if (rows->empty()) return;
+  auto running = rollouts->List("running");
+  if (!running.ok()) return BackgroundFailure("rollout_tick", running.error());
+  if (running->empty()) return;
   auto fleet = FleetStates();
   if (!fleet.ok()) return BackgroundFailure("rollout_tick", fleet.error());
-  for (const auto& r : *rows) {
-    Json state = Json::parse(r[1], nullptr, false);
-    auto c = RolloutController::FromJson(state);
+  for (const RolloutRow& row : *running) {
+    auto c = RolloutController::FromJson(row.state);
     if (!c.ok()) {
-      BackgroundFailure("rollout_tick", c.error(), {"rollout", r[0]});
+      BackgroundFailure("rollout_tick", c.error(), {"rollout", row.id});
       continue;
     }
     const std::string before = c->status();
@@ -194,27 +190,24 @@ void Server::Impl::TickRollouts() {
       return db->Transaction([&]() -> Status {
         Json next = c->ToJson();
         EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(next, todo));
-        return db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
-                        {c->status(), next.dump(), std::to_string(NowMs()), r[0]});
+        return rollouts->Save(row.id, c->status(), next, NowMs());
       });
     };
     if (Status st = apply_and_save(actions); !st.ok()) {
-      BackgroundFailure("rollout_tick", st.error(), {"rollout", r[0]});
+      BackgroundFailure("rollout_tick", st.error(), {"rollout", row.id});
       auto failed = c->Abort(NowMs(), "could not carry out the rollout: " + st.error().message);
       if (Status again = apply_and_save(failed); !again.ok())
-        BackgroundFailure("rollout_abort", again.error(), {"rollout", r[0]});
+        BackgroundFailure("rollout_abort", again.error(), {"rollout", row.id});
     }
     if (c->status() != before)
-      log::Info("rollout_state", {{"rollout", r[0]}, {"from", before}, {"to", c->status()}});
+      log::Info("rollout_state", {{"rollout", row.id}, {"from", before}, {"to", c->status()}});
   }
 }
 
 Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::string& command) {
   std::lock_guard<std::mutex> lock(rollout_mu);
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query("SELECT state FROM rollouts WHERE id = ?", {id}));
-  if (rows.empty()) return Error(Errc::kNotFound, "no rollout " + id);
-  EDGELOOP_ASSIGN_OR_RETURN(auto c,
-                            RolloutController::FromJson(Json::parse(rows[0][0], nullptr, false)));
+  EDGELOOP_ASSIGN_OR_RETURN(RolloutRow row, rollouts->Get(id));
+  EDGELOOP_ASSIGN_OR_RETURN(auto c, RolloutController::FromJson(row.state));
   if (command == "pause") {
     EDGELOOP_RETURN_IF_ERROR(c.Pause(NowMs()));
   } else if (command == "resume") {
@@ -229,8 +222,7 @@ Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::stri
   if (command == "abort") actions = c.Abort(NowMs(), "aborted by an operator");
   EDGELOOP_RETURN_IF_ERROR(db->Transaction([&]() -> Status {
     EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(c.ToJson(), actions));
-    return db->Exec("UPDATE rollouts SET status = ?, state = ?, updated_ms = ? WHERE id = ?",
-                    {c.status(), c.ToJson().dump(), std::to_string(NowMs()), id});
+    return rollouts->Save(id, c.status(), c.ToJson(), NowMs());
   }));
   Json out = c.ToJson();
   out["id"] = id;
@@ -257,31 +249,26 @@ void Server::Impl::RolloutRoutes() {
   });
   s.Get("/v1/rollouts", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto rows = db->Query(
-        "SELECT id, model, version, status, created_ms, updated_ms FROM rollouts ORDER BY "
-        "created_ms");
-    if (!rows.ok()) return SendError(res, rows.error());
+    auto all = rollouts->List();
+    if (!all.ok()) return SendError(res, all.error());
     Json out = Json::array();
-    for (const auto& r : *rows)
-      out.push_back({{"id", r[0]},
-                     {"model", r[1]},
-                     {"version", std::stoll(r[2])},
-                     {"status", r[3]},
-                     {"created_ms", std::stoll(r[4])},
-                     {"updated_ms", std::stoll(r[5])}});
+    for (const RolloutRow& r : *all)
+      out.push_back({{"id", r.id},
+                     {"model", r.model},
+                     {"version", r.version},
+                     {"status", r.status},
+                     {"created_ms", r.created_ms},
+                     {"updated_ms", r.updated_ms}});
     res.set_content(Json{{"rollouts", out}}.dump(), "application/json");
   });
-  s.Get(R"(/v1/rollouts/([A-Za-z0-9-]+))",
-        [this](const http::Request& req, http::Response& res) {
-          if (!RequireScope(req, res, "read")) return;
-          auto rows = db->Query("SELECT state FROM rollouts WHERE id = ?", {req.matches[1]});
-          if (!rows.ok()) return SendError(res, rows.error());
-          if (rows->empty())
-            return SendError(res, 404, "no rollout " + std::string(req.matches[1]));
-          Json out = Json::parse(rows->at(0)[0], nullptr, false);
-          out["id"] = req.matches[1];
-          res.set_content(out.dump(), "application/json");
-        });
+  s.Get(R"(/v1/rollouts/([A-Za-z0-9-]+))", [this](const http::Request& req, http::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    auto row = rollouts->Get(req.matches[1]);
+    if (!row.ok()) return SendError(res, row.error());
+    Json out = row->state;
+    out["id"] = row->id;
+    res.set_content(out.dump(), "application/json");
+  });
   s.Post(R"(/v1/rollouts/([A-Za-z0-9-]+)/(pause|resume|abort))",
          [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "admin")) return;

@@ -223,12 +223,39 @@ std::string Server::Impl::ScrapeGauges() {
   };
   emit("edgeloop_pipeline_runs", "Pipeline runs by status (queued is the queue depth).",
        "SELECT status, COUNT(*) FROM pipeline_runs GROUP BY status");
-  emit("edgeloop_rollouts", "Rollouts by status.",
-       "SELECT status, COUNT(*) FROM rollouts GROUP BY status");
+  if (auto by = rollouts->CountByStatus(); by.ok()) {
+    out += "# HELP edgeloop_rollouts Rollouts by status.\n# TYPE edgeloop_rollouts gauge\n";
+    for (const auto& [status, n] : *by)
+      out += "edgeloop_rollouts{status=\"" + status + "\"} " + std::to_string(n) + "\n";
+  } else {
+    BackgroundFailure("metrics_scrape", by.error());
+  }
+  // The listener: connections held and requests being handled now, and since the start the
+  // connections refused at accept and closed for missing a deadline.
+  const http::ListenerStats conn = http->stats();
+  out +=
+      "# HELP edgeloop_http_connections Connections open now.\n"
+      "# TYPE edgeloop_http_connections gauge\nedgeloop_http_connections " +
+      std::to_string(conn.open) + "\n";
+  out +=
+      "# HELP edgeloop_http_in_flight Requests being handled now.\n"
+      "# TYPE edgeloop_http_in_flight gauge\nedgeloop_http_in_flight " +
+      std::to_string(conn.in_flight) + "\n";
+  out +=
+      "# HELP edgeloop_http_connections_refused_total Connections closed at accept (limits).\n"
+      "# TYPE edgeloop_http_connections_refused_total counter\n"
+      "edgeloop_http_connections_refused_total " +
+      std::to_string(conn.refused) + "\n";
+  out +=
+      "# HELP edgeloop_http_connections_timed_out_total Connections closed at a deadline.\n"
+      "# TYPE edgeloop_http_connections_timed_out_total counter\n"
+      "edgeloop_http_connections_timed_out_total " +
+      std::to_string(conn.timed_out) + "\n";
   auto fleet = FleetStatus();
   if (fleet.ok()) {
     std::map<std::string, int64_t> by;
-    for (const auto& d : *fleet) ++by[d.revoked ? "revoked" : d.model_version.empty() ? "enrolled" : "reporting"];
+    for (const auto& d : *fleet)
+      ++by[d.revoked ? "revoked" : d.model_version.empty() ? "enrolled" : "reporting"];
     out += "# HELP edgeloop_devices Devices by status.\n# TYPE edgeloop_devices gauge\n";
     for (const auto& [k, n] : by)
       out += "edgeloop_devices{status=\"" + k + "\"} " + std::to_string(n) + "\n";
@@ -248,7 +275,8 @@ void Server::Impl::OnRequestDone(const http::Request& req, const http::Response&
     if (cert) who = "device:" + CertificateCommonName(cert.get()).value_or("");
   }
   const std::string auth = req.get_header_value("Authorization");
-  if (who.empty() && auth.rfind("Bearer ", 0) == 0) who = "token:" + Sha256Hex(auth.substr(7)).substr(0, 12);
+  if (who.empty() && auth.rfind("Bearer ", 0) == 0)
+    who = "token:" + Sha256Hex(auth.substr(7)).substr(0, 12);
   Json body = Json::parse(res.body, nullptr, false);
   std::string message;
   if (body.is_object() && body.contains("error") && body["error"].is_object())
@@ -300,8 +328,8 @@ void Server::Impl::Routes() {
   });
   s.Get("/v1/ready", [this](const http::Request&, http::Response& res) {
     Json problems = Json::array();
-    if (Status st = db->Exec("UPDATE readiness SET checked_ms = ? WHERE id = 1",
-                             {std::to_string(NowMs())});
+    if (Status st =
+            db->Exec("UPDATE readiness SET checked_ms = ? WHERE id = 1", {std::to_string(NowMs())});
         !st.ok())
       problems.push_back("database: " + st.error().message);
     if (Status st = WriteFileAtomic(options.data_dir + "/.ready-check", std::to_string(NowMs()));
@@ -318,9 +346,8 @@ void Server::Impl::Routes() {
          [this](const http::Request& req, http::Response& res) { HandleEnroll(req, res); });
   s.Post("/v1/ingest",
          [this](const http::Request& req, http::Response& res) { HandleIngest(req, res); });
-  s.Post("/v1/labels", [this](const http::Request& req, http::Response& res) {
-    HandleDeviceLabels(req, res);
-  });
+  s.Post("/v1/labels",
+         [this](const http::Request& req, http::Response& res) { HandleDeviceLabels(req, res); });
   s.Post("/v1/tokens", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     auto body = JsonBody(req, res);
@@ -385,30 +412,29 @@ void Server::Impl::Routes() {
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"sha256", sha}, {"length", req.body.size()}}.dump(), "application/json");
   });
-  s.Get(R"(/v1/artifacts/([0-9a-f]{64}))",
-        [this](const http::Request& req, http::Response& res) {
-          if (req.has_header("Authorization")) {
-            if (!RequireScope(req, res, "read")) return;
-          } else if (!DeviceIdentity(req, res)) {
-            return;
-          }
-          std::string sha = req.matches[1];
-          auto data = ReadFile(options.data_dir + "/artifacts/" + sha);
-          if (!data.ok()) return SendError(res, 404, "no artifact " + sha);
-          // ?delta_from=<installed sha256>: a zstd patch against it when that is smaller. The
-          // device verifies the patched result against the signed metadata's hash and length.
-          std::string from = req.get_param_value("delta_from");
-          if (!from.empty() && !IsSha256Hex(from))
-            return SendError(res, 400, "delta_from must be a lower-case hex sha256");
-          auto delta = ArtifactDelta(options.data_dir + "/artifacts", from, sha, *data);
-          if (delta) {
-            res.set_header("X-Edgeloop-Delta-From", from);
-            res.set_header("X-Edgeloop-Target-Sha256", sha);
-            res.set_header("X-Edgeloop-Target-Length", std::to_string(data->size()));
-            return res.set_content(std::move(*delta), "application/zstd");
-          }
-          res.set_content(std::move(*data), "application/octet-stream");
-        });
+  s.Get(R"(/v1/artifacts/([0-9a-f]{64}))", [this](const http::Request& req, http::Response& res) {
+    if (req.has_header("Authorization")) {
+      if (!RequireScope(req, res, "read")) return;
+    } else if (!DeviceIdentity(req, res)) {
+      return;
+    }
+    std::string sha = req.matches[1];
+    auto data = ReadFile(options.data_dir + "/artifacts/" + sha);
+    if (!data.ok()) return SendError(res, 404, "no artifact " + sha);
+    // ?delta_from=<installed sha256>: a zstd patch against it when that is smaller. The
+    // device verifies the patched result against the signed metadata's hash and length.
+    std::string from = req.get_param_value("delta_from");
+    if (!from.empty() && !IsSha256Hex(from))
+      return SendError(res, 400, "delta_from must be a lower-case hex sha256");
+    auto delta = ArtifactDelta(options.data_dir + "/artifacts", from, sha, *data);
+    if (delta) {
+      res.set_header("X-Edgeloop-Delta-From", from);
+      res.set_header("X-Edgeloop-Target-Sha256", sha);
+      res.set_header("X-Edgeloop-Target-Length", std::to_string(data->size()));
+      return res.set_content(std::move(*delta), "application/zstd");
+    }
+    res.set_content(std::move(*data), "application/octet-stream");
+  });
   // Signed update metadata per deployment target: a device id or "group:<name>". The
   // metadata version only ever grows, so a device can refuse rollbacks.
   s.Post(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
@@ -495,6 +521,7 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   EDGELOOP_ASSIGN_OR_RETURN(int64_t schema, Migrate(*impl->db));
   log::Info("schema", {{"version", schema}, {"database", impl->db->Dialect()}});
   EDGELOOP_RETURN_IF_ERROR(impl->RecoverInterruptedRuns());
+  impl->rollouts = std::make_unique<RolloutStore>(*impl->db);
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,
                             SampleStore::Open(*impl->db, options.data_dir + "/samples"));
   // The first admin token, readable only by the server's user.
@@ -515,9 +542,9 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
         "INSERT INTO operator_tokens (token_hash, scope, created_ms) VALUES (?, 'admin', ?)",
         {Sha256Hex(impl->admin_token), std::to_string(NowMs())}));
   const FleetKeys& keys = impl->keys;
-  impl->http = std::make_unique<http::Listener>(
-      options.connections, options.max_body_bytes,
-      [&keys](SSL_CTX& ctx) { return ConfigureTls(ctx, keys); });
+  impl->http =
+      std::make_unique<http::Listener>(options.connections, options.max_body_bytes,
+                                       [&keys](SSL_CTX& ctx) { return ConfigureTls(ctx, keys); });
   impl->Routes();
   return std::unique_ptr<Server>(new Server(std::move(impl)));
 }

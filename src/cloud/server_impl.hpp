@@ -23,6 +23,7 @@
 #include "cloud/fleet_keys.hpp"
 #include "cloud/pipeline.hpp"
 #include "cloud/rollout.hpp"
+#include "cloud/rollout_store.hpp"
 #include "cloud/sample_store.hpp"
 #include "cloud/server.hpp"
 #include "common/bounded_parse.hpp"
@@ -195,6 +196,7 @@ struct Server::Impl {
   std::string admin_token;
   std::unique_ptr<Database> db;
   std::unique_ptr<SampleStore> store;
+  std::unique_ptr<RolloutStore> rollouts;
   std::unique_ptr<http::Listener> http;
   // Run() waits here until Stop().
   std::mutex run_mu;

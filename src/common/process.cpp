@@ -180,7 +180,15 @@ std::string SelfExecutable() {
   char buf[4096];
   ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
   if (n <= 0) return {};
-  return std::string(buf, static_cast<size_t>(n));
+  std::string path(buf, static_cast<size_t>(n));
+  // A binary replaced on disk while it runs (an upgrade, a rebuild) reads back with this
+  // suffix; its path now names the new build, which is what a new child should run (the
+  // worker reports carry a protocol version for exactly that case).
+  const std::string deleted = " (deleted)";
+  if (path.size() > deleted.size() &&
+      path.compare(path.size() - deleted.size(), deleted.size(), deleted) == 0)
+    path.resize(path.size() - deleted.size());
+  return path;
 }
 
 }  // namespace edgeloop

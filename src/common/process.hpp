@@ -59,7 +59,8 @@ class ChildProcess {
   bool reaped_ = false;
 };
 
-// The absolute path of the running executable (/proc/self/exe).
+// The absolute path of the running executable (/proc/self/exe; after the file was replaced
+// on disk, the path of its replacement).
 std::string SelfExecutable();
 
 }  // namespace edgeloop
