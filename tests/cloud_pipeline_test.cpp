@@ -96,8 +96,8 @@ class LoopApiTest : public ::testing::TestWithParam<std::string> {
   // production.
   // Uploads an artifact and returns its sha256 (empty, with a test failure, when refused).
   std::string UploadArtifact(const std::string& bytes) {
-    auto up = f_->Client()->Post("/v1/artifacts", f_->Bearer(admin_), bytes,
-                                 "application/octet-stream");
+    auto up =
+        f_->Client()->Post("/v1/artifacts", f_->Bearer(admin_), bytes, "application/octet-stream");
     EXPECT_TRUE(up && up->status == 200);
     return up && up->status == 200 ? Json::parse(up->body)["sha256"].get<std::string>()
                                    : std::string();
@@ -116,14 +116,16 @@ class LoopApiTest : public ::testing::TestWithParam<std::string> {
     return GetOk("/v1/models/clf/versions/" + std::to_string(version))["stage"];
   }
 
-  // count labelled 28x28 samples from the device, labels 0..2, sequence numbers from first.
-  void IngestLabelled(const DeviceCredentials& dev, int count, int first = 0) {
+  // count labelled 28x28 samples from the device, labels 0..2, sequence numbers from first,
+  // taken at ts_ms (+1 per sample; 1000, in 1970, by default).
+  void IngestLabelled(const DeviceCredentials& dev, int count, int first = 0,
+                      int64_t ts_ms = 1000) {
     wire::SampleBatch batch;
     for (int i = first; i < first + count; ++i) {
       auto* s = batch.add_samples();
       s->set_device_id(dev.device_id);
       s->set_sequence(static_cast<uint64_t>(i));
-      s->set_timestamp_ms(1000 + i);
+      s->set_timestamp_ms(ts_ms + i);
       s->mutable_tensor()->add_shape(784);
       for (int k = 0; k < 784; ++k)
         s->mutable_tensor()->add_values(static_cast<float>((k + 7 * i) % 256) / 255.0f);
@@ -248,7 +250,9 @@ TEST_P(PipelineApiTest, BadSpecsAreRefusedNamingTheKey) {
   }
   // A valid spec still needs the write scope.
   EXPECT_EQ(ErrorStatus(Post("/v1/pipelines", kRetrainPipeline, Token("read"))), 403);
-  EXPECT_EQ(ErrorStatus(f_->Client()->Post("/v1/pipelines", kRetrainPipeline, "application/x-yaml")), 401);
+  EXPECT_EQ(
+      ErrorStatus(f_->Client()->Post("/v1/pipelines", kRetrainPipeline, "application/x-yaml")),
+      401);
   EXPECT_EQ(GetOk("/v1/pipelines")["pipelines"].size(), 0u);
 }
 
@@ -431,6 +435,35 @@ TEST_P(PipelineApiTest, NewLabelledSamplesFireARunOnlyFromThePipelinesGroup) {
                         seconds(60)));
   std::this_thread::sleep_for(milliseconds(1500));
   EXPECT_EQ(runs().size(), 1u);
+}
+
+// A drift alarm retrains on the new domain: the labelled samples it waits for are those taken
+// after the alarm was raised, not the ones the device had uploaded before.
+TEST_P(PipelineApiTest, ADriftRunWaitsForLabelledSamplesFromAfterTheAlarm) {
+  auto dev = f_->Enroll("cam-1", "line");
+  RegisterVersions(1);
+  PostOk(
+      "/v1/pipelines",
+      {{"yaml",
+        "name: retrain\ntrigger: {drift_alarm: true, min_labelled_samples: 10}\n"
+        "dataset: {labelled_only: true, split: {train: 0.8, test: 0.2}}\n"
+        "train: {parent: clf@production, strategy: head, epochs: 1}\nregister: {model: clf}\n"}});
+  IngestLabelled(dev, 40);  // taken long before any alarm
+  Json alarm = {{"t", 1},
+                {"model_version", "clf:1"},
+                {"n", 100},
+                {"drift", {{"confidence", {{"psi", 0.6}, {"alarm", true}}}}}};
+  auto sent = f_->Client(&dev)->Post("/v1/telemetry", alarm.dump(), "application/json");
+  ASSERT_TRUE(sent && sent->status == 200);
+  auto runs = [&] { return Triggers(GetOk("/v1/runs?pipeline=retrain")["runs"]); };
+  std::this_thread::sleep_for(milliseconds(1500));  // 15 trigger checks
+  EXPECT_TRUE(runs().empty()) << "40 labelled samples, none from after the alarm";
+  const int64_t now_ms =
+      std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  IngestLabelled(dev, 10, 40, now_ms + 1000);
+  ASSERT_TRUE(WaitUntil([&] { return !runs().empty(); }));
+  EXPECT_EQ(runs(), std::vector<std::string>{"drift_alarm:cam-1 on clf:1"});
 }
 
 TEST_P(PipelineApiTest, ScheduleFiresOnceThereIsSomethingNewToLearnFrom) {

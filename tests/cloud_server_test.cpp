@@ -213,6 +213,16 @@ TEST_P(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
   CloudFixture f(options);
   auto dev = f.Enroll("cam-1");
   auto client = f.Client(&dev);
+  // A method the path does not take, and a path that does not exist, say so.
+  auto wrong = f.Client()->Delete("/v1/health");
+  ExpectJsonError(wrong, 405);
+  EXPECT_EQ(wrong->get_header_value("Allow"), "GET");
+  EXPECT_NE(wrong->body.find("DELETE is not allowed on /v1/health; it takes GET"),
+            std::string::npos)
+      << wrong->body;
+  auto missing = f.Client()->Get("/v1/nothing");
+  ExpectJsonError(missing, 404);
+  EXPECT_NE(missing->body.find("no route for GET /v1/nothing"), std::string::npos);
   // Not zstd; zstd of garbage protobuf; absurd tensor shape; shape/value mismatch.
   ExpectJsonError(client->Post("/v1/ingest", "garbage", "application/octet-stream"), 400);
   ExpectJsonError(client->Post("/v1/ingest", Zstd(std::string("\xff\xff\xff\xff\x0f", 5)),

@@ -89,11 +89,13 @@ void Server::Impl::FleetRoutes() {
       EDGELOOP_RETURN_IF_ERROR(db->Exec(
           "UPDATE device_status SET model_version = ?, last_seen_ms = ?, accuracy = ?, labelled "
           "= ?, error_rate = ?, latency_p50_ms = ?, latency_p95_ms = ?, drift_score = ?, "
-          "drift_alarm = ?, telemetry = ? WHERE device_id = ?",
+          "drift_alarm = ?, telemetry = ?, drift_since_ms = CASE WHEN ? = 0 THEN 0 WHEN "
+          "drift_alarm = 0 OR drift_since_ms = 0 THEN ? ELSE drift_since_ms END WHERE device_id "
+          "= ?",
           {model_version, now, accuracy,
            std::to_string(static_cast<int64_t>(Number(*body, "labelled"))),
            Text(Number(*body, "error_rate")), Text(p50), Text(p95), Text(drift), alarm ? "1" : "0",
-           body->dump(), *device}));
+           body->dump(), alarm ? "1" : "0", now, *device}));
       return db->Exec(
           "INSERT INTO telemetry_history (device_id, ts_ms, model_version, accuracy, "
           "latency_p50_ms, samples, labelled, bytes_up, bytes_down, drift_score) VALUES (?, ?, "

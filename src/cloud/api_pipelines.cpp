@@ -134,8 +134,8 @@ const char* kRunColumns = "id, pipeline, trigger, status, created_ms, finished_m
 Status Server::Impl::RecoverInterruptedRuns() {
   // Runs that were running when the server stopped cannot be resumed mid-step: they failed,
   // at the step they were in, and the record says why.
-  EDGELOOP_ASSIGN_OR_RETURN(auto interrupted,
-                            db->Query("SELECT id, result FROM pipeline_runs WHERE status = 'running'"));
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto interrupted, db->Query("SELECT id, result FROM pipeline_runs WHERE status = 'running'"));
   const std::string now = std::to_string(NowMs());
   for (const auto& r : interrupted) {
     Json result = Json::parse(r[1], nullptr, false);
@@ -185,8 +185,8 @@ std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_ru
   auto busy = rollouts->AnyActive();
   if (!busy.ok() || *busy) return "";
   std::string sql =
-      "SELECT device_id, model_version FROM device_status WHERE drift_alarm = 1 AND "
-      "last_seen_ms > ?";
+      "SELECT device_id, model_version, drift_since_ms FROM device_status WHERE drift_alarm = 1 "
+      "AND last_seen_ms > ?";
   std::vector<std::string> params = {std::to_string(last_run_ms)};
   std::string parent;
   if (!spec.train.parent.empty()) {
@@ -205,6 +205,24 @@ std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_ru
       "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND trigger LIKE ? AND trigger LIKE ?",
       {spec.name, "drift_alarm:%", "%" + suffix});
   if (!before.ok() || !before->empty()) return "";
+  // Enough labelled samples from after the drift began (the first alarm of those raised):
+  // samples from before it would retrain on the domain the model already knows.
+  int64_t since = 0;
+  for (const auto& a : *alarms) {
+    int64_t t = 0;
+    try {
+      t = std::stoll(a[2]);
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (t > 0 && (since == 0 || t < since)) since = t;
+  }
+  Json recent = spec.dataset.is_object() ? spec.dataset : Json::object();
+  if (since > 0 && (!recent.contains("from_ms") || !recent["from_ms"].is_number_integer() ||
+                    recent["from_ms"].get<int64_t>() < since))
+    recent["from_ms"] = since;
+  auto fresh = CountLabelled(recent);
+  if (!fresh.ok() || *fresh < spec.trigger.min_labelled_samples) return "";
   return "drift_alarm:" + alarms->at(0)[0] + suffix;
 }
 
@@ -251,8 +269,11 @@ void Server::Impl::CheckTriggers() {
       BackgroundFailure("trigger_check", queued.error(), {"pipeline", r[0]});
       continue;
     }
-    log::Info("run_queued", {{"run", *queued}, {"pipeline", r[0]}, {"trigger", trigger},
-                             {"labelled", labelled}, {"labelled_seen", seen}});
+    log::Info("run_queued", {{"run", *queued},
+                             {"pipeline", r[0]},
+                             {"trigger", trigger},
+                             {"labelled", labelled},
+                             {"labelled_seen", seen}});
     Status seen_st =
         db->Exec("UPDATE pipelines SET last_run_ms = ?, labelled_seen = ? WHERE name = ?",
                  {std::to_string(NowMs()), std::to_string(labelled), r[0]});

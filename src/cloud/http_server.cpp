@@ -326,7 +326,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
                          std::string& route) {
     try {
       impl.Handle(req, res, route);
+    } catch (const std::exception& e) {
+      log::Error("http_handler_exception", {{"method", req.method}, {"path", req.path},
+                                            {"client", req.remote_addr}, {"what", e.what()}});
+      res = Response();
+      impl.Refusal(req, res, 500);
     } catch (...) {
+      log::Error("http_handler_exception", {{"method", req.method}, {"path", req.path},
+                                            {"client", req.remote_addr}, {"what", "unknown"}});
       res = Response();
       impl.Refusal(req, res, 500);
     }

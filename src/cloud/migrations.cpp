@@ -107,6 +107,12 @@ Status ReadinessRow(Database& db) {
                       "(SELECT 1 FROM readiness WHERE id = 1)"});
 }
 
+// When each device's drift alarm was raised (0: no alarm): a drift run waits for labelled
+// samples from after it, not for samples it already had before the drift began.
+Status DriftSince(Database& db) {
+  return db.Exec("ALTER TABLE device_status ADD COLUMN drift_since_ms BIGINT NOT NULL DEFAULT 0");
+}
+
 Result<int64_t> CurrentVersion(Database& db) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
                             db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
@@ -124,6 +130,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {1, "initial schema", InitialSchema},
       {2, "telemetry_history.labelled", TelemetryLabelled},
       {3, "readiness row", ReadinessRow},
+      {4, "device_status.drift_since_ms", DriftSince},
   };
   return kMigrations;
 }

@@ -291,7 +291,8 @@ void Server::Impl::OnRequestDone(const http::Request& req, const http::Response&
 }
 
 // What the HTTP layer refused before any route ran, in words a client can act on.
-std::string Server::Impl::TransportErrorText(const http::Request& req, int status) const {
+std::string Server::Impl::TransportErrorText(const http::Request& req, int status,
+                                             const std::string& allowed) const {
   const bool sends_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH";
   switch (status) {
     case 400:
@@ -302,9 +303,16 @@ std::string Server::Impl::TransportErrorText(const http::Request& req, int statu
       return "malformed HTTP request";
     case 404:
       return "no route for " + req.method + " " + req.path;
+    case 405:
+      return req.method + " is not allowed on " + req.path + "; it takes " + allowed;
     case 413:
       return "request body larger than the server's limit of " +
              std::to_string(options.max_body_bytes) + " bytes (max_body_bytes)";
+    case 431:
+      return "request line and headers larger than the server's limit of " +
+             std::to_string(options.connections.max_header_bytes) + " bytes (max_header_bytes)";
+    case 500:
+      return "internal error in " + req.method + " " + req.path + " (the server log has it)";
     default:
       return "HTTP status " + std::to_string(status);
   }
@@ -313,7 +321,7 @@ std::string Server::Impl::TransportErrorText(const http::Request& req, int statu
 void Server::Impl::Routes() {
   auto& s = *http;
   s.SetErrorBody([this](const http::Request& req, http::Response& res) {
-    SendError(res, res.status, TransportErrorText(req, res.status));
+    SendError(res, res.status, TransportErrorText(req, res.status, res.get_header_value("Allow")));
   });
   s.SetOnDone([this](const http::Request& req, const http::Response& res,
                      const std::string& pattern, double seconds) {

@@ -265,7 +265,9 @@ struct Server::Impl {
     return device;
   }
 
-  std::string TransportErrorText(const http::Request& req, int status) const;
+  // allowed: the methods the path takes (the 405's Allow header).
+  std::string TransportErrorText(const http::Request& req, int status,
+                                 const std::string& allowed) const;
   void OnRequestDone(const http::Request& req, const http::Response& res,
                      const std::string& route, double seconds);
   std::string ScrapeGauges();
