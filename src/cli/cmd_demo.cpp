@@ -66,6 +66,8 @@ struct DemoOptions {
   // Soak: keep the loop running this long (0: stop once the first rollout completes), with a
   // second drift phase once the first retrained model is on every device.
   int soak_minutes = 0;
+  // The device's latency budget, a gate of every run (batch-1 p95 on the edge runtime).
+  int latency_budget_us = 5000;
 
   bool camera() const { return scenario == "camera"; }
   std::string model() const { return camera() ? "camera-mnv2" : "fashion-cnn"; }
@@ -136,7 +138,7 @@ std::string PipelineYaml(const DemoOptions& o, bool bad, const EvalFolders& fold
       "  robustness: %s\n"
       "  latency: true\n"
       "gates:\n%s"
-      "  - \"latency_p95_us <= 5000\"\n"
+      "  - \"latency_p95_us <= %d\"\n"
       "package: {int8: true, calib_samples: 300}\n"
       "register: {model: %s, stage: candidate}\n"
       "rollout:\n"
@@ -152,7 +154,8 @@ std::string PipelineYaml(const DemoOptions& o, bool bad, const EvalFolders& fold
       static_cast<long long>(o.soak_minutes > 0 ? 0 : o.trigger_samples * 20),
       static_cast<long long>(o.soak_minutes > 0 ? o.trigger_samples * 5 : o.trigger_samples),
       model.c_str(), bad ? 1 : o.finetune_epochs, bad ? "0.5" : "0.001", bad ? "1.0" : "0.1",
-      sets.c_str(), o.camera() ? "false" : "true", bad ? "" : good_gates.c_str(), model.c_str());
+      sets.c_str(), o.camera() ? "false" : "true", bad ? "" : good_gates.c_str(),
+      o.latency_budget_us, model.c_str());
   return buf;
 }
 
@@ -870,6 +873,11 @@ void RegisterDemo(CLI::App& root) {
                   "good: keep the loop running this long, with a second drift phase after the "
                   "first rollout; the demo fails unless it retrained exactly twice")
       ->check(CLI::Range(0, 600))
+      ->capture_default_str();
+  sub->add_option("--latency-budget-us", o->latency_budget_us,
+                  "The devices' latency budget: a run whose model's batch-1 p95 on the edge "
+                  "runtime exceeds it is rejected")
+      ->check(CLI::Range(100, 10000000))
       ->capture_default_str();
   sub->add_option("--pipeline", o->pipeline_file,
                   "Use this pipeline YAML instead of the built-in one");

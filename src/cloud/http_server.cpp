@@ -207,7 +207,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Start() {
     state_ = State::kHandshake;
-    Lowest().expires_after(Ms(impl_->options.handshake_timeout_ms));
+    Expire(Ms(impl_->options.handshake_timeout_ms));
     stream_.async_handshake(asio::ssl::stream_base::server,
                             [self = shared_from_this()](beast::error_code ec) {
                               if (ec) return self->Fail(ec);
@@ -225,6 +225,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class State { kHandshake, kHeader, kBody, kHandling, kWriting, kClosing };
 
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  // Arms the deadline of the operations that follow, and remembers it: a connection that
+  // fails after its deadline passed was cut off by it, whatever error the TLS layer reports.
+  void Expire(Ms timeout) {
+    deadline_ = Clock::now() + timeout;
+    Lowest().expires_after(timeout);
+  }
 
   void ReadHeader() {
     if (impl_->stopping) return Shutdown();
@@ -232,7 +238,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(impl_->options.max_header_bytes));
     parser_->body_limit(impl_->max_body_bytes);
-    Lowest().expires_after(
+    Expire(
         Ms(served_ == 0 ? impl_->options.header_timeout_ms : impl_->options.keepalive_timeout_ms));
     bhttp::async_read_header(
         stream_, buffer_, *parser_,
@@ -244,7 +250,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kBody;
     const auto& msg = parser_->get();
     if (beast::iequals(msg[bhttp::field::expect], "100-continue")) {
-      Lowest().expires_after(Ms(impl_->options.body_timeout_ms));
+      Expire(Ms(impl_->options.body_timeout_ms));
       asio::async_write(stream_, asio::buffer(kContinue, sizeof(kContinue) - 1),
                         [self = shared_from_this()](beast::error_code e, size_t) {
                           if (e) return self->Fail(e);
@@ -257,7 +263,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void ReadBody() {
     if (parser_->is_done()) return Dispatch();
-    Lowest().expires_after(Ms(impl_->options.body_timeout_ms));
+    Expire(Ms(impl_->options.body_timeout_ms));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return self->OnReadError(ec);
@@ -327,13 +333,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
     try {
       impl.Handle(req, res, route);
     } catch (const std::exception& e) {
-      log::Error("http_handler_exception", {{"method", req.method}, {"path", req.path},
-                                            {"client", req.remote_addr}, {"what", e.what()}});
+      log::Error("http_handler_exception", {{"method", req.method},
+                                            {"path", req.path},
+                                            {"client", req.remote_addr},
+                                            {"what", e.what()}});
       res = Response();
       impl.Refusal(req, res, 500);
     } catch (...) {
-      log::Error("http_handler_exception", {{"method", req.method}, {"path", req.path},
-                                            {"client", req.remote_addr}, {"what", "unknown"}});
+      log::Error("http_handler_exception", {{"method", req.method},
+                                            {"path", req.path},
+                                            {"client", req.remote_addr},
+                                            {"what", "unknown"}});
       res = Response();
       impl.Refusal(req, res, 500);
     }
@@ -351,7 +361,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_.prepare_payload();
     if (head) response_.body().clear();  // Content-Length stays that of the GET
     // A client that does not read its answer is cut off like one that does not send.
-    Lowest().expires_after(Ms(impl_->options.body_timeout_ms));
+    Expire(Ms(impl_->options.body_timeout_ms));
     bhttp::async_write(stream_, response_,
                        [self = shared_from_this()](beast::error_code ec, size_t) {
                          if (ec) return self->Fail(ec);
@@ -368,7 +378,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     state_ = State::kClosing;
     if (!drain_buffer_) {
       drain_buffer_ = std::make_unique<char[]>(kDrainChunk);
-      Lowest().expires_after(Ms(std::min(impl_->options.body_timeout_ms, kDrainMs)));
+      Expire(Ms(std::min(impl_->options.body_timeout_ms, kDrainMs)));
     }
     stream_.async_read_some(asio::buffer(drain_buffer_.get(), kDrainChunk),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
@@ -379,7 +389,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Fail(beast::error_code ec) {
-    if (ec == beast::error::timeout) {
+    if (ec == beast::error::timeout || (state_ != State::kClosing && Clock::now() >= deadline_)) {
       ++impl_->timed_out;
       log::Debug("http_timeout", {{"client", ip_}, {"state", static_cast<int>(state_)}});
     }
@@ -388,7 +398,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Shutdown() {
     state_ = State::kClosing;
-    Lowest().expires_after(Ms(1000));
+    Expire(Ms(1000));
     stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->Close(); });
   }
 
@@ -411,6 +421,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   bhttp::response<bhttp::string_body> response_;
   State state_ = State::kHandshake;
+  Clock::time_point deadline_{};
   int served_ = 0;
   bool keep_alive_ = true;
   bool drain_ = false;
