@@ -209,13 +209,8 @@ std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_ru
   // samples from before it would retrain on the domain the model already knows.
   int64_t since = 0;
   for (const auto& a : *alarms) {
-    int64_t t = 0;
-    try {
-      t = std::stoll(a[2]);
-    } catch (const std::exception&) {
-      continue;
-    }
-    if (t > 0 && (since == 0 || t < since)) since = t;
+    auto t = ColumnInt64(a[2], "device_status.drift_since_ms");
+    if (t.ok() && *t > 0 && (since == 0 || *t < since)) since = *t;
   }
   Json recent = spec.dataset.is_object() ? spec.dataset : Json::object();
   if (since > 0 && (!recent.contains("from_ms") || !recent["from_ms"].is_number_integer() ||

@@ -2,6 +2,16 @@
 
 namespace edgeloop::cloud {
 
+Result<int64_t> ColumnInt64(const std::string& text, const std::string& what) {
+  try {
+    size_t used = 0;
+    const int64_t v = std::stoll(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return Error(Errc::kFormat, what + " is not a number: '" + text.substr(0, 40) + "'");
+}
+
 std::string Placeholders(size_t n) {
   std::string s;
   for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";

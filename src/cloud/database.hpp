@@ -41,6 +41,9 @@ class Database {
 // "?, ?, ..., ?": n placeholders, for IN lists and multi-row VALUES.
 std::string Placeholders(size_t n);
 
+// A BIGINT column's text as a number. Errors: kFormat naming `what` when it is not one.
+Result<int64_t> ColumnInt64(const std::string& text, const std::string& what);
+
 // url: "sqlite:<path>" or a path (SQLite), "postgresql://..." (PostgreSQL).
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url);
 Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path);

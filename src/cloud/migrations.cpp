@@ -116,11 +116,7 @@ Status DriftSince(Database& db) {
 Result<int64_t> CurrentVersion(Database& db) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
                             db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
-  try {
-    return std::stoll(rows.at(0).at(0));
-  } catch (const std::exception&) {
-    return Error(Errc::kFormat, "schema_migrations holds a version that is not a number");
-  }
+  return ColumnInt64(rows.at(0).at(0), "schema_migrations' newest version");
 }
 
 }  // namespace
@@ -167,7 +163,10 @@ Result<std::vector<int64_t>> AppliedMigrations(Database& db) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
                             db.Query("SELECT version FROM schema_migrations ORDER BY version"));
   std::vector<int64_t> out;
-  for (const auto& r : rows) out.push_back(std::stoll(r.at(0)));
+  for (const auto& r : rows) {
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t v, ColumnInt64(r.at(0), "schema_migrations.version"));
+    out.push_back(v);
+  }
   return out;
 }
 

@@ -5,16 +5,6 @@ namespace {
 
 constexpr char kColumns[] = "id, model, version, status, state, created_ms, updated_ms";
 
-Result<int64_t> Int(const std::string& text, const std::string& what) {
-  try {
-    size_t used = 0;
-    const int64_t v = std::stoll(text, &used);
-    if (used == text.size()) return v;
-  } catch (const std::exception&) {
-  }
-  return Error(Errc::kFormat, what + " is not a number: '" + text.substr(0, 40) + "'");
-}
-
 }  // namespace
 
 Result<RolloutRow> RolloutStore::FromRow(const Row& r) const {
@@ -23,12 +13,12 @@ Result<RolloutRow> RolloutStore::FromRow(const Row& r) const {
   row.id = r[0];
   row.model = r[1];
   const std::string where = "rollout " + row.id;
-  EDGELOOP_ASSIGN_OR_RETURN(row.version, Int(r[2], where + " version"));
+  EDGELOOP_ASSIGN_OR_RETURN(row.version, ColumnInt64(r[2], where + " version"));
   row.status = r[3];
   row.state = nlohmann::json::parse(r[4], nullptr, false);
   if (!row.state.is_object()) return Error(Errc::kFormat, where + ": its state is not JSON");
-  EDGELOOP_ASSIGN_OR_RETURN(row.created_ms, Int(r[5], where + " created_ms"));
-  EDGELOOP_ASSIGN_OR_RETURN(row.updated_ms, Int(r[6], where + " updated_ms"));
+  EDGELOOP_ASSIGN_OR_RETURN(row.created_ms, ColumnInt64(r[5], where + " created_ms"));
+  EDGELOOP_ASSIGN_OR_RETURN(row.updated_ms, ColumnInt64(r[6], where + " updated_ms"));
   return row;
 }
 
@@ -81,7 +71,7 @@ Result<std::vector<std::pair<std::string, int64_t>>> RolloutStore::CountByStatus
                                       "ORDER BY status"));
   std::vector<std::pair<std::string, int64_t>> out;
   for (const auto& r : rows) {
-    EDGELOOP_ASSIGN_OR_RETURN(int64_t n, Int(r.at(1), "rollout count"));
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t n, ColumnInt64(r.at(1), "rollout count"));
     out.emplace_back(r.at(0), n);
   }
   return out;
