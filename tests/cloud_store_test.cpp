@@ -2,8 +2,14 @@
 // real PostgreSQL started by the test (pg_ctl in a temporary folder).
 #include <gtest/gtest.h>
 
+#include <set>
+#include <thread>
+
 #include "cloud/database.hpp"
+#include "cloud/fleet_store.hpp"
 #include "cloud/migrations.hpp"
+#include "cloud/pipeline_store.hpp"
+#include "cloud/registry_store.hpp"
 #include "cloud/sample_store.hpp"
 #include "database_param.hpp"
 
@@ -14,6 +20,7 @@ using Json = nlohmann::json;
 
 using StoreTest = DatabaseTest;
 using MigrationTest = DatabaseTest;
+using DomainStoreTest = DatabaseTest;
 
 // A migrated database: what the server opens.
 Result<std::unique_ptr<cloud::Database>> OpenMigrated(const std::string& url) {
@@ -189,7 +196,184 @@ TEST_P(MigrationTest, ADatabaseNewerThanTheServerIsRefused) {
       << v.error().message;
 }
 
+// The fleet store: enrollment replaces a device's certificate, telemetry and events land in
+// its status row, drift alarms remember when they went up.
+TEST_P(DomainStoreTest, FleetStoreKeepsEachDevicesLatestState) {
+  auto db = OpenMigrated(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  cloud::FleetStore fleet(**db);
+  ASSERT_TRUE(fleet.ReplaceDevice({"dev-1", "lab", 11, false, 1000}).ok());
+  ASSERT_TRUE(fleet.ReplaceDevice({"dev-1", "lab", 12, false, 2000}).ok());
+  auto old_cert = fleet.CertificateValid("dev-1", 11);
+  auto new_cert = fleet.CertificateValid("dev-1", 12);
+  ASSERT_TRUE(old_cert.ok() && new_cert.ok());
+  EXPECT_FALSE(*old_cert);
+  EXPECT_TRUE(*new_cert);
+  EXPECT_EQ(fleet.GetDevice("nope").error().code, Errc::kNotFound);
+  EXPECT_EQ(fleet.Revoke("nope").error().code, Errc::kNotFound);
+
+  cloud::TelemetryRecord t;
+  t.device_id = "dev-1";
+  t.ts_ms = 5000;
+  t.model_version = "m:1";
+  t.accuracy = 0.75;
+  t.labelled = 40;
+  t.drift_score = 0.4;
+  t.drift_alarm = true;
+  t.document = "{}";
+  ASSERT_TRUE(fleet.RecordTelemetry(t).ok());
+  t.ts_ms = 6000;
+  ASSERT_TRUE(fleet.RecordTelemetry(t).ok());
+  ASSERT_TRUE(
+      fleet.RecordUpdateEvent({0, "dev-1", 7000, "committed", 3, "m:2", ""}, "committed").ok());
+  auto status = fleet.Fleet();
+  ASSERT_TRUE(status.ok()) << status.error().message;
+  ASSERT_EQ(status->size(), 1u);
+  const cloud::DeviceStatus& d = status->at(0);
+  EXPECT_EQ(d.group, "lab");
+  EXPECT_EQ(d.model_version, "m:2");  // the committed update names the running model
+  EXPECT_EQ(d.update_phase, "committed");
+  EXPECT_EQ(d.last_seen_ms, 7000);
+  ASSERT_TRUE(d.accuracy.has_value());
+  EXPECT_DOUBLE_EQ(*d.accuracy, 0.75);
+  EXPECT_TRUE(d.drift_alarm);
+  auto alarms = fleet.DriftAlarms(0, "");
+  ASSERT_TRUE(alarms.ok());
+  ASSERT_EQ(alarms->size(), 1u);
+  EXPECT_EQ(alarms->at(0).since_ms, 5000);  // the first telemetry with the alarm up
+  auto none = fleet.DriftAlarms(0, "m:1");  // the device now runs m:2
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+  auto events = fleet.LatestUpdateEvents();
+  ASSERT_TRUE(events.ok());
+  ASSERT_EQ(events->size(), 1u);
+  EXPECT_EQ(events->at(0).metadata_version, 3u);
+  auto points = fleet.TelemetrySince(5500);
+  ASSERT_TRUE(points.ok());
+  EXPECT_EQ(points->size(), 1u);
+}
+
+// A column that does not hold what the store expects is an error naming the device, not an
+// exception.
+TEST_P(DomainStoreTest, ACorruptColumnIsAnErrorNamingTheRow) {
+  auto db = OpenMigrated(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  cloud::FleetStore fleet(**db);
+  ASSERT_TRUE(fleet.ReplaceDevice({"dev-9", "", 1, false, 1}).ok());
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO device_status (device_id, model_version, update_phase, "
+                         "last_seen_ms, accuracy, labelled, error_rate, latency_p50_ms, "
+                         "latency_p95_ms, drift_score, drift_alarm, telemetry) VALUES ('dev-9', "
+                         "'', '', 0, 'high', 0, 0, 0, 0, 0, 0, '')")
+                  .ok());
+  auto status = fleet.Fleet();
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.error().code, Errc::kFormat);
+  EXPECT_NE(status.error().message.find("dev-9"), std::string::npos) << status.error().message;
+  EXPECT_NE(status.error().message.find("accuracy"), std::string::npos) << status.error().message;
+
+  cloud::PipelineStore pipelines(**db);
+  ASSERT_TRUE((*db)
+                  ->Exec("INSERT INTO pipeline_runs (id, pipeline, trigger, status, created_ms, "
+                         "finished_ms, result) VALUES ('run-x', 'p', 'manual', 'failed', 1, "
+                         "'soon', '{}')")
+                  .ok());
+  auto run = pipelines.GetRun("run-x");
+  ASSERT_FALSE(run.ok());
+  EXPECT_NE(run.error().message.find("run-x finished_ms"), std::string::npos)
+      << run.error().message;
+}
+
+// Versions count up per model; production moves, archiving the previous one; every change is
+// in the history.
+TEST_P(DomainStoreTest, RegistryStoreNumbersVersionsAndMovesProduction) {
+  auto db = OpenMigrated(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  cloud::RegistryStore registry(**db);
+  cloud::ModelVersionRow row;
+  row.model = "cnn";
+  row.artifacts = {{"fp32", std::string(64, 'a')}};
+  auto v1 = registry.Register(row, 100);
+  auto v2 = registry.Register(row, 200);
+  ASSERT_TRUE(v1.ok() && v2.ok());
+  EXPECT_EQ(*v1, 1);
+  EXPECT_EQ(*v2, 2);
+  ASSERT_TRUE(registry.SetStage("cnn", 1, "production", 300).ok());
+  ASSERT_TRUE(registry.SetStage("cnn", 2, "production", 400).ok());
+  auto prod = registry.Find("cnn", "production");
+  ASSERT_TRUE(prod.ok());
+  EXPECT_EQ(prod->version, 2);
+  EXPECT_EQ(prod->Artifact("fp32"), std::string(64, 'a'));
+  EXPECT_EQ(prod->Artifact("int8"), "");
+  auto first = registry.Find("cnn", "1");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->stage, "archived");
+  auto history = registry.History("cnn", 1);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);  // registered, production, archived
+  EXPECT_EQ(history->back().from, "production");
+  EXPECT_EQ(history->back().to, "archived");
+  EXPECT_EQ(registry.Find("cnn", "x1").error().code, Errc::kInvalidArgument);
+  EXPECT_EQ(registry.Find("cnn", "9").error().code, Errc::kNotFound);
+  EXPECT_EQ(registry.SetStage("cnn", 1, "gold", 500).error().code, Errc::kInvalidArgument);
+  auto models = registry.Models();
+  ASSERT_TRUE(models.ok());
+  ASSERT_EQ(models->size(), 1u);
+  EXPECT_EQ(models->at(0).latest_version, 2);
+  EXPECT_EQ(models->at(0).production_version, std::optional<int64_t>(2));
+}
+
+// Two servers on one database claim queued runs: each run is taken once.
+TEST_P(DomainStoreTest, EachQueuedRunIsClaimedOnce) {
+  const std::string url = DatabaseUrl();
+  auto a = OpenMigrated(url);
+  ASSERT_TRUE(a.ok()) << a.error().message;
+  auto b = cloud::OpenDatabase(url);
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  cloud::PipelineStore first(**a), second(**b);
+  ASSERT_TRUE(first.Put({"p", "name: p", 1, 1, 0}).ok());
+  constexpr int kRuns = 20;
+  for (int i = 0; i < kRuns; ++i)
+    ASSERT_TRUE(first
+                    .InsertRun({"run-" + std::to_string(100 + i), "p", "manual", "queued", 100 + i,
+                                std::nullopt, Json::object()})
+                    .ok());
+  std::vector<std::string> got_a, got_b;
+  std::thread other([&] {
+    for (;;) {
+      auto c = second.ClaimNextQueued();
+      ASSERT_TRUE(c.ok()) << c.error().message;
+      if (!*c) {
+        auto left = second.RunsWithStatus("queued");
+        if (left.ok() && left->empty()) return;
+        continue;
+      }
+      got_b.push_back((*c)->first.id);
+    }
+  });
+  for (;;) {
+    auto c = first.ClaimNextQueued();
+    ASSERT_TRUE(c.ok()) << c.error().message;
+    if (!*c) {
+      auto left = first.RunsWithStatus("queued");
+      ASSERT_TRUE(left.ok());
+      if (left->empty()) break;
+      continue;
+    }
+    EXPECT_EQ((*c)->second, "name: p");
+    got_a.push_back((*c)->first.id);
+  }
+  other.join();
+  std::set<std::string> all(got_a.begin(), got_a.end());
+  for (const auto& id : got_b) EXPECT_TRUE(all.insert(id).second) << id << " claimed twice";
+  EXPECT_EQ(all.size(), static_cast<size_t>(kRuns));
+  auto running = first.RunsWithStatus("running");
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->size(), static_cast<size_t>(kRuns));
+}
+
 EDGELOOP_BOTH_DATABASES(StoreTest);
+EDGELOOP_BOTH_DATABASES(DomainStoreTest);
 EDGELOOP_BOTH_DATABASES(MigrationTest);
 
 }  // namespace

@@ -97,54 +97,29 @@ Result<Json> NormalizeSpec(const Json& in) {
   return out;
 }
 
-struct SampleRef {
-  std::string device;
-  uint64_t seq = 0;
-  int32_t label = -1;
-  int segment = 0;
-  uint64_t pos = 0;
-  uint32_t length = 0;
+// A snapshot's sample: where it is stored and the split it is given.
+struct SampleRef : SampleLocation {
   const char* split = "train";
 };
 
-// The WHERE clause of a normalized spec's filter over samples s joined with devices d.
-void AppendFilter(const Json& spec, std::string& sql, std::vector<std::string>& params) {
-  auto in_list = [&](const char* column, const Json& values) {
-    if (values.empty()) return;
-    sql += std::string(" AND ") + column + " IN (" + Placeholders(values.size()) + ")";
-    for (const auto& v : values) params.push_back(v.is_string() ? v.get<std::string>() : v.dump());
-  };
-  in_list("s.device_id", spec["devices"]);
-  in_list("d.grp", spec["groups"]);
-  in_list("s.label", spec["labels"]);
-  in_list("s.label_source", spec["label_sources"]);
-  if (!spec["from_ms"].is_null()) {
-    sql += " AND s.ts_ms >= ?";
-    params.push_back(spec["from_ms"].dump());
-  }
-  if (!spec["to_ms"].is_null()) {
-    sql += " AND s.ts_ms < ?";
-    params.push_back(spec["to_ms"].dump());
-  }
-  if (spec["labelled_only"].get<bool>()) sql += " AND s.label >= 0";
+// The filter of a normalized spec.
+SampleFilter FilterOf(const Json& spec) {
+  SampleFilter f;
+  f.devices = spec["devices"].get<std::vector<std::string>>();
+  f.groups = spec["groups"].get<std::vector<std::string>>();
+  f.labels = spec["labels"].get<std::vector<int64_t>>();
+  f.label_sources = spec["label_sources"].get<std::vector<int64_t>>();
+  if (spec["from_ms"].is_number_integer()) f.from_ms = spec["from_ms"].get<int64_t>();
+  if (spec["to_ms"].is_number_integer()) f.to_ms = spec["to_ms"].get<int64_t>();
+  f.labelled_only = spec["labelled_only"].get<bool>();
+  return f;
 }
 
-Result<std::vector<SampleRef>> SelectSamples(Database& db, const Json& spec) {
-  std::string sql =
-      "SELECT s.device_id, s.seq, s.label, s.segment, s.pos, s.length FROM samples s "
-      "LEFT JOIN devices d ON d.device_id = s.device_id WHERE 1 = 1";
-  std::vector<std::string> params;
-  AppendFilter(spec, sql, params);
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query(sql, params));
+Result<std::vector<SampleRef>> SelectSamples(SampleStore& store, const Json& spec) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto found, store.Select(FilterOf(spec)));
   std::vector<SampleRef> out;
-  out.reserve(rows.size());
-  for (const auto& r : rows)
-    out.push_back({r[0], std::stoull(r[1]), std::stoi(r[2]), std::stoi(r[3]), std::stoull(r[4]),
-                   static_cast<uint32_t>(std::stoul(r[5]))});
-  // Sorted here, not in SQL: text collation differs between SQLite and PostgreSQL.
-  std::sort(out.begin(), out.end(), [](const SampleRef& a, const SampleRef& b) {
-    return std::tie(a.device, a.seq) < std::tie(b.device, b.seq);
-  });
+  out.reserve(found.size());
+  for (auto& s : found) out.push_back({std::move(s)});
   return out;
 }
 
@@ -179,7 +154,7 @@ Json Summarize(const std::vector<SampleRef>& samples) {
 
 Result<SnapshotInfo> Server::Impl::CreateSnapshot(const Json& raw_spec) {
   EDGELOOP_ASSIGN_OR_RETURN(Json spec, NormalizeSpec(raw_spec));
-  EDGELOOP_ASSIGN_OR_RETURN(auto samples, SelectSamples(*db, spec));
+  EDGELOOP_ASSIGN_OR_RETURN(auto samples, SelectSamples(*store, spec));
   if (samples.empty()) return Error(Errc::kInvalidArgument, "the filter matches no samples");
   AssignSplits(samples, spec["split"]);
   Json content_rows = Json::array(), rows = Json::array();
@@ -205,41 +180,21 @@ Result<SnapshotInfo> Server::Impl::CreateSnapshot(const Json& raw_spec) {
               {"samples", rows}};
     EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(manifest, m.dump()));
   }
-  Status st = db->Transaction([&]() -> Status {
-    EDGELOOP_ASSIGN_OR_RETURN(
-        auto found, db->Query("SELECT created_ms FROM snapshots WHERE id = ?", {info.id}));
-    if (!found.empty()) {
-      info.summary["created_ms"] = std::stoll(found[0][0]);
-      return Status::Ok();
-    }
-    info.created = true;
-    info.summary["created_ms"] = NowMs();
-    return db->Exec("INSERT INTO snapshots (id, created_ms, summary) VALUES (?, ?, ?)",
-                    {info.id, std::to_string(NowMs()), info.summary.dump()});
-  });
-  if (!st.ok()) return st.error();
+  EDGELOOP_ASSIGN_OR_RETURN(SnapshotRow stored,
+                            store->InsertSnapshot({info.id, NowMs(), info.summary}, &info.created));
+  info.summary = stored.summary;
   return info;
 }
 
 Result<int64_t> Server::Impl::CountLabelled(const Json& raw_spec) {
   EDGELOOP_ASSIGN_OR_RETURN(Json spec, NormalizeSpec(raw_spec));
   spec["labelled_only"] = true;
-  std::string sql =
-      "SELECT COUNT(*) FROM samples s LEFT JOIN devices d ON d.device_id = s.device_id "
-      "WHERE 1 = 1";
-  std::vector<std::string> params;
-  AppendFilter(spec, sql, params);
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query(sql, params));
-  return rows.empty() ? int64_t{0} : std::stoll(rows[0][0]);
+  return store->CountMatching(FilterOf(spec));
 }
 
 Result<Json> Server::Impl::GetSnapshot(const std::string& id) {
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto rows, db->Query("SELECT summary, created_ms FROM snapshots WHERE id = ?", {id}));
-  if (rows.empty()) return Error(Errc::kNotFound, "no dataset snapshot " + id);
-  Json summary = Json::parse(rows[0][0]);
-  summary["created_ms"] = std::stoll(rows[0][1]);
-  return summary;
+  EDGELOOP_ASSIGN_OR_RETURN(SnapshotRow row, store->GetSnapshot(id));
+  return row.summary;
 }
 
 void Server::Impl::DatasetRoutes() {
@@ -256,16 +211,14 @@ void Server::Impl::DatasetRoutes() {
   });
   s.Get("/v1/datasets/snapshots", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto rows = db->Query("SELECT summary, created_ms FROM snapshots ORDER BY created_ms, id");
+    auto rows = store->ListSnapshots();
     if (!rows.ok()) return SendError(res, rows.error());
     Json list = Json::array();
-    for (const auto& r : *rows) {
-      Json summary = Json::parse(r[0]);
-      list.push_back({{"id", summary["id"]},
-                      {"created_ms", std::stoll(r[1])},
-                      {"samples", summary["samples"]},
-                      {"splits", summary["splits"]}});
-    }
+    for (const auto& r : *rows)
+      list.push_back({{"id", r.id},
+                      {"created_ms", r.created_ms},
+                      {"samples", r.summary["samples"]},
+                      {"splits", r.summary["splits"]}});
     SendJson(res, Json{{"snapshots", list}});
   });
   s.Get(R"(/v1/datasets/snapshots/([0-9a-f]{64}))",

@@ -23,36 +23,12 @@ double Number(const Json& j, const char* key) {
   return (it != j.end() && it->is_number()) ? it->get<double>() : 0.0;
 }
 
-std::string Text(double v) {
-  Json j = v;
-  return j.dump();
-}
-
-int64_t ToInt(const std::string& s) {
-  return s.empty() ? 0 : std::stoll(s);
-}
-double ToDouble(const std::string& s) {
-  return s.empty() ? 0.0 : std::stod(s);
+int64_t Count(const Json& j, const char* key) {
+  return static_cast<int64_t>(Number(j, key));
 }
 
 const std::set<std::string> kPhases = {"idle",      "downloading", "staged",
                                        "probation", "committed",   "rolled_back"};
-
-}  // namespace
-
-namespace {
-
-// Creates the device's status row when it has none (inside a transaction).
-Status EnsureStatusRow(Database& db, const std::string& device) {
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows,
-                            db.Query("SELECT 1 FROM device_status WHERE device_id = ?", {device}));
-  if (!rows.empty()) return Status::Ok();
-  return db.Exec(
-      "INSERT INTO device_status (device_id, model_version, update_phase, last_seen_ms, "
-      "accuracy, labelled, error_rate, latency_p50_ms, latency_p95_ms, drift_score, drift_alarm, "
-      "telemetry) VALUES (?, '', '', 0, '', 0, 0, 0, 0, 0, 0, '')",
-      {device});
-}
 
 }  // namespace
 
@@ -66,46 +42,29 @@ void Server::Impl::FleetRoutes() {
     auto mv = body->find("model_version");
     if (mv == body->end() || !mv->is_string())
       return SendError(res, 400, "telemetry needs model_version (a string)");
-    std::string accuracy;
+    TelemetryRecord t;
+    t.device_id = *device;
+    t.ts_ms = NowMs();
+    t.model_version = mv->get<std::string>();
     if (body->contains("accuracy") && (*body)["accuracy"].is_number())
-      accuracy = Text((*body)["accuracy"].get<double>());
-    double drift = 0;
-    bool alarm = false;
+      t.accuracy = (*body)["accuracy"].get<double>();
     if (body->contains("drift") && (*body)["drift"].is_object())
       for (const auto& [name, score] : (*body)["drift"].items()) {
         if (!score.is_object()) continue;
-        drift = std::max(drift, Number(score, "psi"));
-        alarm = alarm || score.value("alarm", false);
+        t.drift_score = std::max(t.drift_score, Number(score, "psi"));
+        t.drift_alarm = t.drift_alarm || score.value("alarm", false);
       }
-    double p50 = 0, p95 = 0;
     if (body->contains("latency_ms") && (*body)["latency_ms"].is_object()) {
-      p50 = Number((*body)["latency_ms"], "p50");
-      p95 = Number((*body)["latency_ms"], "p95");
+      t.latency_p50_ms = Number((*body)["latency_ms"], "p50");
+      t.latency_p95_ms = Number((*body)["latency_ms"], "p95");
     }
-    const std::string now = std::to_string(NowMs());
-    const std::string model_version = mv->get<std::string>();
-    Status st = db->Transaction([&]() -> Status {
-      EDGELOOP_RETURN_IF_ERROR(EnsureStatusRow(*db, *device));
-      EDGELOOP_RETURN_IF_ERROR(db->Exec(
-          "UPDATE device_status SET model_version = ?, last_seen_ms = ?, accuracy = ?, labelled "
-          "= ?, error_rate = ?, latency_p50_ms = ?, latency_p95_ms = ?, drift_score = ?, "
-          "drift_alarm = ?, telemetry = ?, drift_since_ms = CASE WHEN ? = 0 THEN 0 WHEN "
-          "drift_alarm = 0 OR drift_since_ms = 0 THEN ? ELSE drift_since_ms END WHERE device_id "
-          "= ?",
-          {model_version, now, accuracy,
-           std::to_string(static_cast<int64_t>(Number(*body, "labelled"))),
-           Text(Number(*body, "error_rate")), Text(p50), Text(p95), Text(drift), alarm ? "1" : "0",
-           body->dump(), alarm ? "1" : "0", now, *device}));
-      return db->Exec(
-          "INSERT INTO telemetry_history (device_id, ts_ms, model_version, accuracy, "
-          "latency_p50_ms, samples, labelled, bytes_up, bytes_down, drift_score) VALUES (?, ?, "
-          "?, ?, ?, ?, ?, ?, ?, ?)",
-          {*device, now, model_version, accuracy, Text(p50),
-           std::to_string(static_cast<int64_t>(Number(*body, "n"))),
-           std::to_string(static_cast<int64_t>(Number(*body, "labelled"))),
-           std::to_string(static_cast<int64_t>(Number(*body, "bytes_up"))),
-           std::to_string(static_cast<int64_t>(Number(*body, "bytes_down"))), Text(drift)});
-    });
+    t.samples = Count(*body, "n");
+    t.labelled = Count(*body, "labelled");
+    t.bytes_up = Count(*body, "bytes_up");
+    t.bytes_down = Count(*body, "bytes_down");
+    t.error_rate = Number(*body, "error_rate");
+    t.document = body->dump();
+    Status st = fleet->RecordTelemetry(t);
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(R"({"stored":true})", "application/json");
   });
@@ -129,31 +88,20 @@ void Server::Impl::FleetRoutes() {
     // What the fleet view shows: a refusal is its own status; the running model changes when
     // an update enters probation or commits (a rollback's event names the rejected model).
     std::string status = reason.rfind("refused", 0) == 0 ? "refused" : phase;
-    const std::string now = std::to_string(NowMs());
-    Status st = db->Transaction([&]() -> Status {
-      EDGELOOP_RETURN_IF_ERROR(db->Exec(
-          "INSERT INTO update_events (device_id, ts_ms, phase, metadata_version, model_version, "
-          "reason) VALUES (?, ?, ?, ?, ?, ?)",
-          {*device, now, phase, std::to_string(metadata_version), model_version, reason}));
-      EDGELOOP_RETURN_IF_ERROR(EnsureStatusRow(*db, *device));
-      EDGELOOP_RETURN_IF_ERROR(db->Exec(
-          "UPDATE device_status SET update_phase = ?, last_seen_ms = ? WHERE device_id = ?",
-          {status, now, *device}));
-      if ((phase == "probation" || phase == "committed") && !model_version.empty())
-        return db->Exec("UPDATE device_status SET model_version = ? WHERE device_id = ?",
-                        {model_version, *device});
-      return Status::Ok();
-    });
+    Status st = fleet->RecordUpdateEvent(
+        {0, *device, NowMs(), phase, metadata_version, model_version, reason}, status);
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(R"({"stored":true})", "application/json");
   });
 
   s.Get("/v1/fleet", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto fleet = FleetStatus();
-    if (!fleet.ok()) return SendError(res, fleet.error());
+    auto devices = fleet->Fleet();
+    if (!devices.ok()) return SendError(res, devices.error());
     Json out = Json::array();
-    for (const auto& d : *fleet) {
+    for (const auto& d : *devices) {
+      auto labels = fleet->Labels(d.device_id);
+      if (!labels.ok()) return SendError(res, labels.error());
       std::string status = d.revoked                ? "revoked"
                            : d.last_seen_ms == 0    ? "never_seen"
                            : d.update_phase.empty() ? "running"
@@ -170,7 +118,7 @@ void Server::Impl::FleetRoutes() {
                      {"latency_p95_ms", d.latency_p95_ms},
                      {"drift_score", d.drift_score},
                      {"drift_alarm", d.drift_alarm},
-                     {"labels", DeviceLabels(d.device_id)}});
+                     {"labels", *labels}});
       // Transfer counters as the device last reported them (cumulative since it started).
       Json tel = Json::parse(d.telemetry, nullptr, false);
       if (tel.is_object())
@@ -198,26 +146,19 @@ void Server::Impl::FleetRoutes() {
         return SendError(res, 400, "a label is 1-64 of [A-Za-z0-9._-]");
       names.push_back(l.get<std::string>());
     }
-    Status st = db->Transaction([&]() -> Status {
-      EDGELOOP_ASSIGN_OR_RETURN(auto known,
-                                db->Query("SELECT 1 FROM devices WHERE device_id = ?", {device}));
-      if (known.empty()) return Error(Errc::kNotFound, "no device " + device);
-      EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM device_labels WHERE device_id = ?", {device}));
-      for (const auto& n : std::set<std::string>(names.begin(), names.end()))
-        EDGELOOP_RETURN_IF_ERROR(
-            db->Exec("INSERT INTO device_labels (device_id, label) VALUES (?, ?)", {device, n}));
-      return Status::Ok();
-    });
+    Status st = fleet->SetLabels(device, std::set<std::string>(names.begin(), names.end()));
     if (!st.ok()) return SendError(res, st.error());
-    SendJson(res, {{"device_id", device}, {"labels", DeviceLabels(device)}});
+    auto stored = fleet->Labels(device);
+    if (!stored.ok()) return SendError(res, stored.error());
+    SendJson(res, {{"device_id", device}, {"labels", *stored}});
   });
 
   s.Get("/v1/fleet/models", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto fleet = FleetStatus();
-    if (!fleet.ok()) return SendError(res, fleet.error());
+    auto devices = fleet->Fleet();
+    if (!devices.ok()) return SendError(res, devices.error());
     std::map<std::string, std::vector<std::string>> by_model;
-    for (const auto& d : *fleet)
+    for (const auto& d : *devices)
       if (!d.model_version.empty() && !d.revoked) by_model[d.model_version].push_back(d.device_id);
     Json out = Json::array();
     for (const auto& [model, devices] : by_model)
@@ -227,15 +168,13 @@ void Server::Impl::FleetRoutes() {
 
   s.Get("/v1/fleet/events", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    size_t limit = 1000;
+    int64_t limit = 1000;
     if (req.has_param("limit")) {
-      try {
-        limit = std::clamp<size_t>(std::stoul(req.get_param_value("limit")), 1, 100000);
-      } catch (const std::exception&) {
-        return SendError(res, 400, "limit must be a positive integer");
-      }
+      auto n = ColumnInt64(req.get_param_value("limit"), "limit");
+      if (!n.ok() || *n < 1) return SendError(res, 400, "limit must be a positive integer");
+      limit = std::min<int64_t>(*n, 100000);
     }
-    auto events = UpdateEvents(req.get_param_value("device"), limit);
+    auto events = fleet->UpdateEvents(req.get_param_value("device"), static_cast<size_t>(limit));
     if (!events.ok()) return SendError(res, events.error());
     Json out = Json::array();
     for (const auto& e : *events)
@@ -248,63 +187,6 @@ void Server::Impl::FleetRoutes() {
                      {"reason", e.reason}});
     res.set_content(Json{{"events", out}}.dump(), "application/json");
   });
-}
-
-Json Server::Impl::DeviceLabels(const std::string& device) {
-  Json out = Json::array();
-  auto rows =
-      db->Query("SELECT label FROM device_labels WHERE device_id = ? ORDER BY label", {device});
-  if (rows.ok())
-    for (const auto& r : *rows) out.push_back(r[0]);
-  return out;
-}
-
-Result<std::vector<DeviceStatus>> Server::Impl::FleetStatus() {
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto rows,
-      db->Query("SELECT d.device_id, d.grp, d.revoked, s.model_version, s.update_phase, "
-                "s.last_seen_ms, s.accuracy, s.labelled, s.error_rate, s.latency_p50_ms, "
-                "s.latency_p95_ms, s.drift_score, s.drift_alarm, s.telemetry FROM devices d LEFT "
-                "JOIN device_status s ON s.device_id = d.device_id ORDER BY d.device_id"));
-  std::vector<DeviceStatus> out;
-  for (const auto& r : rows) {
-    DeviceStatus d;
-    d.device_id = r[0];
-    d.group = r[1];
-    d.revoked = r[2] != "0";
-    d.model_version = r[3];
-    d.update_phase = r[4];
-    d.last_seen_ms = ToInt(r[5]);
-    if (!r[6].empty()) d.accuracy = ToDouble(r[6]);
-    d.labelled = ToInt(r[7]);
-    d.error_rate = ToDouble(r[8]);
-    d.latency_p50_ms = ToDouble(r[9]);
-    d.latency_p95_ms = ToDouble(r[10]);
-    d.drift_score = ToDouble(r[11]);
-    d.drift_alarm = !r[12].empty() && r[12] != "0";
-    d.telemetry = r[13];
-    out.push_back(std::move(d));
-  }
-  return out;
-}
-
-Result<std::vector<UpdateEventRecord>> Server::Impl::UpdateEvents(const std::string& device_id,
-                                                                  size_t limit) {
-  std::string sql =
-      "SELECT id, device_id, ts_ms, phase, metadata_version, model_version, reason FROM "
-      "update_events";
-  std::vector<std::string> params;
-  if (!device_id.empty()) {
-    sql += " WHERE device_id = ?";
-    params.push_back(device_id);
-  }
-  sql += " ORDER BY id LIMIT " + std::to_string(limit);
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query(sql, params));
-  std::vector<UpdateEventRecord> out;
-  for (const auto& r : rows)
-    out.push_back(
-        {ToInt(r[0]), r[1], ToInt(r[2]), r[3], std::stoull(r[4].empty() ? "0" : r[4]), r[5], r[6]});
-  return out;
 }
 
 }  // namespace edgeloop::cloud

@@ -15,12 +15,6 @@
 namespace edgeloop::cloud {
 namespace {
 
-const char* const kStages[] = {"candidate", "staging", "production", "archived"};
-
-bool IsStage(const std::string& s) {
-  return std::find(std::begin(kStages), std::end(kStages), s) != std::end(kStages);
-}
-
 bool IsName(const std::string& s) {
   return !s.empty() && s.size() <= 128 &&
          s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
@@ -38,23 +32,6 @@ std::string IsoTime(int64_t ms) {
   char buf[32];
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-constexpr const char* kVersionColumns =
-    "model, version, stage, artifacts, parent, dataset_snapshot, hyperparameters, code_version, "
-    "metrics, created_ms";
-
-Json VersionJson(const Row& r) {
-  return Json{{"model", r[0]},
-              {"version", std::stoll(r[1])},
-              {"stage", r[2]},
-              {"artifacts", Json::parse(r[3])},
-              {"parent", r[4]},
-              {"dataset_snapshot", r[5]},
-              {"hyperparameters", Json::parse(r[6])},
-              {"code_version", r[7]},
-              {"metrics", Json::parse(r[8])},
-              {"created_ms", std::stoll(r[9])}};
 }
 
 std::string CellText(const Json& v) {
@@ -103,26 +80,7 @@ std::string CardMarkdown(const Json& card) {
   return md;
 }
 
-Result<int64_t> ParseVersion(const std::string& text) {
-  if (text.empty() || text.size() > 18 || text.find_first_not_of("0123456789") != std::string::npos)
-    return Error(Errc::kInvalidArgument, "version must be a positive integer, not '" + text + "'");
-  return std::stoll(text);
-}
-
 }  // namespace
-
-// Called inside a transaction: appends one stage change to the model's history.
-static Status RecordStageChange(Database& db, const std::string& model, int64_t version,
-                                const std::string& from, const std::string& to) {
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto n,
-      db.Query("SELECT COALESCE(MAX(n), 0) FROM model_stage_history WHERE model = ?", {model}));
-  return db.Exec(
-      "INSERT INTO model_stage_history (model, n, version, from_stage, to_stage, changed_ms) "
-      "VALUES (?, ?, ?, ?, ?, ?)",
-      {model, std::to_string(std::stoll(n.at(0).at(0)) + 1), std::to_string(version), from, to,
-       std::to_string(NowMs())});
-}
 
 Result<int64_t> Server::Impl::RegisterModelVersion(const ModelVersionSpec& spec) {
   if (!IsName(spec.model))
@@ -146,118 +104,64 @@ Result<int64_t> Server::Impl::RegisterModelVersion(const ModelVersionSpec& spec)
     size_t colon = spec.parent.rfind(':');
     if (colon == std::string::npos)
       return Error(Errc::kInvalidArgument, "parent must be <model>:<version>");
-    EDGELOOP_ASSIGN_OR_RETURN(int64_t pv, ParseVersion(spec.parent.substr(colon + 1)));
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t pv, ParseModelVersion(spec.parent.substr(colon + 1)));
     auto parent = GetModelVersion(spec.parent.substr(0, colon), std::to_string(pv));
     if (!parent.ok())
       return Error(Errc::kInvalidArgument, "parent " + spec.parent + ": " + parent.error().message);
   }
-  int64_t version = 0;
-  Status st = db->Transaction([&]() -> Status {
-    EDGELOOP_ASSIGN_OR_RETURN(auto m,
-                              db->Query("SELECT 1 FROM models WHERE name = ?", {spec.model}));
-    if (m.empty())
-      EDGELOOP_RETURN_IF_ERROR(db->Exec("INSERT INTO models (name, created_ms) VALUES (?, ?)",
-                                        {spec.model, std::to_string(NowMs())}));
-    EDGELOOP_ASSIGN_OR_RETURN(
-        auto rows, db->Query("SELECT COALESCE(MAX(version), 0) FROM model_versions WHERE model = ?",
-                             {spec.model}));
-    version = std::stoll(rows.at(0).at(0)) + 1;
-    EDGELOOP_RETURN_IF_ERROR(
-        db->Exec(std::string("INSERT INTO model_versions (") + kVersionColumns +
-                     ") VALUES (?, ?, 'candidate', ?, ?, ?, ?, ?, ?, ?)",
-                 {spec.model, std::to_string(version), spec.artifacts.dump(), spec.parent,
-                  spec.dataset_snapshot, spec.hyperparameters.dump(), spec.code_version,
-                  spec.metrics.dump(), std::to_string(NowMs())}));
-    return RecordStageChange(*db, spec.model, version, "", "candidate");
-  });
-  if (!st.ok()) return st.error();
-  return version;
+  ModelVersionRow row;
+  row.model = spec.model;
+  row.artifacts = spec.artifacts;
+  row.parent = spec.parent;
+  row.dataset_snapshot = spec.dataset_snapshot;
+  row.hyperparameters = spec.hyperparameters;
+  row.code_version = spec.code_version;
+  row.metrics = spec.metrics;
+  return registry->Register(row, NowMs());
 }
 
 Result<Json> Server::Impl::GetModelVersion(const std::string& model,
                                            const std::string& version_or_stage) {
-  EDGELOOP_ASSIGN_OR_RETURN(auto m, db->Query("SELECT 1 FROM models WHERE name = ?", {model}));
-  if (m.empty()) return Error(Errc::kNotFound, "no model " + model);
-  std::string sql =
-      std::string("SELECT ") + kVersionColumns + " FROM model_versions WHERE model = ?";
-  std::vector<std::string> params = {model};
-  if (IsStage(version_or_stage)) {
-    sql += " AND stage = ?";
-    params.push_back(version_or_stage);
-  } else if (version_or_stage != "latest") {
-    EDGELOOP_ASSIGN_OR_RETURN(int64_t v, ParseVersion(version_or_stage));
-    sql += " AND version = ?";
-    params.push_back(std::to_string(v));
-  }
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db->Query(sql + " ORDER BY version DESC LIMIT 1", params));
-  if (rows.empty())
-    return Error(Errc::kNotFound, "model " + model + " has no version " + version_or_stage);
-  return VersionJson(rows[0]);
+  EDGELOOP_ASSIGN_OR_RETURN(ModelVersionRow v, registry->Find(model, version_or_stage));
+  return v.ToJson();
 }
 
 Status Server::Impl::SetStage(const std::string& model, int64_t version, const std::string& stage) {
-  if (!IsStage(stage))
-    return Error(Errc::kInvalidArgument,
-                 "stage must be candidate, staging, production or archived, not '" + stage + "'");
-  return db->Transaction([&]() -> Status {
-    EDGELOOP_ASSIGN_OR_RETURN(Json current, GetModelVersion(model, std::to_string(version)));
-    const std::string from = current["stage"];
-    if (from == stage) return Status::Ok();
-    if (stage == "production") {
-      EDGELOOP_ASSIGN_OR_RETURN(
-          auto prod, db->Query("SELECT version FROM model_versions WHERE model = ? AND stage = "
-                               "'production'",
-                               {model}));
-      for (const auto& r : prod) {
-        EDGELOOP_RETURN_IF_ERROR(
-            db->Exec("UPDATE model_versions SET stage = 'archived' WHERE model = ? AND version = ?",
-                     {model, r[0]}));
-        EDGELOOP_RETURN_IF_ERROR(
-            RecordStageChange(*db, model, std::stoll(r[0]), "production", "archived"));
-      }
-    }
-    EDGELOOP_RETURN_IF_ERROR(
-        db->Exec("UPDATE model_versions SET stage = ? WHERE model = ? AND version = ?",
-                 {stage, model, std::to_string(version)}));
-    return RecordStageChange(*db, model, version, from, stage);
-  });
+  return registry->SetStage(model, version, stage, NowMs());
 }
 
 Result<Json> Server::Impl::ModelCard(const std::string& model,
                                      const std::string& version_or_stage) {
-  EDGELOOP_ASSIGN_OR_RETURN(Json v, GetModelVersion(model, version_or_stage));
+  EDGELOOP_ASSIGN_OR_RETURN(ModelVersionRow v, registry->Find(model, version_or_stage));
   Json artifacts = Json::object();
-  for (const auto& [name, sha] : v["artifacts"].items()) {
+  for (const auto& [name, sha] : v.artifacts.items()) {
     auto bytes = ReadFile(options.data_dir + "/artifacts/" + sha.get<std::string>());
     artifacts[name] = {{"sha256", sha}, {"length", bytes.ok() ? Json(bytes->size()) : Json()}};
   }
   Json snapshot;
-  if (!v["dataset_snapshot"].get<std::string>().empty()) {
-    auto s = GetSnapshot(v["dataset_snapshot"]);
-    snapshot = s.ok() ? Json{{"id", v["dataset_snapshot"]},
+  if (!v.dataset_snapshot.empty()) {
+    auto s = GetSnapshot(v.dataset_snapshot);
+    snapshot = s.ok() ? Json{{"id", v.dataset_snapshot},
                              {"samples", (*s)["samples"]},
                              {"splits", (*s)["splits"]},
                              {"labels", (*s)["labels"]}}
-                      : Json{{"id", v["dataset_snapshot"]}};
+                      : Json{{"id", v.dataset_snapshot}};
   }
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto rows, db->Query("SELECT from_stage, to_stage, changed_ms FROM model_stage_history "
-                           "WHERE model = ? AND version = ? ORDER BY n",
-                           {model, std::to_string(v["version"].get<int64_t>())}));
+  EDGELOOP_ASSIGN_OR_RETURN(auto changes, registry->History(model, v.version));
   Json history = Json::array();
-  for (const auto& r : rows)
-    history.push_back({{"from", r[0]}, {"to", r[1]}, {"time", IsoTime(std::stoll(r[2]))}});
+  for (const auto& c : changes)
+    history.push_back({{"from", c.from}, {"to", c.to}, {"time", IsoTime(c.changed_ms)}});
   return Json{{"model", model},
-              {"version", v["version"]},
-              {"stage", v["stage"]},
-              {"created", IsoTime(v["created_ms"].get<int64_t>())},
+              {"version", v.version},
+              {"stage", v.stage},
+              {"created", IsoTime(v.created_ms)},
               {"artifacts", artifacts},
               {"lineage",
-               {{"parent", v["parent"]},
+               {{"parent", v.parent},
                 {"dataset_snapshot", snapshot},
-                {"hyperparameters", v["hyperparameters"]},
-                {"code_version", v["code_version"]}}},
-              {"metrics", v["metrics"]},
+                {"hyperparameters", v.hyperparameters},
+                {"code_version", v.code_version}}},
+              {"metrics", v.metrics},
               {"stage_history", history}};
 }
 
@@ -269,53 +173,39 @@ void Server::Impl::RegistryRoutes() {
   };
   s.Get("/v1/models", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto rows = db->Query(
-        "SELECT m.name, m.created_ms, COALESCE(MAX(v.version), 0), "
-        "COALESCE(MAX(CASE WHEN v.stage = 'production' THEN v.version END), 0) "
-        "FROM models m LEFT JOIN model_versions v ON v.model = m.name "
-        "GROUP BY m.name, m.created_ms ORDER BY m.name");
-    if (!rows.ok()) return SendError(res, rows.error());
+    auto models = registry->Models();
+    if (!models.ok()) return SendError(res, models.error());
     Json list = Json::array();
-    for (const auto& r : *rows) {
-      int64_t prod = std::stoll(r[3]);
-      list.push_back({{"name", r[0]},
-                      {"created_ms", std::stoll(r[1])},
-                      {"latest_version", std::stoll(r[2])},
-                      {"production_version", prod > 0 ? Json(prod) : Json()}});
-    }
+    for (const auto& m : *models)
+      list.push_back(
+          {{"name", m.name},
+           {"created_ms", m.created_ms},
+           {"latest_version", m.latest_version},
+           {"production_version", m.production_version ? Json(*m.production_version) : Json()}});
     SendJson(res, Json{{"models", list}});
   });
-  s.Get(R"(/v1/models/([A-Za-z0-9._-]+))",
-        [this](const http::Request& req, http::Response& res) {
-          if (!RequireScope(req, res, "read")) return;
-          std::string model = req.matches[1];
-          auto rows = db->Query(std::string("SELECT ") + kVersionColumns +
-                                    " FROM model_versions WHERE model = ? ORDER BY version",
-                                {model});
-          if (!rows.ok()) return SendError(res, rows.error());
-          if (rows->empty()) return SendError(res, 404, "no model " + model);
-          Json versions = Json::array();
-          for (const auto& r : *rows) versions.push_back(VersionJson(r));
-          SendJson(res, Json{{"name", model}, {"versions", versions}});
-        });
-  s.Get(R"(/v1/models/([A-Za-z0-9._-]+)/history)",
-        [this](const http::Request& req, http::Response& res) {
-          if (!RequireScope(req, res, "read")) return;
-          std::string model = req.matches[1];
-          auto rows = db->Query(
-              "SELECT version, from_stage, to_stage, changed_ms FROM model_stage_history WHERE "
-              "model = ? ORDER BY n",
-              {model});
-          if (!rows.ok()) return SendError(res, rows.error());
-          if (rows->empty()) return SendError(res, 404, "no model " + model);
-          Json list = Json::array();
-          for (const auto& r : *rows)
-            list.push_back({{"version", std::stoll(r[0])},
-                            {"from", r[1]},
-                            {"to", r[2]},
-                            {"changed_ms", std::stoll(r[3])}});
-          SendJson(res, Json{{"model", model}, {"history", list}});
-        });
+  s.Get(R"(/v1/models/([A-Za-z0-9._-]+))", [this](const http::Request& req, http::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    std::string model = req.matches[1];
+    auto rows = registry->Versions(model);
+    if (!rows.ok()) return SendError(res, rows.error());
+    Json versions = Json::array();
+    for (const auto& v : *rows) versions.push_back(v.ToJson());
+    SendJson(res, Json{{"name", model}, {"versions", versions}});
+  });
+  s.Get(R"(/v1/models/([A-Za-z0-9._-]+)/history)", [this](const http::Request& req,
+                                                          http::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    std::string model = req.matches[1];
+    auto changes = registry->History(model);
+    if (!changes.ok()) return SendError(res, changes.error());
+    if (changes->empty()) return SendError(res, 404, "no model " + model);
+    Json list = Json::array();
+    for (const auto& c : *changes)
+      list.push_back(
+          {{"version", c.version}, {"from", c.from}, {"to", c.to}, {"changed_ms", c.changed_ms}});
+    SendJson(res, Json{{"model", model}, {"history", list}});
+  });
   s.Post(R"(/v1/models/([A-Za-z0-9._-]+)/versions)",
          [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "write")) return;

@@ -11,35 +11,9 @@
 #include "common/log.hpp"
 
 namespace edgeloop::cloud {
-namespace {
-
-double ToDouble(const std::string& s, double fallback) {
-  if (s.empty()) return fallback;
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  return end == s.c_str() ? fallback : v;
-}
-
-}  // namespace
 
 Result<std::vector<std::string>> Server::Impl::ResolveTarget(const std::string& target) {
-  std::vector<std::string> devices;
-  Result<std::vector<Row>> rows = std::vector<Row>{};
-  if (target == "all") {
-    rows = db->Query("SELECT device_id FROM devices WHERE revoked = 0 ORDER BY 1");
-  } else if (target.rfind("label:", 0) == 0) {
-    rows = db->Query(
-        "SELECT d.device_id FROM devices d JOIN device_labels l ON l.device_id = d.device_id "
-        "WHERE d.revoked = 0 AND l.label = ? ORDER BY 1",
-        {target.substr(6)});
-  } else if (target.rfind("group:", 0) == 0) {
-    rows = db->Query("SELECT device_id FROM devices WHERE revoked = 0 AND grp = ? ORDER BY 1",
-                     {target.substr(6)});
-  } else {
-    rows = db->Query("SELECT device_id FROM devices WHERE revoked = 0 AND device_id = ?", {target});
-  }
-  if (!rows.ok()) return rows.error();
-  for (const auto& r : *rows) devices.push_back(r[0]);
+  EDGELOOP_ASSIGN_OR_RETURN(auto devices, fleet->ResolveTarget(target));
   if (devices.empty())
     return Error(Errc::kNotFound, "rollout target " + target + " has no enrolled devices");
   return devices;
@@ -47,35 +21,28 @@ Result<std::vector<std::string>> Server::Impl::ResolveTarget(const std::string& 
 
 Result<std::map<std::string, DeviceState>> Server::Impl::FleetStates() {
   std::map<std::string, DeviceState> out;
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto rows, db->Query("SELECT device_id, model_version, update_phase, last_seen_ms, accuracy, "
-                           "labelled, error_rate, latency_p95_ms FROM device_status"));
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows, fleet->StatusRows());
   for (const auto& r : rows) {
     DeviceState d;
-    d.device_id = r[0];
-    d.model_version = r[1];
-    d.update_phase = r[2];
-    d.last_seen_ms = r[3].empty() ? 0 : std::stoll(r[3]);
-    d.accuracy = ToDouble(r[4], -1);
-    d.labelled = r[5].empty() ? 0 : std::stoll(r[5]);
-    d.error_rate = ToDouble(r[6], 0);
-    d.latency_p95_ms = ToDouble(r[7], 0);
+    d.device_id = r.device_id;
+    d.model_version = r.model_version;
+    d.update_phase = r.update_phase;
+    d.last_seen_ms = r.last_seen_ms;
+    d.accuracy = r.accuracy.value_or(-1);
+    d.labelled = r.labelled;
+    d.error_rate = r.error_rate;
+    d.latency_p95_ms = r.latency_p95_ms;
     out[d.device_id] = d;
   }
   // Accuracy over the recent telemetry periods with the device's current model, weighted by
   // their labelled samples: one period alone (seconds of data) is too noisy to judge a model.
-  const int64_t since = NowMs() - 60 * 1000;
-  EDGELOOP_ASSIGN_OR_RETURN(auto hist,
-                            db->Query("SELECT device_id, model_version, accuracy, labelled FROM "
-                                      "telemetry_history WHERE ts_ms > ? ORDER BY ts_ms",
-                                      {std::to_string(since)}));
+  EDGELOOP_ASSIGN_OR_RETURN(auto hist, fleet->TelemetrySince(NowMs() - 60 * 1000));
   std::map<std::string, std::pair<double, int64_t>> recent;  // device → (sum acc*n, n)
-  for (const auto& r : hist) {
-    auto it = out.find(r[0]);
-    if (it == out.end() || r[1] != it->second.model_version || r[2].empty()) continue;
-    int64_t n = r[3].empty() ? 0 : std::stoll(r[3]);
-    recent[r[0]].first += ToDouble(r[2], 0) * static_cast<double>(n);
-    recent[r[0]].second += n;
+  for (const auto& p : hist) {
+    auto it = out.find(p.device_id);
+    if (it == out.end() || p.model_version != it->second.model_version || !p.accuracy) continue;
+    recent[p.device_id].first += *p.accuracy * static_cast<double>(p.labelled);
+    recent[p.device_id].second += p.labelled;
   }
   for (const auto& [device, sum] : recent) {
     if (sum.second <= 0) continue;
@@ -83,15 +50,12 @@ Result<std::map<std::string, DeviceState>> Server::Impl::FleetStates() {
     out[device].labelled = sum.second;
   }
   // The model the latest update event of each device was about.
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto ev, db->Query("SELECT e.device_id, e.model_version, e.phase FROM update_events e JOIN "
-                         "(SELECT device_id, MAX(id) AS id FROM update_events GROUP BY device_id) "
-                         "l ON e.id = l.id"));
-  for (const auto& r : ev) {
-    auto it = out.find(r[0]);
+  EDGELOOP_ASSIGN_OR_RETURN(auto events, fleet->LatestUpdateEvents());
+  for (const auto& e : events) {
+    auto it = out.find(e.device_id);
     if (it == out.end()) continue;
-    it->second.update_model_version = r[1];
-    it->second.update_phase = r[2];
+    it->second.update_model_version = e.model_version;
+    it->second.update_phase = e.phase;
   }
   return out;
 }
@@ -102,15 +66,17 @@ Result<std::string> Server::Impl::StartRollout(const Json& body, const std::stri
   spec.model = model;
   EDGELOOP_RETURN_IF_ERROR(ParseRolloutOptions(body, &spec));
   std::string variant = body.value("variant", std::string("fp32"));
-  EDGELOOP_ASSIGN_OR_RETURN(Json v, GetModelVersion(model, std::to_string(version)));
-  spec.model_version = model + ":" + std::to_string(version);
-  spec.artifact_sha256 = v["artifacts"].value(variant, "");
+  EDGELOOP_ASSIGN_OR_RETURN(ModelVersionRow v, registry->Find(model, std::to_string(version)));
+  spec.model_version = v.Name();
+  spec.artifact_sha256 = v.Artifact(variant);
   if (spec.artifact_sha256.empty())
     return Error(Errc::kInvalidArgument, spec.model_version + " has no " + variant + " artifact");
-  auto prod = GetModelVersion(model, "production");
+  auto prod = registry->Find(model, "production");
   if (prod.ok()) {
-    spec.previous_model_version = model + ":" + std::to_string((*prod)["version"].get<int64_t>());
-    spec.previous_sha256 = (*prod)["artifacts"].value(variant, "");
+    spec.previous_model_version = prod->Name();
+    spec.previous_sha256 = prod->Artifact(variant);
+  } else if (prod.error().code != Errc::kNotFound) {
+    return prod.error();
   }
   spec.artifact_name = model + "-" + std::to_string(version) + ".onnx";
   std::string target = body.value("target", std::string("all"));
@@ -127,11 +93,11 @@ Result<std::string> Server::Impl::StartRollout(const Json& body, const std::stri
 }
 
 // Carries out the controller's actions: signed metadata per device, registry stages.
-Status Server::Impl::ApplyRolloutActions(const Json& state,
+Status Server::Impl::ApplyRolloutActions(const RolloutRow& row, const Json& state,
                                          const std::vector<RolloutAction>& actions) {
-  const std::string model = state["model"];
-  const std::string version_name = state["model_version"];
-  int64_t version = std::stoll(version_name.substr(version_name.rfind(':') + 1));
+  const std::string& model = row.model;
+  const int64_t version = row.version;
+  const std::string version_name = model + ":" + std::to_string(version);
   for (const auto& a : actions) {
     if (a.kind == RolloutAction::kDeploy || a.kind == RolloutAction::kRevert) {
       bool revert = a.kind == RolloutAction::kRevert;
@@ -174,8 +140,8 @@ void Server::Impl::TickRollouts() {
   auto running = rollouts->List("running");
   if (!running.ok()) return BackgroundFailure("rollout_tick", running.error());
   if (running->empty()) return;
-  auto fleet = FleetStates();
-  if (!fleet.ok()) return BackgroundFailure("rollout_tick", fleet.error());
+  auto states = FleetStates();
+  if (!states.ok()) return BackgroundFailure("rollout_tick", states.error());
   for (const RolloutRow& row : *running) {
     auto c = RolloutController::FromJson(row.state);
     if (!c.ok()) {
@@ -183,13 +149,13 @@ void Server::Impl::TickRollouts() {
       continue;
     }
     const std::string before = c->status();
-    auto actions = c->Tick(NowMs(), *fleet);
+    auto actions = c->Tick(NowMs(), *states);
     // The tick's deployments, stage changes and new state commit together, so a server killed
     // at any moment restarts from the state before the tick or after it, never between.
     auto apply_and_save = [&](const std::vector<RolloutAction>& todo) {
       return db->Transaction([&]() -> Status {
         Json next = c->ToJson();
-        EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(next, todo));
+        EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(row, next, todo));
         return rollouts->Save(row.id, c->status(), next, NowMs());
       });
     };
@@ -221,7 +187,7 @@ Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::stri
   std::vector<RolloutAction> actions;
   if (command == "abort") actions = c.Abort(NowMs(), "aborted by an operator");
   EDGELOOP_RETURN_IF_ERROR(db->Transaction([&]() -> Status {
-    EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(c.ToJson(), actions));
+    EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(row, c.ToJson(), actions));
     return rollouts->Save(id, c.status(), c.ToJson(), NowMs());
   }));
   Json out = c.ToJson();

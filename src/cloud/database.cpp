@@ -12,6 +12,28 @@ Result<int64_t> ColumnInt64(const std::string& text, const std::string& what) {
   return Error(Errc::kFormat, what + " is not a number: '" + text.substr(0, 40) + "'");
 }
 
+Result<double> ColumnDouble(const std::string& text, const std::string& what) {
+  try {
+    size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size()) return v;
+  } catch (const std::exception&) {
+  }
+  return Error(Errc::kFormat, what + " is not a number: '" + text.substr(0, 40) + "'");
+}
+
+Result<uint64_t> ColumnUint64(const std::string& text, const std::string& what) {
+  try {
+    size_t used = 0;
+    if (!text.empty() && text[0] != '-') {
+      const uint64_t v = std::stoull(text, &used);
+      if (used == text.size()) return v;
+    }
+  } catch (const std::exception&) {
+  }
+  return Error(Errc::kFormat, what + " is not a non-negative number: '" + text.substr(0, 40) + "'");
+}
+
 std::string Placeholders(size_t n) {
   std::string s;
   for (size_t i = 0; i < n; ++i) s += i ? ", ?" : "?";

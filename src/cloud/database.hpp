@@ -6,6 +6,7 @@
 // runs fn atomically with respect to other callers of the same Database.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -43,6 +44,9 @@ std::string Placeholders(size_t n);
 
 // A BIGINT column's text as a number. Errors: kFormat naming `what` when it is not one.
 Result<int64_t> ColumnInt64(const std::string& text, const std::string& what);
+// The same for a REAL column (written as JSON numbers) and an unsigned BIGINT.
+Result<double> ColumnDouble(const std::string& text, const std::string& what);
+Result<uint64_t> ColumnUint64(const std::string& text, const std::string& what);
 
 // url: "sqlite:<path>" or a path (SQLite), "postgresql://..." (PostgreSQL).
 Result<std::unique_ptr<Database>> OpenDatabase(const std::string& url);

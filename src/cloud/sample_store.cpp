@@ -8,6 +8,8 @@
 #include <cstring>
 #include <map>
 #include <set>
+#include <tuple>
+#include <type_traits>
 
 #include "common/file.hpp"
 #include "common/sample_record.hpp"
@@ -37,7 +39,8 @@ Result<std::unique_ptr<SampleStore>> SampleStore::Open(Database& db, const std::
   std::unique_ptr<SampleStore> store(new SampleStore(db, dir));
   EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query("SELECT COALESCE(MAX(segment), 0) FROM samples"));
   // Always start a fresh segment: the tail of the previous one may hold a torn record.
-  store->segment_ = std::stoi(rows.at(0).at(0));
+  EDGELOOP_ASSIGN_OR_RETURN(int64_t segment, ColumnInt64(rows.at(0).at(0), "newest segment"));
+  store->segment_ = static_cast<int>(segment);
   while (access(SampleSegmentPath(dir, store->segment_ + 1).c_str(), F_OK) == 0) ++store->segment_;
   EDGELOOP_RETURN_IF_ERROR(store->OpenSegment());
   return store;
@@ -75,7 +78,10 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
             auto rows, db_.Query("SELECT seq FROM samples WHERE device_id = ? AND seq IN (" +
                                      Placeholders(n) + ")",
                                  params));
-        for (const auto& r : rows) seen.emplace(device, std::stoull(r.at(0)));
+        for (const auto& r : rows) {
+          EDGELOOP_ASSIGN_OR_RETURN(uint64_t seq, ColumnUint64(r.at(0), "sample sequence"));
+          seen.emplace(device, seq);
+        }
       }
     }
     std::vector<const wire::Sample*> fresh;
@@ -153,7 +159,10 @@ Result<std::vector<SampleCount>> SampleStore::Count(const std::string& by) {
       auto rows,
       db_.Query("SELECT " + key + ", COUNT(*) FROM samples GROUP BY " + key + " ORDER BY 1"));
   std::vector<SampleCount> out;
-  for (const auto& r : rows) out.push_back({r.at(0), std::stoull(r.at(1))});
+  for (const auto& r : rows) {
+    EDGELOOP_ASSIGN_OR_RETURN(uint64_t n, ColumnUint64(r.at(1), "sample count"));
+    out.push_back({r.at(0), n});
+  }
   return out;
 }
 
@@ -165,20 +174,150 @@ Result<wire::Sample> SampleStore::Read(const std::string& device_id, uint64_t se
   if (rows.empty())
     return Error(Errc::kNotFound, "no sample " + device_id + "/" + std::to_string(sequence));
   const Row& r = rows[0];
-  std::string path = SampleSegmentPath(dir_, std::stoi(r[0]));
-  uint64_t pos = std::stoull(r[1]);
-  uint32_t len = static_cast<uint32_t>(std::stoul(r[2]));
+  const std::string where = "sample " + device_id + "/" + std::to_string(sequence);
+  EDGELOOP_ASSIGN_OR_RETURN(int64_t segment, ColumnInt64(r.at(0), where + " segment"));
+  EDGELOOP_ASSIGN_OR_RETURN(uint64_t pos, ColumnUint64(r.at(1), where + " pos"));
+  EDGELOOP_ASSIGN_OR_RETURN(uint64_t len, ColumnUint64(r.at(2), where + " length"));
+  EDGELOOP_ASSIGN_OR_RETURN(int64_t label, ColumnInt64(r.at(3), where + " label"));
+  EDGELOOP_ASSIGN_OR_RETURN(int64_t source, ColumnInt64(r.at(4), where + " label_source"));
+  std::string path = SampleSegmentPath(dir_, static_cast<int>(segment));
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Error(Errc::kIo, "opening " + path + ": " + std::strerror(errno));
-  auto sample = ReadSampleRecord(fd, pos, len, path);
+  auto sample = ReadSampleRecord(fd, pos, static_cast<uint32_t>(len), path);
   ::close(fd);
   if (!sample.ok()) return sample.error();
   // The index holds the current label (labels may arrive later).
-  int label = std::stoi(r[3]);
   sample->set_has_label(label >= 0);
-  sample->set_label(label >= 0 ? label : 0);
-  sample->set_label_source(static_cast<wire::LabelSource>(std::stoi(r[4])));
+  sample->set_label(label >= 0 ? static_cast<int32_t>(label) : 0);
+  sample->set_label_source(static_cast<wire::LabelSource>(source));
   return sample;
+}
+
+namespace {
+
+// The WHERE clause of a filter over samples s joined with devices d.
+void AppendFilter(const SampleFilter& f, std::string& sql, std::vector<std::string>& params) {
+  auto in_list = [&](const char* column, const auto& values) {
+    if (values.empty()) return;
+    sql += std::string(" AND ") + column + " IN (" + Placeholders(values.size()) + ")";
+    for (const auto& v : values) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(v)>, std::string>)
+        params.push_back(v);
+      else
+        params.push_back(std::to_string(v));
+    }
+  };
+  in_list("s.device_id", f.devices);
+  in_list("d.grp", f.groups);
+  in_list("s.label", f.labels);
+  in_list("s.label_source", f.label_sources);
+  if (f.from_ms) {
+    sql += " AND s.ts_ms >= ?";
+    params.push_back(std::to_string(*f.from_ms));
+  }
+  if (f.to_ms) {
+    sql += " AND s.ts_ms < ?";
+    params.push_back(std::to_string(*f.to_ms));
+  }
+  if (f.labelled_only) sql += " AND s.label >= 0";
+}
+
+Result<SnapshotRow> ReadSnapshot(const Row& r) {
+  SnapshotRow row;
+  row.id = r.at(0);
+  EDGELOOP_ASSIGN_OR_RETURN(row.created_ms,
+                            ColumnInt64(r.at(1), "snapshot " + row.id + " created_ms"));
+  row.summary = nlohmann::json::parse(r.at(2), nullptr, false);
+  if (!row.summary.is_object())
+    return Error(Errc::kFormat, "snapshot " + row.id + ": its summary is not JSON");
+  row.summary["created_ms"] = row.created_ms;
+  return row;
+}
+
+}  // namespace
+
+Result<std::vector<SampleLocation>> SampleStore::Select(const SampleFilter& filter) {
+  std::string sql =
+      "SELECT s.device_id, s.seq, s.label, s.segment, s.pos, s.length FROM samples s "
+      "LEFT JOIN devices d ON d.device_id = s.device_id WHERE 1 = 1";
+  std::vector<std::string> params;
+  AppendFilter(filter, sql, params);
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db_.Query(sql, params));
+  std::vector<SampleLocation> out;
+  out.reserve(rows.size());
+  for (const auto& r : rows) {
+    SampleLocation s;
+    s.device = r.at(0);
+    const std::string where = "sample of " + s.device;
+    EDGELOOP_ASSIGN_OR_RETURN(s.seq, ColumnUint64(r.at(1), where + " seq"));
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t label, ColumnInt64(r.at(2), where + " label"));
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t segment, ColumnInt64(r.at(3), where + " segment"));
+    EDGELOOP_ASSIGN_OR_RETURN(s.pos, ColumnUint64(r.at(4), where + " pos"));
+    EDGELOOP_ASSIGN_OR_RETURN(uint64_t length, ColumnUint64(r.at(5), where + " length"));
+    s.label = static_cast<int32_t>(label);
+    s.segment = static_cast<int>(segment);
+    s.length = static_cast<uint32_t>(length);
+    out.push_back(std::move(s));
+  }
+  // Sorted here, not in SQL: text collation differs between SQLite and PostgreSQL.
+  std::sort(out.begin(), out.end(), [](const SampleLocation& a, const SampleLocation& b) {
+    return std::tie(a.device, a.seq) < std::tie(b.device, b.seq);
+  });
+  return out;
+}
+
+Result<int64_t> SampleStore::CountMatching(const SampleFilter& filter) {
+  std::string sql =
+      "SELECT COUNT(*) FROM samples s LEFT JOIN devices d ON d.device_id = s.device_id "
+      "WHERE 1 = 1";
+  std::vector<std::string> params;
+  AppendFilter(filter, sql, params);
+  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db_.Query(sql, params));
+  return ColumnInt64(rows.at(0).at(0), "sample count");
+}
+
+Result<SnapshotRow> SampleStore::InsertSnapshot(const SnapshotRow& row, bool* created) {
+  Result<SnapshotRow> out = Error(Errc::kInternal, "snapshot not stored");
+  *created = false;
+  Status st = db_.Transaction([&]() -> Status {
+    auto found = GetSnapshot(row.id);
+    if (found.ok()) {
+      out = std::move(found);
+      return Status::Ok();
+    }
+    if (found.error().code != Errc::kNotFound) return found.error();
+    nlohmann::json summary = row.summary;
+    summary.erase("created_ms");
+    EDGELOOP_RETURN_IF_ERROR(
+        db_.Exec("INSERT INTO snapshots (id, created_ms, summary) VALUES (?, ?, ?)",
+                 {row.id, std::to_string(row.created_ms), summary.dump()}));
+    SnapshotRow stored = row;
+    stored.summary["created_ms"] = row.created_ms;
+    *created = true;
+    out = std::move(stored);
+    return Status::Ok();
+  });
+  if (!st.ok()) return st.error();
+  return out;
+}
+
+Result<SnapshotRow> SampleStore::GetSnapshot(const std::string& id) {
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto rows, db_.Query("SELECT id, created_ms, summary FROM snapshots WHERE id = ?", {id}));
+  if (rows.empty()) return Error(Errc::kNotFound, "no dataset snapshot " + id);
+  return ReadSnapshot(rows[0]);
+}
+
+Result<std::vector<SnapshotRow>> SampleStore::ListSnapshots() {
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT id, created_ms, summary FROM snapshots ORDER BY created_ms, id"));
+  std::vector<SnapshotRow> out;
+  for (const auto& r : rows) {
+    EDGELOOP_ASSIGN_OR_RETURN(SnapshotRow row, ReadSnapshot(r));
+    out.push_back(std::move(row));
+  }
+  return out;
 }
 
 }  // namespace edgeloop::cloud

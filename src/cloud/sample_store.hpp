@@ -10,6 +10,8 @@
 
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,31 @@ struct SampleCount {
   uint64_t count = 0;
 };
 
+// Which samples a dataset snapshot takes (a normalized snapshot spec; empty lists match all).
+struct SampleFilter {
+  std::vector<std::string> devices, groups;
+  std::vector<int64_t> labels, label_sources;
+  std::optional<int64_t> from_ms, to_ms;  // [from, to) on the sample's timestamp
+  bool labelled_only = false;
+};
+
+// An indexed sample and its place in the segments.
+struct SampleLocation {
+  std::string device;
+  uint64_t seq = 0;
+  int32_t label = -1;  // -1: unlabelled
+  int segment = 0;
+  uint64_t pos = 0;
+  uint32_t length = 0;
+};
+
+// A dataset snapshot's row: its id (content hash) and the summary the API answers.
+struct SnapshotRow {
+  std::string id;
+  int64_t created_ms = 0;
+  nlohmann::json summary;
+};
+
 class SampleStore {
  public:
   // Creates <dir> if missing; the database must be migrated (migrations.hpp).
@@ -45,6 +72,16 @@ class SampleStore {
   Result<std::vector<SampleCount>> Count(const std::string& by);
   // Reads one stored sample back from its segment, checking the CRC.
   Result<wire::Sample> Read(const std::string& device_id, uint64_t sequence);
+  // The samples a filter matches, by (device, sequence); and how many there are.
+  Result<std::vector<SampleLocation>> Select(const SampleFilter& filter);
+  Result<int64_t> CountMatching(const SampleFilter& filter);
+
+  // Snapshots. InsertSnapshot keeps an existing row of the same id and returns the row as
+  // stored (with its first created_ms), setting *created when it is new; GetSnapshot is
+  // kNotFound naming the id.
+  Result<SnapshotRow> InsertSnapshot(const SnapshotRow& row, bool* created);
+  Result<SnapshotRow> GetSnapshot(const std::string& id);
+  Result<std::vector<SnapshotRow>> ListSnapshots();  // oldest first
 
  private:
   SampleStore(Database& db, std::string dir) : db_(db), dir_(std::move(dir)) {}

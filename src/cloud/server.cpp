@@ -1,5 +1,7 @@
 #include "cloud/server.hpp"
 
+#include <charconv>
+
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <zstd.h>
@@ -56,34 +58,30 @@ void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
   std::string device = JsonString(*body, "device_id");
   if (token.empty() || csr.empty()) return SendError(res, 400, "enroll needs token and csr");
   std::string cert_pem, group;
+  const std::string token_hash = Sha256Hex(token);
   Status st = db->Transaction([&]() -> Status {
-    EDGELOOP_ASSIGN_OR_RETURN(
-        auto rows, db->Query("SELECT device_id, grp, expires_ms, used FROM enrollment_tokens "
-                             "WHERE token_hash = ?",
-                             {Sha256Hex(token)}));
-    if (rows.empty()) return Error(Errc::kPermission, "unknown enrollment token");
-    const Row& t = rows[0];
-    if (t[3] != "0") return Error(Errc::kPermission, "enrollment token already used");
-    if (std::stoll(t[2]) < NowMs()) return Error(Errc::kPermission, "enrollment token expired");
-    if (!t[0].empty()) {
-      if (!device.empty() && device != t[0])
-        return Error(Errc::kPermission, "enrollment token is for device " + t[0]);
-      device = t[0];
+    EDGELOOP_ASSIGN_OR_RETURN(EnrollmentTokenRow t, fleet->GetEnrollmentToken(token_hash));
+    if (t.used) return Error(Errc::kPermission, "enrollment token already used");
+    if (t.expires_ms < NowMs()) return Error(Errc::kPermission, "enrollment token expired");
+    if (!t.device_id.empty()) {
+      if (!device.empty() && device != t.device_id)
+        return Error(Errc::kPermission, "enrollment token is for device " + t.device_id);
+      device = t.device_id;
     }
-    group = t[1];
+    group = t.group;
     if (device.empty() || device.size() > 128 ||
         device.find_first_not_of(
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
             std::string::npos)
       return Error(Errc::kInvalidArgument, "device_id must be 1-128 of [A-Za-z0-9._-]");
-    uint64_t serial = std::stoull(crypto::RandomHex(8), nullptr, 16) >> 2;
+    // 62 random bits: positive as a signed BIGINT and as an ASN.1 serial.
+    const std::string hex = crypto::RandomHex(8);
+    uint64_t serial = 0;
+    std::from_chars(hex.data(), hex.data() + hex.size(), serial, 16);
+    serial >>= 2;
     EDGELOOP_ASSIGN_OR_RETURN(cert_pem, crypto::SignClientCsr(keys.ca, csr, device, serial, 825));
-    EDGELOOP_RETURN_IF_ERROR(
-        db->Exec("UPDATE enrollment_tokens SET used = 1 WHERE token_hash = ?", {Sha256Hex(token)}));
-    EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM devices WHERE device_id = ?", {device}));
-    return db->Exec(
-        "INSERT INTO devices (device_id, grp, serial, revoked, enrolled_ms) VALUES (?, ?, ?, 0, ?)",
-        {device, group, std::to_string(serial), std::to_string(NowMs())});
+    EDGELOOP_RETURN_IF_ERROR(fleet->MarkEnrollmentTokenUsed(token_hash));
+    return fleet->ReplaceDevice({device, group, serial, false, NowMs()});
   });
   if (!st.ok()) return SendError(res, st.error());
   res.set_content(Json{{"device_id", device},
@@ -182,15 +180,10 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
   m.expires_unix = NowMs() / 1000 + ttl_seconds;
   std::string doc;
   Status st = db->Transaction([&]() -> Status {
-    EDGELOOP_ASSIGN_OR_RETURN(
-        auto rows,
-        db->Query("SELECT version FROM deployments WHERE target = ?", {m.deployment_target}));
-    m.version = rows.empty() ? 1 : std::stoull(rows[0][0]) + 1;
+    EDGELOOP_ASSIGN_OR_RETURN(uint64_t current, fleet->DeploymentVersion(m.deployment_target));
+    m.version = current + 1;
     EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, keys.signing_key_pem));
-    EDGELOOP_RETURN_IF_ERROR(
-        db->Exec("DELETE FROM deployments WHERE target = ?", {m.deployment_target}));
-    return db->Exec("INSERT INTO deployments (target, version, metadata) VALUES (?, ?, ?)",
-                    {m.deployment_target, std::to_string(m.version), doc});
+    return fleet->PutDeployment(m.deployment_target, m.version, doc);
   });
   if (!st.ok()) return st.error();
   return doc;
@@ -251,10 +244,10 @@ std::string Server::Impl::ScrapeGauges() {
       "# TYPE edgeloop_http_connections_timed_out_total counter\n"
       "edgeloop_http_connections_timed_out_total " +
       std::to_string(conn.timed_out) + "\n";
-  auto fleet = FleetStatus();
-  if (fleet.ok()) {
+  auto devices = fleet->Fleet();
+  if (devices.ok()) {
     std::map<std::string, int64_t> by;
-    for (const auto& d : *fleet)
+    for (const auto& d : *devices)
       ++by[d.revoked ? "revoked" : d.model_version.empty() ? "enrolled" : "reporting"];
     out += "# HELP edgeloop_devices Devices by status.\n# TYPE edgeloop_devices gauge\n";
     for (const auto& [k, n] : by)
@@ -363,9 +356,7 @@ void Server::Impl::Routes() {
     std::string scope = JsonString(*body, "scope");
     if (ScopeRank(scope) == 0) return SendError(res, 400, "scope must be read, write or admin");
     std::string token = crypto::RandomHex(24);
-    Status st =
-        db->Exec("INSERT INTO operator_tokens (token_hash, scope, created_ms) VALUES (?, ?, ?)",
-                 {Sha256Hex(token), scope, std::to_string(NowMs())});
+    Status st = fleet->InsertOperatorToken(Sha256Hex(token), scope, NowMs());
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"token", token}, {"scope", scope}}.dump(), "application/json");
   });
@@ -379,34 +370,27 @@ void Server::Impl::Routes() {
     if (ttl <= 0 || ttl > 30 * 86400) return SendError(res, 400, "ttl_seconds must be 1..2592000");
     std::string token = crypto::RandomHex(24);
     int64_t expires = NowMs() + ttl * 1000;
-    Status st = db->Exec(
-        "INSERT INTO enrollment_tokens (token_hash, device_id, grp, expires_ms, used) VALUES (?, "
-        "?, "
-        "?, ?, 0)",
-        {Sha256Hex(token), device, group, std::to_string(expires)});
+    Status st = fleet->InsertEnrollmentToken({Sha256Hex(token), device, group, expires, false});
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"token", token}, {"expires_ms", expires}}.dump(), "application/json");
   });
   s.Get("/v1/devices", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto rows = db->Query("SELECT device_id, grp, revoked, enrolled_ms FROM devices ORDER BY 1");
-    if (!rows.ok()) return SendError(res, rows.error());
+    auto devices = fleet->Devices();
+    if (!devices.ok()) return SendError(res, devices.error());
     Json out = Json::array();
-    for (const auto& r : *rows)
-      out.push_back({{"device_id", r[0]},
-                     {"group", r[1]},
-                     {"revoked", r[2] != "0"},
-                     {"enrolled_ms", std::stoll(r[3])}});
+    for (const auto& d : *devices)
+      out.push_back({{"device_id", d.device_id},
+                     {"group", d.group},
+                     {"revoked", d.revoked},
+                     {"enrolled_ms", d.enrolled_ms}});
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
   });
   s.Post(R"(/v1/devices/([A-Za-z0-9._-]+)/revoke)", [this](const http::Request& req,
                                                            http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     std::string device = req.matches[1];
-    auto rows = db->Query("SELECT 1 FROM devices WHERE device_id = ?", {device});
-    if (!rows.ok()) return SendError(res, rows.error());
-    if (rows->empty()) return SendError(res, 404, "no device " + device);
-    Status st = db->Exec("UPDATE devices SET revoked = 1 WHERE device_id = ?", {device});
+    Status st = fleet->Revoke(device);
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"device_id", device}, {"revoked", true}}.dump(), "application/json");
   });
@@ -473,15 +457,15 @@ void Server::Impl::Routes() {
             auto device = DeviceIdentity(req, res);
             if (!device) return;
             // A device reads its own deployment and its group's, nobody else's.
-            auto grp = db->Query("SELECT grp FROM devices WHERE device_id = ?", {*device});
-            bool own = target == *device || (grp.ok() && !grp->empty() && !grp->at(0)[0].empty() &&
-                                             target == "group:" + grp->at(0)[0]);
+            auto row = fleet->GetDevice(*device);
+            bool own = target == *device ||
+                       (row.ok() && !row->group.empty() && target == "group:" + row->group);
             if (!own) return SendError(res, 403, "device " + *device + " cannot read " + target);
           }
-          auto rows = db->Query("SELECT metadata FROM deployments WHERE target = ?", {target});
-          if (!rows.ok()) return SendError(res, rows.error());
-          if (rows->empty()) return SendError(res, 404, "no deployment for " + target);
-          res.set_content(rows->at(0)[0], "application/json");
+          auto doc = fleet->Deployment(target);
+          if (!doc.ok()) return SendError(res, doc.error());
+          if (!*doc) return SendError(res, 404, "no deployment for " + target);
+          res.set_content(**doc, "application/json");
         });
   s.Get("/v1/samples/counts", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
@@ -530,6 +514,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   log::Info("schema", {{"version", schema}, {"database", impl->db->Dialect()}});
   EDGELOOP_RETURN_IF_ERROR(impl->RecoverInterruptedRuns());
   impl->rollouts = std::make_unique<RolloutStore>(*impl->db);
+  impl->fleet = std::make_unique<FleetStore>(*impl->db);
+  impl->registry = std::make_unique<RegistryStore>(*impl->db);
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,
                             SampleStore::Open(*impl->db, options.data_dir + "/samples"));
   // The first admin token, readable only by the server's user.
@@ -542,13 +528,11 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
     EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(token_path, impl->admin_token, 0600));
   }
   // Registered idempotently, so a PostgreSQL database shared by replicas holds it once.
-  auto rows = impl->db->Query("SELECT 1 FROM operator_tokens WHERE token_hash = ?",
-                              {Sha256Hex(impl->admin_token)});
-  if (!rows.ok()) return rows.error();
-  if (rows->empty())
-    EDGELOOP_RETURN_IF_ERROR(impl->db->Exec(
-        "INSERT INTO operator_tokens (token_hash, scope, created_ms) VALUES (?, 'admin', ?)",
-        {Sha256Hex(impl->admin_token), std::to_string(NowMs())}));
+  EDGELOOP_ASSIGN_OR_RETURN(auto admin_scope,
+                            impl->fleet->OperatorScope(Sha256Hex(impl->admin_token)));
+  if (!admin_scope)
+    EDGELOOP_RETURN_IF_ERROR(
+        impl->fleet->InsertOperatorToken(Sha256Hex(impl->admin_token), "admin", NowMs()));
   const FleetKeys& keys = impl->keys;
   impl->http =
       std::make_unique<http::Listener>(options.connections, options.max_body_bytes,

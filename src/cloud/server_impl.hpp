@@ -21,7 +21,9 @@
 #include "cloud/database.hpp"
 #include "cloud/metrics.hpp"
 #include "cloud/fleet_keys.hpp"
+#include "cloud/fleet_store.hpp"
 #include "cloud/pipeline.hpp"
+#include "cloud/registry_store.hpp"
 #include "cloud/rollout.hpp"
 #include "cloud/rollout_store.hpp"
 #include "cloud/sample_store.hpp"
@@ -162,34 +164,6 @@ struct ModelVersionSpec {
   Json metrics = Json::object();
 };
 
-// Per-device latest state (table device_status), written by api_fleet.cpp from telemetry and
-// update events; read by the fleet view and the rollout controller.
-struct DeviceStatus {
-  std::string device_id;
-  std::string group;
-  bool revoked = false;
-  std::string model_version;       // the model the device last reported running
-  std::string update_phase;        // last update event: idle, downloading, ..., refused
-  int64_t last_seen_ms = 0;        // 0: never reported
-  std::optional<double> accuracy;  // on labelled samples of the last telemetry period
-  int64_t labelled = 0;
-  double error_rate = 0, latency_p50_ms = 0, latency_p95_ms = 0;
-  double drift_score = 0;  // the largest PSI over the drift features
-  bool drift_alarm = false;
-  std::string telemetry;  // the last snapshot (JSON)
-};
-
-// One row of update_events.
-struct UpdateEventRecord {
-  int64_t id = 0;
-  std::string device_id;
-  int64_t ts_ms = 0;
-  std::string phase;
-  uint64_t metadata_version = 0;
-  std::string model_version;
-  std::string reason;
-};
-
 struct Server::Impl {
   ServerOptions options;
   FleetKeys keys;
@@ -197,6 +171,8 @@ struct Server::Impl {
   std::unique_ptr<Database> db;
   std::unique_ptr<SampleStore> store;
   std::unique_ptr<RolloutStore> rollouts;
+  std::unique_ptr<FleetStore> fleet;
+  std::unique_ptr<RegistryStore> registry;
   std::unique_ptr<http::Listener> http;
   // Run() waits here until Stop().
   std::mutex run_mu;
@@ -221,13 +197,16 @@ struct Server::Impl {
       SendError(res, 401, "missing bearer token");
       return false;
     }
-    auto rows = db->Query("SELECT scope FROM operator_tokens WHERE token_hash = ?",
-                          {Sha256Hex(auth.substr(prefix.size()))});
-    if (!rows.ok() || rows->empty()) {
+    auto granted = fleet->OperatorScope(Sha256Hex(auth.substr(prefix.size())));
+    if (!granted.ok()) {
+      SendError(res, granted.error());
+      return false;
+    }
+    if (!*granted) {
       SendError(res, 401, "unknown bearer token");
       return false;
     }
-    if (ScopeRank(rows->at(0).at(0)) < ScopeRank(scope)) {
+    if (ScopeRank(**granted) < ScopeRank(scope)) {
       SendError(res, 403, "token lacks the '" + scope + "' scope");
       return false;
     }
@@ -255,10 +234,12 @@ struct Server::Impl {
     const std::string& device = *common_name;
     // Checked on every request, so a revocation (or a re-enrollment, which issues a new
     // serial) takes effect at once.
-    auto rows =
-        db->Query("SELECT 1 FROM devices WHERE device_id = ? AND serial = ? AND revoked = 0",
-                  {device, std::to_string(serial)});
-    if (!rows.ok() || rows->empty()) {
+    auto valid = fleet->CertificateValid(device, serial);
+    if (!valid.ok()) {
+      SendError(res, valid.error());
+      return std::nullopt;
+    }
+    if (!*valid) {
       SendError(res, 403, "certificate revoked or device unknown");
       return std::nullopt;
     }
@@ -296,12 +277,6 @@ struct Server::Impl {
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
   void DatasetRoutes();  // api_datasets.cpp: dataset snapshots and exports
   void FleetRoutes();  // api_fleet.cpp: telemetry, update events, fleet view
-  // Every enrolled device with its latest status (devices that never reported included).
-  Result<std::vector<DeviceStatus>> FleetStatus();
-  Json DeviceLabels(const std::string& device);  // sorted; [] when none
-  // Update events, oldest first; all devices when device_id is empty.
-  Result<std::vector<UpdateEventRecord>> UpdateEvents(const std::string& device_id,
-                                                      size_t limit = 1000);
   // At start: runs left "running" by a server that died are failed, naming the step.
   Status RecoverInterruptedRuns();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
@@ -326,7 +301,8 @@ struct Server::Impl {
   Result<std::vector<std::string>> ResolveTarget(const std::string& target);
   Result<std::map<std::string, DeviceState>> FleetStates();
   Result<std::string> StartRollout(const Json& body, const std::string& model, int64_t version);
-  Status ApplyRolloutActions(const Json& state, const std::vector<RolloutAction>& actions);
+  Status ApplyRolloutActions(const RolloutRow& row, const Json& state,
+                             const std::vector<RolloutAction>& actions);
   void TickRollouts();
   Result<Json> RolloutCommand(const std::string& id, const std::string& command);
   void HandleEnroll(const http::Request& req, http::Response& res);
