@@ -1,5 +1,5 @@
-// edgeloop-agent: the agent alone, for devices. Links common, protocol, data, runtime and
-// edge only (no server, no training code, no libtorch).
+// edgeloop-agent: the agent alone, for devices. Links common, protocol, the data readers and
+// image code, runtime and edge only (no server, no training code, no libtorch).
 #include <CLI/CLI.hpp>
 
 #include "cli/command.hpp"

@@ -158,8 +158,7 @@ Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input) {
                  d.source + ": an input spec applies to image datasets, this one holds features");
   EDGELOOP_RETURN_IF_ERROR(input.Validate());
   const bool same_shape = d.sample_shape == input.Shape();
-  if (same_shape && input.IdentityNormalization())
-    return d;
+  if (same_shape && input.IdentityNormalization()) return d;
   const size_t numel = d.sample_numel();
   const int c = static_cast<int>(d.sample_shape[0]), h = static_cast<int>(d.sample_shape[1]),
             w = static_cast<int>(d.sample_shape[2]);
@@ -185,7 +184,7 @@ Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input) {
 
 namespace {
 
-// LoadDataset without the conversion of non-folder datasets; *converted tells whether the
+// LoadDatasetFiles without the conversion of non-folder datasets; *converted tells whether the
 // loader applied the input spec itself.
 Result<Dataset> LoadAsStored(const std::string& spec, const InputSpec* input, bool* converted) {
   if (spec.empty()) return Error(Errc::kInvalidArgument, "empty dataset spec");
@@ -212,19 +211,12 @@ Result<Dataset> LoadAsStored(const std::string& spec, const InputSpec* input, bo
     EDGELOOP_ASSIGN_OR_RETURN(auto files, IdxPairForPrefix(rest));
     return LoadIdx(files.first, files.second);
   }
-  if (spec.rfind("snapshot:", 0) == 0) {
-    std::string rest = spec.substr(9);
-    size_t colon = rest.rfind(':');
-    std::string split;
-    if (colon != std::string::npos) {
-      std::string tail = rest.substr(colon + 1);
-      if (tail == "train" || tail == "val" || tail == "test") {
-        split = tail;
-        rest = rest.substr(0, colon);
-      }
-    }
-    return LoadSnapshot(rest, split);
-  }
+  if (spec.rfind("snapshot:", 0) == 0)
+    return Error(Errc::kUnsupported,
+                 spec +
+                     ": a dataset snapshot lives in a server's data folder and is read by "
+                     "training, not replayed from files; `edgeloop datasets export` writes "
+                     "it as IDX or CSV");
   if (spec.rfind("csv:", 0) == 0) return LoadCsv(spec.substr(4));
   if (spec.rfind("images:", 0) == 0) {
     *converted = true;
@@ -252,9 +244,7 @@ Result<Dataset> LoadAsStored(const std::string& spec, const InputSpec* input, bo
 
 }  // namespace
 
-Result<Dataset> LoadDataset(const std::string& spec) { return LoadDataset(spec, nullptr); }
-
-Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input) {
+Result<Dataset> LoadDatasetFiles(const std::string& spec, const InputSpec* input) {
   bool converted = false;
   EDGELOOP_ASSIGN_OR_RETURN(Dataset d, LoadAsStored(spec, input, &converted));
   // An input spec describes images; feature rows are given to a model as they are.

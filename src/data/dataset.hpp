@@ -1,6 +1,11 @@
 // Datasets as plain C++ (no libtorch): the edge agent replays them, the ML core trains on
 // them. Pixel images are float32 in [0, 1], laid out [n, c, h, w]; feature vectors are raw
 // float32 values, laid out [n, f]. Every dataset carries a content hash so lineage is exact.
+//
+// Two libraries define what this header declares. edgeloop_data_readers, which the agent
+// links: the Dataset type, its hash, the IDX, CSV and image-folder readers, LoadDatasetFiles
+// and ConvertToInputSpec. edgeloop_data, the training side (it links the readers too):
+// LoadDataset and LoadSnapshot, the writers and encoders, SplitDataset and SamplePerClass.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +77,9 @@ Result<Dataset> LoadDataset(const std::string& spec, const InputSpec* input);
 // That conversion of a loaded image dataset: through Preprocess when its values are 8-bit
 // pixels, so that it matches what an image folder or a device gives for the same pictures.
 Result<Dataset> ConvertToInputSpec(Dataset d, const InputSpec& input);
+// LoadDataset for every spec but snapshot: (an error naming the spec): the dataset files a
+// device replays, without the snapshot reader.
+Result<Dataset> LoadDatasetFiles(const std::string& spec, const InputSpec* input = nullptr);
 // A snapshot folder's manifest.json plus the sample segments of its data folder, each record
 // CRC-checked. split: "" for every sample, or train, val or test. Tensors of 784 values or
 // HxW become 1xHxW images; other 1-D tensors feature vectors. Unlabelled samples read as -1.

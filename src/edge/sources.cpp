@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 Result<std::unique_ptr<ReplaySource>> ReplaySource::Open(const std::string& spec,
                                                          ReplayOptions options) {
   // Images go to the model's input spec; feature rows are given to the model as they are.
-  auto d = data::LoadDataset(spec, options.input ? &*options.input : nullptr);
+  auto d = data::LoadDatasetFiles(spec, options.input ? &*options.input : nullptr);
   if (!d.ok()) return d.error().WithContext("replay source");
   if (d->size() == 0)
     return Error(Errc::kInvalidArgument, "replay source " + spec + ": empty dataset");
@@ -124,7 +124,8 @@ Result<Sample> ReadImageSample(const std::string& path, const data::InputSpec* s
   EDGELOOP_ASSIGN_OR_RETURN(data::Image img, data::DecodeImageFile(path));
   data::InputSpec own;
   if (!spec) {
-    EDGELOOP_ASSIGN_OR_RETURN(own, data::InputSpec::ForShape({img.channels, img.height, img.width}));
+    EDGELOOP_ASSIGN_OR_RETURN(own,
+                              data::InputSpec::ForShape({img.channels, img.height, img.width}));
     spec = &own;
   }
   auto x = data::Preprocess(img, *spec);

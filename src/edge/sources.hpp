@@ -1,8 +1,9 @@
 // Sources: where the agent's samples come from. A real camera or sensor driver implements
 // Source too: produce one Sample per call, with a stable id.
-//   ReplaySource            a dataset (IDX, CSV, image folder: data::LoadDataset specs)
-//                           replayed at a set rate, optionally through a corruption (the
-//                           device's own camera domain), with its labels
+//   ReplaySource            a dataset (IDX, CSV, image folder: the data::LoadDatasetFiles
+//                           specs, every LoadDataset spec but server snapshots) replayed at
+//                           a set rate, optionally through a corruption (the device's own
+//                           camera domain), with its labels
 //   WatchedDirectorySource  new .png, .jpg/.jpeg (gray or RGB, any size) and .csv files in a
 //                           folder; images are converted to the model's input spec by the
 //                           one preprocessing routine (data/preprocess.hpp) that training
@@ -60,7 +61,7 @@ struct ReplayOptions {
   std::optional<data::Corruption> corruption;
   int severity = 3;
   uint64_t seed = 1;
-  std::string device_id = "device";  // prefix of the sample ids
+  std::string device_id = "device";      // prefix of the sample ids
   std::optional<data::InputSpec> input;  // image datasets are converted to it when opened
 };
 
