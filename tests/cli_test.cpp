@@ -6,21 +6,23 @@
 
 #include <cmath>
 
-#include <map>
 #include <sys/wait.h>
 #include <algorithm>
+#include <map>
 
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "common/file.hpp"
+#include "common/worker_protocol.hpp"
 #include "data/dataset.hpp"
 #include "run_command.hpp"
 
@@ -247,12 +249,145 @@ TEST_F(CliTest, EvalAndInferMatchAFoldersClassesToTheModelsByName) {
   // A class the model does not know stops both with exit 3, naming it.
   fs::create_directories(dir_ / "site" / "Hat");
   WriteSamplePng(*test, 0, P("site/Hat/0.png"));
-  for (const std::string& cmd : {"eval --model " + P("m") + " --data ",
-                                "eval --model " + P("m.onnx") + " --data ",
-                                "infer --model " + P("m.onnx") + " --input "}) {
+  for (const std::string& cmd :
+       {"eval --model " + P("m") + " --data ", "eval --model " + P("m.onnx") + " --data ",
+        "infer --model " + P("m.onnx") + " --input "}) {
     auto o = RunCli(cmd + P("site"));
     EXPECT_EQ(o.exit_code, 3) << cmd << o.output;
     EXPECT_NE(o.output.find("does not know: Hat"), std::string::npos) << o.output;
+  }
+}
+
+// A tiny tabular dataset: two features, two classes.
+void WriteTinyCsv(const std::string& path) {
+  std::ofstream csv(path);
+  csv << "f1,f2,label\n";
+  for (int i = 0; i < 60; ++i)
+    csv << i % 7 << "," << (i * 3) % 5 << "," << (i % 2 ? "a" : "b") << "\n";
+}
+
+TEST_F(CliTest, WorkerRequestsStandInForTheFlags) {
+  // What a pipeline runs, step by step, each from a request file as the runner writes them.
+  namespace w = edgeloop::worker;
+  WriteTinyCsv(P("t.csv"));
+  auto run = [&](const std::string& kind, const nlohmann::json& request) {
+    const std::string file = P(kind + ".request.json");
+    EXPECT_TRUE(edgeloop::WriteFileAtomic(file, request.dump(2)).ok());
+    return RunCli(kind + " --request " + file);
+  };
+  w::TrainingSettings t;
+  t.data = P("t.csv");
+  t.out = P("tab");
+  t.epochs = 1;
+  t.batch_size = 16;
+  t.lr = 1e-3;
+  t.patience = 1;
+  t.seed = 3;
+  t.threads = 1;
+  w::TrainRequest train{"tabular", t};
+  auto o = run("train", train.ToJson());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  auto info = edgeloop::ReadFile(P("tab/model.json"));
+  ASSERT_TRUE(info.ok());
+  EXPECT_NE(info->find("\"tabular\""), std::string::npos);  // the request's name
+
+  w::FinetuneRequest ft;
+  ft.parent = P("tab");
+  ft.strategy = "head";
+  ft.k = 1;
+  ft.backbone_lr_scale = 0.1;
+  ft.min_epoch_samples = 0;
+  ft.training = t;
+  ft.training.out = P("ft");
+  o = run("finetune", ft.ToJson());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+
+  o = run("export", w::ExportRequest{P("ft"), P("ft.onnx")}.ToJson());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+
+  w::EvalRequest eval;
+  eval.model = P("ft.onnx");
+  eval.data = P("t.csv");
+  eval.out = P("eval.json");
+  o = run("eval", eval.ToJson());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  auto report = edgeloop::ReadFile(P("eval.json"));
+  ASSERT_TRUE(report.ok());
+  auto metrics = w::ParseEvalReport(*report, "eval.json");
+  ASSERT_TRUE(metrics.ok()) << metrics.error().message;
+  EXPECT_GT(metrics->metrics.at("accuracy"), 0.0);
+
+  w::InferRequest infer;
+  infer.model = P("ft.onnx");
+  infer.input = P("t.csv");
+  infer.out = P("latency.json");
+  infer.limit = 10;
+  infer.warmup = 2;
+  o = run("infer", infer.ToJson());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  report = edgeloop::ReadFile(P("latency.json"));
+  ASSERT_TRUE(report.ok());
+  auto latency = w::ParseLatencyReport(*report, "latency.json");
+  ASSERT_TRUE(latency.ok()) << latency.error().message;
+  EXPECT_GT(latency->p95_us, 0.0);
+  EXPECT_EQ(nlohmann::json::parse(*report)["samples"], 10);
+
+  w::QuantizeRequest q;
+  q.model = P("ft.onnx");
+  q.calib = P("t.csv");
+  q.out = P("ft.int8.onnx");
+  q.samples = 20;
+  o = run("quantize", q.ToJson());
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_TRUE(fs::exists(P("ft.int8.onnx")));
+}
+
+TEST_F(CliTest, BadWorkerRequestsAreUsageErrorsInOneLine) {
+  namespace w = edgeloop::worker;
+  const nlohmann::json good = w::ExportRequest{P("absent-model"), P("out.onnx")}.ToJson();
+  auto with = [&](const std::function<void(nlohmann::json&)>& change) {
+    nlohmann::json j = good;
+    change(j);
+    return j.dump();
+  };
+  const std::string next = std::to_string(w::kWorkerProtocol + 1);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {with([&](auto& j) { j["protocol"] = w::kWorkerProtocol + 1; }), "speaks protocol " + next},
+      {with([](auto& j) { j.erase("out"); }), "out is missing"},
+      {with([](auto& j) { j["model"] = 7; }), "model is not a string"},
+      {with([](auto& j) { j["opset"] = 13; }), "unknown field \"opset\" in an export request"},
+      {with([](auto& j) { j["kind"] = "train"; }), "a train request, not an export request"},
+      {"{\"protocol\": ", "request.json"},
+  };
+  for (const auto& [doc, message] : cases) {
+    ASSERT_TRUE(edgeloop::WriteFileAtomic(P("request.json"), doc).ok());
+    auto o = RunCli("export --request " + P("request.json"));
+    EXPECT_EQ(o.exit_code, 2) << doc << ": " << o.output;
+    EXPECT_EQ(o.output.rfind("edgeloop export: error: " + P("request.json") + ": ", 0), 0u)
+        << o.output;
+    EXPECT_NE(o.output.find(message), std::string::npos) << doc << ": " << o.output;
+    EXPECT_EQ(std::count(o.output.begin(), o.output.end(), '\n'), 1) << o.output;
+  }
+  EXPECT_FALSE(fs::exists(P("out.onnx")));
+  // A missing request file, a request with flags beside it, and neither.
+  auto o = RunCli("train --request " + P("nope.json"));
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("nope.json: no such file"), std::string::npos) << o.output;
+  ASSERT_TRUE(edgeloop::WriteFileAtomic(P("request.json"), good.dump()).ok());
+  o = RunCli("export --request " + P("request.json") + " --out " + P("other.onnx"));
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("--request takes the place of the flags: --out"), std::string::npos)
+      << o.output;
+  o = RunCli("export --model " + P("m"));
+  EXPECT_EQ(o.exit_code, 2) << o.output;
+  EXPECT_NE(o.output.find("--out is required (or --request FILE)"), std::string::npos) << o.output;
+  // The request is a documented way in, on every worker command.
+  for (const char* c : {"train", "finetune", "export", "eval", "quantize", "infer"}) {
+    o = RunCli(std::string(c) + " --help");
+    EXPECT_NE(o.output.find("--request FILE"), std::string::npos) << c << ": " << o.output;
+    EXPECT_NE(o.output.find("worker protocol " + std::to_string(w::kWorkerProtocol)),
+              std::string::npos)
+        << c << ": " << o.output;
   }
 }
 

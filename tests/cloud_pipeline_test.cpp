@@ -333,9 +333,11 @@ TEST_P(PipelineApiTest, WorkerCrashFailsItsStepAndTheServerKeepsServing) {
   ASSERT_TRUE(log);
   EXPECT_EQ(log->status, 200);
   EXPECT_TRUE(Contains(log->body, "worker finetune starting")) << log->body;
-  // clf version 1 has only its ONNX file: that file is the parent the worker imports.
-  EXPECT_TRUE(Contains(log->body, "--parent ")) << log->body;
-  EXPECT_TRUE(Contains(log->body, "/artifacts/" + sha_[1] + " ")) << log->body;
+  // The log shows what ran: the command and its request. clf version 1 has only its ONNX
+  // file: that file is the parent the worker imports.
+  EXPECT_TRUE(Contains(log->body, "worker args: finetune --request ")) << log->body;
+  EXPECT_TRUE(Contains(log->body, "\"kind\": \"finetune\"")) << log->body;
+  EXPECT_TRUE(Contains(log->body, "/artifacts/" + sha_[1] + "\"")) << log->body;
   EXPECT_EQ(ErrorStatus(Get("/v1/runs/" + id + "/logs/export")), 404);  // never ran
 }
 

@@ -1,14 +1,21 @@
-// Pipeline specs, quality gates and the rollout controller: pure logic, no server.
+// Pipeline specs, quality gates, the rollout controller and the pipeline runner with a
+// stand-in host and worker: no server.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "cloud/pipeline.hpp"
+#include "cloud/pipeline_runner.hpp"
 #include "cloud/rollout.hpp"
+#include "common/file.hpp"
 #include "common/process.hpp"
+#include "common/worker_protocol.hpp"
 
 namespace edgeloop::cloud {
 namespace {
@@ -280,6 +287,239 @@ TEST(PipelineSpec, ShippedExampleParses) {
   ASSERT_TRUE(ParseRolloutOptions(p->rollout, &r).ok());
   EXPECT_EQ(r.waves.size(), 2u);
   EXPECT_DOUBLE_EQ(r.criteria.window_seconds, 30);
+}
+
+}  // namespace
+}  // namespace edgeloop::cloud
+
+namespace edgeloop::cloud {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Stands in for the edgeloop worker: `<kind> --request FILE`, writes what that kind writes
+// (reports of the current protocol) at the request's "out". The requests the runner writes
+// are checked by the real parsers in the test, not here.
+std::string FakeWorker() {
+  std::string script = R"sh(#!/bin/sh
+[ "$2" = "--request" ] && [ -f "$3" ] || { echo "usage: KIND --request FILE"; exit 2; }
+request="$3"
+field() { sed -n "s/^  \"$1\": \"\(.*\)\",\{0,1\}\$/\1/p" "$request"; }
+out=$(field out)
+echo "worker $1 writing $out"
+case "$1" in
+  train|finetune) mkdir -p "$out" && echo '{}' > "$out/model.json" && echo w > "$out/weights.pt" ;;
+  export|quantize) echo onnx > "$out" ;;
+  eval) accuracy=0.9; case "$(field model)" in *champion*) accuracy=0.8 ;; esac
+    echo "{\"protocol\": PROTOCOL, \"metrics\": {\"accuracy\": $accuracy, \"macro_precision\": 0.9, \"macro_recall\": 0.9, \"macro_f1\": 0.9, \"ece\": 0.05}, \"robustness\": {\"mean_corruption_accuracy\": 0.7}}" > "$out" ;;
+  infer) echo '{"protocol": PROTOCOL, "latency_us": {"p50": 50, "p95": 80, "p99": 90}}' > "$out" ;;
+  *) echo "unknown kind $1"; exit 2 ;;
+esac
+)sh";
+  for (size_t at; (at = script.find("PROTOCOL")) != std::string::npos;)
+    script.replace(at, 8, std::to_string(worker::kWorkerProtocol));
+  return script;
+}
+
+const char* kRunnerSpec = R"(
+name: retrain
+dataset: {labelled_only: true}
+train: {parent: clf@production, strategy: last-k, k: 2, epochs: 3, lr: 0.002, seed: 5}
+evaluate:
+  sets: [{name: shifted, data: "fashion-mnist:test", corrupt: blur, severity: 4}]
+  robustness: true
+gates: ["accuracy >= champion + 0.05", "latency_p95_us <= 2000"]
+package: {int8: true, calib_samples: 50}
+register: {stage: staging}
+rollout: {canary: 1, waves: ["100%"]}
+)";
+
+// The server's side of a run, in memory: clf:1 in production with a training checkpoint.
+class FakeHost : public PipelineHost {
+ public:
+  explicit FakeHost(std::string parent_dir) : parent_dir_(std::move(parent_dir)) {}
+
+  Result<SnapshotRef> CreateSnapshot(const nlohmann::json& spec) override {
+    snapshot_spec = spec;
+    return SnapshotRef{"0123456789abcdef0123", "/data/datasets/0123", 8, 0, 2};
+  }
+  Result<ModelRef> ResolveModel(const std::string& ref) override {
+    if (ref != "clf@production") return Error(Errc::kNotFound, "no model " + ref);
+    return ModelRef{"clf", 1, "clf:1", parent_dir_, "", {{"fp32", "f00d"}}};
+  }
+  Result<std::string> StoreArtifact(const std::string& path) override {
+    if (!fs::exists(path)) return Error(Errc::kNotFound, path + ": no such file");
+    return "sha-" + fs::path(path).filename().string();
+  }
+  Result<RegisteredVersion> RegisterVersion(const std::string& model, const NewVersion& version,
+                                            const std::string& stage) override {
+    registered = version;
+    registered_stage = stage;
+    return RegisteredVersion{model, 2, model + ":2"};
+  }
+  Result<std::string> StartRollout(const nlohmann::json&, const std::string& model,
+                                   int64_t version) override {
+    rollout = model + ":" + std::to_string(version);
+    return std::string("ro-1");
+  }
+  void OnProgress(const RunResult&) override { ++progress; }
+
+  nlohmann::json snapshot_spec;
+  NewVersion registered;
+  std::string registered_stage, rollout;
+  int progress = 0;
+
+ private:
+  std::string parent_dir_;
+};
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (fs::temp_directory_path() /
+            ("edgeloop_runner_test_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name()))
+               .string();
+    ASSERT_TRUE(MakeDirs(dir_ + "/parent").ok());
+    ASSERT_TRUE(
+        WriteFileAtomic(dir_ + "/parent/model.json", R"({"class_names": ["cat", "dog"]})").ok());
+    ctx_.run_id = "run-1";
+    ctx_.work_dir = dir_ + "/run";
+    ctx_.executable = dir_ + "/worker.sh";
+    ctx_.threads = 1;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  RunResult Run(const std::string& worker, FakeHost& host) {
+    EXPECT_TRUE(WriteFileAtomic(ctx_.executable, worker, 0755).ok());
+    auto spec = ParsePipeline(kRunnerSpec, "retrain.yaml");
+    EXPECT_TRUE(spec.ok()) << spec.error().message;
+    return RunPipeline(*spec, ctx_, host);
+  }
+
+  // The request files of the run, in the order they were written.
+  std::vector<std::string> Requests() const {
+    std::vector<std::pair<int, std::string>> found;
+    for (const auto& e : fs::directory_iterator(ctx_.work_dir)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind("request-", 0) == 0) found.push_back({std::stoi(name.substr(8)), name});
+    }
+    std::sort(found.begin(), found.end());
+    std::vector<std::string> out;
+    for (const auto& f : found) out.push_back(ctx_.work_dir + "/" + f.second);
+    return out;
+  }
+
+  std::string dir_;
+  RunContext ctx_;
+};
+
+TEST_F(RunnerTest, EveryWorkerGetsAVersionedRequestItsCommandAccepts) {
+  FakeHost host(dir_ + "/parent");
+  RunResult run = Run(FakeWorker(), host);
+  ASSERT_EQ(run.status, "succeeded") << run.failed_step << ": " << run.reason;
+
+  // The host's typed answers reached the run.
+  EXPECT_EQ(host.snapshot_spec["class_names"], nlohmann::json({"cat", "dog"}));
+  EXPECT_EQ(run.snapshot_id, "0123456789abcdef0123");
+  EXPECT_EQ(run.steps[0].detail, "snapshot 0123456789ab: 8 train, 2 test");
+  EXPECT_EQ(run.steps[1].detail, "fine-tuned clf:1 (last-k)");
+  EXPECT_EQ(run.model_version, "clf:2");
+  EXPECT_EQ(host.rollout, "clf:2");
+  EXPECT_EQ(run.rollout_id, "ro-1");
+  EXPECT_DOUBLE_EQ(run.metrics["accuracy"], 0.9);
+  EXPECT_DOUBLE_EQ(run.champion_metrics["accuracy"], 0.8);
+  EXPECT_DOUBLE_EQ(run.metrics["latency_p95_us"], 80);
+  EXPECT_DOUBLE_EQ(run.metrics["mean_corruption_accuracy"], 0.7);
+  const NewVersion& v = host.registered;
+  EXPECT_EQ(v.parent, "clf:1");
+  EXPECT_EQ(v.dataset_snapshot, run.snapshot_id);
+  EXPECT_EQ(v.pipeline, "retrain");
+  EXPECT_EQ(v.run, "run-1");
+  EXPECT_EQ(host.registered_stage, "staging");
+  EXPECT_EQ(v.artifacts.at("fp32"), "sha-model.onnx");
+  EXPECT_EQ(v.artifacts.at("int8"), "sha-model.int8.onnx");
+  EXPECT_EQ(v.artifacts.at("torch_weights"), "sha-weights.pt");
+  ASSERT_EQ(v.gates.size(), 2u);
+  EXPECT_TRUE(v.gates[0].passed && v.gates[1].passed);
+  EXPECT_EQ(v.hyperparameters["k"], 2);
+
+  // Each request parses with its command's parser and says what the pipeline asked for:
+  // fine-tune, export candidate and champion, evaluate both on the test split and the extra
+  // set, three rounds of latency for each, quantize.
+  const std::vector<std::string> files = Requests();
+  std::vector<std::string> kinds;
+  for (const auto& f : files) {
+    auto text = ReadFile(f);
+    ASSERT_TRUE(text.ok());
+    kinds.push_back(nlohmann::json::parse(*text)["kind"]);
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"finetune", "export", "export", "eval", "eval", "eval",
+                                             "eval", "infer", "infer", "infer", "infer", "infer",
+                                             "infer", "quantize"}));
+  ASSERT_EQ(files.size(), 14u);
+  auto ft = worker::ReadRequest(files[0], worker::ParseFinetuneRequest);
+  ASSERT_TRUE(ft.ok()) << ft.error().message;
+  EXPECT_EQ(ft->parent, dir_ + "/parent");  // the training checkpoint, not the ONNX file
+  EXPECT_EQ(ft->strategy, "last-k");
+  EXPECT_EQ(ft->k, 2);
+  EXPECT_EQ(ft->training.data, "snapshot:/data/datasets/0123:train");
+  EXPECT_EQ(ft->training.out, ctx_.work_dir + "/model");
+  EXPECT_EQ(ft->training.epochs, 3);
+  EXPECT_DOUBLE_EQ(ft->training.lr, 0.002);
+  EXPECT_EQ(ft->training.seed, 5u);
+  EXPECT_EQ(ft->training.threads, 1);
+  auto champion = worker::ReadRequest(files[2], worker::ParseExportRequest);
+  ASSERT_TRUE(champion.ok()) << champion.error().message;
+  EXPECT_EQ(champion->model, dir_ + "/parent");
+  auto test = worker::ReadRequest(files[3], worker::ParseEvalRequest);
+  auto shifted = worker::ReadRequest(files[4], worker::ParseEvalRequest);
+  ASSERT_TRUE(test.ok() && shifted.ok());
+  EXPECT_EQ(test->data, "snapshot:/data/datasets/0123:test");
+  EXPECT_TRUE(test->robustness);
+  EXPECT_EQ(test->corrupt, "");
+  EXPECT_EQ(shifted->data, "fashion-mnist:test");
+  EXPECT_EQ(shifted->corrupt, "blur");
+  EXPECT_EQ(shifted->severity, 4);
+  EXPECT_FALSE(shifted->robustness);
+  auto latency = worker::ReadRequest(files[7], worker::ParseInferRequest);
+  ASSERT_TRUE(latency.ok()) << latency.error().message;
+  EXPECT_EQ(latency->limit, 300);
+  EXPECT_EQ(latency->warmup, 20);
+  auto quantize = worker::ReadRequest(files[13], worker::ParseQuantizeRequest);
+  ASSERT_TRUE(quantize.ok()) << quantize.error().message;
+  EXPECT_EQ(quantize->samples, 50);
+  EXPECT_EQ(quantize->calib, "snapshot:/data/datasets/0123:train");
+
+  // The step's log shows what ran: the command, its request, then the worker's output.
+  auto log = ReadFile(run.steps[1].log);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->rfind("$ " + ctx_.executable + " finetune --request " + files[0] + "\n", 0), 0u)
+      << *log;
+  EXPECT_NE(log->find("\"strategy\": \"last-k\""), std::string::npos) << *log;
+  EXPECT_NE(log->find("worker finetune writing " + ctx_.work_dir + "/model"), std::string::npos)
+      << *log;
+}
+
+TEST_F(RunnerTest, AWorkerThatRefusesItsRequestFailsTheStepInItsOwnWords) {
+  FakeHost host(dir_ + "/parent");
+  RunResult run = Run(R"(#!/bin/sh
+echo "edgeloop $1: error: $3: the request speaks protocol 9, this worker 2"
+exit 2
+)",
+                      host);
+  EXPECT_EQ(run.status, "failed");
+  EXPECT_EQ(run.failed_step, "train");
+  EXPECT_NE(run.reason.find("worker finetune exit 2: edgeloop finetune: error: "),
+            std::string::npos)
+      << run.reason;
+  EXPECT_NE(run.reason.find("speaks protocol 9"), std::string::npos) << run.reason;
+
+  // A worker that says nothing: the reason is its exit, not a line of the request.
+  fs::remove_all(ctx_.work_dir);
+  run = Run("#!/bin/sh\nexit 1\n", host);
+  EXPECT_EQ(run.failed_step, "train");
+  EXPECT_EQ(run.reason.rfind("worker finetune exit 1 (log ", 0), 0u) << run.reason;
 }
 
 }  // namespace

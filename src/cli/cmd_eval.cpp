@@ -26,7 +26,22 @@ struct EvalArgs {
   std::vector<int> severities = {1, 2, 3, 4, 5};
   std::vector<std::string> corruptions;
   uint64_t seed = 0;
+  RequestOption request;
 };
+
+// --request, when given: a pipeline's step, the request's settings in place of the flags.
+int FromRequest(EvalArgs& a) {
+  if (int rc = a.request.Check(); rc != 0 || !a.request.given()) return rc;
+  auto r = worker::ReadRequest(a.request.path, worker::ParseEvalRequest);
+  if (!r.ok()) return RequestError("eval", r.error());
+  a.model = r->model;
+  a.data.spec = r->data;
+  a.out = r->out;
+  a.data.corrupt = r->corrupt;
+  a.data.severity = static_cast<int>(r->severity);
+  a.robustness = r->robustness;
+  return 0;
+}
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
@@ -116,9 +131,9 @@ Result<data::Dataset> MatchToModel(const data::Dataset& d,
                                    const std::string& model_name) {
   EDGELOOP_ASSIGN_OR_RETURN(auto m, data::MatchClassesByName(d, model_classes, model_name));
   if (m.by_index)
-    std::fprintf(stderr, "eval: note: %s names no classes; labels are taken as %s's class indices\n",
-                 model_classes.empty() ? model_name.c_str() : d.source.c_str(),
-                 model_name.c_str());
+    std::fprintf(stderr,
+                 "eval: note: %s names no classes; labels are taken as %s's class indices\n",
+                 model_classes.empty() ? model_name.c_str() : d.source.c_str(), model_name.c_str());
   return std::move(m.data);
 }
 
@@ -163,6 +178,7 @@ int RunOnnx(EvalArgs& a) {
 }
 
 int Run(EvalArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
   if (EndsWith(a.model, ".onnx")) return RunOnnx(a);
   auto model = ml::LoadModel(a.model);
   if (!model.ok()) return ReportError("eval", model.error());
@@ -208,6 +224,7 @@ void RegisterEval(CLI::App& root) {
   sub->add_option("--seed", a->seed, "seed of the robustness suite's corruptions");
   sub->add_flag("--json", a->json, "print JSON instead of tables");
   sub->add_option("--out", a->out, "also write the JSON report to this file");
+  a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }
 

@@ -4,6 +4,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "common/worker_protocol.hpp"
 #include "ml/finetune.hpp"
 #include "ml/onnx_import.hpp"
 
@@ -18,7 +19,30 @@ struct FinetuneArgs {
   ml::FinetuneOptions ft;
   ml::OnnxImportOptions onnx;  // a parent given as an ONNX file
   std::string class_names;     // comma-separated, for an ONNX parent
+  RequestOption request;
 };
+
+// --request, when given: a pipeline's step, the request's settings in place of the flags.
+int FromRequest(FinetuneArgs& a) {
+  if (int rc = a.request.Check(); rc != 0 || !a.request.given()) return rc;
+  auto r = worker::ReadRequest(a.request.path, worker::ParseFinetuneRequest);
+  if (!r.ok()) return RequestError("finetune", r.error());
+  const worker::TrainingSettings& t = r->training;
+  a.parent = r->parent;
+  a.strategy = r->strategy;
+  a.ft.k = static_cast<int>(r->k);
+  a.ft.backbone_lr_scale = r->backbone_lr_scale;
+  a.ft.train.min_epoch_samples = r->min_epoch_samples;
+  a.data.spec = t.data;
+  a.out = t.out;
+  a.ft.train.epochs = static_cast<int>(t.epochs);
+  a.ft.train.batch_size = static_cast<int>(t.batch_size);
+  a.ft.train.lr = t.lr;
+  a.ft.train.patience = static_cast<int>(t.patience);
+  a.ft.train.seed = t.seed;
+  a.ft.train.threads = static_cast<int>(t.threads);
+  return 0;
+}
 
 std::string NextVersion(const std::string& v) {
   try {
@@ -29,6 +53,7 @@ std::string NextVersion(const std::string& v) {
 }
 
 int Run(FinetuneArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
   auto strategy = ml::ParseStrategy(a.strategy);
   if (!strategy.ok()) return ReportError("finetune", strategy.error());
   a.ft.strategy = *strategy;
@@ -124,6 +149,7 @@ void RegisterFinetune(CLI::App& root) {
   sub->add_option("--threads", a->ft.train.threads, "0 = all cores")->capture_default_str();
   sub->add_option("--checkpoint-dir", a->ft.train.checkpoint_dir);
   sub->add_flag("--json", a->json, "print the training report as JSON");
+  a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }
 

@@ -9,6 +9,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "common/file.hpp"
 #include "common/worker_protocol.hpp"
 #include "data/class_match.hpp"
 #include "data/dataset.hpp"
@@ -20,13 +21,28 @@ namespace {
 
 struct InferArgs {
   InputSpecOptions convert;
-  std::string model, input, backend = "fast";
+  std::string model, input, out, backend = "fast";
   size_t limit = 0, show = 10, warmup = 0;
   int64_t batch = 1;
   bool json = false;
+  RequestOption request;
 };
 
-int Run(const InferArgs& a) {
+// --request, when given: a pipeline's step, the request's settings in place of the flags.
+int FromRequest(InferArgs& a) {
+  if (int rc = a.request.Check(); rc != 0 || !a.request.given()) return rc;
+  auto r = worker::ReadRequest(a.request.path, worker::ParseInferRequest);
+  if (!r.ok()) return RequestError("infer", r.error());
+  a.model = r->model;
+  a.input = r->input;
+  a.out = r->out;
+  a.limit = static_cast<size_t>(r->limit);
+  a.warmup = static_cast<size_t>(r->warmup);
+  return 0;
+}
+
+int Run(InferArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
   runtime::ModelOptions mo;
   mo.backend = a.backend == "reference" ? runtime::Backend::kReference : runtime::Backend::kFast;
   auto t0 = std::chrono::steady_clock::now();
@@ -107,7 +123,7 @@ int Run(const InferArgs& a) {
                ? data->class_names[static_cast<size_t>(c)]
                : std::to_string(c);
   };
-  if (a.json) {
+  if (a.json || !a.out.empty()) {
     nlohmann::json j = {{"model", a.model},
                         {"input", a.input},
                         {"samples", n},
@@ -123,8 +139,14 @@ int Run(const InferArgs& a) {
     for (size_t i = 0; i < n; ++i)
       preds.push_back({{"index", i}, {"class", name(pred[i])}, {"confidence", conf[i]}});
     j["predictions"] = preds;
-    std::printf("%s\n", j.dump(2).c_str());
-    return kExitOk;
+    if (!a.out.empty()) {
+      if (auto st = WriteFileAtomic(a.out, j.dump(2) + "\n"); !st.ok())
+        return ReportError("infer", st.error());
+    }
+    if (a.json) {
+      std::printf("%s\n", j.dump(2).c_str());
+      return kExitOk;
+    }
   }
   for (size_t i = 0; i < std::min(a.show, n); ++i)
     std::printf("%6zu  %-14s %.4f%s\n", i, name(pred[i]).c_str(), conf[i],
@@ -163,6 +185,8 @@ void RegisterInfer(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::IsMember({"fast", "reference"}));
   sub->add_flag("--json", a->json, "print everything as JSON");
+  sub->add_option("--out", a->out, "also write the JSON report to this file");
+  a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }
 

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/command.hpp"
+#include "common/worker_protocol.hpp"
 #include "data/dataset.hpp"
 #include "runtime/model.hpp"
 #include "runtime/quantizer.hpp"
@@ -17,7 +18,21 @@ struct QuantizeArgs {
   std::string model, calib, out, eval;
   int samples = 500;
   uint64_t seed = 0;
+  RequestOption request;
 };
+
+// --request, when given: a pipeline's step, the request's settings in place of the flags.
+int FromRequest(QuantizeArgs& a) {
+  if (int rc = a.request.Check(); rc != 0 || !a.request.given()) return rc;
+  auto r = worker::ReadRequest(a.request.path, worker::ParseQuantizeRequest);
+  if (!r.ok()) return RequestError("quantize", r.error());
+  a.model = r->model;
+  a.calib = r->calib;
+  a.out = r->out;
+  a.samples = static_cast<int>(r->samples);
+  a.seed = r->seed;
+  return 0;
+}
 
 Result<double> Accuracy(const std::string& path, const data::Dataset& d) {
   EDGELOOP_ASSIGN_OR_RETURN(runtime::Model m, runtime::Model::Load(path));
@@ -40,7 +55,8 @@ Result<double> Accuracy(const std::string& path, const data::Dataset& d) {
   return d.size() ? static_cast<double>(correct) / static_cast<double>(d.size()) : 0.0;
 }
 
-int Run(const QuantizeArgs& a) {
+int Run(QuantizeArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
   auto calib = data::LoadDataset(a.calib);
   if (!calib.ok()) return ReportError("quantize", calib.error());
   const size_t classes = std::max<size_t>(1, calib->class_names.size());
@@ -99,6 +115,7 @@ void RegisterQuantize(CLI::App& root) {
       ->check(CLI::Range(1, 100000));
   sub->add_option("--seed", a->seed)->capture_default_str();
   sub->add_option("--eval", a->eval, "also compare fp32 and int8 accuracy on this dataset");
+  a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }
 

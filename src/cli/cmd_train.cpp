@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "common/worker_protocol.hpp"
 #include "ml/lineage.hpp"
 #include "ml/model_store.hpp"
 #include "ml/train.hpp"
@@ -22,7 +23,26 @@ struct TrainArgs {
   double val_fraction = 0.1, dropout = 0.2;
   bool json = false;
   ml::TrainOptions train;
+  RequestOption request;
 };
+
+// --request, when given: a pipeline's step, the request's settings in place of the flags.
+int FromRequest(TrainArgs& a) {
+  if (int rc = a.request.Check(); rc != 0 || !a.request.given()) return rc;
+  auto r = worker::ReadRequest(a.request.path, worker::ParseTrainRequest);
+  if (!r.ok()) return RequestError("train", r.error());
+  const worker::TrainingSettings& t = r->training;
+  a.name = r->name;
+  a.data.spec = t.data;
+  a.out = t.out;
+  a.train.epochs = static_cast<int>(t.epochs);
+  a.train.batch_size = static_cast<int>(t.batch_size);
+  a.train.lr = t.lr;
+  a.train.patience = static_cast<int>(t.patience);
+  a.train.seed = t.seed;
+  a.train.threads = static_cast<int>(t.threads);
+  return 0;
+}
 
 // Per-channel (images) or per-feature mean and std of the training data.
 void Normalization(const data::Dataset& d, ml::ModelSpec& spec) {
@@ -56,6 +76,7 @@ void Normalization(const data::Dataset& d, ml::ModelSpec& spec) {
 }
 
 int Run(TrainArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
   auto loaded = a.data.Load();
   if (!loaded.ok()) return ReportError("train", loaded.error());
   data::Dataset& d = *loaded;
@@ -159,6 +180,7 @@ void RegisterTrain(CLI::App& root) {
   sub->add_option("--checkpoint-dir", a->train.checkpoint_dir,
                   "write last.pt and best.pt every epoch");
   sub->add_flag("--json", a->json, "print the training report as JSON");
+  a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }
 

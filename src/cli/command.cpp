@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include "common/worker_protocol.hpp"
+
 namespace edgeloop::cli {
 
 int ExitCodeFor(const Error& e) {
@@ -29,6 +31,44 @@ int ExitCodeFor(const Error& e) {
 int ReportError(const std::string& command, const Error& e) {
   std::fprintf(stderr, "edgeloop %s: error: %s\n", command.c_str(), e.message.c_str());
   return ExitCodeFor(e);
+}
+
+int RequestError(const std::string& command, const Error& e) {
+  ReportError(command, e);
+  return kExitUsage;
+}
+
+void RequestOption::AddTo(CLI::App* sub) {
+  sub_ = sub;
+  for (CLI::Option* o : sub->get_options()) {
+    if (!o->get_required()) continue;
+    o->required(false);
+    o->description(o->get_description() + " (required without --request)");
+    required_.push_back(o);
+  }
+  self_ = sub->add_option("--request", path,
+                          "a worker request in place of the flags: a JSON file of kind \"" +
+                              sub->get_name() + "\", worker protocol " +
+                              std::to_string(worker::kWorkerProtocol) +
+                              " (how a pipeline runs this step; its run folder keeps each one)")
+              ->type_name("FILE");
+}
+
+int RequestOption::Check() const {
+  const std::string command = sub_->get_name();
+  if (given()) {
+    for (const CLI::Option* o : sub_->get_options())
+      if (o != self_ && o != sub_->get_help_ptr() && o->count() > 0)
+        return RequestError(
+            command, Error(Errc::kInvalidArgument, "--request takes the place of the flags: " +
+                                                       o->get_name() + " cannot go with it"));
+    return 0;
+  }
+  for (const CLI::Option* o : required_)
+    if (o->count() == 0)
+      return RequestError(command, Error(Errc::kInvalidArgument,
+                                         o->get_name() + " is required (or --request FILE)"));
+  return 0;
 }
 
 void SetAction(CLI::App* sub, std::function<int()> fn) {

@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -29,6 +30,31 @@ enum ExitCode : int {
 int ExitCodeFor(const Error& e);
 // Prints "edgeloop <cmd>: error: <message>" on stderr and returns ExitCodeFor(e).
 int ReportError(const std::string& command, const Error& e);
+
+// Prints the error like ReportError and returns kExitUsage whatever its category: for a
+// worker request (--request), which stands in for the command's flags.
+int RequestError(const std::string& command, const Error& e);
+
+// --request FILE on a worker command (train, finetune, export, eval, quantize, infer): the
+// command's inputs as a worker request (common/worker_protocol.hpp) in place of its flags,
+// which is how a pipeline runs its steps. AddTo goes after the subcommand's other options:
+// the options declared required become required only without --request. Check() at the
+// start of the action enforces both ways: with --request no other flag may be given, without
+// it every required flag must be.
+class RequestOption {
+ public:
+  std::string path;  // empty: the flags describe the run
+
+  void AddTo(CLI::App* sub);
+  bool given() const { return !path.empty(); }
+  // 0 when the command may run, else kExitUsage after "edgeloop <cmd>: error: ..." on stderr.
+  int Check() const;
+
+ private:
+  CLI::App* sub_ = nullptr;
+  CLI::Option* self_ = nullptr;
+  std::vector<CLI::Option*> required_;
+};
 
 // Attaches fn as the subcommand's action; fn's non-zero return becomes the process exit code.
 void SetAction(CLI::App* sub, std::function<int()> fn);

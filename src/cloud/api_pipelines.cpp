@@ -19,35 +19,52 @@ class ServerHost : public PipelineHost {
  public:
   ServerHost(Server::Impl& impl, std::string run_id) : impl_(impl), run_id_(std::move(run_id)) {}
 
-  Result<Json> CreateSnapshot(const Json& spec) override {
+  Result<SnapshotRef> CreateSnapshot(const Json& spec) override {
     EDGELOOP_ASSIGN_OR_RETURN(SnapshotInfo info, impl_.CreateSnapshot(spec));
-    Json counts = Json::object();
-    const Json& splits = info.summary.contains("splits") ? info.summary["splits"] : Json::object();
-    for (const char* s : {"train", "val", "test"}) {
-      const Json& v = splits.contains(s) ? splits[s] : Json();
-      counts[s] = v.is_number()   ? v.get<int64_t>()
-                  : v.is_object() ? v.value("samples", int64_t{0})
-                                  : int64_t{0};
-    }
-    return Json{{"id", info.id}, {"dir", info.dir}, {"counts", counts}};
+    const Json& summary = info.summary;
+    auto count = [&](const char* split) -> Result<int64_t> {
+      if (!summary.contains("splits") || !summary["splits"].is_object() ||
+          !summary["splits"].contains(split) || !summary["splits"][split].is_number_integer())
+        return Error(Errc::kInternal,
+                     "snapshot " + info.id + ": its summary has no sample count for " + split);
+      return summary["splits"][split].get<int64_t>();
+    };
+    SnapshotRef ref;
+    ref.id = info.id;
+    ref.dir = info.dir;
+    EDGELOOP_ASSIGN_OR_RETURN(ref.train, count("train"));
+    EDGELOOP_ASSIGN_OR_RETURN(ref.val, count("val"));
+    EDGELOOP_ASSIGN_OR_RETURN(ref.test, count("test"));
+    return ref;
   }
 
-  Result<Json> ResolveModel(const std::string& ref) override {
+  Result<ModelRef> ResolveModel(const std::string& ref) override {
     auto at = ref.find_first_of("@:");
     if (at == std::string::npos || at == 0)
       return Error(Errc::kInvalidArgument, "model reference " + ref + " is not <model>@<stage>");
-    std::string model = ref.substr(0, at);
-    EDGELOOP_ASSIGN_OR_RETURN(Json v, impl_.GetModelVersion(model, ref.substr(at + 1)));
-    int64_t version = v["version"].get<int64_t>();
-    Json out = {{"model", model},
-                {"version", version},
-                {"name", model + ":" + std::to_string(version)},
-                {"artifacts", v["artifacts"]}};
+    ModelRef out;
+    out.model = ref.substr(0, at);
+    EDGELOOP_ASSIGN_OR_RETURN(Json v, impl_.GetModelVersion(out.model, ref.substr(at + 1)));
+    if (!v.contains("version") || !v["version"].is_number_integer() || !v.contains("artifacts") ||
+        !v["artifacts"].is_object())
+      return Error(Errc::kInternal, "model " + ref +
+                                        ": the registry record has no version or "
+                                        "artifacts");
+    out.version = v["version"].get<int64_t>();
+    out.name = out.model + ":" + std::to_string(out.version);
+    for (const auto& [variant, sha] : v["artifacts"].items()) {
+      if (!sha.is_string())
+        return Error(Errc::kInternal, out.name + ": artifact " + variant + " is not a sha256");
+      out.artifacts[variant] = sha.get<std::string>();
+    }
+    auto artifact = [&](const char* variant) {
+      auto it = out.artifacts.find(variant);
+      return it == out.artifacts.end() ? std::string() : it->second;
+    };
     // The training checkpoint travels as two artifacts (three for a model imported from ONNX,
     // whose graph is its structure); unpacked once per content, weights.pt last.
-    const Json& a = v["artifacts"];
     const std::string art = impl_.options.data_dir + "/artifacts/";
-    std::string meta = a.value("torch_meta", ""), weights = a.value("torch_weights", "");
+    std::string meta = artifact("torch_meta"), weights = artifact("torch_weights");
     if (!meta.empty() && !weights.empty()) {
       std::string dir =
           impl_.options.data_dir + "/models/" + meta.substr(0, 16) + "-" + weights.substr(0, 16);
@@ -55,18 +72,18 @@ class ServerHost : public PipelineHost {
         EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
         EDGELOOP_ASSIGN_OR_RETURN(std::string m, ReadFile(art + meta));
         EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/model.json", m));
-        if (std::string graph = a.value("torch_graph", ""); !graph.empty()) {
+        if (std::string graph = artifact("torch_graph"); !graph.empty()) {
           EDGELOOP_ASSIGN_OR_RETURN(std::string g, ReadFile(art + graph));
           EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/graph.onnx", g));
         }
         EDGELOOP_ASSIGN_OR_RETURN(std::string w, ReadFile(art + weights));
         EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/weights.pt", w));
       }
-      out["training_dir"] = dir;
+      out.training_dir = dir;
     }
     // A version registered with only its ONNX file (trained elsewhere) fine-tunes from that
     // file, which the worker imports.
-    if (std::string fp32 = a.value("fp32", ""); !fp32.empty()) out["onnx_path"] = art + fp32;
+    if (std::string fp32 = artifact("fp32"); !fp32.empty()) out.onnx_path = art + fp32;
     return out;
   }
 
@@ -80,22 +97,25 @@ class ServerHost : public PipelineHost {
     return sha;
   }
 
-  Result<Json> RegisterVersion(const std::string& model, const Json& version,
-                               const std::string& stage) override {
+  Result<RegisteredVersion> RegisterVersion(const std::string& model, const NewVersion& version,
+                                            const std::string& stage) override {
     ModelVersionSpec spec;
     spec.model = model;
-    spec.artifacts = version["artifacts"];
-    spec.parent = version["parent"].is_string() ? version["parent"].get<std::string>() : "";
-    spec.dataset_snapshot = version.value("dataset_snapshot", "");
-    spec.code_version = version.value("code_version", "");
-    spec.hyperparameters = version["hyperparameters"];
-    spec.hyperparameters["pipeline"] = version.value("pipeline", "");
-    spec.hyperparameters["run"] = version.value("run", "");
-    spec.metrics = version["metrics"];
-    spec.metrics["gates"] = version["gates"];
+    spec.artifacts = version.artifacts;
+    spec.parent = version.parent;
+    spec.dataset_snapshot = version.dataset_snapshot;
+    spec.code_version = version.code_version;
+    spec.hyperparameters = version.hyperparameters;
+    spec.hyperparameters["pipeline"] = version.pipeline;
+    spec.hyperparameters["run"] = version.run;
+    spec.metrics = version.metrics;
+    Json gates = Json::array();
+    for (const auto& g : version.gates)
+      gates.push_back({{"expr", g.expr}, {"value", g.value}, {"passed", g.passed}});
+    spec.metrics["gates"] = gates;
     EDGELOOP_ASSIGN_OR_RETURN(int64_t n, impl_.RegisterModelVersion(spec));
     if (stage != "candidate") EDGELOOP_RETURN_IF_ERROR(impl_.SetStage(model, n, stage));
-    return Json{{"model", model}, {"version", n}, {"name", model + ":" + std::to_string(n)}};
+    return RegisteredVersion{model, n, model + ":" + std::to_string(n)};
   }
 
   Result<std::string> StartRollout(const Json& spec, const std::string& model,

@@ -4,7 +4,10 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <optional>
 
+#include "common/bounded_parse.hpp"
 #include "common/file.hpp"
 #include "common/process.hpp"
 #include "common/version.hpp"
@@ -14,12 +17,6 @@ namespace edgeloop::cloud {
 namespace {
 
 using Json = nlohmann::json;
-
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", v);
-  return buf;
-}
 
 // Runs the steps in order; the first failure ends the run.
 class Runner {
@@ -76,12 +73,25 @@ class Runner {
     return run_;
   }
 
-  // Runs the edgeloop executable with args; its output goes to the step's log.
-  Status Worker(StepRecord& step, std::vector<std::string> args) {
-    args.insert(args.begin(), ctx_.executable);
+  // Runs `edgeloop <kind> --request FILE`, the request written to FILE in the run folder. The
+  // step's log gets the command and the request, then the worker's output.
+  template <typename Request>
+  Status Worker(StepRecord& step, const Request& request) {
+    const std::string kind = Request::kKind;
+    const std::string file =
+        ctx_.work_dir + "/request-" + std::to_string(requests_++) + "-" + kind + ".json";
+    const std::string body = request.ToJson().dump(2) + "\n";
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(file, body));
+    const std::vector<std::string> args = {ctx_.executable, kind, "--request", file};
     std::string cmd;
     for (const auto& a : args) cmd += (cmd.empty() ? "" : " ") + a;
-    (void)WriteFileAtomic(step.log + ".cmd", cmd + "\n");
+    {
+      std::ofstream log(step.log, std::ios::app | std::ios::binary);
+      log << "$ " << cmd << "\n" << body;
+      if (!log.flush()) return Error(Errc::kIo, step.log + ": cannot write the step's log");
+    }
+    std::error_code ec;
+    const auto worker_output = std::filesystem::file_size(step.log, ec);
     RunOptions o;
     o.die_with_parent = true;
     o.log_path = step.log;
@@ -89,30 +99,33 @@ class Runner {
     o.timeout = std::chrono::seconds(3600);
     EDGELOOP_ASSIGN_OR_RETURN(ProcessResult r, RunProcess(args, o));
     if (r.exit_code == 0 && r.signal == 0 && !r.timed_out) return Status::Ok();
-    // The last line of the log says why, in the worker's own words.
+    // The last line the worker wrote says why, in its own words.
     std::string last;
-    if (auto log = ReadFile(step.log); log.ok()) {
-      std::string text = *log;
+    if (auto log = ReadFile(step.log); log.ok() && !ec && log->size() > worker_output) {
+      std::string text = log->substr(worker_output);
       while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
       last = text.substr(
           text.find_last_of('\n') == std::string::npos ? 0 : text.find_last_of('\n') + 1);
     }
-    return Error(Errc::kInternal, "worker " + args[1] + " " + r.Describe() +
+    return Error(Errc::kInternal, "worker " + kind + " " + r.Describe() +
                                       (last.empty() ? "" : ": " + last) + " (log " + step.log +
                                       ")");
   }
 
-
   std::string Split(const char* split) const { return data_ + ":" + split; }
 
   // The class names of a parent's training checkpoint (model.json), or none.
-  static std::vector<std::string> ParentClassNames(const Json& parent) {
-    const std::string dir = parent.value("training_dir", "");
-    if (dir.empty()) return {};
-    auto text = ReadFile(dir + "/model.json", 16 << 20);
+  static std::vector<std::string> ParentClassNames(const ModelRef& parent) {
+    if (parent.training_dir.empty()) return {};
+    const std::string path = parent.training_dir + "/model.json";
+    auto text = ReadFile(path, 16 << 20);
     if (!text.ok()) return {};
-    Json m = Json::parse(*text, nullptr, false);
-    if (m.is_discarded() || !m.contains("class_names") || !m["class_names"].is_array()) return {};
+    ParseLimits limits;
+    limits.max_bytes = 16 << 20;
+    auto parsed = ParseJsonBounded(*text, path, limits);
+    if (!parsed.ok()) return {};
+    const Json& m = *parsed;
+    if (!m.is_object() || !m.contains("class_names") || !m["class_names"].is_array()) return {};
     std::vector<std::string> names;
     for (const auto& n : m["class_names"])
       if (n.is_string()) names.push_back(n.get<std::string>());
@@ -129,71 +142,71 @@ class Runner {
       auto parent = host_.ResolveModel(spec_.train.parent);
       if (parent.ok()) {
         parent_ = *parent;
-        auto names = ParentClassNames(parent_);
+        auto names = ParentClassNames(*parent_);
         if (!names.empty()) dataset["class_names"] = names;
       }
     }
-    EDGELOOP_ASSIGN_OR_RETURN(Json snap, host_.CreateSnapshot(dataset));
-    run_.snapshot_id = snap.value("id", "");
-    data_ = "snapshot:" + snap.value("dir", "");
-    const Json& counts = snap.contains("counts") ? snap["counts"] : Json::object();
-    int64_t train = counts.value("train", int64_t{0}), test = counts.value("test", int64_t{0});
-    step.detail = "snapshot " + run_.snapshot_id.substr(0, 12) + ": " + std::to_string(train) +
-                  " train, " + std::to_string(test) + " test";
-    if (train == 0 || test == 0)
+    EDGELOOP_ASSIGN_OR_RETURN(SnapshotRef snap, host_.CreateSnapshot(dataset));
+    run_.snapshot_id = snap.id;
+    data_ = "snapshot:" + snap.dir;
+    step.detail = "snapshot " + run_.snapshot_id.substr(0, 12) + ": " + std::to_string(snap.train) +
+                  " train, " + std::to_string(snap.test) + " test";
+    if (snap.train == 0 || snap.test == 0)
       return Error(Errc::kInvalidArgument,
                    "snapshot " + run_.snapshot_id.substr(0, 12) +
                        " has no training or no test samples (labelled data missing?)");
     return Status::Ok();
   }
 
+  // The settings train and finetune share.
+  worker::TrainingSettings Training() const {
+    const TrainSpec& t = spec_.train;
+    worker::TrainingSettings s;
+    s.data = Split("train");
+    s.out = model_dir_;
+    s.epochs = t.epochs;
+    s.batch_size = t.batch_size;
+    s.lr = t.lr;
+    s.patience = t.patience;
+    s.seed = t.seed;
+    s.threads = ctx_.threads;
+    return s;
+  }
+
   Status Train(StepRecord& step) {
     const TrainSpec& t = spec_.train;
     model_dir_ = ctx_.work_dir + "/model";
-    std::vector<std::string> args;
-    if (t.mode == "finetune") {
-      if (parent_.is_null()) {
-        EDGELOOP_ASSIGN_OR_RETURN(parent_, host_.ResolveModel(t.parent));
-      }
-      // The training checkpoint when there is one, else the version's ONNX file.
-      std::string parent = parent_.value("training_dir", "");
-      if (parent.empty()) parent = parent_.value("onnx_path", "");
-      if (parent.empty())
-        return Error(Errc::kNotFound, "parent " + parent_.value("name", t.parent) +
-                                          " has neither a training checkpoint nor an ONNX file");
-      args = {"finetune",
-              "--parent",
-              parent,
-              "--strategy",
-              t.strategy,
-              "--k",
-              std::to_string(t.k),
-              "--backbone-lr-scale",
-              Num(t.backbone_lr_scale),
-              "--min-epoch-samples",
-              std::to_string(t.min_epoch_samples)};
-    } else {
-      args = {"train", "--name", spec_.register_model};
+    if (t.mode != "finetune") {
+      worker::TrainRequest r;
+      r.name = spec_.register_model;
+      r.training = Training();
+      EDGELOOP_RETURN_IF_ERROR(Worker(step, r));
+      step.detail = "trained from scratch";
+      return Status::Ok();
     }
-    std::vector<std::string> common = {"--data",       Split("train"),
-                                       "--out",        model_dir_,
-                                       "--epochs",     std::to_string(t.epochs),
-                                       "--batch-size", std::to_string(t.batch_size),
-                                       "--lr",         Num(t.lr),
-                                       "--patience",   std::to_string(t.patience),
-                                       "--seed",       std::to_string(t.seed),
-                                       "--threads",    std::to_string(ctx_.threads)};
-    args.insert(args.end(), common.begin(), common.end());
-    EDGELOOP_RETURN_IF_ERROR(Worker(step, args));
-    step.detail = t.mode == "finetune"
-                      ? "fine-tuned " + parent_.value("name", "") + " (" + t.strategy + ")"
-                      : "trained from scratch";
+    if (!parent_) {
+      EDGELOOP_ASSIGN_OR_RETURN(ModelRef parent, host_.ResolveModel(t.parent));
+      parent_ = std::move(parent);
+    }
+    worker::FinetuneRequest r;
+    // The training checkpoint when there is one, else the version's ONNX file.
+    r.parent = !parent_->training_dir.empty() ? parent_->training_dir : parent_->onnx_path;
+    if (r.parent.empty())
+      return Error(Errc::kNotFound, "parent " + parent_->name +
+                                        " has neither a training checkpoint nor an ONNX file");
+    r.strategy = t.strategy;
+    r.k = t.k;
+    r.backbone_lr_scale = t.backbone_lr_scale;
+    r.min_epoch_samples = t.min_epoch_samples;
+    r.training = Training();
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, r));
+    step.detail = "fine-tuned " + parent_->name + " (" + t.strategy + ")";
     return Status::Ok();
   }
 
   Status Export(StepRecord& step) {
     onnx_ = ctx_.work_dir + "/model.onnx";
-    EDGELOOP_RETURN_IF_ERROR(Worker(step, {"export", "--model", model_dir_, "--out", onnx_}));
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, worker::ExportRequest{model_dir_, onnx_}));
     run_.metrics["model_bytes"] = static_cast<double>(std::filesystem::file_size(onnx_));
     return Status::Ok();
   }
@@ -202,17 +215,18 @@ class Runner {
   Status EvalInto(StepRecord& step, const std::string& model_dir, const std::string& data,
                   const EvalSet* set, bool robustness, const std::string& prefix,
                   std::map<std::string, double>& into) {
-    std::string out = ctx_.work_dir + "/eval-" + std::to_string(evals_++) + ".json";
-    std::vector<std::string> args = {"eval", "--model", model_dir, "--data",
-                                     data,   "--json",  "--out",   out};
+    worker::EvalRequest r;
+    r.model = model_dir;
+    r.data = data;
+    r.out = ctx_.work_dir + "/eval-" + std::to_string(evals_++) + ".json";
     if (set != nullptr && !set->corrupt.empty()) {
-      args.insert(args.end(), {"--corrupt", set->corrupt});
-      if (set->severity > 0) args.insert(args.end(), {"--severity", std::to_string(set->severity)});
+      r.corrupt = set->corrupt;
+      if (set->severity > 0) r.severity = set->severity;  // else eval's own default
     }
-    if (robustness) args.push_back("--robustness");
-    EDGELOOP_RETURN_IF_ERROR(Worker(step, args));
-    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out, 64 << 20));
-    EDGELOOP_ASSIGN_OR_RETURN(worker::EvalReport report, worker::ParseEvalReport(text, out));
+    r.robustness = robustness;
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, r));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(r.out, 64 << 20));
+    EDGELOOP_ASSIGN_OR_RETURN(worker::EvalReport report, worker::ParseEvalReport(text, r.out));
     for (const auto& [k, v] : report.metrics) into[prefix + k] = v;
     if (report.mean_corruption_accuracy)
       into["mean_corruption_accuracy"] = *report.mean_corruption_accuracy;
@@ -220,35 +234,29 @@ class Runner {
   }
 
   // One batch-1 latency measurement of a model on the edge runtime: {p50, p95} in us.
-  Result<std::pair<double, double>> LatencyOnce(const std::string& onnx) {
-    std::string out = ctx_.work_dir + "/latency-" + std::to_string(evals_++) + ".json";
-    // infer prints its JSON on stdout: capture it through a shell-free redirect of the log.
-    RunOptions o;
-    o.die_with_parent = true;
-    o.log_path = out;
-    o.cancel = ctx_.cancel;
-    EDGELOOP_ASSIGN_OR_RETURN(
-        ProcessResult r,
-        RunProcess({ctx_.executable, "infer", "--model", onnx, "--input", Split("test"), "--limit",
-                    std::to_string(spec_.evaluate.latency_samples), "--warmup", "20", "--show", "0",
-                    "--json"},
-                   o));
-    if (r.exit_code != 0 || r.signal != 0)
-      return Error(Errc::kInternal, "latency measurement " + r.Describe() + " (see " + out + ")");
-    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(out, 64 << 20));
-    EDGELOOP_ASSIGN_OR_RETURN(worker::LatencyReport report, worker::ParseLatencyReport(text, out));
+  Result<std::pair<double, double>> LatencyOnce(StepRecord& step, const std::string& onnx) {
+    worker::InferRequest r;
+    r.model = onnx;
+    r.input = Split("test");
+    r.out = ctx_.work_dir + "/latency-" + std::to_string(evals_++) + ".json";
+    r.limit = spec_.evaluate.latency_samples;
+    r.warmup = 20;
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, r));
+    EDGELOOP_ASSIGN_OR_RETURN(std::string text, ReadFile(r.out, 64 << 20));
+    EDGELOOP_ASSIGN_OR_RETURN(worker::LatencyReport report,
+                              worker::ParseLatencyReport(text, r.out));
     return std::make_pair(report.p50_us, report.p95_us);
   }
 
   // Latency of every model, measured in alternating rounds (candidate, champion, candidate,
   // ...) so that both see the same load on a shared machine rather than one of them a busier
   // minute; each figure is the median over the rounds.
-  Status LatencyInto(const std::vector<Who>& who) {
+  Status LatencyInto(StepRecord& step, const std::vector<Who>& who) {
     constexpr int kRounds = 3;
     std::vector<std::vector<double>> p50(who.size()), p95(who.size());
     for (int round = 0; round < kRounds; ++round)
       for (size_t i = 0; i < who.size(); ++i) {
-        EDGELOOP_ASSIGN_OR_RETURN(auto q, LatencyOnce(who[i].onnx));
+        EDGELOOP_ASSIGN_OR_RETURN(auto q, LatencyOnce(step, who[i].onnx));
         p50[i].push_back(q.first);
         p95[i].push_back(q.second);
       }
@@ -267,14 +275,13 @@ class Runner {
   Status Evaluate(StepRecord& step) {
     const EvaluateSpec& e = spec_.evaluate;
     auto champion = host_.ResolveModel(spec_.register_model + "@production");
-    if (champion.ok() && !champion->value("training_dir", "").empty()) champion_ = *champion;
+    if (champion.ok() && !champion->training_dir.empty()) champion_ = *champion;
     std::vector<Who> who = {{onnx_, &run_.metrics}};
     std::string champion_onnx;
-    if (!champion_.is_null()) {
+    if (champion_) {
       champion_onnx = ctx_.work_dir + "/champion.onnx";
-      EDGELOOP_RETURN_IF_ERROR(Worker(
-          step,
-          {"export", "--model", champion_.value("training_dir", ""), "--out", champion_onnx}));
+      EDGELOOP_RETURN_IF_ERROR(
+          Worker(step, worker::ExportRequest{champion_->training_dir, champion_onnx}));
       who.push_back({champion_onnx, &run_.champion_metrics});
     }
     // On the exported ONNX with the edge runtime (what devices will run, and several times
@@ -286,12 +293,12 @@ class Runner {
         EDGELOOP_RETURN_IF_ERROR(
             EvalInto(step, w.onnx, set.data, &set, false, set.name + ".", *w.into));
     }
-    if (e.latency) EDGELOOP_RETURN_IF_ERROR(LatencyInto(who));
+    if (e.latency) EDGELOOP_RETURN_IF_ERROR(LatencyInto(step, who));
     char buf[160];
     std::snprintf(buf, sizeof buf, "candidate accuracy %.4f", run_.metrics["accuracy"]);
     step.detail = buf;
-    if (!champion_.is_null()) {
-      std::snprintf(buf, sizeof buf, ", champion %s %.4f", champion_.value("name", "").c_str(),
+    if (champion_) {
+      std::snprintf(buf, sizeof buf, ", champion %s %.4f", champion_->name.c_str(),
                     run_.champion_metrics["accuracy"]);
       step.detail += buf;
     }
@@ -299,7 +306,7 @@ class Runner {
   }
 
   Status Gates(StepRecord& step) {
-    const auto* champion = champion_.is_null() ? nullptr : &run_.champion_metrics;
+    const auto* champion = champion_ ? &run_.champion_metrics : nullptr;
     std::string failed;
     for (const auto& g : spec_.gates) {
       run_.gates.push_back(EvaluateGate(g, run_.metrics, champion));
@@ -317,7 +324,7 @@ class Runner {
   }
 
   Status Package(StepRecord& step) {
-    artifacts_ = Json::object();
+    artifacts_.clear();
     EDGELOOP_ASSIGN_OR_RETURN(std::string fp32, host_.StoreArtifact(onnx_));
     artifacts_["fp32"] = fp32;
     // The training checkpoint too, so a later run can fine-tune from this version.
@@ -329,16 +336,20 @@ class Runner {
       EDGELOOP_ASSIGN_OR_RETURN(std::string graph, host_.StoreArtifact(model_dir_ + "/graph.onnx"));
       artifacts_["torch_graph"] = graph;
     }
-    for (const auto& [k, v] : artifacts_.items()) run_.artifacts[k] = v.get<std::string>();
+    run_.artifacts = artifacts_;
     if (!spec_.package_int8) {
       step.status = "succeeded";
       step.detail = "fp32 only";
       return Status::Ok();
     }
     std::string int8 = ctx_.work_dir + "/model.int8.onnx";
-    EDGELOOP_RETURN_IF_ERROR(
-        Worker(step, {"quantize", "--model", onnx_, "--calib", Split("train"), "--out", int8,
-                      "--samples", std::to_string(spec_.calib_samples)}));
+    worker::QuantizeRequest quantize;
+    quantize.model = onnx_;
+    quantize.calib = Split("train");
+    quantize.out = int8;
+    quantize.samples = spec_.calib_samples;
+    quantize.seed = 0;
+    EDGELOOP_RETURN_IF_ERROR(Worker(step, quantize));
     EDGELOOP_ASSIGN_OR_RETURN(std::string q, host_.StoreArtifact(int8));
     artifacts_["int8"] = q;
     run_.artifacts["int8"] = q;
@@ -348,28 +359,25 @@ class Runner {
   }
 
   Status Register(StepRecord& step) {
-    Json hyper = {{"mode", spec_.train.mode},
-                  {"strategy", spec_.train.strategy},
-                  {"k", spec_.train.k},
-                  {"epochs", spec_.train.epochs},
-                  {"batch_size", spec_.train.batch_size},
-                  {"lr", spec_.train.lr},
-                  {"seed", spec_.train.seed}};
-    Json gates = Json::array();
-    for (const auto& g : run_.gates)
-      gates.push_back({{"expr", g.expr}, {"value", g.value}, {"passed", g.passed}});
-    Json version = {{"artifacts", artifacts_},
-                    {"parent", parent_.is_null() ? Json() : Json(parent_.value("name", ""))},
-                    {"dataset_snapshot", run_.snapshot_id},
-                    {"hyperparameters", hyper},
-                    {"code_version", CodeVersionString()},
-                    {"metrics", run_.metrics},
-                    {"pipeline", spec_.name},
-                    {"run", ctx_.run_id},
-                    {"gates", gates}};
-    EDGELOOP_ASSIGN_OR_RETURN(
-        registered_, host_.RegisterVersion(spec_.register_model, version, spec_.register_stage));
-    run_.model_version = registered_.value("name", "");
+    NewVersion v;
+    v.artifacts = artifacts_;
+    v.parent = parent_ ? parent_->name : "";
+    v.dataset_snapshot = run_.snapshot_id;
+    v.code_version = CodeVersionString();
+    v.hyperparameters = {{"mode", spec_.train.mode},
+                         {"strategy", spec_.train.strategy},
+                         {"k", spec_.train.k},
+                         {"epochs", spec_.train.epochs},
+                         {"batch_size", spec_.train.batch_size},
+                         {"lr", spec_.train.lr},
+                         {"seed", spec_.train.seed}};
+    v.metrics = run_.metrics;
+    v.gates = run_.gates;
+    v.pipeline = spec_.name;
+    v.run = ctx_.run_id;
+    EDGELOOP_ASSIGN_OR_RETURN(registered_,
+                              host_.RegisterVersion(spec_.register_model, v, spec_.register_stage));
+    run_.model_version = registered_.name;
     step.detail = run_.model_version + " (" + spec_.register_stage + ")";
     return Status::Ok();
   }
@@ -380,9 +388,9 @@ class Runner {
       step.detail = "no rollout in the pipeline";
       return Status::Ok();
     }
-    EDGELOOP_ASSIGN_OR_RETURN(run_.rollout_id,
-                              host_.StartRollout(spec_.rollout, spec_.register_model,
-                                                 registered_.value("version", int64_t{0})));
+    EDGELOOP_ASSIGN_OR_RETURN(
+        run_.rollout_id,
+        host_.StartRollout(spec_.rollout, spec_.register_model, registered_.version));
     step.detail = "rollout " + run_.rollout_id + " started";
     return Status::Ok();
   }
@@ -392,8 +400,10 @@ class Runner {
   PipelineHost& host_;
   RunResult run_;
   std::string data_, model_dir_, onnx_;
-  Json parent_, champion_, artifacts_, registered_;
-  int evals_ = 0;
+  std::optional<ModelRef> parent_, champion_;
+  std::map<std::string, std::string> artifacts_;  // variant → sha256
+  RegisteredVersion registered_;
+  int evals_ = 0, requests_ = 0;
 };
 
 }  // namespace

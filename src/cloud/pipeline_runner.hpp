@@ -1,11 +1,15 @@
 // Executes one pipeline run, step by step: snapshot → train → export → evaluate (candidate
 // and champion on the same data) → gates → package → register → rollout. Training,
 // evaluation, export and quantization run as worker processes (the `edgeloop` executable), so
-// a crash there fails the step, never the server. Each step's output goes to its own log file
-// in the run folder; the host records each step as it changes.
+// a crash there fails the step, never the server. Each worker gets a versioned request
+// (common/worker_protocol.hpp), written to a file in the run folder and named with
+// `--request`; its report comes back the same way. Each step's log file in the run folder
+// holds the commands it ran, their requests and the workers' output; the host records each
+// step as it changes.
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -39,20 +43,54 @@ struct RunResult {
   nlohmann::json ToJson() const;
 };
 
-// What a run needs from the server: snapshots, the registry, artifacts, rollouts.
+// A dataset snapshot made for a run.
+struct SnapshotRef {
+  std::string id;   // content hash
+  std::string dir;  // data::LoadDataset("snapshot:" + dir + ":train") reads a split
+  int64_t train = 0, val = 0, test = 0;  // samples per split
+};
+
+// A registered model version, resolved from "<model>@<stage>" or "<model>:<n>".
+struct ModelRef {
+  std::string model;
+  int64_t version = 0;
+  std::string name;          // "<model>:<version>"
+  std::string training_dir;  // its training checkpoint (model.json, weights.pt); "" when none
+  std::string onnx_path;     // its fp32 ONNX file; "" when none
+  std::map<std::string, std::string> artifacts;  // variant (fp32, torch_meta, ...) → sha256
+};
+
+// What a run registers: the artifacts, their lineage and the evaluation that let them pass.
+struct NewVersion {
+  std::map<std::string, std::string> artifacts;  // variant → sha256 (StoreArtifact)
+  std::string parent;                            // "<model>:<n>"; "" when trained from scratch
+  std::string dataset_snapshot;
+  std::string code_version;
+  nlohmann::json hyperparameters = nlohmann::json::object();
+  std::map<std::string, double> metrics;
+  std::vector<GateResult> gates;
+  std::string pipeline, run;
+};
+
+struct RegisteredVersion {
+  std::string model;
+  int64_t version = 0;
+  std::string name;  // "<model>:<version>"
+};
+
+// What a run needs from the server: snapshots, the registry, artifacts, rollouts. Called from
+// the run's thread only.
 class PipelineHost {
  public:
   virtual ~PipelineHost() = default;
-  // Creates (or finds) the snapshot: {"id", "dir" (for the snapshot: data spec), "counts"}.
-  virtual Result<nlohmann::json> CreateSnapshot(const nlohmann::json& spec) = 0;
-  // A model reference "<model>@<stage>" or "<model>:<n>" → {"model", "version" (n),
-  // "name" ("<model>:<n>"), "training_dir", "artifacts": {"fp32": sha, ...}}; kNotFound if none.
-  virtual Result<nlohmann::json> ResolveModel(const std::string& ref) = 0;
+  // Creates (or finds) the snapshot of a data spec.
+  virtual Result<SnapshotRef> CreateSnapshot(const nlohmann::json& spec) = 0;
+  // kNotFound when the model or version does not exist.
+  virtual Result<ModelRef> ResolveModel(const std::string& ref) = 0;
   virtual Result<std::string> StoreArtifact(const std::string& path) = 0;  // → sha256
-  // Registers a new version; returns {"model", "version", "name"}.
-  virtual Result<nlohmann::json> RegisterVersion(const std::string& model,
-                                                 const nlohmann::json& version,
-                                                 const std::string& stage) = 0;
+  virtual Result<RegisteredVersion> RegisterVersion(const std::string& model,
+                                                    const NewVersion& version,
+                                                    const std::string& stage) = 0;
   // Starts a rollout of a registered version; returns its id.
   virtual Result<std::string> StartRollout(const nlohmann::json& rollout_spec,
                                            const std::string& model, int64_t version) = 0;
