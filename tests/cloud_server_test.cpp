@@ -291,6 +291,9 @@ TEST_P(CloudServer, ReadinessAndPrometheusMetricsReflectWhatHappened) {
   auto dev = f.Enroll("cam-1");
   ASSERT_EQ(PostBatch(*f.Client(&dev), MakeBatch("cam-1", 0, 7))->status, 200);
   ExpectJsonError(f.Post("/v1/tokens", "{nope"), 400);
+  ExpectJsonError(f.Get("/v1/models/no-such-model"), 404);
+  ExpectJsonError(f.Get("/v1/invented/path-1"), 404);
+  ExpectJsonError(f.Get("/v1/invented/path-2"), 404);
   // Metrics need a token with the read scope.
   EXPECT_EQ(f.Client()->Get("/v1/metrics")->status, 401);
   auto m = f.Get("/v1/metrics");
@@ -303,10 +306,16 @@ TEST_P(CloudServer, ReadinessAndPrometheusMetricsReflectWhatHappened) {
             std::string::npos)
       << text;
   EXPECT_NE(text.find("route=\"/v1/tokens\",status=\"400\"} 1"), std::string::npos) << text;
+  // Routes are labelled by their pattern; paths that match no route share one label.
+  EXPECT_NE(text.find("route=\"/v1/models/:id\",status=\"404\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("route=\"unmatched\",status=\"404\"} 2"), std::string::npos) << text;
+  EXPECT_EQ(text.find("invented"), std::string::npos) << text;
   EXPECT_NE(text.find("edgeloop_ingest_samples_total 7"), std::string::npos) << text;
   EXPECT_NE(text.find("edgeloop_devices{status=\"enrolled\"} 1"), std::string::npos) << text;
-  EXPECT_NE(text.find("edgeloop_http_request_duration_seconds_bucket{route=\"/v1/ingest\",le=\"+Inf\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          "edgeloop_http_request_duration_seconds_bucket{route=\"/v1/ingest\",le=\"+Inf\"} 1"),
+      std::string::npos)
       << text;
   // The listener's own figures: at least this scrape's connection is open.
   EXPECT_NE(text.find("# TYPE edgeloop_http_connections gauge"), std::string::npos) << text;

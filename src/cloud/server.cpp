@@ -189,20 +189,27 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
   return doc;
 }
 
-// A path as a metrics label: segments that look like ids (digits, dashes, colons, long
-// hex) become ":id", so per-device paths do not each make a series.
-std::string RouteLabel(const std::string& path) {
+// The matched route pattern as a metrics label: each group becomes ":id"
+// ("/v1/devices/([A-Za-z0-9._-]+)/labels" → "/v1/devices/:id/labels"). Requests that
+// matched no route share one label, so a client cannot make a series per path it invents.
+std::string RouteLabel(const std::string& pattern) {
+  if (pattern.empty()) return "unmatched";
   std::string out;
-  size_t i = 0;
-  while (i < path.size()) {
-    size_t j = path.find('/', i + 1);
-    if (j == std::string::npos) j = path.size();
-    std::string seg = path.substr(i, j - i);
-    bool id = seg.size() > 24 || seg.find_first_of("0123456789-:@.") != std::string::npos;
-    out += (id && out.size() >= 3) ? std::string("/:id") : seg;
-    i = j;
+  int depth = 0;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      if (depth == 0) out += pattern[i + 1];
+      ++i;
+    } else if (c == '(') {
+      if (depth++ == 0) out += ":id";
+    } else if (c == ')') {
+      depth = std::max(0, depth - 1);
+    } else if (depth == 0) {
+      out += c;
+    }
   }
-  return out.empty() ? "/" : out;
+  return out;
 }
 
 // Gauges read from the database at scrape time: devices, runs and rollouts by status.
@@ -317,10 +324,8 @@ void Server::Impl::Routes() {
     SendError(res, res.status, TransportErrorText(req, res.status, res.get_header_value("Allow")));
   });
   s.SetOnDone([this](const http::Request& req, const http::Response& res,
-                     const std::string& pattern, double seconds) {
-    (void)pattern;
-    OnRequestDone(req, res, RouteLabel(req.path), seconds);
-  });
+                     const std::string& pattern,
+                     double seconds) { OnRequestDone(req, res, RouteLabel(pattern), seconds); });
   // Liveness: the process answers. Readiness: the database takes a write and the data
   // folder takes an fsynced file, so a load balancer stops sending work to a replica that
   // cannot store it.
