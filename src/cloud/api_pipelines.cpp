@@ -127,8 +127,8 @@ class ServerHost : public PipelineHost {
   // together with finished_ms when the run returns, so no reader sees a finished run without
   // its finish time.
   void OnProgress(const RunResult& run) override {
-    (void)impl_.db->Exec("UPDATE pipeline_runs SET result = ? WHERE id = ?",
-                         {run.ToJson().dump(), run_id_});
+    Status saved = impl_.pipelines->SaveProgress(run_id_, run.ToJson());
+    if (!saved.ok()) impl_.BackgroundFailure("run_progress", saved.error(), {"run", run_id_});
   }
 
  private:
@@ -136,30 +136,15 @@ class ServerHost : public PipelineHost {
   std::string run_id_;
 };
 
-Json RunRow(const Row& r) {
-  Json result = Json::parse(r[6], nullptr, false);
-  return {{"id", r[0]},
-          {"pipeline", r[1]},
-          {"trigger", r[2]},
-          {"status", r[3]},
-          {"created_ms", std::stoll(r[4])},
-          {"finished_ms", r[5].empty() ? Json() : Json(std::stoll(r[5]))},
-          {"result", result.is_discarded() ? Json() : result}};
-}
-
-const char* kRunColumns = "id, pipeline, trigger, status, created_ms, finished_ms, result";
-
 }  // namespace
 
 Status Server::Impl::RecoverInterruptedRuns() {
   // Runs that were running when the server stopped cannot be resumed mid-step: they failed,
   // at the step they were in, and the record says why.
-  EDGELOOP_ASSIGN_OR_RETURN(
-      auto interrupted, db->Query("SELECT id, result FROM pipeline_runs WHERE status = 'running'"));
-  const std::string now = std::to_string(NowMs());
-  for (const auto& r : interrupted) {
-    Json result = Json::parse(r[1], nullptr, false);
-    if (!result.is_object()) result = Json::object();
+  EDGELOOP_ASSIGN_OR_RETURN(auto interrupted, pipelines->RunsWithStatus("running"));
+  const int64_t now = NowMs();
+  for (RunRow& run : interrupted) {
+    Json& result = run.result;
     std::string at;
     if (result.contains("steps") && result["steps"].is_array())
       for (auto& step : result["steps"]) {
@@ -172,29 +157,28 @@ Status Server::Impl::RecoverInterruptedRuns() {
           step["status"] = "skipped";
         }
       }
+    const std::string reason =
+        "the server stopped during the run" + (at.empty() ? "" : " (in " + at + ")");
     result["status"] = "failed";
     result["failed_step"] = at;
-    result["reason"] = "the server stopped during the run" + (at.empty() ? "" : " (in " + at + ")");
-    EDGELOOP_RETURN_IF_ERROR(db->Exec(
-        "UPDATE pipeline_runs SET status = 'failed', finished_ms = ?, result = ? WHERE id = ?",
-        {now, result.dump(), r[0]}));
-    log::Warn("run_interrupted",
-              {{"run", r[0]}, {"step", at}, {"reason", result["reason"].get<std::string>()}});
+    result["reason"] = reason;
+    EDGELOOP_RETURN_IF_ERROR(pipelines->Finish(run.id, "failed", now, result));
+    log::Warn("run_interrupted", {{"run", run.id}, {"step", at}, {"reason", reason}});
   }
   return Status::Ok();
 }
 
 Result<std::string> Server::Impl::QueueRun(const std::string& pipeline,
                                            const std::string& trigger) {
-  EDGELOOP_ASSIGN_OR_RETURN(auto p,
-                            db->Query("SELECT 1 FROM pipelines WHERE name = ?", {pipeline}));
-  if (p.empty()) return Error(Errc::kNotFound, "no pipeline " + pipeline);
-  std::string id = "run-" + std::to_string(NowMs()) + "-" + crypto::RandomHex(2);
-  EDGELOOP_RETURN_IF_ERROR(db->Exec(
-      "INSERT INTO pipeline_runs (id, pipeline, trigger, status, created_ms, finished_ms, result) "
-      "VALUES (?, ?, ?, 'queued', ?, '', '{}')",
-      {id, pipeline, trigger, std::to_string(NowMs())}));
-  return id;
+  if (auto p = pipelines->Get(pipeline); !p.ok()) return p.error();
+  RunRow run;
+  run.created_ms = NowMs();
+  run.id = "run-" + std::to_string(run.created_ms) + "-" + crypto::RandomHex(2);
+  run.pipeline = pipeline;
+  run.trigger = trigger;
+  run.status = "queued";
+  EDGELOOP_RETURN_IF_ERROR(pipelines->InsertRun(run));
+  return run.id;
 }
 
 // A drift alarm fires a run once per version of the parent model: the alarm must come from a
@@ -204,129 +188,118 @@ Result<std::string> Server::Impl::QueueRun(const std::string& pipeline,
 std::string Server::Impl::DriftTrigger(const PipelineSpec& spec, int64_t last_run_ms) {
   auto busy = rollouts->AnyActive();
   if (!busy.ok() || *busy) return "";
-  std::string sql =
-      "SELECT device_id, model_version, drift_since_ms FROM device_status WHERE drift_alarm = 1 "
-      "AND last_seen_ms > ?";
-  std::vector<std::string> params = {std::to_string(last_run_ms)};
   std::string parent;
   if (!spec.train.parent.empty()) {
     auto at = spec.train.parent.find_first_of("@:");
     if (at == std::string::npos) return "";
     auto v = GetModelVersion(spec.train.parent.substr(0, at), spec.train.parent.substr(at + 1));
     if (!v.ok()) return "";
+    if (!v->contains("version") || !(*v)["version"].is_number_integer()) return "";
     parent = spec.train.parent.substr(0, at) + ":" + std::to_string((*v)["version"].get<int64_t>());
-    sql += " AND model_version = ?";
-    params.push_back(parent);
   }
-  auto alarms = db->Query(sql + " ORDER BY device_id", params);
-  if (!alarms.ok() || alarms->empty()) return "";
-  std::string suffix = " on " + (parent.empty() ? alarms->at(0)[1] : parent);
-  auto before = db->Query(
-      "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND trigger LIKE ? AND trigger LIKE ?",
-      {spec.name, "drift_alarm:%", "%" + suffix});
-  if (!before.ok() || !before->empty()) return "";
+  auto alarms = fleet->DriftAlarms(last_run_ms, parent);
+  if (!alarms.ok()) {
+    BackgroundFailure("trigger_check", alarms.error(), {"pipeline", spec.name});
+    return "";
+  }
+  if (alarms->empty()) return "";
+  const std::string on = parent.empty() ? alarms->front().model_version : parent;
+  auto before = pipelines->HasDriftRun(spec.name, on);
+  if (!before.ok()) {
+    BackgroundFailure("trigger_check", before.error(), {"pipeline", spec.name});
+    return "";
+  }
+  if (*before) return "";
   // Enough labelled samples from after the drift began (the first alarm of those raised):
   // samples from before it would retrain on the domain the model already knows.
   int64_t since = 0;
-  for (const auto& a : *alarms) {
-    auto t = ColumnInt64(a[2], "device_status.drift_since_ms");
-    if (t.ok() && *t > 0 && (since == 0 || *t < since)) since = *t;
-  }
+  for (const auto& a : *alarms)
+    if (a.since_ms > 0 && (since == 0 || a.since_ms < since)) since = a.since_ms;
   Json recent = spec.dataset.is_object() ? spec.dataset : Json::object();
   if (since > 0 && (!recent.contains("from_ms") || !recent["from_ms"].is_number_integer() ||
                     recent["from_ms"].get<int64_t>() < since))
     recent["from_ms"] = since;
   auto fresh = CountLabelled(recent);
   if (!fresh.ok() || *fresh < spec.trigger.min_labelled_samples) return "";
-  return "drift_alarm:" + alarms->at(0)[0] + suffix;
+  return "drift_alarm:" + alarms->front().device_id + " on " + on;
 }
 
 void Server::Impl::CheckTriggers() {
-  auto rows = db->Query("SELECT name, spec, last_run_ms, labelled_seen FROM pipelines");
+  auto rows = pipelines->List();
   if (!rows.ok()) return BackgroundFailure("trigger_check", rows.error());
-  for (const auto& r : *rows) {
-    auto spec = ParsePipeline(r[1], r[0]);
+  for (const PipelineRow& p : *rows) {
+    auto spec = ParsePipeline(p.yaml, p.name);
     if (!spec.ok()) {
-      BackgroundFailure("trigger_check", spec.error(), {"pipeline", r[0]});
+      BackgroundFailure("trigger_check", spec.error(), {"pipeline", p.name});
       continue;
     }
     // One run per pipeline at a time: nothing new while one is queued or running.
-    auto active = db->Query(
-        "SELECT 1 FROM pipeline_runs WHERE pipeline = ? AND status IN ('queued', 'running')",
-        {r[0]});
+    auto active = pipelines->HasActiveRun(p.name);
     if (!active.ok()) {
-      BackgroundFailure("trigger_check", active.error(), {"pipeline", r[0]});
+      BackgroundFailure("trigger_check", active.error(), {"pipeline", p.name});
       continue;
     }
-    if (!active->empty()) continue;
+    if (*active) continue;
     // Only samples the run would learn from count: those of the pipeline's dataset filter
     // (its device groups, devices, label sources).
     auto count = CountLabelled(spec->dataset);
     if (!count.ok()) {
-      BackgroundFailure("trigger_check", count.error(), {"pipeline", r[0]});
+      BackgroundFailure("trigger_check", count.error(), {"pipeline", p.name});
       continue;
     }
-    const int64_t labelled = *count;
-    int64_t last = std::stoll(r[2]), seen = std::stoll(r[3]);
+    const int64_t labelled = *count, fresh = labelled - p.labelled_seen;
     std::string trigger;
     const TriggerSpec& t = spec->trigger;
-    if (t.new_labelled_samples > 0 && labelled - seen >= t.new_labelled_samples) {
+    if (t.new_labelled_samples > 0 && fresh >= t.new_labelled_samples) {
       trigger = "new_labelled_samples";
-    } else if (t.drift_alarm && labelled - seen >= t.min_labelled_samples) {
-      trigger = DriftTrigger(*spec, last);
+    } else if (t.drift_alarm && fresh >= t.min_labelled_samples) {
+      trigger = DriftTrigger(*spec, p.last_run_ms);
     }
-    if (trigger.empty() && t.schedule_seconds > 0 && NowMs() - last >= t.schedule_seconds * 1000 &&
-        labelled - seen >= t.min_labelled_samples)
+    if (trigger.empty() && t.schedule_seconds > 0 &&
+        NowMs() - p.last_run_ms >= t.schedule_seconds * 1000 && fresh >= t.min_labelled_samples)
       trigger = "schedule";
     if (trigger.empty()) continue;
-    auto queued = QueueRun(r[0], trigger);
+    auto queued = QueueRun(p.name, trigger);
     if (!queued.ok()) {
-      BackgroundFailure("trigger_check", queued.error(), {"pipeline", r[0]});
+      BackgroundFailure("trigger_check", queued.error(), {"pipeline", p.name});
       continue;
     }
     log::Info("run_queued", {{"run", *queued},
-                             {"pipeline", r[0]},
+                             {"pipeline", p.name},
                              {"trigger", trigger},
                              {"labelled", labelled},
-                             {"labelled_seen", seen}});
-    Status seen_st =
-        db->Exec("UPDATE pipelines SET last_run_ms = ?, labelled_seen = ? WHERE name = ?",
-                 {std::to_string(NowMs()), std::to_string(labelled), r[0]});
-    if (!seen_st.ok()) BackgroundFailure("trigger_check", seen_st.error(), {"pipeline", r[0]});
+                             {"labelled_seen", p.labelled_seen}});
+    Status marked = pipelines->MarkTriggered(p.name, NowMs(), labelled);
+    if (!marked.ok()) BackgroundFailure("trigger_check", marked.error(), {"pipeline", p.name});
   }
 }
 
 void Server::Impl::ExecuteQueuedRun() {
-  auto rows = db->Query(
-      "SELECT r.id, r.pipeline, r.trigger, p.spec FROM pipeline_runs r JOIN pipelines p ON "
-      "p.name = r.pipeline WHERE r.status = 'queued' ORDER BY r.created_ms LIMIT 1");
-  if (!rows.ok()) return BackgroundFailure("run_start", rows.error());
-  if (rows->empty()) return;
-  const Row& r = rows->at(0);
-  Status started = db->Exec("UPDATE pipeline_runs SET status = 'running' WHERE id = ?", {r[0]});
-  if (!started.ok()) return BackgroundFailure("run_start", started.error(), {"run", r[0]});
-  log::Info("run_started", {{"run", r[0]}, {"pipeline", r[1]}, {"trigger", r[2]}});
+  auto claimed = pipelines->ClaimNextQueued();
+  if (!claimed.ok()) return BackgroundFailure("run_start", claimed.error());
+  if (!*claimed) return;
+  const RunRow& run = (*claimed)->first;
+  const std::string& yaml = (*claimed)->second;
+  log::Info("run_started", {{"run", run.id}, {"pipeline", run.pipeline}, {"trigger", run.trigger}});
   const auto t0 = std::chrono::steady_clock::now();
-  ServerHost host(*this, r[0]);
-  auto spec = ParsePipeline(r[3], r[1]);
+  ServerHost host(*this, run.id);
+  auto spec = ParsePipeline(yaml, run.pipeline);
   RunResult result;
   if (!spec.ok()) {
     result.status = "failed";
     result.reason = spec.error().message;
   } else {
     RunContext ctx;
-    ctx.run_id = r[0];
-    ctx.work_dir = options.data_dir + "/runs/" + r[0];
+    ctx.run_id = run.id;
+    ctx.work_dir = options.data_dir + "/runs/" + run.id;
     ctx.executable =
         options.worker_executable.empty() ? SelfExecutable() : options.worker_executable;
-    ctx.trigger = r[2];
+    ctx.trigger = run.trigger;
     ctx.cancel = &stopping;
     result = RunPipeline(*spec, ctx, host);
   }
-  Status done =
-      db->Exec("UPDATE pipeline_runs SET status = ?, finished_ms = ?, result = ? WHERE id = ?",
-               {result.status, std::to_string(NowMs()), result.ToJson().dump(), r[0]});
-  if (!done.ok()) BackgroundFailure("run_finish", done.error(), {"run", r[0]});
+  Status done = pipelines->Finish(run.id, result.status, NowMs(), result.ToJson());
+  if (!done.ok()) BackgroundFailure("run_finish", done.error(), {"run", run.id});
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   metrics.ObserveRun(result.status, seconds);
@@ -334,8 +307,8 @@ void Server::Impl::ExecuteQueuedRun() {
     if (step.status == "succeeded" || step.status == "failed")
       metrics.ObserveRunStep(step.name, step.duration_s);
   log::Write(result.status == "failed" ? log::Level::kWarn : log::Level::kInfo, "run_finished",
-             {{"run", r[0]},
-              {"pipeline", r[1]},
+             {{"run", run.id},
+              {"pipeline", run.pipeline},
               {"status", result.status},
               {"seconds", seconds},
               {"failed_step", result.failed_step},
@@ -401,24 +374,22 @@ void Server::Impl::PipelineRoutes() {
     auto spec = ParsePipeline(yaml, "pipeline");
     if (!spec.ok()) return SendError(res, 400, spec.error().message);
     Status st = db->Transaction([&]() -> Status {
-      EDGELOOP_ASSIGN_OR_RETURN(
-          auto old,
-          db->Query("SELECT last_run_ms, labelled_seen, spec FROM pipelines WHERE name = ?",
-                    {spec->name}));
+      auto old = pipelines->Get(spec->name);
+      if (!old.ok() && old.error().code != Errc::kNotFound) return old.error();
       // A new pipeline counts labelled samples from now on; a changed one keeps its count
       // unless its dataset filter changed.
-      EDGELOOP_ASSIGN_OR_RETURN(int64_t now_labelled, CountLabelled(spec->dataset));
-      std::string seen = std::to_string(now_labelled);
-      if (!old.empty()) {
-        auto before = ParsePipeline(old[0][2], spec->name);
-        if (before.ok() && before->dataset == spec->dataset) seen = old[0][1];
+      PipelineRow row;
+      row.name = spec->name;
+      row.yaml = yaml;
+      row.created_ms = NowMs();
+      EDGELOOP_ASSIGN_OR_RETURN(row.labelled_seen, CountLabelled(spec->dataset));
+      row.last_run_ms = row.created_ms;
+      if (old.ok()) {
+        row.last_run_ms = old->last_run_ms;
+        auto before = ParsePipeline(old->yaml, spec->name);
+        if (before.ok() && before->dataset == spec->dataset) row.labelled_seen = old->labelled_seen;
       }
-      std::string last = old.empty() ? std::to_string(NowMs()) : old[0][0];
-      EDGELOOP_RETURN_IF_ERROR(db->Exec("DELETE FROM pipelines WHERE name = ?", {spec->name}));
-      return db->Exec(
-          "INSERT INTO pipelines (name, spec, created_ms, last_run_ms, labelled_seen) VALUES (?, "
-          "?, ?, ?, ?)",
-          {spec->name, yaml, std::to_string(NowMs()), last, seen});
+      return pipelines->Put(row);
     });
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"name", spec->name}, {"gates", spec->gates.size()}}.dump(),
@@ -426,11 +397,11 @@ void Server::Impl::PipelineRoutes() {
   });
   s.Get("/v1/pipelines", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto rows = db->Query("SELECT name, spec, labelled_seen FROM pipelines ORDER BY name");
+    auto rows = pipelines->List();
     if (!rows.ok()) return SendError(res, rows.error());
     Json out = Json::array();
-    for (const auto& r : *rows)
-      out.push_back({{"name", r[0]}, {"yaml", r[1]}, {"labelled_seen", std::stoll(r[2])}});
+    for (const auto& p : *rows)
+      out.push_back({{"name", p.name}, {"yaml", p.yaml}, {"labelled_seen", p.labelled_seen}});
     res.set_content(Json{{"pipelines", out}}.dump(), "application/json");
   });
   s.Post(R"(/v1/pipelines/([a-z0-9_-]+)/runs)",
@@ -443,25 +414,19 @@ void Server::Impl::PipelineRoutes() {
          });
   s.Get("/v1/runs", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    std::string sql = std::string("SELECT ") + kRunColumns + " FROM pipeline_runs";
-    std::vector<std::string> params;
-    if (req.has_param("pipeline")) {
-      sql += " WHERE pipeline = ?";
-      params.push_back(req.get_param_value("pipeline"));
-    }
-    auto rows = db->Query(sql + " ORDER BY created_ms", params);
+    std::optional<std::string> pipeline;
+    if (req.has_param("pipeline")) pipeline = req.get_param_value("pipeline");
+    auto rows = pipelines->Runs(pipeline);
     if (!rows.ok()) return SendError(res, rows.error());
     Json out = Json::array();
-    for (const auto& r : *rows) out.push_back(RunRow(r));
+    for (const auto& run : *rows) out.push_back(run.ToJson());
     res.set_content(Json{{"runs", out}}.dump(), "application/json");
   });
   s.Get(R"(/v1/runs/([A-Za-z0-9-]+))", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;
-    auto rows = db->Query(std::string("SELECT ") + kRunColumns + " FROM pipeline_runs WHERE id = ?",
-                          {req.matches[1]});
-    if (!rows.ok()) return SendError(res, rows.error());
-    if (rows->empty()) return SendError(res, 404, "no run " + std::string(req.matches[1]));
-    res.set_content(RunRow(rows->at(0)).dump(), "application/json");
+    auto run = pipelines->GetRun(req.matches[1]);
+    if (!run.ok()) return SendError(res, run.error());
+    res.set_content(run->ToJson().dump(), "application/json");
   });
   s.Get(R"(/v1/runs/([A-Za-z0-9-]+)/logs/([a-z]+))",
         [this](const http::Request& req, http::Response& res) {

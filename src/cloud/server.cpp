@@ -215,21 +215,16 @@ std::string RouteLabel(const std::string& pattern) {
 // Gauges read from the database at scrape time: devices, runs and rollouts by status.
 std::string Server::Impl::ScrapeGauges() {
   std::string out;
-  auto emit = [&](const std::string& name, const std::string& help, const std::string& sql) {
-    auto rows = db->Query(sql);
-    if (!rows.ok()) return BackgroundFailure("metrics_scrape", rows.error());
-    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n";
-    for (const auto& r : *rows) out += name + "{status=\"" + r[0] + "\"} " + r[1] + "\n";
+  auto emit = [&](const char* name, const char* help,
+                  const Result<std::vector<std::pair<std::string, int64_t>>>& by) {
+    if (!by.ok()) return BackgroundFailure("metrics_scrape", by.error());
+    out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+    for (const auto& [status, n] : *by)
+      out += std::string(name) + "{status=\"" + status + "\"} " + std::to_string(n) + "\n";
   };
   emit("edgeloop_pipeline_runs", "Pipeline runs by status (queued is the queue depth).",
-       "SELECT status, COUNT(*) FROM pipeline_runs GROUP BY status");
-  if (auto by = rollouts->CountByStatus(); by.ok()) {
-    out += "# HELP edgeloop_rollouts Rollouts by status.\n# TYPE edgeloop_rollouts gauge\n";
-    for (const auto& [status, n] : *by)
-      out += "edgeloop_rollouts{status=\"" + status + "\"} " + std::to_string(n) + "\n";
-  } else {
-    BackgroundFailure("metrics_scrape", by.error());
-  }
+       pipelines->CountByStatus());
+  emit("edgeloop_rollouts", "Rollouts by status.", rollouts->CountByStatus());
   // The listener: connections held and requests being handled now, and since the start the
   // connections refused at accept and closed for missing a deadline.
   const http::ListenerStats conn = http->stats();
@@ -517,10 +512,11 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   EDGELOOP_ASSIGN_OR_RETURN(impl->db, OpenDatabase(url));
   EDGELOOP_ASSIGN_OR_RETURN(int64_t schema, Migrate(*impl->db));
   log::Info("schema", {{"version", schema}, {"database", impl->db->Dialect()}});
-  EDGELOOP_RETURN_IF_ERROR(impl->RecoverInterruptedRuns());
   impl->rollouts = std::make_unique<RolloutStore>(*impl->db);
   impl->fleet = std::make_unique<FleetStore>(*impl->db);
   impl->registry = std::make_unique<RegistryStore>(*impl->db);
+  impl->pipelines = std::make_unique<PipelineStore>(*impl->db);
+  EDGELOOP_RETURN_IF_ERROR(impl->RecoverInterruptedRuns());
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,
                             SampleStore::Open(*impl->db, options.data_dir + "/samples"));
   // The first admin token, readable only by the server's user.

@@ -19,10 +19,11 @@
 #include <thread>
 
 #include "cloud/database.hpp"
-#include "cloud/metrics.hpp"
 #include "cloud/fleet_keys.hpp"
 #include "cloud/fleet_store.hpp"
+#include "cloud/metrics.hpp"
 #include "cloud/pipeline.hpp"
+#include "cloud/pipeline_store.hpp"
 #include "cloud/registry_store.hpp"
 #include "cloud/rollout.hpp"
 #include "cloud/rollout_store.hpp"
@@ -173,6 +174,7 @@ struct Server::Impl {
   std::unique_ptr<RolloutStore> rollouts;
   std::unique_ptr<FleetStore> fleet;
   std::unique_ptr<RegistryStore> registry;
+  std::unique_ptr<PipelineStore> pipelines;
   std::unique_ptr<http::Listener> http;
   // Run() waits here until Stop().
   std::mutex run_mu;
@@ -226,8 +228,7 @@ struct Server::Impl {
     }
     auto common_name = CertificateCommonName(cert.get());
     uint64_t serial = 0;
-    if (!common_name ||
-        ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert.get())) != 1) {
+    if (!common_name || ASN1_INTEGER_get_uint64(&serial, X509_get0_serialNumber(cert.get())) != 1) {
       SendError(res, 401, "client certificate has no device identity");
       return std::nullopt;
     }
@@ -249,8 +250,8 @@ struct Server::Impl {
   // allowed: the methods the path takes (the 405's Allow header).
   std::string TransportErrorText(const http::Request& req, int status,
                                  const std::string& allowed) const;
-  void OnRequestDone(const http::Request& req, const http::Response& res,
-                     const std::string& route, double seconds);
+  void OnRequestDone(const http::Request& req, const http::Response& res, const std::string& route,
+                     double seconds);
   std::string ScrapeGauges();
   void Routes();
   // Signs and stores update metadata for m.deployment_target (a device id or
@@ -275,12 +276,12 @@ struct Server::Impl {
   // what a pipeline's new-labelled-samples trigger counts.
   Result<int64_t> CountLabelled(const Json& spec);
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
-  void DatasetRoutes();  // api_datasets.cpp: dataset snapshots and exports
-  void FleetRoutes();  // api_fleet.cpp: telemetry, update events, fleet view
+  void DatasetRoutes();   // api_datasets.cpp: dataset snapshots and exports
+  void FleetRoutes();     // api_fleet.cpp: telemetry, update events, fleet view
   // At start: runs left "running" by a server that died are failed, naming the step.
   Status RecoverInterruptedRuns();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
-  void RolloutRoutes();  // api_rollouts.cpp: staged rollouts
+  void RolloutRoutes();   // api_rollouts.cpp: staged rollouts
   // Pipelines: queue a run (one runs at a time per pipeline, the rest wait), fire triggers,
   // execute the oldest queued run (its heavy steps in worker processes).
   Result<std::string> QueueRun(const std::string& pipeline, const std::string& trigger);
