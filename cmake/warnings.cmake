@@ -21,11 +21,17 @@ function(edgeloop_test name)
   target_compile_definitions(${name} PRIVATE EDGELOOP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
                                              EDGELOOP_TEST_BINARY_DIR="${PROJECT_BINARY_DIR}")
   edgeloop_warnings(${name})
+  set(env "")
+  if(CMAKE_CROSSCOMPILING_EMULATOR)
+    # Helper programs a test starts run under the emulator too (src/edge/test_util.hpp).
+    list(JOIN CMAKE_CROSSCOMPILING_EMULATOR " " emulator)
+    set(env ENVIRONMENT "EDGELOOP_TEST_EMULATOR=${emulator}")
+  endif()
   if(T_RESOURCE_LOCK)
     # Tests holding the same lock never run at the same time (ctest -j still runs others).
-    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}"
-                         RESOURCE_LOCK "${T_RESOURCE_LOCK}")
+    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS "${T_LABELS}"
+                         RESOURCE_LOCK "${T_RESOURCE_LOCK}" ${env})
   else()
-    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60 PROPERTIES LABELS "${T_LABELS}")
+    gtest_discover_tests(${name} DISCOVERY_TIMEOUT 120 PROPERTIES LABELS "${T_LABELS}" ${env})
   endif()
 endfunction()

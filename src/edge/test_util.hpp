@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -49,10 +50,14 @@ class Child {
       ::dup2(fds[1], 1);
       ::close(fds[0]);
       ::close(fds[1]);
+      // A cross-built test runs its helper programs under the same emulator as itself
+      // (EDGELOOP_TEST_EMULATOR, set by CTest from CMAKE_CROSSCOMPILING_EMULATOR).
       std::vector<char*> args;
+      const char* emulator = std::getenv("EDGELOOP_TEST_EMULATOR");
+      if (emulator != nullptr && *emulator != '\0') args.push_back(const_cast<char*>(emulator));
       for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
       args.push_back(nullptr);
-      ::execv(args[0], args.data());
+      ::execvp(args[0], args.data());
       ::_exit(127);
     }
     ::close(fds[1]);
