@@ -259,6 +259,10 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
     const Node& node = graph.nodes[ni];
     const OpKernel* kernel = kernels[ni];
     InferContext ic{node, {}, {}, {}, 0, options.backend, {}};
+    // Shape reads only its input's shape, which planning knows: it is always folded, so that
+    // shapes computed from it (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) become
+    // constants of the plan and nothing of the chain runs per inference.
+    const bool shape_only = node.op_type == "Shape";
     bool all_constant = true;
     for (int id : node.inputs) {
       if (id < 0) {
@@ -270,7 +274,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       ic.in.push_back(&s.info);
       ic.values.push_back(has_known[static_cast<size_t>(id)] ? &known[static_cast<size_t>(id)]
                                                              : nullptr);
-      if (s.kind != SlotKind::kInitializer && s.kind != SlotKind::kConstant) all_constant = false;
+      if (!shape_only && s.kind != SlotKind::kInitializer && s.kind != SlotKind::kConstant)
+        all_constant = false;
     }
     Status inferred = kernel->infer(ic);
     for (size_t i = 0; i < ic.read.size(); ++i) {
@@ -300,8 +305,23 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       // Constant folding: compute now, keep the result with the plan.
       std::vector<unsigned char> scratch(ic.scratch_bytes);
       RunContext rc{node, {}, {}, scratch.data(), options.backend};
+      std::vector<Tensor> shapes(node.inputs.size());  // for a shape_only node's computed inputs
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        const int id = node.inputs[i];
+        if (id < 0) {
+          rc.in.push_back(nullptr);
+        } else if (has_known[static_cast<size_t>(id)]) {
+          rc.in.push_back(&known[static_cast<size_t>(id)]);
+        } else {
+          const TensorInfo& info = slots[static_cast<size_t>(id)].info;
+          shapes[i] = Tensor{info.dtype, info.shape, nullptr};
+          rc.in.push_back(&shapes[i]);
+        }
+      }
+      // A folded node no longer reads its inputs at run time (this matters to a shape_only
+      // node, whose input may be computed per inference and then alias into a later Reshape).
       for (int id : node.inputs)
-        rc.in.push_back(id < 0 ? nullptr : &known[static_cast<size_t>(id)]);
+        if (id >= 0) --readers[static_cast<size_t>(id)];
       std::vector<Tensor> outs(node.outputs.size());
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         if (node.outputs[o] < 0) {
