@@ -17,6 +17,7 @@ extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
+extern const OpKernel kSlice, kSplit, kGather;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,
@@ -46,7 +47,10 @@ inline std::vector<const OpKernel*> All() {
           &kQuantizeLinear,
           &kDequantizeLinear,
           &kQLinearConv,
-          &kQLinearMatMul};
+          &kQLinearMatMul,
+          &kSlice,
+          &kSplit,
+          &kGather};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
