@@ -14,7 +14,8 @@ size_t AlignUp(size_t n) {
 }
 
 // kAlias: a view of another arena value's memory under a new shape (the output of Flatten,
-// Reshape, Identity or Dropout when nothing else reads the input), so no copy is made.
+// Reshape, Squeeze, Unsqueeze, Identity or Dropout when nothing else reads the input), so no copy
+// is made.
 enum class SlotKind { kNone, kInitializer, kConstant, kInput, kArena, kAlias };
 
 struct Slot {
@@ -359,7 +360,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       if (s.kind == SlotKind::kArena) s.last = step;
     }
     const bool copy_op = node.op_type == "Flatten" || node.op_type == "Reshape" ||
-                         node.op_type == "Identity" ||
+                         node.op_type == "Identity" || node.op_type == "Squeeze" ||
+                         node.op_type == "Unsqueeze" ||
                          (node.op_type == "Dropout" && node.outputs.size() == 1);
     if (copy_op && node.inputs[0] >= 0 && node.outputs[0] >= 0 &&
         slots[static_cast<size_t>(root(node.inputs[0]))].kind == SlotKind::kArena &&

@@ -18,6 +18,7 @@ extern const OpKernel kBatchNormalization;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
 extern const OpKernel kSlice, kSplit, kGather;
+extern const OpKernel kSqueeze, kUnsqueeze;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,
@@ -50,7 +51,9 @@ inline std::vector<const OpKernel*> All() {
           &kQLinearMatMul,
           &kSlice,
           &kSplit,
-          &kGather};
+          &kGather,
+          &kSqueeze,
+          &kUnsqueeze};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
