@@ -19,6 +19,7 @@ extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
 extern const OpKernel kSlice, kSplit, kGather;
 extern const OpKernel kSqueeze, kUnsqueeze;
+extern const OpKernel kExpand, kTile, kConstantOfShape, kRange;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,
@@ -53,7 +54,11 @@ inline std::vector<const OpKernel*> All() {
           &kSplit,
           &kGather,
           &kSqueeze,
-          &kUnsqueeze};
+          &kUnsqueeze,
+          &kExpand,
+          &kTile,
+          &kConstantOfShape,
+          &kRange};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
