@@ -20,6 +20,7 @@ extern const OpKernel kQLinearConv, kQLinearMatMul;
 extern const OpKernel kSlice, kSplit, kGather;
 extern const OpKernel kSqueeze, kUnsqueeze;
 extern const OpKernel kExpand, kTile, kConstantOfShape, kRange;
+extern const OpKernel kPad;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,
@@ -58,7 +59,8 @@ inline std::vector<const OpKernel*> All() {
           &kExpand,
           &kTile,
           &kConstantOfShape,
-          &kRange};
+          &kRange,
+          &kPad};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
