@@ -21,6 +21,7 @@ extern const OpKernel kSlice, kSplit, kGather;
 extern const OpKernel kSqueeze, kUnsqueeze;
 extern const OpKernel kExpand, kTile, kConstantOfShape, kRange;
 extern const OpKernel kPad;
+extern const OpKernel kResize, kUpsample;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,
@@ -60,7 +61,9 @@ inline std::vector<const OpKernel*> All() {
           &kTile,
           &kConstantOfShape,
           &kRange,
-          &kPad};
+          &kPad,
+          &kResize,
+          &kUpsample};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,
