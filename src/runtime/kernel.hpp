@@ -27,6 +27,17 @@ struct InferContext {
   std::vector<TensorInfo> out;        // filled by Infer, one per node output
   size_t scratch_bytes = 0;           // filled by Infer when Run needs scratch memory
   Backend backend = Backend::kFast;
+  std::vector<bool> read;  // which values Infer looked at through Value()
+
+  // The value of input i when known at planning, else nullptr. Kernels whose output shapes
+  // follow an input's value read it through here: the planner then knows the plan depends
+  // on that value and keeps one plan per value when it is a graph input.
+  const Tensor* Value(size_t i) {
+    if (i >= values.size() || !values[i]) return nullptr;
+    read.resize(values.size(), false);
+    read[i] = true;
+    return values[i];
+  }
 
   Error Fail(const std::string& what) const {
     return Error(Errc::kMismatch, "node '" + node.name + "' (" + node.op_type + "): " + what);

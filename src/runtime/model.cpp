@@ -14,7 +14,8 @@ size_t AlignUp(size_t n) {
 }
 
 // kAlias: a view of another arena value's memory under a new shape (the output of Flatten,
-// Reshape, Identity or Dropout when nothing else reads the input), so no copy is made.
+// Reshape, Squeeze, Unsqueeze, Identity or Dropout when nothing else reads the input), so no copy
+// is made.
 enum class SlotKind { kNone, kInitializer, kConstant, kInput, kArena, kAlias };
 
 struct Slot {
@@ -105,8 +106,12 @@ struct Model::Impl {
   std::vector<const OpKernel*> kernels;  // by node index
   std::map<std::string, std::unique_ptr<Plan>> plans;
   Plan* current = nullptr;
+  // Graph inputs (by index) whose values a kernel read while planning (Resize scales, Range
+  // limits, Slice starts, ...): the plan's shapes follow them, so plans are made per value.
+  // Learned by BuildPlan.
+  std::vector<bool> shaping_inputs;
 
-  Result<std::unique_ptr<Plan>> BuildPlan(const std::vector<Tensor>& inputs) const;
+  Result<std::unique_ptr<Plan>> BuildPlan(const std::vector<Tensor>& inputs);
   std::string PlanKey(const std::vector<Tensor>& inputs) const;
 };
 
@@ -149,6 +154,7 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   EDGELOOP_ASSIGN_OR_RETURN(impl->graph, ParseOnnxModel(bytes, origin, options.limits));
+  impl->shaping_inputs.assign(impl->graph.inputs.size(), false);
   for (const Node& n : impl->graph.nodes) {
     const OpKernel* k = FindKernel(n.op_type);
     if (!k)
@@ -161,7 +167,9 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
   }
   if (options.backend == Backend::kFast) FuseRelu(impl->graph, impl->kernels);
   // Plan for the declared shapes now when they are fixed (symbolic dimensions taken as 1)
-  // and no input's value shapes the graph, so that the first Run allocates nothing.
+  // and no input's value shapes the graph, so that the first Run allocates nothing. A plan
+  // that turns out to follow an input's (placeholder) value is dropped: the first Run makes
+  // it from the real value.
   std::vector<OwnedTensor> dummies;
   bool plannable = true;
   for (const ValueInfo& vi : impl->graph.input_info) {
@@ -185,6 +193,8 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
     std::vector<Tensor> views;
     for (auto& d : dummies) views.push_back(d.view());
     auto plan = model.impl_->BuildPlan(views);
+    const auto& shaping = model.impl_->shaping_inputs;
+    if (std::find(shaping.begin(), shaping.end(), true) != shaping.end()) return model;
     if (!plan.ok()) return plan.error().WithContext(origin);
     model.impl_->current = plan->get();
     model.impl_->plans[model.impl_->PlanKey(views)] = std::move(*plan);
@@ -194,18 +204,27 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
 
 std::string Model::Impl::PlanKey(const std::vector<Tensor>& inputs) const {
   std::string key;
-  for (const Tensor& t : inputs) {
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
     key += ShapeString(t.shape);
-    if (t.dtype == DType::kInt64 && t.size() <= 16) {  // values may shape the graph
+    if (i < shaping_inputs.size() && shaping_inputs[i]) {
+      static const char kHex[] = "0123456789abcdef";
+      key += "#";
+      const auto* b = static_cast<const unsigned char*>(t.data);
+      for (size_t k = 0; b && k < t.bytes(); ++k) {
+        key += kHex[b[k] >> 4];
+        key += kHex[b[k] & 15];
+      }
+    } else if (t.dtype == DType::kInt64 && t.size() <= 16) {  // values may shape the graph
       key += "=";
-      for (int64_t i = 0; i < t.size(); ++i) key += std::to_string(t.as<int64_t>()[i]) + ",";
+      for (int64_t k = 0; k < t.size(); ++k) key += std::to_string(t.as<int64_t>()[k]) + ",";
     }
     key += ";";
   }
   return key;
 }
 
-Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& inputs) const {
+Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& inputs) {
   auto plan = std::make_unique<Plan>();
   auto& slots = plan->slots;
   slots.resize(graph.value_names.size());
@@ -240,7 +259,11 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
   for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
     const Node& node = graph.nodes[ni];
     const OpKernel* kernel = kernels[ni];
-    InferContext ic{node, {}, {}, {}, 0, options.backend};
+    InferContext ic{node, {}, {}, {}, 0, options.backend, {}};
+    // Shape reads only its input's shape, which planning knows: it is always folded, so that
+    // shapes computed from it (Shape -> Gather -> Unsqueeze -> Concat -> Reshape) become
+    // constants of the plan and nothing of the chain runs per inference.
+    const bool shape_only = node.op_type == "Shape";
     bool all_constant = true;
     for (int id : node.inputs) {
       if (id < 0) {
@@ -252,9 +275,20 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       ic.in.push_back(&s.info);
       ic.values.push_back(has_known[static_cast<size_t>(id)] ? &known[static_cast<size_t>(id)]
                                                              : nullptr);
-      if (s.kind != SlotKind::kInitializer && s.kind != SlotKind::kConstant) all_constant = false;
+      if (!shape_only && s.kind != SlotKind::kInitializer && s.kind != SlotKind::kConstant)
+        all_constant = false;
     }
-    EDGELOOP_RETURN_IF_ERROR(kernel->infer(ic));
+    Status inferred = kernel->infer(ic);
+    for (size_t i = 0; i < ic.read.size(); ++i) {
+      if (!ic.read[i] || node.inputs[i] < 0) continue;
+      const Slot& s = slots[static_cast<size_t>(node.inputs[i])];
+      if (s.kind == SlotKind::kInput) shaping_inputs[s.input_index] = true;
+    }
+    EDGELOOP_RETURN_IF_ERROR(inferred);
+    if (ic.scratch_bytes > options.max_arena_bytes)
+      return NodeError(node, Errc::kResourceExhausted,
+                       "needs " + std::to_string(ic.scratch_bytes >> 20) +
+                           " MiB of scratch memory, more than the arena limit");
     if (ic.out.size() < node.outputs.size())
       return NodeError(node, Errc::kInternal, "shape inference gave too few outputs");
     for (size_t o = 0; o < node.outputs.size(); ++o) {
@@ -272,8 +306,23 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       // Constant folding: compute now, keep the result with the plan.
       std::vector<unsigned char> scratch(ic.scratch_bytes);
       RunContext rc{node, {}, {}, scratch.data(), options.backend};
+      std::vector<Tensor> shapes(node.inputs.size());  // for a shape_only node's computed inputs
+      for (size_t i = 0; i < node.inputs.size(); ++i) {
+        const int id = node.inputs[i];
+        if (id < 0) {
+          rc.in.push_back(nullptr);
+        } else if (has_known[static_cast<size_t>(id)]) {
+          rc.in.push_back(&known[static_cast<size_t>(id)]);
+        } else {
+          const TensorInfo& info = slots[static_cast<size_t>(id)].info;
+          shapes[i] = Tensor{info.dtype, info.shape, nullptr};
+          rc.in.push_back(&shapes[i]);
+        }
+      }
+      // A folded node no longer reads its inputs at run time (this matters to a shape_only
+      // node, whose input may be computed per inference and then alias into a later Reshape).
       for (int id : node.inputs)
-        rc.in.push_back(id < 0 ? nullptr : &known[static_cast<size_t>(id)]);
+        if (id >= 0) --readers[static_cast<size_t>(id)];
       std::vector<Tensor> outs(node.outputs.size());
       for (size_t o = 0; o < node.outputs.size(); ++o) {
         if (node.outputs[o] < 0) {
@@ -311,7 +360,8 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       if (s.kind == SlotKind::kArena) s.last = step;
     }
     const bool copy_op = node.op_type == "Flatten" || node.op_type == "Reshape" ||
-                         node.op_type == "Identity" ||
+                         node.op_type == "Identity" || node.op_type == "Squeeze" ||
+                         node.op_type == "Unsqueeze" ||
                          (node.op_type == "Dropout" && node.outputs.size() == 1);
     if (copy_op && node.inputs[0] >= 0 && node.outputs[0] >= 0 &&
         slots[static_cast<size_t>(root(node.inputs[0]))].kind == SlotKind::kArena &&
@@ -438,6 +488,7 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs,
   auto it = impl_->plans.find(key);
   if (it == impl_->plans.end()) {
     EDGELOOP_ASSIGN_OR_RETURN(auto plan, impl_->BuildPlan(inputs));
+    key = impl_->PlanKey(inputs);  // planning may have found inputs whose values shape it
     if (impl_->plans.size() >= 16) impl_->plans.clear();  // bound the cache
     it = impl_->plans.emplace(key, std::move(plan)).first;
   }

@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <random>
+#include <tuple>
 
 #include "common/file.hpp"
 #include "runtime/quantizer.hpp"
@@ -245,6 +247,283 @@ TEST(Runtime, DanglingReferenceIsRefused) {
   auto r = Model::LoadFromBytes(m.SerializeAsString(), "dangling.onnx");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("'nowhere'"), std::string::npos) << r.error().message;
+}
+
+// A small graph built node by node, for the tests of shape computations and bad values.
+class TestGraph {
+ public:
+  explicit TestGraph(int opset) {
+    m_.set_ir_version(8);
+    m_.add_opset_import()->set_version(opset);
+    g_ = m_.mutable_graph();
+    g_->set_name("test");
+  }
+  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> in,
+                        std::vector<std::string> out) {
+    auto* n = g_->add_node();
+    n->set_op_type(op);
+    n->set_name(op + "_" + out[0]);
+    for (auto& i : in) n->add_input(i);
+    for (auto& o : out) n->add_output(o);
+    return n;
+  }
+  void Ints(const std::string& name, const std::vector<int64_t>& dims,
+            const std::vector<int64_t>& values) {
+    auto* t = g_->add_initializer();
+    t->set_name(name);
+    t->set_data_type(onnx::TensorProto::INT64);
+    for (int64_t d : dims) t->add_dims(d);
+    for (int64_t v : values) t->add_int64_data(v);
+  }
+  void Floats(const std::string& name, const std::vector<int64_t>& dims,
+              const std::vector<float>& values) {
+    AddInitializer(g_, name, dims, values);
+  }
+  void Input(const std::string& name, const std::vector<int64_t>& dims,
+             int type = onnx::TensorProto::FLOAT) {
+    AddValue(g_->mutable_input(), name, dims);
+    g_->mutable_input()->rbegin()->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  }
+  void Output(const std::string& name, int type = onnx::TensorProto::FLOAT) {
+    auto* v = g_->add_output();
+    v->set_name(name);
+    v->mutable_type()->mutable_tensor_type()->set_elem_type(type);
+  }
+  std::string Bytes() const { return m_.SerializeAsString(); }
+
+ private:
+  onnx::ModelProto m_;
+  onnx::GraphProto* g_;
+};
+
+// What exporters emit for x.view(x.size(0), -1) and friends: the target shape is computed
+// from Shape(x). With x's shape known at planning the whole chain is folded: only the
+// Reshape runs per inference, and every output shape is static.
+std::string ShapeChainModel() {
+  TestGraph t(13);
+  t.Input("x", {-1, 3, 4});
+  t.Ints("zero", {}, {0});
+  t.Ints("two", {}, {2});
+  t.Ints("axes0", {1}, {0});
+  t.Ints("minus1", {1}, {-1});
+  t.Ints("s1", {1}, {1});
+  t.Ints("e3", {1}, {3});
+  t.Ints("one", {}, {1});
+  t.Node("Shape", {"x"}, {"shape"});                                  // [n,3,4]
+  t.Node("Gather", {"shape", "zero"}, {"batch"});                     // n
+  t.Node("Unsqueeze", {"batch", "axes0"}, {"batch1"});                // [n]
+  auto* concat = t.Node("Concat", {"batch1", "minus1"}, {"target"});  // [n,-1]
+  auto* axis = concat->add_attribute();
+  axis->set_name("axis");
+  axis->set_type(onnx::AttributeProto::INT);
+  axis->set_i(0);
+  t.Node("Reshape", {"x", "target"}, {"flat"});              // [n,12]
+  t.Node("Slice", {"shape", "s1", "e3"}, {"inner"});         // [3,4]
+  t.Node("ConstantOfShape", {"inner"}, {"zeros"});           // zeros of [3,4]
+  t.Node("Expand", {"zeros", "shape"}, {"grid"});            // [n,3,4]
+  t.Node("Gather", {"shape", "two"}, {"width"});             // 4
+  t.Node("Range", {"zero", "width", "one"}, {"positions"});  // [0,1,2,3]
+  t.Node("Unsqueeze", {"batch1", "axes0"}, {"batch11"});     // [[n]]
+  t.Node("Squeeze", {"batch11", "axes0"}, {"batch_again"});  // [n]
+  t.Output("flat");
+  t.Output("grid");
+  t.Output("positions", onnx::TensorProto::INT64);
+  t.Output("batch_again", onnx::TensorProto::INT64);
+  return t.Bytes();
+}
+
+TEST(Runtime, ShapeChainsAreFoldedAtPlanning) {
+  for (Backend backend : {Backend::kReference, Backend::kFast}) {
+    ModelOptions o;
+    o.backend = backend;
+    auto m = Model::LoadFromBytes(ShapeChainModel(), "chain.onnx", o);
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    PlanStats st = m->plan_stats();  // planned at load for batch 1
+    EXPECT_EQ(st.steps, 1u);         // only the Reshape
+    EXPECT_EQ(st.folded_nodes, 11u);
+    for (int64_t batch : {1, 5}) {
+      std::vector<float> x(static_cast<size_t>(batch * 12));
+      for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+      auto out = m->Run({Tensor{DType::kFloat32, {batch, 3, 4}, x.data()}});
+      ASSERT_TRUE(out.ok()) << out.error().message;
+      EXPECT_EQ(m->plan_stats().steps, 1u) << "batch " << batch;
+      EXPECT_EQ((*out)[0].shape, (Shape{batch, 12}));
+      EXPECT_EQ(std::vector<float>((*out)[0].as<float>(), (*out)[0].as<float>() + x.size()), x);
+      EXPECT_EQ((*out)[1].shape, (Shape{batch, 3, 4}));
+      EXPECT_EQ((*out)[1].as<float>()[0], 0.0f);
+      ASSERT_EQ((*out)[2].shape, (Shape{4}));
+      for (int64_t i = 0; i < 4; ++i) EXPECT_EQ((*out)[2].as<int64_t>()[i], i);
+      EXPECT_EQ((*out)[3].shape, (Shape{1}));
+      EXPECT_EQ((*out)[3].as<int64_t>()[0], batch);
+    }
+  }
+}
+
+// A Resize whose scales are a graph input: each value gets its own plan, and none is made
+// from the placeholder values at load.
+TEST(Runtime, ShapesThatFollowAnInputsValueArePlannedPerValue) {
+  TestGraph t(13);
+  t.Input("x", {1, 1, 2, 2});
+  t.Input("scales", {4});
+  auto* n = t.Node("Resize", {"x", "", "scales"}, {"y"});
+  auto* mode = n->add_attribute();
+  mode->set_name("mode");
+  mode->set_type(onnx::AttributeProto::STRING);
+  mode->set_s("nearest");
+  t.Output("y");
+  auto m = Model::LoadFromBytes(t.Bytes(), "resize.onnx");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  std::vector<float> x = {1, 2, 3, 4};
+  for (float s : {2.0f, 3.0f, 2.0f}) {
+    std::vector<float> scales = {1, 1, s, s};
+    auto out = m->Run({Tensor{DType::kFloat32, {1, 1, 2, 2}, x.data()},
+                       Tensor{DType::kFloat32, {4}, scales.data()}});
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    const int64_t side = static_cast<int64_t>(2 * s);
+    EXPECT_EQ((*out)[0].shape, (Shape{1, 1, side, side}));
+    EXPECT_EQ((*out)[0].as<float>()[side * side - 1], 4.0f);
+  }
+}
+
+// Ops whose outputs are sized by values refuse absurd sizes at planning, before allocating.
+TEST(Runtime, HugeGeneratedOutputsAreRefusedAtPlanning) {
+  auto expect_refused = [](const std::string& bytes, const std::string& what) {
+    auto m = Model::LoadFromBytes(bytes, what);
+    ASSERT_FALSE(m.ok()) << what;
+    EXPECT_EQ(m.error().code, Errc::kResourceExhausted) << m.error().message;
+  };
+  const int64_t big = int64_t{1} << 20;
+  {
+    TestGraph t(13);
+    t.Ints("shape", {3}, {big, big, big});
+    t.Node("ConstantOfShape", {"shape"}, {"y"});
+    t.Output("y");
+    expect_refused(t.Bytes(), "constantofshape");
+  }
+  {
+    TestGraph t(13);
+    t.Input("x", {2, 2});
+    t.Ints("reps", {2}, {big, big});
+    t.Node("Tile", {"x", "reps"}, {"y"});
+    t.Output("y");
+    expect_refused(t.Bytes(), "tile");
+  }
+  {
+    TestGraph t(13);
+    t.Input("x", {2, 2});
+    t.Ints("shape", {2}, {int64_t{1} << 45, 2});
+    t.Node("Expand", {"x", "shape"}, {"y"});
+    t.Output("y");
+    expect_refused(t.Bytes(), "expand");
+  }
+  {
+    TestGraph t(13);
+    t.Floats("start", {}, {0});
+    t.Floats("limit", {}, {1e30f});
+    t.Floats("delta", {}, {1});
+    t.Node("Range", {"start", "limit", "delta"}, {"y"});
+    t.Output("y");
+    expect_refused(t.Bytes(), "range");
+  }
+  {
+    TestGraph t(13);
+    t.Input("x", {1, 1, 2, 2});
+    t.Floats("scales", {4}, {1, 1, 1e6f, 1e6f});
+    t.Node("Resize", {"x", "", "scales"}, {"y"});
+    t.Output("y");
+    expect_refused(t.Bytes(), "resize");
+  }
+}
+
+TEST(Runtime, BadIndicesStepsAndPadsAreClearErrors) {
+  {  // an index out of range is an error of the Run that sees it
+    TestGraph t(13);
+    t.Floats("table", {3, 2}, {1, 2, 3, 4, 5, 6});
+    t.Input("i", {2}, onnx::TensorProto::INT64);
+    t.Node("Gather", {"table", "i"}, {"y"});
+    t.Output("y");
+    auto m = Model::LoadFromBytes(t.Bytes(), "gather.onnx");
+    ASSERT_TRUE(m.ok()) << m.error().message;
+    std::vector<int64_t> good = {2, -3}, bad = {0, 3};
+    auto out = m->Run({Tensor{DType::kInt64, {2}, good.data()}});
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ((*out)[0].as<float>()[0], 5.0f);
+    EXPECT_EQ((*out)[0].as<float>()[2], 1.0f);
+    out = m->Run({Tensor{DType::kInt64, {2}, bad.data()}});
+    ASSERT_FALSE(out.ok());
+    EXPECT_NE(out.error().message.find("index 3 is out of range"), std::string::npos)
+        << out.error().message;
+  }
+  {
+    TestGraph t(13);
+    t.Input("x", {4});
+    t.Ints("s", {1}, {0});
+    t.Ints("e", {1}, {4});
+    t.Ints("a", {1}, {0});
+    t.Ints("step", {1}, {0});
+    t.Node("Slice", {"x", "s", "e", "a", "step"}, {"y"});
+    t.Output("y");
+    auto m = Model::LoadFromBytes(t.Bytes(), "slice.onnx");
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("step is 0"), std::string::npos) << m.error().message;
+  }
+  {
+    TestGraph t(13);
+    t.Input("x", {2, 3});
+    t.Ints("pads", {4}, {0, -2, 0, -2});
+    t.Node("Pad", {"x", "pads"}, {"y"});
+    t.Output("y");
+    auto m = Model::LoadFromBytes(t.Bytes(), "pad.onnx");
+    ASSERT_FALSE(m.ok());
+    EXPECT_NE(m.error().message.find("remove more than the 3 elements"), std::string::npos)
+        << m.error().message;
+  }
+}
+
+// Bounds far outside the data: reflection repeats (as numpy's does), Slice clamps even the
+// extreme int64 values, and nothing reads out of range.
+TEST(Runtime, PadAndSliceHandleExtremeBounds) {
+  auto run = [](const std::string& bytes, std::vector<float> x) {
+    auto m = Model::LoadFromBytes(bytes, "bounds.onnx");
+    EXPECT_TRUE(m.ok()) << m.error().message;
+    if (!m.ok()) return std::vector<float>{};
+    auto out = m->Run({Tensor{DType::kFloat32, {static_cast<int64_t>(x.size())}, x.data()}});
+    EXPECT_TRUE(out.ok()) << out.error().message;
+    if (!out.ok()) return std::vector<float>{};
+    const auto& t = (*out)[0];
+    return std::vector<float>(t.as<float>(), t.as<float>() + NumElements(t.shape));
+  };
+  {
+    TestGraph t(13);
+    t.Input("x", {3});
+    t.Ints("pads", {2}, {5, 5});
+    auto* n = t.Node("Pad", {"x", "pads"}, {"y"});
+    auto* mode = n->add_attribute();
+    mode->set_name("mode");
+    mode->set_type(onnx::AttributeProto::STRING);
+    mode->set_s("reflect");
+    t.Output("y");
+    EXPECT_EQ(run(t.Bytes(), {1, 2, 3}),
+              (std::vector<float>{2, 1, 2, 3, 2, 1, 2, 3, 2, 1, 2, 3, 2}));
+  }
+  const int64_t lo = std::numeric_limits<int64_t>::min(), hi = std::numeric_limits<int64_t>::max();
+  for (auto [start, end, step, want] :
+       {std::tuple{lo, hi, int64_t{1}, std::vector<float>{1, 2, 3, 4}},
+        std::tuple{hi, lo, int64_t{-1}, std::vector<float>{4, 3, 2, 1}},
+        std::tuple{hi, lo, -hi, std::vector<float>{4}},
+        std::tuple{lo, hi, hi, std::vector<float>{1}},
+        std::tuple{int64_t{-2}, int64_t{-100}, lo, std::vector<float>{3}},
+        std::tuple{int64_t{3}, int64_t{1}, int64_t{1}, std::vector<float>{}}}) {
+    TestGraph t(13);
+    t.Input("x", {4});
+    t.Ints("s", {1}, {start});
+    t.Ints("e", {1}, {end});
+    t.Ints("a", {1}, {0});
+    t.Ints("step", {1}, {step});
+    t.Node("Slice", {"x", "s", "e", "a", "step"}, {"y"});
+    t.Output("y");
+    EXPECT_EQ(run(t.Bytes(), {1, 2, 3, 4}), want) << start << ":" << end << ":" << step;
+  }
 }
 
 TEST(Quantize, Int8ModelIsSmallerCloseToFp32AndOnnxRuntimeAgrees) {

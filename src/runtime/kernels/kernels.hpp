@@ -17,6 +17,11 @@ extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
+extern const OpKernel kSlice, kSplit, kGather;
+extern const OpKernel kSqueeze, kUnsqueeze;
+extern const OpKernel kExpand, kTile, kConstantOfShape, kRange;
+extern const OpKernel kPad;
+extern const OpKernel kResize, kUpsample;
 
 inline std::vector<const OpKernel*> All() {
   return {&kAdd,
@@ -46,7 +51,19 @@ inline std::vector<const OpKernel*> All() {
           &kQuantizeLinear,
           &kDequantizeLinear,
           &kQLinearConv,
-          &kQLinearMatMul};
+          &kQLinearMatMul,
+          &kSlice,
+          &kSplit,
+          &kGather,
+          &kSqueeze,
+          &kUnsqueeze,
+          &kExpand,
+          &kTile,
+          &kConstantOfShape,
+          &kRange,
+          &kPad,
+          &kResize,
+          &kUpsample};
 }
 
 // Calls f with a value of the C++ type for a numeric dtype (float, double, int8_t, uint8_t,

@@ -42,11 +42,12 @@ Status InferReshape(InferContext& c) {
     spec = c.node.Ints("shape");
   } else {
     if (c.in[1]->dtype != DType::kInt64) return c.Fail("the shape input must be int64");
-    if (!c.values[1])
+    const Tensor* target = c.Value(1);
+    if (!target)
       return NodeError(c.node, Errc::kUnsupported,
                        "the target shape is computed at run time; only constant or input shapes "
                        "are supported");
-    spec.assign(c.values[1]->as<int64_t>(), c.values[1]->as<int64_t>() + c.values[1]->size());
+    spec.assign(target->as<int64_t>(), target->as<int64_t>() + target->size());
   }
   const bool allowzero = c.node.Int("allowzero", 0) != 0;
   const Shape& in = c.in[0]->shape;
