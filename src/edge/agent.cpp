@@ -96,6 +96,12 @@ struct Agent::Impl {
 
   Status Init();
   Status LoadActiveModel();
+  runtime::ModelOptions ModelLimits() const {
+    runtime::ModelOptions o;
+    o.max_flops = cfg.model_max_gflops * 1e9;
+    o.max_arena_bytes = static_cast<size_t>(cfg.model_max_arena_mib) << 20;
+    return o;
+  }
   void Infer(const Sample& s);
   void SendTelemetry();
   void PollDeployment();
@@ -122,7 +128,9 @@ Status Agent::Impl::Init() {
   UpdaterOptions opt;
   opt.update_public_key_pem = id.update_public_key_pem;
   opt.probation = cfg.probation;
-  opt.health_check = CheckModelHealth;
+  opt.health_check = [limits = ModelLimits()](const std::string& path, const UpdateMetadata& md) {
+    return CheckModelHealth(path, md, limits);
+  };
   opt.reporter = [this](const UpdateEvent& e) {
     Log("update: %s version %llu (model %s)%s%s", UpdatePhaseName(e.phase),
         static_cast<unsigned long long>(e.version), e.model_version.c_str(),
@@ -136,7 +144,7 @@ Status Agent::Impl::Init() {
       return Error(Errc::kInvalidArgument, "no model installed yet and no model.path configured");
     EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(cfg.model_path));
     // Checked before it becomes the factory model: a device must start on a model that runs.
-    auto factory = RuntimeClassifier::Load(cfg.model_path);
+    auto factory = RuntimeClassifier::Load(cfg.model_path, ModelLimits());
     if (!factory.ok()) return factory.error().WithContext("model.path");
     EDGELOOP_RETURN_IF_ERROR(updater->Bootstrap(bytes, 0, "{}", cfg.model_version));
   }
@@ -174,7 +182,7 @@ Status Agent::Impl::Init() {
 Status Agent::Impl::LoadActiveModel() {
   const SlotInfo& a = updater->active();
   if (model && a.slot == loaded.slot && a.version == loaded.version) return Status::Ok();
-  auto m = RuntimeClassifier::Load(updater->ActiveModelPath());
+  auto m = RuntimeClassifier::Load(updater->ActiveModelPath(), ModelLimits());
   if (!m.ok()) return m.error().WithContext("active model");
   // A new model (not the first load): its inputs are the device's current inputs, so the
   // drift reference is re-learned from the next window of samples.

@@ -52,6 +52,9 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(mdl.Get("path", c.model_path));
   EDGELOOP_RETURN_IF_ERROR(mdl.Get("version", c.model_version));
   EDGELOOP_RETURN_IF_ERROR(mdl.Get("profile", c.model_profile));
+  EDGELOOP_RETURN_IF_ERROR(mdl.GetInRange("max_gflops", c.model_max_gflops, 1e-6, 1e6));
+  EDGELOOP_RETURN_IF_ERROR(
+      mdl.GetInRange("max_arena_mib", c.model_max_arena_mib, int64_t{1}, int64_t{1} << 20));
 
   Section& src = s.at("source");
   std::string corruption;

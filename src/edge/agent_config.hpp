@@ -42,6 +42,10 @@ struct AgentConfig {
   std::string model_path;
   std::string model_version = "factory";
   std::string model_profile;
+  // The runtime's limits for every model the device loads (factory and updates): a model
+  // over them is refused at load, and an update with one is rejected by its health check.
+  double model_max_gflops = 1000;      // arithmetic per inference (runtime::PlanStats::flops)
+  int64_t model_max_arena_mib = 1024;  // activations and scratch
 
   std::string source_kind;  // replay, watch, stdin
   std::string dataset;

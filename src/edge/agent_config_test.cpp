@@ -16,6 +16,8 @@ model:
   path: /opt/model.onnx
   version: base-3
   profile: /opt/reference.json
+  max_gflops: 2.5
+  max_arena_mib: 64
 source:
   kind: replay
   dataset: fashion-mnist:test
@@ -69,6 +71,8 @@ TEST(AgentConfigTest, ParsesEverySection) {
   EXPECT_EQ(c->model_path, "/opt/model.onnx");
   EXPECT_EQ(c->model_version, "base-3");
   EXPECT_EQ(c->model_profile, "/opt/reference.json");
+  EXPECT_DOUBLE_EQ(c->model_max_gflops, 2.5);
+  EXPECT_EQ(c->model_max_arena_mib, 64);
 }
 
 void ExpectError(const std::string& yaml, const std::string& needle) {
@@ -101,6 +105,8 @@ TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
   ExpectError(base + "source: [1, 2\n", "agent.yaml:");
   ExpectError(base + "source: {kind: stdin}\ndrift: {psi_raise: 0.1, psi_clear: 0.2}\n",
               "psi_clear exceeds");
+  ExpectError(base + "source: {kind: stdin}\nmodel: {max_gflops: 0}\n", "model.max_gflops");
+  ExpectError(base + "source: {kind: stdin}\nmodel: {max_arena_mib: -1}\n", "model.max_arena_mib");
 }
 
 TEST(AgentConfigTest, MissingFileIsAnError) {

@@ -20,7 +20,8 @@ Result<std::optional<data::InputSpec>> ModelInputSpec(const runtime::Model& mode
       return Error(Errc::kFormat, origin + ": metadata edgeloop.preprocessing is too large");
     auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded() || !j.is_object())
-      return Error(Errc::kFormat, origin + ": metadata edgeloop.preprocessing is not a JSON object");
+      return Error(Errc::kFormat,
+                   origin + ": metadata edgeloop.preprocessing is not a JSON object");
     if (j.contains("input_spec") && !j["input_spec"].is_null()) {
       auto spec = data::InputSpec::FromJson(j["input_spec"]);
       if (!spec.ok()) return spec.error().WithContext(origin + ": edgeloop.preprocessing");
@@ -49,8 +50,9 @@ struct RuntimeClassifier::Impl {
 RuntimeClassifier::RuntimeClassifier(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 RuntimeClassifier::~RuntimeClassifier() = default;
 
-Result<std::unique_ptr<RuntimeClassifier>> RuntimeClassifier::Load(const std::string& path) {
-  EDGELOOP_ASSIGN_OR_RETURN(runtime::Model model, runtime::Model::Load(path));
+Result<std::unique_ptr<RuntimeClassifier>> RuntimeClassifier::Load(
+    const std::string& path, const runtime::ModelOptions& options) {
+  EDGELOOP_ASSIGN_OR_RETURN(runtime::Model model, runtime::Model::Load(path, options));
   if (model.inputs().empty() || model.outputs().empty())
     return Error(Errc::kUnsupported, path + ": a classifier needs an input and an output");
   EDGELOOP_ASSIGN_OR_RETURN(auto spec, ModelInputSpec(model, path));
@@ -110,8 +112,9 @@ Result<std::vector<float>> RuntimeClassifier::Classify(const Sample& sample) {
   return Softmax(out);
 }
 
-Status CheckModelHealth(const std::string& path, const UpdateMetadata& metadata) {
-  EDGELOOP_ASSIGN_OR_RETURN(auto model, RuntimeClassifier::Load(path));
+Status CheckModelHealth(const std::string& path, const UpdateMetadata& metadata,
+                        const runtime::ModelOptions& options) {
+  EDGELOOP_ASSIGN_OR_RETURN(auto model, RuntimeClassifier::Load(path, options));
   for (size_t i = 0; i < metadata.golden.size(); ++i) {
     const GoldenCase& g = metadata.golden[i];
     auto out = model->RunRaw(g.shape, g.input);

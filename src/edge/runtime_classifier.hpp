@@ -22,6 +22,7 @@
 #include "common/update_metadata.hpp"
 #include "data/preprocess.hpp"
 #include "edge/inference_loop.hpp"
+#include "runtime/model.hpp"
 
 namespace edgeloop::runtime {
 class Model;
@@ -36,7 +37,9 @@ Result<std::optional<data::InputSpec>> ModelInputSpec(const runtime::Model& mode
 
 class RuntimeClassifier : public Classifier {
  public:
-  static Result<std::unique_ptr<RuntimeClassifier>> Load(const std::string& path);
+  // options: the runtime's limits (arena, compute budget); a model over them is refused.
+  static Result<std::unique_ptr<RuntimeClassifier>> Load(const std::string& path,
+                                                         const runtime::ModelOptions& options = {});
   ~RuntimeClassifier() override;
   Result<std::vector<float>> Classify(const Sample& sample) override;
   // The raw first output for given values (shape empty: derived as above).
@@ -52,6 +55,7 @@ class RuntimeClassifier : public Classifier {
 
 // Loads the model at path and checks every golden case of the metadata (each output value
 // within the case's tolerance). Errors name the case and the first value that differs.
-Status CheckModelHealth(const std::string& path, const UpdateMetadata& metadata);
+Status CheckModelHealth(const std::string& path, const UpdateMetadata& metadata,
+                        const runtime::ModelOptions& options = {});
 
 }  // namespace edgeloop::edge

@@ -1,12 +1,67 @@
 #include "runtime/model.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "common/file.hpp"
 
 namespace edgeloop::runtime {
 namespace {
+
+double Elements(const TensorInfo* t) {
+  if (t == nullptr) return 0;
+  double n = 1;
+  for (int64_t d : t->shape) n *= static_cast<double>(std::max<int64_t>(d, 0));
+  return n;
+}
+
+// Arithmetic a node does per inference: two per multiply-add for the layers whose cost is a
+// product of their weights and their outputs; one per element read or written for the
+// rest, which are bound by memory. An estimate for a budget, not a profile.
+double NodeFlops(const Node& node, const InferContext& c) {
+  auto in = [&](size_t i) { return i < c.in.size() ? c.in[i] : nullptr; };
+  auto weight_fan_in = [&](size_t i) {  // elements of W per output channel: W[1:]
+    const TensorInfo* w = in(i);
+    if (w == nullptr || w->shape.empty()) return 0.0;
+    double n = 1;
+    for (size_t d = 1; d < w->shape.size(); ++d)
+      n *= static_cast<double>(std::max<int64_t>(w->shape[d], 0));
+    return n;
+  };
+  const double out = c.out.empty() ? 0 : Elements(&c.out[0]);
+  const std::string& op = node.op_type;
+  if (op == "Conv" || op == "ConvInteger") return 2 * out * weight_fan_in(1);
+  if (op == "QLinearConv") return 2 * out * weight_fan_in(3);
+  if (op == "ConvTranspose") return 2 * Elements(in(0)) * weight_fan_in(1);
+  if (op == "Gemm" || op == "MatMul" || op == "QLinearMatMul" || op == "MatMulInteger") {
+    const TensorInfo* a = in(0);
+    if (a == nullptr || a->shape.empty()) return out;
+    int64_t k = a->shape.back();
+    if (op == "Gemm" && node.Int("transA", 0) != 0) k = a->shape.front();
+    return 2 * out * static_cast<double>(std::max<int64_t>(k, 0));
+  }
+  if (op == "LSTM" || op == "GRU" || op == "RNN") {
+    const TensorInfo* x = in(0);
+    double steps = x != nullptr && x->shape.size() >= 2
+                       ? static_cast<double>(x->shape[0]) * static_cast<double>(x->shape[1])
+                       : 0;
+    return 2 * steps * (Elements(in(1)) + Elements(in(2)));
+  }
+  double n = 0;
+  for (const TensorInfo* t : c.in) n += Elements(t);
+  for (const TensorInfo& t : c.out) n += Elements(&t);
+  return n;
+}
+
+std::string FlopsString(double flops) {
+  char buf[32];
+  if (flops >= 1e9)
+    std::snprintf(buf, sizeof buf, "%.3g GFLOP", flops / 1e9);
+  else
+    std::snprintf(buf, sizeof buf, "%.3g MFLOP", flops / 1e6);
+  return buf;
+}
 
 constexpr size_t kAlign = 64;
 size_t AlignUp(size_t n) {
@@ -256,6 +311,7 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
   }
 
   size_t naive = 0;
+  double flops = 0;
   for (size_t ni = 0; ni < graph.nodes.size(); ++ni) {
     const Node& node = graph.nodes[ni];
     const OpKernel* kernel = kernels[ni];
@@ -285,6 +341,12 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
       if (s.kind == SlotKind::kInput) shaping_inputs[s.input_index] = true;
     }
     EDGELOOP_RETURN_IF_ERROR(inferred);
+    // The compute budget, before anything of this node runs (folding included).
+    flops += NodeFlops(node, ic);
+    if (flops > options.max_flops)
+      return NodeError(node, Errc::kResourceExhausted,
+                       "the plan needs " + FlopsString(flops) + " per inference, more than the " +
+                           FlopsString(options.max_flops) + " compute budget");
     if (ic.scratch_bytes > options.max_arena_bytes)
       return NodeError(node, Errc::kResourceExhausted,
                        "needs " + std::to_string(ic.scratch_bytes >> 20) +
@@ -425,6 +487,7 @@ Result<std::unique_ptr<Plan>> Model::Impl::BuildPlan(const std::vector<Tensor>& 
   plan->stats.arena_bytes = total;
   plan->stats.naive_bytes = naive + plan->scratch_bytes;
   plan->stats.steps = plan->steps.size();
+  plan->stats.flops = flops;
 
   plan->views.resize(slots.size());
   for (size_t i = 0; i < slots.size(); ++i) {

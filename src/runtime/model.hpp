@@ -30,6 +30,10 @@ struct ModelOptions {
   Backend backend = Backend::kFast;
   LoadLimits limits;
   size_t max_arena_bytes = size_t{1} << 30;  // plans needing more are refused
+  // Plans whose multiply-adds and other arithmetic, counted per inference (PlanStats::flops),
+  // exceed this are refused: a model, or a batch, that would take minutes on the device. The
+  // default (10^12, about 100 ResNet-50 inferences) stops only pathological graphs.
+  double max_flops = 1e12;
 };
 
 struct PlanStats {
@@ -37,6 +41,7 @@ struct PlanStats {
   size_t naive_bytes = 0;   // what one buffer per value would need
   size_t folded_nodes = 0;  // nodes computed at planning (constant inputs only)
   size_t steps = 0;         // nodes run per inference
+  double flops = 0;         // floating-point (or integer) operations per inference
 };
 
 class Model {

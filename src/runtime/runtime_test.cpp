@@ -141,6 +141,37 @@ TEST(Runtime, PlansMemoryAtLoadAndReusesBuffers) {
   EXPECT_EQ((*a)[0].bytes, (*b)[0].bytes);  // the same plan gives the same answer twice
 }
 
+TEST(Runtime, PlansCountTheirArithmeticAndRefuseAPlanOverTheComputeBudget) {
+  // The Conv: 6x12x12 outputs, each 3x3x3 multiply-adds; the Gemm: 10 outputs of 216.
+  const double layers = 2.0 * 6 * 12 * 12 * 27 + 2.0 * 10 * 216;
+  auto m = Model::LoadFromBytes(SmallConvNet(), "net");
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  const double batch1 = m->plan_stats().flops;
+  EXPECT_GE(batch1, layers);
+  EXPECT_LE(batch1, layers + 4000);  // plus one per element of Relu, pool, flatten, softmax
+  auto x = Random(4 * 3 * 12 * 12, 5);
+  ASSERT_TRUE(m->Run({Tensor{DType::kFloat32, {4, 3, 12, 12}, x.data()}}).ok());
+  EXPECT_DOUBLE_EQ(m->plan_stats().flops, 4 * batch1);  // the plan for batch 4
+
+  // Over the budget at load: refused, naming the node that crossed it.
+  ModelOptions tight;
+  tight.max_flops = 40000;
+  auto refused = Model::LoadFromBytes(SmallConvNet(), "net", tight);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::kResourceExhausted);
+  EXPECT_NE(refused.error().message.find("(Conv)"), std::string::npos) << refused.error().message;
+  EXPECT_NE(refused.error().message.find("compute budget"), std::string::npos);
+  // Within it at batch 1, over it at batch 4: the batch's plan is refused, nothing runs.
+  ModelOptions one;
+  one.max_flops = 2 * batch1;
+  auto small = Model::LoadFromBytes(SmallConvNet(), "net", one);
+  ASSERT_TRUE(small.ok()) << small.error().message;
+  auto big = small->Run({Tensor{DType::kFloat32, {4, 3, 12, 12}, x.data()}});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().code, Errc::kResourceExhausted);
+  EXPECT_TRUE(small->Run({Tensor{DType::kFloat32, {1, 3, 12, 12}, x.data()}}).ok());
+}
+
 TEST(Runtime, WrongInputShapeOrTypeIsAClearError) {
   auto m = Model::LoadFromBytes(SmallConvNet(), "net");
   ASSERT_TRUE(m.ok());
