@@ -4,6 +4,7 @@
 // multiplied by the weights with one GEMM; a 1x1, stride-1, unpadded convolution needs no
 // unrolling at all.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "runtime/gemm.hpp"
@@ -36,7 +37,11 @@ void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, co
   const int64_t plane = hp * wp + wp;  // one spare row: the last window row reads past the end
   float* padded = static_cast<float*>(scratch);
   float* wide = padded + g.cg * plane;  // [mg, oh * wp]
-  auto** rows = reinterpret_cast<const float**>(wide + g.mg * oh * wp);
+  // The window pointers follow the floats, aligned for a pointer (Infer reserves 64 spare
+  // bytes for it): an odd float count would leave them 4-byte aligned.
+  const auto rows_at = reinterpret_cast<uintptr_t>(wide + g.mg * oh * wp);
+  auto** rows = reinterpret_cast<const float**>((rows_at + alignof(const float*) - 1) &
+                                                ~uintptr_t{alignof(const float*) - 1});
   std::fill(padded, padded + g.cg * plane, 0.0f);
   for (int64_t ci = 0; ci < g.cg; ++ci)
     for (int64_t y = 0; y < ih; ++y) {
