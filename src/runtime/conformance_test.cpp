@@ -9,8 +9,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/file.hpp"
@@ -241,6 +243,23 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
       in_scope, passed, refused.size(), failures.size(), out_of_scope);
   for (const auto& r : refused) std::printf("refused %s\n", r.c_str());
   for (const auto& f : failures) std::printf("FAILED %s\n", f.c_str());
+  // EDGELOOP_CONFORMANCE_JSON=FILE: the same results for scripts/conformance-table, which
+  // writes the table in docs/evaluation.md.
+  if (const char* path = std::getenv("EDGELOOP_CONFORMANCE_JSON"); path != nullptr && *path) {
+    nlohmann::json j = {{"testdata", kRoot},
+                        {"in_scope", in_scope},
+                        {"passed", passed},
+                        {"out_of_scope", out_of_scope},
+                        {"refused", refused},
+                        {"failed", failures},
+                        {"ops", nlohmann::json::array()}};
+    for (const auto& op : claimed) {
+      const OpCount& c = per_op[op];
+      j["ops"].push_back(
+          {{"op", op}, {"cases", c.ran}, {"passed", c.passed}, {"refused", c.refused}});
+    }
+    EXPECT_TRUE(WriteFileAtomic(path, j.dump(2) + "\n").ok()) << path;
+  }
   EXPECT_GT(in_scope, 100);
   EXPECT_TRUE(failures.empty()) << failures.size() << " case(s) failed";
 }
