@@ -172,6 +172,62 @@ TEST(Runtime, PlansCountTheirArithmeticAndRefuseAPlanOverTheComputeBudget) {
   EXPECT_TRUE(small->Run({Tensor{DType::kFloat32, {1, 3, 12, 12}, x.data()}}).ok());
 }
 
+// One normalisation node over x [2, 4, 3] with the given attribute.
+std::string NormModel(const std::string& op, const std::string& attr, int64_t value,
+                      const std::vector<int64_t>& scale_dims) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  auto* g = m.mutable_graph();
+  g->set_name("norm");
+  AddValue(g->mutable_input(), "x", {2, 4, 3});
+  auto* n = g->add_node();
+  n->set_op_type(op);
+  n->set_name(op);
+  n->add_input("x");
+  if (!scale_dims.empty()) {
+    size_t count = 1;
+    for (int64_t d : scale_dims) count *= static_cast<size_t>(d);
+    AddInitializer(g, "s", scale_dims, std::vector<float>(count, 1.0f));
+    AddInitializer(g, "b", scale_dims, std::vector<float>(count, 0.0f));
+    n->add_input("s");
+    n->add_input("b");
+  }
+  n->add_output("y");
+  auto* a = n->add_attribute();
+  a->set_name(attr);
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(value);
+  AddValue(g->mutable_output(), "y", {2, 4, 3});
+  return m.SerializeAsString();
+}
+
+TEST(Runtime, NormalisationLayersRefuseBadAxesSizesAndScales) {
+  // A layer norm over the last axis gives each row mean 0 and variance 1.
+  auto good = Model::LoadFromBytes(NormModel("LayerNormalization", "axis", -1, {3}), "ln");
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  auto x = Random(24, 3);
+  auto y = good->Run({Tensor{DType::kFloat32, {2, 4, 3}, x.data()}});
+  ASSERT_TRUE(y.ok()) << y.error().message;
+  const float* v = (*y)[0].as<float>();
+  for (int r = 0; r < 8; ++r) {
+    const double mean = (v[3 * r] + v[3 * r + 1] + v[3 * r + 2]) / 3.0;
+    EXPECT_NEAR(mean, 0.0, 1e-5);
+  }
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {NormModel("LayerNormalization", "axis", 3, {3}), "axis is outside"},
+      {NormModel("LayerNormalization", "axis", -1, {4}), "broadcast onto the normalised axes"},
+      {NormModel("LayerNormalization", "stash_type", 0, {3}), "stash_type"},
+      {NormModel("InstanceNormalization", "epsilon_unused", 0, {3}), "shape [4]"},
+      {NormModel("LRN", "size", 0, {}), "size must be at least 1"},
+  };
+  for (const auto& [bytes, needle] : bad) {
+    auto m = Model::LoadFromBytes(bytes, "bad");
+    ASSERT_FALSE(m.ok()) << needle;
+    EXPECT_NE(m.error().message.find(needle), std::string::npos) << m.error().message;
+  }
+}
+
 TEST(Runtime, WrongInputShapeOrTypeIsAClearError) {
   auto m = Model::LoadFromBytes(SmallConvNet(), "net");
   ASSERT_TRUE(m.ok());

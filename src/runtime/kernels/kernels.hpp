@@ -15,6 +15,7 @@ extern const OpKernel kGemm, kMatMul;
 extern const OpKernel kConv;
 extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
+extern const OpKernel kInstanceNormalization, kLayerNormalization, kLRN;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
 extern const OpKernel kSlice, kSplit, kGather;
@@ -48,6 +49,9 @@ inline std::vector<const OpKernel*> All() {
           &kAveragePool,
           &kGlobalAveragePool,
           &kBatchNormalization,
+          &kInstanceNormalization,
+          &kLayerNormalization,
+          &kLRN,
           &kQuantizeLinear,
           &kDequantizeLinear,
           &kQLinearConv,
