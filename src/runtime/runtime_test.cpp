@@ -228,6 +228,48 @@ TEST(Runtime, NormalisationLayersRefuseBadAxesSizesAndScales) {
   }
 }
 
+std::string ConvTransposeModel(const std::string& attr, std::vector<int64_t> ints) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(13);
+  auto* g = m.mutable_graph();
+  g->set_name("deconv");
+  AddValue(g->mutable_input(), "x", {1, 2, 3, 3});
+  AddInitializer(g, "w", {2, 1, 3, 3}, Random(18, 7));
+  auto* n = g->add_node();
+  n->set_op_type("ConvTranspose");
+  n->add_input("x");
+  n->add_input("w");
+  n->add_output("y");
+  auto* a = n->add_attribute();
+  a->set_name(attr);
+  a->set_type(ints.size() == 1 ? onnx::AttributeProto::INT : onnx::AttributeProto::INTS);
+  if (ints.size() == 1)
+    a->set_i(ints[0]);
+  else
+    for (int64_t v : ints) a->add_ints(v);
+  AddValue(g->mutable_output(), "y", {});
+  return m.SerializeAsString();
+}
+
+TEST(Runtime, ConvTransposeRefusesBadGeometryBeforeAllocating) {
+  auto ok = Model::LoadFromBytes(ConvTransposeModel("strides", {2, 2}), "deconv");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  EXPECT_EQ(ok->plan_stats().steps, 1u);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {ConvTransposeModel("strides", {1 << 30, 1}), "is invalid"},
+      {ConvTransposeModel("strides", {0, 1}), "must be positive"},
+      {ConvTransposeModel("group", {3}), "divisible by group"},
+      {ConvTransposeModel("pads", {1, 1}), "pads needs 2 per axis"},
+      {ConvTransposeModel("output_shape", {5, 5, 5}), "output_shape needs one value"},
+  };
+  for (const auto& [bytes, needle] : bad) {
+    auto m = Model::LoadFromBytes(bytes, "bad");
+    ASSERT_FALSE(m.ok()) << needle;
+    EXPECT_NE(m.error().message.find(needle), std::string::npos) << m.error().message;
+  }
+}
+
 TEST(Runtime, WrongInputShapeOrTypeIsAClearError) {
   auto m = Model::LoadFromBytes(SmallConvNet(), "net");
   ASSERT_TRUE(m.ok());

@@ -12,7 +12,7 @@ extern const OpKernel kRelu, kSigmoid, kTanh, kIdentity, kDropout, kClip;
 extern const OpKernel kSoftmax;
 extern const OpKernel kFlatten, kReshape, kTranspose, kConcat, kShape, kConstant;
 extern const OpKernel kGemm, kMatMul;
-extern const OpKernel kConv;
+extern const OpKernel kConv, kConvTranspose;
 extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
 extern const OpKernel kInstanceNormalization, kLayerNormalization, kLRN;
@@ -45,6 +45,7 @@ inline std::vector<const OpKernel*> All() {
           &kGemm,
           &kMatMul,
           &kConv,
+          &kConvTranspose,
           &kMaxPool,
           &kAveragePool,
           &kGlobalAveragePool,
