@@ -270,6 +270,51 @@ TEST(Runtime, ConvTransposeRefusesBadGeometryBeforeAllocating) {
   }
 }
 
+// An LSTM over x [seq 5, batch 2, input 3] with hidden size 4; W of `gates` x 4 rows.
+std::string LstmModel(int64_t gates, const std::string& direction) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(14);
+  auto* g = m.mutable_graph();
+  g->set_name("lstm");
+  AddValue(g->mutable_input(), "x", {5, 2, 3});
+  AddInitializer(g, "w", {1, gates * 4, 3}, Random(static_cast<size_t>(gates * 12), 1));
+  AddInitializer(g, "r", {1, 16, 4}, Random(64, 2));
+  auto* n = g->add_node();
+  n->set_op_type("LSTM");
+  for (const char* i : {"x", "w", "r"}) n->add_input(i);
+  n->add_output("y");
+  n->add_output("y_h");
+  auto* a = n->add_attribute();
+  a->set_name("hidden_size");
+  a->set_type(onnx::AttributeProto::INT);
+  a->set_i(4);
+  auto* dir = n->add_attribute();
+  dir->set_name("direction");
+  dir->set_type(onnx::AttributeProto::STRING);
+  dir->set_s(direction);
+  AddValue(g->mutable_output(), "y", {});
+  AddValue(g->mutable_output(), "y_h", {});
+  return m.SerializeAsString();
+}
+
+TEST(Runtime, RecurrentLayersCheckTheirWeightsAndDirection) {
+  auto ok = Model::LoadFromBytes(LstmModel(4, "reverse"), "lstm");
+  ASSERT_TRUE(ok.ok()) << ok.error().message;
+  auto x = Random(30, 3);
+  auto y = ok->Run({Tensor{DType::kFloat32, {5, 2, 3}, x.data()}});
+  ASSERT_TRUE(y.ok()) << y.error().message;
+  // Reverse direction: the final state is the output at the first time step.
+  for (int j = 0; j < 8; ++j) EXPECT_FLOAT_EQ((*y)[1].as<float>()[j], (*y)[0].as<float>()[j]);
+  for (const auto& [bytes, needle] : std::vector<std::pair<std::string, std::string>>{
+           {LstmModel(3, "forward"), "W must be [1, 16, 3]"},
+           {LstmModel(4, "sideways"), "direction 'sideways'"}}) {
+    auto m = Model::LoadFromBytes(bytes, "bad");
+    ASSERT_FALSE(m.ok()) << needle;
+    EXPECT_NE(m.error().message.find(needle), std::string::npos) << m.error().message;
+  }
+}
+
 TEST(Runtime, WrongInputShapeOrTypeIsAClearError) {
   auto m = Model::LoadFromBytes(SmallConvNet(), "net");
   ASSERT_TRUE(m.ok());

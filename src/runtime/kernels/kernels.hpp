@@ -13,6 +13,7 @@ extern const OpKernel kSoftmax;
 extern const OpKernel kFlatten, kReshape, kTranspose, kConcat, kShape, kConstant;
 extern const OpKernel kGemm, kMatMul;
 extern const OpKernel kConv, kConvTranspose;
+extern const OpKernel kRNN, kGRU, kLSTM;
 extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
 extern const OpKernel kInstanceNormalization, kLayerNormalization, kLRN;
@@ -46,6 +47,9 @@ inline std::vector<const OpKernel*> All() {
           &kMatMul,
           &kConv,
           &kConvTranspose,
+          &kRNN,
+          &kGRU,
+          &kLSTM,
           &kMaxPool,
           &kAveragePool,
           &kGlobalAveragePool,
