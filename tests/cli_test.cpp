@@ -146,6 +146,34 @@ TEST_F(CliTest, RuntimeCommandsRefuseMissingOrMalformedModelsInOneLine) {
   EXPECT_FALSE(fs::exists(P("q.onnx")));
 }
 
+TEST_F(CliTest, InspectListsEveryOpAndMarksTheMissingOnesWithExit3) {
+  const std::string data = "/usr/share/libonnx-testdata/data/node/";
+  auto o = RunCli("inspect " + data + "test_einsum_batch_diagonal/model.onnx");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  EXPECT_NE(o.output.find("* Einsum"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("1 op type(s) not supported by the runtime: Einsum"), std::string::npos)
+      << o.output;
+  o = RunCli("inspect --json " + data + "test_einsum_batch_diagonal/model.onnx");
+  EXPECT_EQ(o.exit_code, 3) << o.output;
+  auto brace = o.output.find('{');
+  ASSERT_NE(brace, std::string::npos) << o.output;
+  auto j = nlohmann::json::parse(o.output.substr(brace, o.output.rfind('}') - brace + 1), nullptr,
+                                 false);
+  ASSERT_TRUE(j.is_object()) << o.output;
+  EXPECT_EQ(j["unsupported"], nlohmann::json::array({"Einsum"}));
+  EXPECT_EQ(j["ops"][0]["count"], 1);
+  // infer refuses at load, naming the op.
+  o = RunCli("infer --model " + data + "test_einsum_batch_diagonal/model.onnx --input " + data +
+             "test_einsum_batch_diagonal/test_data_set_0/input_0.pb");
+  EXPECT_NE(o.exit_code, 0) << o.output;
+  EXPECT_NE(o.output.find("op 'Einsum' (1 node"), std::string::npos) << o.output;
+  // A model the runtime runs: every op listed, exit 0, the planned arithmetic shown.
+  o = RunCli("inspect " + data + "test_convtranspose/model.onnx");
+  EXPECT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_NE(o.output.find("  ConvTranspose"), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find("MFLOP per inference"), std::string::npos) << o.output;
+}
+
 TEST_F(CliTest, EvalOnTheEdgeRuntimeGivesTheSameMetricsAsLibtorch) {
   auto t = RunCli("train --data fashion-mnist:train --max-samples 600 --epochs 1 --out " + P("m") +
                   " --threads 1");

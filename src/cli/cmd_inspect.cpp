@@ -1,5 +1,6 @@
-// edgeloop inspect: what an ONNX model takes and gives, which ops it uses, how many
-// parameters it has, its metadata, and the memory the runtime plans for it.
+// edgeloop inspect: what an ONNX model takes and gives, which ops it uses (each with its node
+// count, the ones the runtime lacks marked), how many parameters it has, its metadata, and
+// the memory and arithmetic the runtime plans for it. Exit 3 when any op is not supported.
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -7,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
+#include "common/file.hpp"
 #include "runtime/model.hpp"
 
 namespace edgeloop::cli {
@@ -20,12 +22,57 @@ std::string Dims(const runtime::ValueInfo& v) {
   return s + "]";
 }
 
+// Every op with its count; the unsupported ones marked.
+nlohmann::json OpTable(const std::vector<runtime::OpUse>& uses) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& u : uses)
+    a.push_back({{"op", u.op_type}, {"count", u.count}, {"supported", u.supported}});
+  return a;
+}
+
+void PrintOps(const std::vector<runtime::OpUse>& uses, size_t nodes) {
+  std::printf("  %zu nodes, %zu op types (* = not supported by the edgeloop runtime):\n", nodes,
+              uses.size());
+  for (const auto& u : uses)
+    std::printf("    %c %-24s x%lld\n", u.supported ? ' ' : '*', u.op_type.c_str(),
+                static_cast<long long>(u.count));
+}
+
 int Run(const std::string& path, bool json) {
+  // The graph first: its ops are reported even when the runtime cannot load it.
+  const runtime::LoadLimits limits;
+  auto bytes = ReadFile(path, limits.max_file_bytes);
+  if (!bytes.ok()) return ReportError("inspect", bytes.error());
+  auto graph = runtime::ParseOnnxModel(*bytes, path, limits);
+  if (!graph.ok()) return ReportError("inspect", graph.error());
+  const auto uses = runtime::OpSupport(*graph);
+  std::vector<std::string> missing;
+  for (const auto& u : uses)
+    if (!u.supported) missing.push_back(u.op_type);
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    if (json) {
+      std::printf("%s\n", nlohmann::json{{"file", path},
+                                         {"opset", graph->opset},
+                                         {"nodes", graph->nodes.size()},
+                                         {"ops", OpTable(uses)},
+                                         {"unsupported", missing}}
+                              .dump(2)
+                              .c_str());
+    } else {
+      std::printf("%s: ONNX ir %lld, opset %lld, producer '%s'\n", path.c_str(),
+                  static_cast<long long>(graph->ir_version), static_cast<long long>(graph->opset),
+                  graph->producer.c_str());
+      PrintOps(uses, graph->nodes.size());
+    }
+    std::fprintf(stderr, "edgeloop inspect: %zu op type(s) not supported by the runtime: %s\n",
+                 missing.size(), list.c_str());
+    return kExitBadInput;
+  }
   auto model = runtime::Model::Load(path);
   if (!model.ok()) return ReportError("inspect", model.error());
   const auto& g = model->graph();
-  std::map<std::string, int> ops;
-  for (const auto& n : g.nodes) ++ops[n.op_type];
   auto values = [](const std::vector<runtime::ValueInfo>& list) {
     nlohmann::json a = nlohmann::json::array();
     for (const auto& v : list)
@@ -41,7 +88,9 @@ int Run(const std::string& path, bool json) {
                       {"inputs", values(model->inputs())},
                       {"outputs", values(model->outputs())},
                       {"nodes", g.nodes.size()},
-                      {"ops", ops},
+                      {"ops", OpTable(uses)},
+                      {"unsupported", nlohmann::json::array()},
+                      {"planned_flops", plan.flops},
                       {"parameters", model->ParameterCount()},
                       {"parameter_bytes", model->ParameterBytes()},
                       {"planned_arena_bytes", plan.arena_bytes},
@@ -60,11 +109,12 @@ int Run(const std::string& path, bool json) {
   for (const auto& v : model->outputs())
     std::printf("  output %-16s %-8s %s\n", v.name.c_str(), runtime::DTypeName(v.dtype),
                 Dims(v).c_str());
-  std::printf("  %zu nodes:", g.nodes.size());
-  for (const auto& [op, n] : ops) std::printf(" %s x%d", op.c_str(), n);
-  std::printf("\n  parameters %lld (%zu bytes); planned activation memory %zu bytes (batch 1)\n",
-              static_cast<long long>(model->ParameterCount()), model->ParameterBytes(),
-              plan.arena_bytes);
+  PrintOps(uses, g.nodes.size());
+  std::printf(
+      "  parameters %lld (%zu bytes); planned activation memory %zu bytes, %.3g MFLOP per "
+      "inference (batch 1)\n",
+      static_cast<long long>(model->ParameterCount()), model->ParameterBytes(), plan.arena_bytes,
+      plan.flops / 1e6);
   for (const auto& [k, v] : g.metadata) std::printf("  %s = %s\n", k.c_str(), v.c_str());
   return kExitOk;
 }
@@ -75,7 +125,9 @@ void RegisterInspect(CLI::App& root) {
   auto path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
   auto* sub = root.add_subcommand(
-      "inspect", "Show an ONNX model's inputs, outputs, ops, parameters and metadata");
+      "inspect",
+      "Show an ONNX model's inputs, outputs, ops (marking those the runtime lacks: exit 3), "
+      "parameters and metadata");
   sub->add_option("model", *path, "ONNX model file")->required();
   sub->add_flag("--json", *json, "print as JSON");
   SetAction(sub, [path, json] { return Run(*path, *json); });

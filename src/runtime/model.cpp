@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 
 #include "common/file.hpp"
 
@@ -204,18 +205,42 @@ Result<Model> Model::Load(const std::string& path, const ModelOptions& options) 
   return LoadFromBytes(bytes, path, options);
 }
 
+std::vector<OpUse> OpSupport(const Graph& graph) {
+  std::vector<OpUse> out;
+  std::map<std::string, size_t> at;
+  for (const Node& n : graph.nodes) {
+    auto [it, fresh] = at.emplace(n.op_type, out.size());
+    if (fresh) out.push_back({n.op_type, 0, FindKernel(n.op_type) != nullptr, n.name});
+    ++out[it->second].count;
+  }
+  std::sort(out.begin(), out.end(),
+            [](const OpUse& a, const OpUse& b) { return a.op_type < b.op_type; });
+  return out;
+}
+
 Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& origin,
                                    const ModelOptions& options) {
   auto impl = std::make_unique<Impl>();
   impl->options = options;
   EDGELOOP_ASSIGN_OR_RETURN(impl->graph, ParseOnnxModel(bytes, origin, options.limits));
   impl->shaping_inputs.assign(impl->graph.inputs.size(), false);
+  // Every op the runtime lacks is named at once, with its node count and first node, so a
+  // user sees the whole gap, not the first op of it.
+  std::vector<OpUse> missing;
+  for (const OpUse& use : OpSupport(impl->graph))
+    if (!use.supported) missing.push_back(use);
+  if (!missing.empty()) {
+    std::string list;
+    for (const OpUse& m : missing)
+      list += (list.empty() ? "" : ", ") + std::string("op '") + m.op_type + "' (" +
+              std::to_string(m.count) + (m.count == 1 ? " node" : " nodes") + ", first node '" +
+              m.first_node + "')";
+    return Error(Errc::kUnsupported, origin + ": not supported by the edgeloop runtime (opset " +
+                                         std::to_string(impl->graph.nodes.front().opset) +
+                                         "): " + list);
+  }
   for (const Node& n : impl->graph.nodes) {
     const OpKernel* k = FindKernel(n.op_type);
-    if (!k)
-      return Error(Errc::kUnsupported, origin + ": node '" + n.name + "': op '" + n.op_type +
-                                           "' (opset " + std::to_string(n.opset) +
-                                           ") is not supported by the edgeloop runtime");
     auto st = k->check(n);
     if (!st.ok()) return st.error().WithContext(origin);
     impl->kernels.push_back(k);

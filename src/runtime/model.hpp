@@ -44,6 +44,17 @@ struct PlanStats {
   double flops = 0;         // floating-point (or integer) operations per inference
 };
 
+// One op type of a graph: how many nodes use it, whether the runtime has it, and the first
+// node that does (for messages).
+struct OpUse {
+  std::string op_type;
+  int64_t count = 0;
+  bool supported = false;
+  std::string first_node;
+};
+// Every op type of the graph, sorted by name.
+std::vector<OpUse> OpSupport(const Graph& graph);
+
 class Model {
  public:
   static Result<Model> Load(const std::string& path, const ModelOptions& options = {});

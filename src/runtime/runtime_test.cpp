@@ -402,16 +402,27 @@ TEST(Runtime, SoftmaxOfAnEmptyTensorIsEmpty) {
     }
 }
 
-TEST(Runtime, UnsupportedOpFailsAtLoadNamingOpAndNode) {
+TEST(Runtime, UnsupportedOpsFailAtLoadNamingEveryOneWithItsCount) {
   onnx::ModelProto m;
   ASSERT_TRUE(m.ParseFromString(SmallConvNet()));
-  auto* n = m.mutable_graph()->mutable_node(1);
-  n->set_op_type("Erf");
-  auto r = Model::LoadFromBytes(m.SerializeAsString(), "erf.onnx");
+  m.mutable_graph()->mutable_node(1)->set_op_type("NonMaxSuppression");  // the Relu
+  m.mutable_graph()->mutable_node(3)->set_op_type("Einsum");             // the Flatten
+  m.mutable_graph()->mutable_node(5)->set_op_type("Einsum");             // the Softmax
+  auto r = Model::LoadFromBytes(m.SerializeAsString(), "gap.onnx");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code, Errc::kUnsupported);
-  EXPECT_NE(r.error().message.find("op 'Erf'"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("node 'Relu_r'"), std::string::npos) << r.error().message;
+  const std::string& msg = r.error().message;
+  EXPECT_NE(msg.find("op 'Einsum' (2 nodes, first node 'Flatten_f')"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("op 'NonMaxSuppression' (1 node, first node 'Relu_r')"), std::string::npos)
+      << msg;
+  // The support report lists every op once, sorted, with its count.
+  auto graph = ParseOnnxModel(m.SerializeAsString(), "gap.onnx");
+  ASSERT_TRUE(graph.ok());
+  std::vector<std::string> got;
+  for (const OpUse& u : OpSupport(*graph))
+    got.push_back(u.op_type + ":" + std::to_string(u.count) + (u.supported ? "" : "!"));
+  EXPECT_EQ(got, (std::vector<std::string>{"Conv:1", "Einsum:2!", "Gemm:1", "MaxPool:1",
+                                           "NonMaxSuppression:1!"}));
 }
 
 TEST(Runtime, DanglingReferenceIsRefused) {

@@ -2,6 +2,7 @@
 // toward zero, as ONNX (and C++) define it; integer division by zero is an error.
 #include <cstring>
 
+#include "runtime/kernels/broadcast.hpp"
 #include "runtime/kernels/kernels.hpp"
 
 namespace edgeloop::runtime::kernels {
@@ -35,6 +36,7 @@ Status InferBinary(InferContext& c) {
   if (!BroadcastShapes(c.in[0]->shape, EffectiveB(c.node, c.in[0]->shape, c.in[1]->shape), &out))
     return c.Fail("shapes " + ShapeString(c.in[0]->shape) + " and " + ShapeString(c.in[1]->shape) +
                   " do not broadcast");
+  EDGELOOP_RETURN_IF_ERROR(RequireRank(c, out));
   c.out = {TensorInfo{c.in[0]->dtype, out}};
   return Status::Ok();
 }
@@ -75,29 +77,9 @@ Status RunTyped(RunContext& c) {
     for (int64_t i = 0; i < n; ++i) po[i] = Apply<kOp>(v, pb[i]);
     return Status::Ok();
   }
-  // General case: walk the output index, stepping each input by its broadcast strides.
-  const size_t r = o.shape.size();
-  std::vector<int64_t> sa(r, 0), sb(r, 0);
-  auto fill = [&](const Shape& s, std::vector<int64_t>& st) {
-    auto full = Strides(s);
-    for (size_t i = 0; i < s.size(); ++i) st[r - s.size() + i] = s[i] == 1 ? 0 : full[i];
-  };
-  fill(a.shape, sa);
-  fill(b.shape, sb);
-  std::vector<int64_t> idx(r, 0);
-  int64_t ia = 0, ib = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    po[i] = Apply<kOp>(pa[ia], pb[ib]);
-    for (size_t d = r; d-- > 0;) {
-      ++idx[d];
-      ia += sa[d];
-      ib += sb[d];
-      if (idx[d] < o.shape[d]) break;
-      ia -= sa[d] * idx[d];
-      ib -= sb[d] * idx[d];
-      idx[d] = 0;
-    }
-  }
+  ForEachBroadcast<2>(o.shape, {&a.shape, &b.shape}, [&](int64_t i, const auto& off) {
+    po[i] = Apply<kOp>(pa[off[0]], pb[off[1]]);
+  });
   return Status::Ok();
 }
 

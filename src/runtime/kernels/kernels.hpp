@@ -19,6 +19,11 @@ extern const OpKernel kBatchNormalization;
 extern const OpKernel kInstanceNormalization, kLayerNormalization, kLRN;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
 extern const OpKernel kQLinearConv, kQLinearMatMul;
+extern const OpKernel kHardSigmoid, kHardSwish, kLeakyRelu, kPRelu, kElu, kSelu, kSoftplus;
+extern const OpKernel kExp, kLog, kSqrt, kPow, kNeg, kAbs, kReciprocal, kErf, kFloor, kCeil;
+extern const OpKernel kReduceMean, kReduceSum, kReduceMax, kReduceMin, kReduceL2;
+extern const OpKernel kArgMax, kArgMin;
+extern const OpKernel kEqual, kGreater, kLess, kWhere, kCast;
 extern const OpKernel kSlice, kSplit, kGather;
 extern const OpKernel kSqueeze, kUnsqueeze;
 extern const OpKernel kExpand, kTile, kConstantOfShape, kRange;
@@ -61,6 +66,35 @@ inline std::vector<const OpKernel*> All() {
           &kDequantizeLinear,
           &kQLinearConv,
           &kQLinearMatMul,
+          &kHardSigmoid,
+          &kHardSwish,
+          &kLeakyRelu,
+          &kPRelu,
+          &kElu,
+          &kSelu,
+          &kSoftplus,
+          &kExp,
+          &kLog,
+          &kSqrt,
+          &kPow,
+          &kNeg,
+          &kAbs,
+          &kReciprocal,
+          &kErf,
+          &kFloor,
+          &kCeil,
+          &kReduceMean,
+          &kReduceSum,
+          &kReduceMax,
+          &kReduceMin,
+          &kReduceL2,
+          &kArgMax,
+          &kArgMin,
+          &kEqual,
+          &kGreater,
+          &kLess,
+          &kWhere,
+          &kCast,
           &kSlice,
           &kSplit,
           &kGather,
