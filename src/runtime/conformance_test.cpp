@@ -16,6 +16,7 @@
 #include <set>
 
 #include "common/file.hpp"
+#include "runtime/isa.hpp"
 #include "runtime/model.hpp"
 
 namespace edgeloop::runtime {
@@ -151,6 +152,17 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
   int in_scope = 0, passed = 0, out_of_scope = 0;
   std::set<std::string> claimed;
   for (const auto& op : SupportedOps()) claimed.insert(op);
+  std::vector<std::pair<Backend, Isa>> runs = {{Backend::kReference, Isa::kBaseline}};
+  std::string levels;
+  for (Isa isa : SupportedIsas()) {
+    runs.push_back({Backend::kFast, isa});
+    levels += std::string(levels.empty() ? "" : ", ") + IsaName(isa);
+  }
+  std::string absent;
+  for (Isa isa : CompiledIsas())
+    if (!CpuSupports(isa)) absent += std::string(absent.empty() ? "" : ", ") + IsaName(isa);
+  std::printf("fast backend at: %s; compiled in but not on this CPU: %s\n", levels.c_str(),
+              absent.empty() ? "none" : absent.c_str());
 
   for (const char* suite : {"node", "pytorch-converted", "pytorch-operator", "simple"}) {
     std::vector<fs::path> cases;
@@ -195,9 +207,11 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
       ++in_scope;
       for (const auto& op : ops) ++per_op[op].ran;
       std::string problem;
-      for (Backend backend : {Backend::kReference, Backend::kFast}) {
+      // The reference backend, and the fast one at every instruction-set level this CPU runs.
+      for (const auto& [backend, isa] : runs) {
         ModelOptions mo;
         mo.backend = backend;
+        EXPECT_TRUE(UseIsa(isa).ok());
         auto model = Model::LoadFromBytes(*bytes, name, mo);
         if (!model.ok()) {
           problem = "load: " + model.error().message;
@@ -235,8 +249,8 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
           if (!problem.empty()) break;
         }
         if (!problem.empty()) {
-          problem = std::string(backend == Backend::kFast ? "fast" : "reference") + " backend, " +
-                    problem;
+          problem = std::string(backend == Backend::kFast ? "fast" : "reference") + " backend at " +
+                    IsaName(isa) + ", " + problem;
           break;
         }
       }
@@ -290,6 +304,7 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
   }
   EXPECT_GT(in_scope, 100);
   EXPECT_TRUE(failures.empty()) << failures.size() << " case(s) failed";
+  EXPECT_TRUE(UseIsa(SupportedIsas().back()).ok());
 }
 
 }  // namespace edgeloop::runtime

@@ -2,6 +2,7 @@
 //   C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C
 // with row-major matrices and leading dimensions. kReference is three plain loops (the
 // definition); kFast uses Eigen's blocked, vectorised product. Tests hold the two together.
+// The fast paths run at the active instruction-set level (isa.hpp); thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -15,9 +16,9 @@ void Sgemm(Backend backend, bool trans_a, bool trans_b, int64_t m, int64_t n, in
            float* c, int64_t ldc);
 
 // C[M,N] += A[M,K] * B[K,N], all row-major and dense (lda = K, ldb = ldc = N): the shape of
-// a convolution over unrolled windows. With AVX-512 a register-blocked kernel (4 rows x 32
-// columns per step, no packing) is used, which beats a general GEMM for the small M and K of
-// edge models; otherwise it is Sgemm.
+// a convolution over unrolled windows. At the avx512 level a register-blocked kernel (8 rows x
+// 48 columns per step, no packing) is used, which beats a general GEMM for the small M and K
+// of edge models; below it, Sgemm.
 void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
 // The same with row p of B at rows[p] (each n floats long): a stride-1 convolution reads its
 // windows straight out of the padded input this way, without unrolling them.
@@ -25,7 +26,8 @@ void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* 
                   float* c);
 
 // y[j] += dot(x, w_row_j) for j < n, w row-major [n, k]: a fully connected layer on one sample
-// (Gemm with transB). With AVX-512, four rows share each load of x.
+// (Gemm with transB). At the avx512 level four rows share each load of x; below it, Eigen's
+// matrix-vector product.
 void DotRows(const float* x, const float* w, int64_t n, int64_t k, float* y);
 
 // Double precision, reference only (conformance cases use it; devices do not).

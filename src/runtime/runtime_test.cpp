@@ -13,6 +13,8 @@
 #include "common/file.hpp"
 #include "runtime/quantizer.hpp"
 
+#include "runtime/gemm.hpp"
+#include "runtime/isa.hpp"
 #include "runtime/model.hpp"
 
 namespace edgeloop::runtime {
@@ -125,6 +127,55 @@ TEST(Runtime, FastBackendMatchesReference) {
         EXPECT_NEAR(fast[i], ref[i], 1e-5) << stride << " " << group;
     }
   }
+}
+
+TEST(Runtime, EveryInstructionSetLevelMatchesTheReference) {
+  // The matrix kernels and a whole network at each level this CPU runs, against the
+  // reference backend (plain loops); the levels the binary carries but the CPU lacks are named.
+  std::string ran, absent;
+  for (Isa isa : CompiledIsas())
+    if (!CpuSupports(isa)) absent += std::string(" ") + IsaName(isa);
+  const int64_t m = 19, n = 37, k = 29;
+  auto a = Random(static_cast<size_t>(m * k), 1), b = Random(static_cast<size_t>(k * n), 2);
+  std::vector<float> want(static_cast<size_t>(m * n), 0.5f);
+  Sgemm(Backend::kReference, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f,
+        want.data(), n);
+  auto x = Random(4 * 3 * 12 * 12, 9);
+  const auto net_ref = RunNet(SmallConvNet(), Backend::kReference, x, 4);
+  for (Isa isa : SupportedIsas()) {
+    ASSERT_TRUE(UseIsa(isa).ok()) << IsaName(isa);
+    ran += std::string(" ") + IsaName(isa);
+    std::vector<float> got(want.size(), 0.5f), conv(want.size(), 0.5f), dots(n, 0.0f);
+    Sgemm(Backend::kFast, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, got.data(),
+          n);
+    ConvGemm(m, n, k, a.data(), b.data(), conv.data());
+    // DotRows: y[j] = dot(row 0 of A, column j of B), B transposed to rows.
+    std::vector<float> bt(static_cast<size_t>(n * k));
+    for (int64_t p = 0; p < k; ++p)
+      for (int64_t j = 0; j < n; ++j)
+        bt[static_cast<size_t>(j * k + p)] = b[static_cast<size_t>(p * n + j)];
+    DotRows(a.data(), bt.data(), n, k, dots.data());
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_NEAR(got[i], want[i], 1e-4) << IsaName(isa) << " Sgemm " << i;
+      EXPECT_NEAR(conv[i], want[i], 1e-4) << IsaName(isa) << " ConvGemm " << i;
+    }
+    for (int64_t j = 0; j < n; ++j)
+      EXPECT_NEAR(dots[static_cast<size_t>(j)], want[static_cast<size_t>(j)] - 0.5f, 1e-4)
+          << IsaName(isa) << " DotRows " << j;
+    const auto net = RunNet(SmallConvNet(), Backend::kFast, x, 4);
+    ASSERT_EQ(net.size(), net_ref.size());
+    for (size_t i = 0; i < net.size(); ++i)
+      EXPECT_NEAR(net[i], net_ref[i], 1e-5) << IsaName(isa) << " network output " << i;
+  }
+  std::printf("levels run:%s; compiled in, absent on this CPU:%s\n", ran.c_str(),
+              absent.empty() ? " none" : absent.c_str());
+  ASSERT_TRUE(UseIsa(SupportedIsas().back()).ok());
+  // A level the CPU lacks is refused, and the choice falls back with a warning.
+  IsaChoice c = ChooseIsa("avx512", {Isa::kBaseline});
+  EXPECT_EQ(c.isa, Isa::kBaseline);
+  EXPECT_FALSE(c.warning.empty());
+  EXPECT_EQ(ChooseIsa("baseline", SupportedIsas()).isa, Isa::kBaseline);
+  EXPECT_EQ(ChooseIsa("", SupportedIsas()).isa, SupportedIsas().back());
 }
 
 TEST(Runtime, PlansMemoryAtLoadAndReusesBuffers) {

@@ -9,11 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#if defined(__AVX512F__) && defined(__AVX512VNNI__)
-#include <immintrin.h>
-#define EDGELOOP_HAVE_VNNI 1
-#endif
 
+#include "runtime/isa/kernels.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
 #include "runtime/kernels/kernels.hpp"
 
@@ -93,28 +90,12 @@ Status InferQConv(InferContext& c) {
 }
 
 // uint8 activations x int8 symmetric weights (the layout edgeloop quantize writes), 2-D:
-// windows are unrolled as raw uint8 (padding takes the zero point's value) into rows of kpad
-// bytes, kpad a multiple of 64 with zero weights beyond the window, so each output is one
-// uint8 x int8 dot product that compiles to VNNI (vpdpbusd) or pmaddubsw instructions. The
-// zero point is taken out afterwards: sum (x - zp) w = sum x w - zp sum w.
-// y = saturate(round((acc + offset) * mult) + zp); separate, with restrict pointers, so that
-// it vectorises (a uint8 store may otherwise alias the accumulators).
-template <typename Q>
-void Requantize(const int32_t* __restrict acc, Q* __restrict y, int64_t n, int32_t offset,
-                float mult, float zp, float lo, float hi) {
-  for (int64_t i = 0; i < n; ++i) {
-    float v = std::nearbyint(static_cast<float>(acc[i] + offset) * mult) + zp;
-    v = v < lo ? lo : v;
-    v = v > hi ? hi : v;
-    y[i] = static_cast<Q>(static_cast<int32_t>(v));
-  }
-}
-
-inline int32_t DotU8S8(const uint8_t* __restrict a, const int8_t* __restrict b, int64_t n) {
-  int32_t acc = 0;
-  for (int64_t i = 0; i < n; ++i) acc += static_cast<int32_t>(a[i]) * static_cast<int32_t>(b[i]);
-  return acc;
-}
+// windows are unrolled as raw uint8 (padding takes the zero point's value), so each output is
+// one uint8 x int8 dot product: with VNNI, in vpdpbusd's layout, four window bytes of 16
+// positions per 64-byte load; otherwise in rows of kpad bytes, kpad a multiple of 64 with zero
+// weights beyond the window, for the compiler to vectorise. The zero point is taken out
+// afterwards: sum (x - zp) w = sum x w - zp sum w. The dot products and the requantisation
+// y = saturate(round((acc + offset) * mult) + zp) run at the active instruction-set level.
 
 // Per output channel: the window's int8 weights zero-padded to a multiple of 4 (read as int32
 // groups by vpdpbusd), then every channel's weight sum. Kept with the plan (RunContext::state)
@@ -137,8 +118,80 @@ const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometr
   return st;
 }
 
+// One group's windows in vpdpbusd's layout: [kq][position][4] bytes, positions padded to
+// 16, so one 64-byte load feeds 16 positions x 4 window bytes against a broadcast of 4
+// weights. padded: scratch for the group's input padded with the zero point (so window reads
+// need no bounds checks).
+void UnrollQuads(const ConvGeometry& g, const uint8_t* xg, uint8_t pad, uint8_t* padded,
+                 uint8_t* cols) {
+  const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
+  const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
+  const int64_t kdim = g.cg * g.k_size;
+  const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
+  const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
+  const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
+                wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
+  std::fill(padded, padded + g.cg * hp * wp, pad);
+  for (int64_t ci = 0; ci < g.cg; ++ci)
+    for (int64_t yy = 0; yy < ih; ++yy) {
+      const uint8_t* src = xg + (ci * ih + yy) * iw;
+      uint8_t* dst = padded + (ci * hp + yy + g.w.pad_begin[0]) * wp + g.w.pad_begin[1];
+      for (int64_t xx = 0; xx < iw; ++xx) dst[xx] = src[xx];
+    }
+  // Four window elements at a time: each position's four bytes go out as one 32-bit store.
+  for (int64_t q = 0; q < kq; ++q) {
+    const uint8_t* base[4];
+    for (int64_t j = 0; j < 4; ++j) {
+      const int64_t k = std::min(q * 4 + j, kdim - 1);  // beyond the window: any byte (weight 0)
+      const int64_t ci = k / (kh * kw), ky = (k / kw) % kh, kx = k % kw;
+      base[j] = padded + (ci * hp + ky * dh) * wp + kx * dw;
+    }
+    uint32_t* __restrict out = reinterpret_cast<uint32_t*>(cols) + q * opad;
+    for (int64_t oy = 0; oy < oh; ++oy) {
+      const int64_t row = oy * sh * wp;
+      const uint8_t* __restrict s0 = base[0] + row;
+      const uint8_t* __restrict s1 = base[1] + row;
+      const uint8_t* __restrict s2 = base[2] + row;
+      const uint8_t* __restrict s3 = base[3] + row;
+      uint32_t* __restrict o = out + oy * ow;
+      for (int64_t ox = 0; ox < ow; ++ox) {
+        const int64_t i = ox * sw;
+        o[ox] = uint32_t{s0[i]} | (uint32_t{s1[i]} << 8) | (uint32_t{s2[i]} << 16) |
+                (uint32_t{s3[i]} << 24);
+      }
+    }
+    for (int64_t op = g.out_size; op < opad; ++op) out[op] = 0;
+  }
+}
+
+// One group's windows as rows of kpad bytes, one per output position, zero beyond the window.
+void UnrollRows(const ConvGeometry& g, const uint8_t* xg, uint8_t pad, int64_t kpad,
+                uint8_t* cols) {
+  const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
+  const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
+  const int64_t kdim = g.cg * g.k_size;
+  for (int64_t oy = 0; oy < oh; ++oy) {
+    for (int64_t ox = 0; ox < ow; ++ox) {
+      uint8_t* row = cols + (oy * ow + ox) * kpad;
+      int64_t k = 0;
+      for (int64_t ci = 0; ci < g.cg; ++ci) {
+        const uint8_t* plane = xg + ci * g.in_size;
+        for (int64_t ky = 0; ky < kh; ++ky) {
+          const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
+          for (int64_t kx = 0; kx < kw; ++kx) {
+            const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
+            row[k++] = (yy < 0 || yy >= ih || xx < 0 || xx >= iw) ? pad : plane[yy * iw + xx];
+          }
+        }
+      }
+      std::fill(row + kdim, row + kpad, uint8_t{0});
+    }
+  }
+}
+
 Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t yzp, float xs,
                     float ys, const int32_t* bias) {
+  const IsaKernels& isa = ActiveKernels();
   std::vector<unsigned char> local;
   const auto& packed = PackedWeights(c, g, local);
   const int64_t kq4 = (g.cg * g.k_size + 3) / 4 * 4;
@@ -154,15 +207,15 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
         const uint8_t* xg = c.in[0]->as<uint8_t>() + (b * g.c + grp * g.cg);
         for (int64_t mi = 0; mi < g.mg; ++mi) {
           const int64_t m = grp * g.mg + mi;
-          acc[0] = DotU8S8(xg, wpacked + m * kq4, kdim);
+          isa.dot_u8s8_rows(xg, 1, kdim, wpacked + m * kq4, kdim, acc);
           const int32_t offset = (bias ? bias[m] : 0) - xzp * wsums[m];
           const float mult = xs * ScaleAt(*c.in[4], m) / ys;
           if (y.dtype == DType::kUint8)
-            Requantize(acc, y.as<uint8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp),
-                       0.0f, 255.0f);
+            isa.requantize_u8(acc, y.as<uint8_t>() + b * g.m + m, 1, offset, mult,
+                              static_cast<float>(yzp));
           else
-            Requantize(acc, y.as<int8_t>() + b * g.m + m, 1, offset, mult, static_cast<float>(yzp),
-                       -128.0f, 127.0f);
+            isa.requantize_s8(acc, y.as<int8_t>() + b * g.m + m, 1, offset, mult,
+                              static_cast<float>(yzp));
         }
       }
     }
@@ -170,126 +223,45 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
   }
   const Tensor& x = *c.in[0];
   Tensor& y = *c.out[0];
-  const int64_t kdim = g.cg * g.k_size, kpad = (kdim + 63) / 64 * 64;
+  const int64_t kdim = g.cg * g.k_size, kpad = (kdim + 63) / 64 * 64, kq = (kdim + 3) / 4;
   const int64_t opad16 = (g.out_size + 15) / 16 * 16;
-  auto* cols = static_cast<uint8_t*>(c.scratch);  // window bytes
-  [[maybe_unused]] auto* wpad =
-      reinterpret_cast<int8_t*>(cols + opad16 * kpad);                  // [kpad], portable path
+  auto* cols = static_cast<uint8_t*>(c.scratch);                        // window bytes
+  auto* wpad = reinterpret_cast<int8_t*>(cols + opad16 * kpad);         // [kpad], rows layout
   auto* acc = reinterpret_cast<int32_t*>(cols + opad16 * kpad + kpad);  // [opad16], 64-aligned
-  const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
-  const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
+  uint8_t* padded = reinterpret_cast<uint8_t*>(acc + opad16) + 64;      // quads layout
   const uint8_t pad = static_cast<uint8_t>(xzp);
-  [[maybe_unused]] const int8_t* w8 = c.in[3]->as<int8_t>();
+  const int8_t* w8 = c.in[3]->as<int8_t>();
   for (int64_t b = 0; b < g.n; ++b) {
     for (int64_t grp = 0; grp < g.group; ++grp) {
       const uint8_t* xg = x.as<uint8_t>() + (b * g.c + grp * g.cg) * g.in_size;
-#if EDGELOOP_HAVE_VNNI
-      // Layout for vpdpbusd: [k / 4][position][4], positions padded to 16, so one 64-byte
-      // load feeds 16 positions x 4 window bytes and a broadcast of 4 weights.
-      const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
-      // The group's input, padded with the zero point, so window reads need no bounds checks.
-      const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0],
-                    dw = g.w.dilation[1];
-      const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
-                    wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
-      uint8_t* padded = reinterpret_cast<uint8_t*>(acc + opad16) + 64;
-      std::fill(padded, padded + g.cg * hp * wp, pad);
-      for (int64_t ci = 0; ci < g.cg; ++ci)
-        for (int64_t yy = 0; yy < ih; ++yy) {
-          const uint8_t* src = xg + (ci * ih + yy) * iw;
-          uint8_t* dst = padded + (ci * hp + yy + g.w.pad_begin[0]) * wp + g.w.pad_begin[1];
-          for (int64_t xx = 0; xx < iw; ++xx) dst[xx] = src[xx];
-        }
-      // Four window elements at a time: each position's four bytes go out as one 32-bit store.
-      for (int64_t q = 0; q < kq; ++q) {
-        const uint8_t* base[4];
-        for (int64_t j = 0; j < 4; ++j) {
-          const int64_t k =
-              std::min(q * 4 + j, kdim - 1);  // beyond the window: any byte (weight 0)
-          const int64_t ci = k / (kh * kw), ky = (k / kw) % kh, kx = k % kw;
-          base[j] = padded + (ci * hp + ky * dh) * wp + kx * dw;
-        }
-        uint32_t* __restrict out = reinterpret_cast<uint32_t*>(cols) + q * opad;
-        for (int64_t oy = 0; oy < oh; ++oy) {
-          const int64_t row = oy * sh * wp;
-          const uint8_t* __restrict s0 = base[0] + row;
-          const uint8_t* __restrict s1 = base[1] + row;
-          const uint8_t* __restrict s2 = base[2] + row;
-          const uint8_t* __restrict s3 = base[3] + row;
-          uint32_t* __restrict o = out + oy * ow;
-          for (int64_t ox = 0; ox < ow; ++ox) {
-            const int64_t i = ox * sw;
-            o[ox] = uint32_t{s0[i]} | (uint32_t{s1[i]} << 8) | (uint32_t{s2[i]} << 16) |
-                    (uint32_t{s3[i]} << 24);
-          }
-        }
-        for (int64_t op = g.out_size; op < opad; ++op) out[op] = 0;
-      }
-      for (int64_t mi = 0; mi < g.mg; ++mi) {
-        const int64_t m = grp * g.mg + mi;
-        const int32_t wsum = wsums[m];
-        // Padded window bytes hold the zero point and meet zero weights: no contribution.
-        const int32_t* wq = reinterpret_cast<const int32_t*>(wpacked + m * kq4);
-        // Four blocks of 16 positions at a time: four independent accumulation chains.
-        int64_t op0 = 0;
-        for (; op0 + 64 <= opad; op0 += 64) {
-          __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-          for (int64_t q = 0; q < kq; ++q) {
-            const __m512i wv = _mm512_set1_epi32(wq[q]);
-            const uint8_t* p = cols + (q * opad + op0) * 4;
-            a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(p), wv);
-            a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(p + 64), wv);
-            a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(p + 128), wv);
-            a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(p + 192), wv);
-          }
-          _mm512_storeu_si512(acc + op0, a0);
-          _mm512_storeu_si512(acc + op0 + 16, a1);
-          _mm512_storeu_si512(acc + op0 + 32, a2);
-          _mm512_storeu_si512(acc + op0 + 48, a3);
-        }
-        for (; op0 < opad; op0 += 16) {
-          __m512i a = _mm512_setzero_si512();
-          for (int64_t q = 0; q < kq; ++q)
-            a = _mm512_dpbusd_epi32(a, _mm512_loadu_si512(cols + (q * opad + op0) * 4),
-                                    _mm512_set1_epi32(wq[q]));
-          _mm512_storeu_si512(acc + op0, a);
-        }
-#else
-      for (int64_t oy = 0; oy < oh; ++oy) {
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          uint8_t* row = cols + (oy * ow + ox) * kpad;
-          int64_t k = 0;
-          for (int64_t ci = 0; ci < g.cg; ++ci) {
-            const uint8_t* plane = xg + ci * g.in_size;
-            for (int64_t ky = 0; ky < kh; ++ky) {
-              const int64_t yy = oy * g.w.stride[0] - g.w.pad_begin[0] + ky * g.w.dilation[0];
-              for (int64_t kx = 0; kx < kw; ++kx) {
-                const int64_t xx = ox * g.w.stride[1] - g.w.pad_begin[1] + kx * g.w.dilation[1];
-                row[k++] = (yy < 0 || yy >= ih || xx < 0 || xx >= iw) ? pad : plane[yy * iw + xx];
-              }
-            }
-          }
-          std::fill(row + kdim, row + kpad, uint8_t{0});
-        }
-      }
+      if (isa.dot_u8s8_quads)
+        UnrollQuads(g, xg, pad, padded, cols);
+      else
+        UnrollRows(g, xg, pad, kpad, cols);
       for (int64_t mi = 0; mi < g.mg; ++mi) {
         const int64_t m = grp * g.mg + mi;
         int32_t wsum = 0;
-        for (int64_t i = 0; i < kdim; ++i) {
-          wpad[i] = w8[m * kdim + i];
-          wsum += wpad[i];
+        if (isa.dot_u8s8_quads) {
+          // Padded window bytes hold the zero point and meet zero weights: no contribution.
+          wsum = wsums[m];
+          isa.dot_u8s8_quads(cols, reinterpret_cast<const int32_t*>(wpacked + m * kq4), kq, opad16,
+                             acc);
+        } else {
+          for (int64_t i = 0; i < kdim; ++i) {
+            wpad[i] = w8[m * kdim + i];
+            wsum += wpad[i];
+          }
+          std::fill(wpad + kdim, wpad + kpad, int8_t{0});
+          isa.dot_u8s8_rows(cols, g.out_size, kpad, wpad, kpad, acc);
         }
-        std::fill(wpad + kdim, wpad + kpad, int8_t{0});
-        for (int64_t op = 0; op < g.out_size; ++op) acc[op] = DotU8S8(cols + op * kpad, wpad, kpad);
-#endif
         const int32_t offset = (bias ? bias[m] : 0) - xzp * wsum;
         const float mult = xs * ScaleAt(*c.in[4], m) / ys;
         const float zp = static_cast<float>(yzp);
         const int64_t ybase = (b * g.m + m) * g.out_size;
         if (y.dtype == DType::kUint8)
-          Requantize(acc, y.as<uint8_t>() + ybase, g.out_size, offset, mult, zp, 0.0f, 255.0f);
+          isa.requantize_u8(acc, y.as<uint8_t>() + ybase, g.out_size, offset, mult, zp);
         else
-          Requantize(acc, y.as<int8_t>() + ybase, g.out_size, offset, mult, zp, -128.0f, 127.0f);
+          isa.requantize_s8(acc, y.as<int8_t>() + ybase, g.out_size, offset, mult, zp);
       }
     }
   }

@@ -1,0 +1,60 @@
+// The kernels that are compiled once per instruction-set level (../isa.hpp): a table of plain
+// functions per level, each defined by isa/kernels_<level>.cpp from the same source
+// (kernels_impl.inc). Internal to the runtime: kernels call the table of the active level,
+// through gemm.hpp's functions or ActiveKernels().
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/isa.hpp"
+
+namespace edgeloop::runtime {
+
+struct IsaKernels {
+  Isa isa;
+  const char* name;  // the level and the optional features used, e.g. "avx512+vnni"
+
+  // The fast halves of gemm.hpp's functions (Sgemm with k > 0).
+  void (*sgemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                int64_t ldc);
+  void (*conv_gemm)(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
+  void (*conv_gemm_rows)(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows,
+                         float* c);
+  void (*dot_rows)(const float* x, const float* w, int64_t n, int64_t k, float* y);
+
+  // int8 (kernels/qlinear.cpp). acc[r] = sum_i a[r * stride + i] * b[i] for r < rows, i < n.
+  void (*dot_u8s8_rows)(const uint8_t* a, int64_t rows, int64_t stride, const int8_t* b, int64_t n,
+                        int32_t* acc);
+  // acc[p] = sum_q sum_j cols[(q * positions + p) * 4 + j] * w_q[j] for p < positions (a
+  // multiple of 16), w_q the four int8 weights in w[q]: the layout of VNNI's vpdpbusd.
+  // nullptr where that instruction is missing; the caller then uses dot_u8s8_rows.
+  void (*dot_u8s8_quads)(const uint8_t* cols, const int32_t* w, int64_t kq, int64_t positions,
+                         int32_t* acc);
+  // y[i] = saturate(round((acc[i] + offset) * mult) + zp), i < n.
+  void (*requantize_u8)(const int32_t* acc, uint8_t* y, int64_t n, int32_t offset, float mult,
+                        float zp);
+  void (*requantize_s8)(const int32_t* acc, int8_t* y, int64_t n, int32_t offset, float mult,
+                        float zp);
+};
+
+// The table of the active level; the first call makes the choice (see isa.hpp).
+const IsaKernels& ActiveKernels();
+
+namespace isa_baseline {
+extern const IsaKernels kKernels;
+}
+#if EDGELOOP_RUNTIME_X86_LEVELS
+namespace isa_avx2 {
+extern const IsaKernels kKernels;
+}
+namespace isa_avx512 {
+extern const IsaKernels kKernels;
+}
+namespace isa_avx512vnni {
+void DotU8S8Quads(const uint8_t* cols, const int32_t* w, int64_t kq, int64_t positions,
+                  int32_t* acc);
+}
+#endif
+
+}  // namespace edgeloop::runtime
