@@ -23,6 +23,19 @@ Status ForFloat(DType t, F&& f) {
   return Status(Error(Errc::kUnsupported, "normalisation needs float32 or float64 data"));
 }
 
+// Mean and (population) variance of n values, accumulated in double.
+template <typename T>
+void Moments(const T* p, int64_t n, double* mean, double* var) {
+  double s = 0, ss = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]);
+  *mean = n > 0 ? s / static_cast<double>(n) : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = static_cast<double>(p[i]) - *mean;
+    ss += d * d;
+  }
+  *var = n > 0 ? ss / static_cast<double>(n) : 0;
+}
+
 // ---- InstanceNormalization
 
 Status CheckInstanceNorm(const Node& n) {
@@ -51,14 +64,8 @@ Status RunInstanceNorm(RunContext& c) {
     for (int64_t p = 0; p < n * ch; ++p) {
       const T* xp = x.as<T>() + p * inner;
       T* yp = c.out[0]->as<T>() + p * inner;
-      double s = 0, ss = 0;
-      for (int64_t i = 0; i < inner; ++i) s += static_cast<double>(xp[i]);
-      const double mu = inner > 0 ? s / static_cast<double>(inner) : 0;
-      for (int64_t i = 0; i < inner; ++i) {
-        const double d = static_cast<double>(xp[i]) - mu;
-        ss += d * d;
-      }
-      const double var = inner > 0 ? ss / static_cast<double>(inner) : 0;
+      double mu = 0, var = 0;
+      Moments(xp, inner, &mu, &var);
       const double a = static_cast<double>(scale[p % ch]) / std::sqrt(var + eps);
       const double b = static_cast<double>(bias[p % ch]);
       for (int64_t i = 0; i < inner; ++i)
@@ -156,14 +163,9 @@ Status RunLayerNorm(RunContext& c) {
     for (int64_t o = 0; o < outer; ++o) {
       const T* xp = x.as<T>() + o * inner;
       T* yp = c.out[0]->as<T>() + o * inner;
-      double s = 0, ss = 0;
-      for (int64_t i = 0; i < inner; ++i) s += static_cast<double>(xp[i]);
-      const double mu = inner > 0 ? s / static_cast<double>(inner) : 0;
-      for (int64_t i = 0; i < inner; ++i) {
-        const double d = static_cast<double>(xp[i]) - mu;
-        ss += d * d;
-      }
-      const double inv = 1.0 / std::sqrt((inner > 0 ? ss / static_cast<double>(inner) : 0) + eps);
+      double mu = 0, var = 0;
+      Moments(xp, inner, &mu, &var);
+      const double inv = 1.0 / std::sqrt(var + eps);
       for (int64_t i = 0; i < inner; ++i) {
         yp[i] = static_cast<T>((static_cast<double>(xp[i]) - mu) * inv * scale[i] + bias[i]);
       }
