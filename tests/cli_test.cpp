@@ -368,6 +368,27 @@ TEST_F(CliTest, WorkerRequestsStandInForTheFlags) {
   o = run("quantize", q.ToJson());
   ASSERT_EQ(o.exit_code, 0) << o.output;
   EXPECT_TRUE(fs::exists(P("ft.int8.onnx")));
+
+  // The same model (an MLP) in QDQ form: inspect shows every layer fused into the integer
+  // kernels.
+  o = RunCli("quantize --model " + P("ft.onnx") + " --calib " + P("t.csv") + " --samples 20 " +
+             "--format qdq --out " + P("ft.qdq.onnx"));
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  o = RunCli("inspect " + P("ft.qdq.onnx"));
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  EXPECT_NE(o.output.find("Gemm -> QLinearConv x3"), std::string::npos) << o.output;
+  o = RunCli("inspect --json " + P("ft.qdq.onnx"));
+  ASSERT_EQ(o.exit_code, 0) << o.output;
+  auto j = nlohmann::json::parse(o.output.substr(o.output.find('{')), nullptr, false);
+  ASSERT_TRUE(j.is_object()) << o.output;
+  int fused_layers = 0;
+  for (const auto& p : j["qdq"]) {
+    if (p["op"] == "Conv" || p["op"] == "Gemm") {
+      EXPECT_TRUE(p["fused"].get<bool>()) << p.dump();
+      ++fused_layers;
+    }
+  }
+  EXPECT_EQ(fused_layers, 3);
 }
 
 TEST_F(CliTest, BadWorkerRequestsAreUsageErrorsInOneLine) {

@@ -38,6 +38,36 @@ void PrintOps(const std::vector<runtime::OpUse>& uses, size_t nodes) {
                 static_cast<long long>(u.count));
 }
 
+// QDQ patterns: how many became integer kernels, and each one left in float with its reason.
+nlohmann::json QdqJson(const std::vector<runtime::QdqPattern>& ps) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& p : ps)
+    a.push_back({{"node", p.node},
+                 {"op", p.op_type},
+                 {"fused", !p.fused_into.empty()},
+                 {"fused_into", p.fused_into},
+                 {"reason", p.reason}});
+  return a;
+}
+
+void PrintQdq(const std::vector<runtime::QdqPattern>& ps) {
+  if (ps.empty()) return;
+  std::map<std::string, int> into;
+  size_t fused = 0;
+  for (const auto& p : ps)
+    if (!p.fused_into.empty()) ++fused, ++into[p.op_type + " -> " + p.fused_into];
+  std::printf(
+      "  QDQ: %zu of %zu nodes between DequantizeLinear and QuantizeLinear fused into "
+      "integer kernels",
+      fused, ps.size());
+  const char* sep = " (";
+  for (const auto& [k, n] : into) std::printf("%s%s x%d", sep, k.c_str(), n), sep = ", ";
+  std::printf("%s\n", fused ? ")" : "");
+  for (const auto& p : ps)
+    if (p.fused_into.empty())
+      std::printf("    float: %s '%s': %s\n", p.op_type.c_str(), p.node.c_str(), p.reason.c_str());
+}
+
 int Run(const std::string& path, bool json) {
   // The graph first: its ops are reported even when the runtime cannot load it.
   const runtime::LoadLimits limits;
@@ -87,9 +117,10 @@ int Run(const std::string& path, bool json) {
                       {"producer", g.producer},
                       {"inputs", values(model->inputs())},
                       {"outputs", values(model->outputs())},
-                      {"nodes", g.nodes.size()},
+                      {"nodes", graph->nodes.size()},
                       {"ops", OpTable(uses)},
                       {"unsupported", nlohmann::json::array()},
+                      {"qdq", QdqJson(model->qdq_patterns())},
                       {"planned_flops", plan.flops},
                       {"parameters", model->ParameterCount()},
                       {"parameter_bytes", model->ParameterBytes()},
@@ -109,7 +140,8 @@ int Run(const std::string& path, bool json) {
   for (const auto& v : model->outputs())
     std::printf("  output %-16s %-8s %s\n", v.name.c_str(), runtime::DTypeName(v.dtype),
                 Dims(v).c_str());
-  PrintOps(uses, g.nodes.size());
+  PrintOps(uses, graph->nodes.size());
+  PrintQdq(model->qdq_patterns());
   std::printf(
       "  parameters %lld (%zu bytes); planned activation memory %zu bytes, %.3g MFLOP per "
       "inference (batch 1)\n",

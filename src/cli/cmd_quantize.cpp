@@ -1,5 +1,7 @@
 // edgeloop quantize: post-training static int8 quantization of an fp32 ONNX model, calibrated
-// on a dataset, written as standard ONNX (QLinearConv/QuantizeLinear/DequantizeLinear).
+// on a dataset, written as standard ONNX: QOperator form (QLinearConv, QuantizeLinear,
+// DequantizeLinear) or, with --format qdq, QDQ form (float layers between DequantizeLinear
+// and QuantizeLinear, as ONNX Runtime's quantizer writes them).
 // With --eval it also scores the fp32 and int8 models on a dataset, side by side.
 #include <algorithm>
 #include <cstdio>
@@ -15,7 +17,7 @@ namespace edgeloop::cli {
 namespace {
 
 struct QuantizeArgs {
-  std::string model, calib, out, eval;
+  std::string model, calib, out, eval, format = "qoperator";
   int samples = 500;
   uint64_t seed = 0;
   RequestOption request;
@@ -74,7 +76,9 @@ int Run(QuantizeArgs& a) {
     t.bytes.assign(src, src + b * numel * sizeof(float));
     batches.push_back(std::move(t));
   }
-  auto report = runtime::QuantizeModel(a.model, batches, a.out);
+  auto report = runtime::QuantizeModel(
+      a.model, batches, a.out,
+      a.format == "qdq" ? runtime::QuantFormat::kQdq : runtime::QuantFormat::kQOperator);
   if (!report.ok()) return ReportError("quantize", report.error());
   std::printf(
       "wrote %s: %zu layers in int8, calibrated on %zu samples of %s; %zu -> %zu bytes (%.2fx "
@@ -114,6 +118,11 @@ void RegisterQuantize(CLI::App& root) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   sub->add_option("--seed", a->seed)->capture_default_str();
+  sub->add_option("--format", a->format,
+                  "qoperator (QLinearConv nodes) or qdq (QuantizeLinear/DequantizeLinear around "
+                  "float layers)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"qoperator", "qdq"}));
   sub->add_option("--eval", a->eval, "also compare fp32 and int8 accuracy on this dataset");
   a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });

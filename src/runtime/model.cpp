@@ -166,6 +166,7 @@ struct Model::Impl {
   // limits, Slice starts, ...): the plan's shapes follow them, so plans are made per value.
   // Learned by BuildPlan.
   std::vector<bool> shaping_inputs;
+  std::vector<QdqPattern> qdq;
 
   Result<std::unique_ptr<Plan>> BuildPlan(const std::vector<Tensor>& inputs);
   std::string PlanKey(const std::vector<Tensor>& inputs) const;
@@ -195,6 +196,9 @@ size_t Model::ParameterBytes() const {
   size_t n = 0;
   for (const auto& kv : impl_->graph.initializers) n += kv.second.bytes.size();
   return n;
+}
+const std::vector<QdqPattern>& Model::qdq_patterns() const {
+  return impl_->qdq;
 }
 PlanStats Model::plan_stats() const {
   return impl_->current ? impl_->current->stats : PlanStats{};
@@ -240,9 +244,16 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
                                          "): " + list);
   }
   for (const Node& n : impl->graph.nodes) {
+    auto st = FindKernel(n.op_type)->check(n);
+    if (!st.ok()) return st.error().WithContext(origin);
+  }
+  // QDQ patterns become integer kernels on the fast backend; the reference backend runs the
+  // graph as written, so the report says what the fast one does.
+  impl->qdq = FuseQdq(impl->graph, options.backend == Backend::kFast);
+  for (const Node& n : impl->graph.nodes) {
     const OpKernel* k = FindKernel(n.op_type);
     auto st = k->check(n);
-    if (!st.ok()) return st.error().WithContext(origin);
+    if (!st.ok()) return st.error().WithContext(origin + ": after QDQ fusion");
     impl->kernels.push_back(k);
   }
   if (options.backend == Backend::kFast) FuseRelu(impl->graph, impl->kernels);

@@ -23,6 +23,7 @@
 #include "runtime/graph.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/onnx_loader.hpp"
+#include "runtime/qdq.hpp"
 
 namespace edgeloop::runtime {
 
@@ -77,6 +78,9 @@ class Model {
   // node computes, as soon as it exists (calibration and debugging; slower).
   using Observer = std::function<void(const std::string&, const Tensor&)>;
   Result<std::vector<OwnedTensor>> Run(const std::vector<Tensor>& inputs, const Observer& observe);
+  // Every node fed by a DequantizeLinear, and whether the fast backend fused it into an
+  // integer kernel (qdq.hpp).
+  const std::vector<QdqPattern>& qdq_patterns() const;
   // The plan for the most recent input shapes.
   PlanStats plan_stats() const;
 

@@ -34,8 +34,8 @@ std::pair<float, uint8_t> ActivationParams(Range r) {
 
 class Rewriter {
  public:
-  Rewriter(const onnx::ModelProto& in, std::map<std::string, Range> ranges)
-      : in_(in), ranges_(std::move(ranges)) {
+  Rewriter(const onnx::ModelProto& in, std::map<std::string, Range> ranges, bool qdq)
+      : in_(in), ranges_(std::move(ranges)), qdq_(qdq) {
     for (const auto& t : in.graph().initializer()) inits_[t.name()] = &t;
     for (const auto& n : in.graph().node())
       for (const auto& i : n.input()) ++consumers_[i];
@@ -63,8 +63,9 @@ class Rewriter {
                                    : n.output_size() ? n.output(0)
                                                      : "";
       if (n.op_type() == "Conv" && Quantizable(n, 1, n.input_size() > 2 ? 2 : -1)) {
-        EDGELOOP_RETURN_IF_ERROR(EmitQConv(
-            n, n.input(0), n.input(1), n.input_size() > 2 ? n.input(2) : "", out_name, false, 0));
+        EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1),
+                                           n.input_size() > 2 ? n.input(2) : "", out_name, false, 0,
+                                           relu >= 0));
         if (relu >= 0) skip.insert(relu);
         ++report->quantized_layers;
         continue;
@@ -72,7 +73,7 @@ class Rewriter {
       if (n.op_type() == "Gemm" && IsGemmLayer(n)) {
         EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1),
                                            n.input_size() > 2 ? n.input(2) : "", out_name, true,
-                                           Attr(n, "transB")));
+                                           Attr(n, "transB"), relu >= 0));
         if (relu >= 0) skip.insert(relu);
         ++report->quantized_layers;
         continue;
@@ -81,12 +82,21 @@ class Rewriter {
            (n.op_type() == "Reshape" && inits_.count(n.input(1)))) &&
           quant_.count(n.input(0)) && !float_.count(n.input(0)) && n.output_size() == 1) {
         onnx::NodeProto copy = n;
-        copy.set_input(0, quant_[n.input(0)].value);
-        copy.set_output(0, n.output(0) + "_q");
-        if (n.op_type() == "Reshape") KeepInitializer(n.input(1));
-        *g->add_node() = copy;
         QParams p = quant_[n.input(0)];
-        p.value = copy.output(0);
+        if (n.op_type() == "Reshape") KeepInitializer(n.input(1));
+        if (qdq_) {
+          // DequantizeLinear -> op -> QuantizeLinear with the input's parameters.
+          copy.set_input(0, Dequantized(p));
+          copy.set_output(0, n.output(0) + "_f");
+          *g->add_node() = copy;
+          AddQdqNode("QuantizeLinear", copy.output(0), p.scale, p.zero_point, n.output(0) + "_q",
+                     -1);
+        } else {
+          copy.set_input(0, p.value);
+          copy.set_output(0, n.output(0) + "_q");
+          *g->add_node() = copy;
+        }
+        p.value = n.output(0) + "_q";
         quant_[n.output(0)] = p;
         continue;
       }
@@ -106,7 +116,9 @@ class Rewriter {
     auto* meta = out_.add_metadata_props();
     meta->set_key("edgeloop.quantization");
     meta->set_value(
-        "{\"format\":\"QOperator\",\"activations\":\"uint8 asymmetric, per tensor\","
+        std::string("{\"format\":\"") + (qdq_ ? "QDQ" : "QOperator") +
+        "\","
+        "\"activations\":\"uint8 asymmetric, per tensor\","
         "\"weights\":\"int8 symmetric, per output channel\",\"calibration\":\"min/max\"}");
     return out_;
   }
@@ -221,7 +233,8 @@ class Rewriter {
 
   // Conv (or a Gemm as a 1x1 conv) -> QLinearConv producing `out` (quantized).
   Status EmitQConv(const onnx::NodeProto& n, const std::string& x, const std::string& w_name,
-                   const std::string& b_name, const std::string& out, bool gemm, int64_t trans_b) {
+                   const std::string& b_name, const std::string& out, bool gemm, int64_t trans_b,
+                   bool relu) {
     auto* g = out_.mutable_graph();
     EDGELOOP_ASSIGN_OR_RETURN(QParams xq, Quantized(x));
     const onnx::TensorProto& wt = *inits_.at(w_name);
@@ -244,7 +257,8 @@ class Rewriter {
     onnx::TensorProto wq, ws, wz;
     wq.set_name(w_name + "_q");
     wq.set_data_type(onnx::TensorProto::INT8);
-    for (int64_t d : dims) wq.add_dims(d);
+    // QDQ keeps a Gemm a Gemm: its weights stay [N, K], with transB.
+    for (size_t d = 0; d < (qdq_ && gemm ? 2 : dims.size()); ++d) wq.add_dims(dims[d]);
     ws.set_name(w_name + "_scale");
     ws.set_data_type(onnx::TensorProto::FLOAT);
     ws.add_dims(m);
@@ -295,6 +309,10 @@ class Rewriter {
     auto [ys, yzp] = ActivationParams(r->second);
     QParams yq{out + "_q", AddScalar(out + "_scale", ys), AddZeroPoint(out + "_zero_point", yzp)};
 
+    if (qdq_)
+      return EmitQdqLayer(n, xq, wq.name(), ws.name(), wz.name(), b_name, bq_name, xs, scales, yq,
+                          out, gemm, relu);
+
     std::string conv_in = xq.value, conv_out = yq.value;
     if (gemm) {
       conv_in = n.name() + "_in_q4d";
@@ -328,6 +346,97 @@ class Rewriter {
     return Status::Ok();
   }
 
+  onnx::NodeProto* AddQdqNode(const std::string& op, const std::string& in,
+                              const std::string& scale, const std::string& zero_point,
+                              const std::string& out, int64_t axis) {
+    auto* d = out_.mutable_graph()->add_node();
+    d->set_op_type(op);
+    d->set_name(out + (op == "QuantizeLinear" ? "_quantize" : "_dequantize"));
+    d->add_input(in);
+    d->add_input(scale);
+    d->add_input(zero_point);
+    d->add_output(out);
+    if (axis >= 0) {
+      auto* a = d->add_attribute();
+      a->set_name("axis");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(axis);
+    }
+    return d;
+  }
+
+  // The float version of a quantized value for a QDQ layer: DequantizeLinear, once per value.
+  std::string Dequantized(const QParams& p) {
+    auto it = dequantized_.find(p.value);
+    if (it != dequantized_.end()) return it->second;
+    const std::string name = p.value + "_dq";
+    AddQdqNode("DequantizeLinear", p.value, p.scale, p.zero_point, name, -1);
+    dequantized_[p.value] = name;
+    return name;
+  }
+
+  // QDQ form of a quantized Conv or Gemm: DequantizeLinear of input, weights and bias, the
+  // float layer (and its Relu), QuantizeLinear of the output.
+  Status EmitQdqLayer(const onnx::NodeProto& n, const QParams& xq, const std::string& wq,
+                      const std::string& ws, const std::string& wz, const std::string& b_name,
+                      const std::string& bq, float xs, const std::vector<float>& scales,
+                      const QParams& yq, const std::string& out, bool gemm, bool relu) {
+    int64_t opset = 0;
+    for (const auto& o : in_.opset_import())
+      if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+    if (opset < 13)
+      return Error(Errc::kUnsupported,
+                   "QDQ form needs opset 13 or later (per-channel DequantizeLinear); the model "
+                   "has opset " +
+                       std::to_string(opset));
+    auto* g = out_.mutable_graph();
+    const std::string xf = Dequantized(xq);
+    const std::string wf = wq + "_dq";
+    AddQdqNode("DequantizeLinear", wq, ws, wz, wf, 0);
+    std::string bf;
+    if (!bq.empty()) {
+      onnx::TensorProto bs, bz;
+      bs.set_name(bq + "_scale");
+      bs.set_data_type(onnx::TensorProto::FLOAT);
+      bs.add_dims(static_cast<int64_t>(scales.size()));
+      for (float s : scales) bs.add_float_data(xs * s);
+      bz.set_name(bq + "_zero_point");
+      bz.set_data_type(onnx::TensorProto::INT32);
+      bz.add_dims(static_cast<int64_t>(scales.size()));
+      for (size_t i = 0; i < scales.size(); ++i) bz.add_int32_data(0);
+      new_inits_.push_back(bs);
+      new_inits_.push_back(bz);
+      bf = b_name + "_dq";
+      AddQdqNode("DequantizeLinear", bq, bs.name(), bz.name(), bf, 0);
+    }
+    auto* layer = g->add_node();
+    layer->set_op_type(gemm ? "Gemm" : "Conv");
+    layer->set_name(n.name());
+    layer->add_input(xf);
+    layer->add_input(wf);
+    if (!bf.empty()) layer->add_input(bf);
+    const std::string f = out + "_f";
+    layer->add_output(relu ? out + "_pre" : f);
+    if (gemm) {
+      auto* a = layer->add_attribute();
+      a->set_name("transB");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(1);
+    } else {
+      for (const auto& a : n.attribute()) *layer->add_attribute() = a;
+    }
+    if (relu) {
+      auto* r = g->add_node();
+      r->set_op_type("Relu");
+      r->set_name(out + "_relu");
+      r->add_input(out + "_pre");
+      r->add_output(f);
+    }
+    AddQdqNode("QuantizeLinear", f, yq.scale, yq.zero_point, yq.value, -1);
+    quant_[out] = yq;
+    return Status::Ok();
+  }
+
   const onnx::ModelProto& in_;
   std::map<std::string, Range> ranges_;
   std::map<std::string, const onnx::TensorProto*> inits_;
@@ -336,13 +445,15 @@ class Rewriter {
   std::vector<onnx::TensorProto> new_inits_;
   std::set<std::string> kept_, float_;
   std::map<std::string, QParams> quant_;
+  bool qdq_ = false;
+  std::map<std::string, std::string> dequantized_;  // quantized value -> its DequantizeLinear
 };
 
 }  // namespace
 
 Result<QuantizeReport> QuantizeModel(const std::string& fp32_path,
                                      const std::vector<OwnedTensor>& calibration,
-                                     const std::string& int8_path) {
+                                     const std::string& int8_path, QuantFormat format) {
   if (calibration.empty()) return Error(Errc::kInvalidArgument, "no calibration data");
   EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(fp32_path));
   EDGELOOP_ASSIGN_OR_RETURN(Model model, Model::LoadFromBytes(bytes, fp32_path));
@@ -365,7 +476,7 @@ Result<QuantizeReport> QuantizeModel(const std::string& fp32_path,
   }
   onnx::ModelProto proto;
   if (!proto.ParseFromString(bytes)) return Error(Errc::kFormat, fp32_path + ": not an ONNX model");
-  Rewriter rw(proto, std::move(ranges));
+  Rewriter rw(proto, std::move(ranges), format == QuantFormat::kQdq);
   EDGELOOP_ASSIGN_OR_RETURN(onnx::ModelProto q, rw.Run(&report));
   std::string out = q.SerializeAsString();
   // The result must load and run in the runtime before it is written.

@@ -12,6 +12,13 @@
 //   - MaxPool, Flatten and Reshape pass quantized values through unchanged;
 //   - every other op stays fp32, with DequantizeLinear/QuantizeLinear inserted at the borders.
 // The graph's inputs and outputs stay fp32, so callers do not change.
+//
+// With QuantFormat::kQdq the same quantization is written in QDQ form instead, as ONNX
+// Runtime's quantizer writes it: each layer stays a float Conv or Gemm (and its Relu) between
+// DequantizeLinear of its 8-bit input, weights (per output channel, axis 0) and int32 bias,
+// and a QuantizeLinear of its output; MaxPool, Flatten and Reshape sit between a
+// DequantizeLinear and a QuantizeLinear with equal parameters. Runtimes fuse these patterns
+// back into integer kernels (qdq.hpp).
 #pragma once
 
 #include <string>
@@ -29,9 +36,12 @@ struct QuantizeReport {
   std::vector<std::string> float_ops;     // op types left in fp32 (besides Q/DQ)
 };
 
+enum class QuantFormat { kQOperator, kQdq };
+
 // calibration: input batches for the model's single input, fp32 with the model's layout.
 Result<QuantizeReport> QuantizeModel(const std::string& fp32_path,
                                      const std::vector<OwnedTensor>& calibration,
-                                     const std::string& int8_path);
+                                     const std::string& int8_path,
+                                     QuantFormat format = QuantFormat::kQOperator);
 
 }  // namespace edgeloop::runtime

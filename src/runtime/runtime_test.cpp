@@ -16,103 +16,12 @@
 #include "runtime/gemm.hpp"
 #include "runtime/isa.hpp"
 #include "runtime/model.hpp"
+#include "runtime/test_models.hpp"
 
 namespace edgeloop::runtime {
 namespace {
 
-void AddInitializer(onnx::GraphProto* g, const std::string& name, const std::vector<int64_t>& dims,
-                    const std::vector<float>& values) {
-  auto* t = g->add_initializer();
-  t->set_name(name);
-  t->set_data_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) t->add_dims(d);
-  for (float v : values) t->add_float_data(v);
-}
-
-void AddValue(google::protobuf::RepeatedPtrField<onnx::ValueInfoProto>* list,
-              const std::string& name, const std::vector<int64_t>& dims) {
-  auto* v = list->Add();
-  v->set_name(name);
-  auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) {
-    if (d < 0)
-      tt->mutable_shape()->add_dim()->set_dim_param("batch");
-    else
-      tt->mutable_shape()->add_dim()->set_dim_value(d);
-  }
-}
-
-std::vector<float> Random(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 0.5f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-// x[?,3,12,12] -> Conv(8, 3x3, pad 1, stride s) -> Relu -> MaxPool 2 -> Flatten -> Gemm(10)
-// -> Softmax.
-std::string SmallConvNet(int stride = 1, int group = 1) {
-  onnx::ModelProto m;
-  m.set_ir_version(7);
-  m.add_opset_import()->set_version(13);
-  auto* g = m.mutable_graph();
-  g->set_name("small");
-  AddValue(g->mutable_input(), "x", {-1, 3, 12, 12});
-  AddInitializer(g, "w", {6, 3 / group, 3, 3}, Random(static_cast<size_t>(6 * (3 / group) * 9), 1));
-  AddInitializer(g, "b", {6}, Random(6, 2));
-  const int64_t side = (12 + 2 - 3) / stride + 1, pooled = side / 2;
-  const int64_t feat = 6 * pooled * pooled;
-  AddInitializer(g, "fw", {10, feat}, Random(static_cast<size_t>(10 * feat), 3));
-  AddInitializer(g, "fb", {10}, Random(10, 4));
-  auto node = [&](const std::string& op, std::vector<std::string> in, std::string out) {
-    auto* n = g->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + out);
-    for (auto& i : in) n->add_input(i);
-    n->add_output(out);
-    return n;
-  };
-  auto* conv = node("Conv", {"x", "w", "b"}, "c");
-  auto ints = [](onnx::NodeProto* n, const std::string& name, std::vector<int64_t> v) {
-    auto* a = n->add_attribute();
-    a->set_name(name);
-    a->set_type(onnx::AttributeProto::INTS);
-    for (auto x : v) a->add_ints(x);
-  };
-  ints(conv, "pads", {1, 1, 1, 1});
-  ints(conv, "strides", {stride, stride});
-  auto* ga = conv->add_attribute();
-  ga->set_name("group");
-  ga->set_type(onnx::AttributeProto::INT);
-  ga->set_i(group);
-  node("Relu", {"c"}, "r");
-  auto* pool = node("MaxPool", {"r"}, "p");
-  ints(pool, "kernel_shape", {2, 2});
-  ints(pool, "strides", {2, 2});
-  node("Flatten", {"p"}, "f");
-  auto* gemm = node("Gemm", {"f", "fw", "fb"}, "logits");
-  auto* tb = gemm->add_attribute();
-  tb->set_name("transB");
-  tb->set_type(onnx::AttributeProto::INT);
-  tb->set_i(1);
-  node("Softmax", {"logits"}, "prob");
-  AddValue(g->mutable_output(), "prob", {-1, 10});
-  return m.SerializeAsString();
-}
-
-std::vector<float> RunNet(const std::string& bytes, Backend backend, const std::vector<float>& x,
-                          int64_t batch) {
-  ModelOptions o;
-  o.backend = backend;
-  auto m = Model::LoadFromBytes(bytes, "net", o);
-  EXPECT_TRUE(m.ok()) << m.error().message;
-  auto out = m->Run({Tensor{DType::kFloat32, {batch, 3, 12, 12}, const_cast<float*>(x.data())}});
-  EXPECT_TRUE(out.ok()) << out.error().message;
-  const auto& t = (*out)[0];
-  return std::vector<float>(t.as<float>(), t.as<float>() + NumElements(t.shape));
-}
+using namespace test;  // NOLINT(google-build-using-namespace)
 
 TEST(Runtime, FastBackendMatchesReference) {
   for (int stride : {1, 2}) {
@@ -485,53 +394,6 @@ TEST(Runtime, DanglingReferenceIsRefused) {
   EXPECT_NE(r.error().message.find("'nowhere'"), std::string::npos) << r.error().message;
 }
 
-// A small graph built node by node, for the tests of shape computations and bad values.
-class TestGraph {
- public:
-  explicit TestGraph(int opset) {
-    m_.set_ir_version(8);
-    m_.add_opset_import()->set_version(opset);
-    g_ = m_.mutable_graph();
-    g_->set_name("test");
-  }
-  onnx::NodeProto* Node(const std::string& op, std::vector<std::string> in,
-                        std::vector<std::string> out) {
-    auto* n = g_->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + out[0]);
-    for (auto& i : in) n->add_input(i);
-    for (auto& o : out) n->add_output(o);
-    return n;
-  }
-  void Ints(const std::string& name, const std::vector<int64_t>& dims,
-            const std::vector<int64_t>& values) {
-    auto* t = g_->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::INT64);
-    for (int64_t d : dims) t->add_dims(d);
-    for (int64_t v : values) t->add_int64_data(v);
-  }
-  void Floats(const std::string& name, const std::vector<int64_t>& dims,
-              const std::vector<float>& values) {
-    AddInitializer(g_, name, dims, values);
-  }
-  void Input(const std::string& name, const std::vector<int64_t>& dims,
-             int type = onnx::TensorProto::FLOAT) {
-    AddValue(g_->mutable_input(), name, dims);
-    g_->mutable_input()->rbegin()->mutable_type()->mutable_tensor_type()->set_elem_type(type);
-  }
-  void Output(const std::string& name, int type = onnx::TensorProto::FLOAT) {
-    auto* v = g_->add_output();
-    v->set_name(name);
-    v->mutable_type()->mutable_tensor_type()->set_elem_type(type);
-  }
-  std::string Bytes() const { return m_.SerializeAsString(); }
-
- private:
-  onnx::ModelProto m_;
-  onnx::GraphProto* g_;
-};
-
 // What exporters emit for x.view(x.size(0), -1) and friends: the target shape is computed
 // from Shape(x). With x's shape known at planning the whole chain is folded: only the
 // Reshape runs per inference, and every output shape is static.
@@ -764,24 +626,11 @@ TEST(Runtime, PadAndSliceHandleExtremeBounds) {
 
 TEST(Quantize, Int8ModelIsSmallerCloseToFp32AndOnnxRuntimeAgrees) {
   namespace fs = std::filesystem;
-  const char* src = std::getenv("EDGELOOP_SOURCE_DIR");
-  ASSERT_NE(src, nullptr);
-  ASSERT_TRUE(fs::exists(fs::path(src) / "tools/ort/node_modules/onnxruntime-node"))
-      << "ONNX Runtime is not installed: run scripts/ort-install";
   fs::path dir = fs::temp_directory_path() / ("edgeloop_quant_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string fp32 = (dir / "m.onnx").string(), int8 = (dir / "m-int8.onnx").string();
   ASSERT_TRUE(WriteFileAtomic(fp32, SmallConvNet()).ok());
-  std::vector<OwnedTensor> calib;
-  for (uint32_t b = 0; b < 4; ++b) {
-    OwnedTensor t;
-    t.dtype = DType::kFloat32;
-    t.shape = {16, 3, 12, 12};
-    auto v = Random(16 * 3 * 12 * 12, 100 + b);
-    t.bytes.assign(reinterpret_cast<unsigned char*>(v.data()),
-                   reinterpret_cast<unsigned char*>(v.data() + v.size()));
-    calib.push_back(std::move(t));
-  }
+  const auto calib = SmallConvNetCalibration();
   auto report = QuantizeModel(fp32, calib, int8);
   ASSERT_TRUE(report.ok()) << report.error().message;
   EXPECT_EQ(report->quantized_layers, 2u);  // the Conv and the Gemm
@@ -813,16 +662,8 @@ TEST(Quantize, Int8ModelIsSmallerCloseToFp32AndOnnxRuntimeAgrees) {
   EXPECT_LT(max_fp32, 0.1) << "int8 probabilities drift from fp32";
 
   // ONNX Runtime runs the same file and gives the same probabilities (up to a rounding step).
-  std::string raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(float));
-  ASSERT_TRUE(WriteFileAtomic((dir / "in.bin").string(), raw).ok());
-  std::string cmd = "node '" + (fs::path(src) / "tools/ort/run.js").string() + "' '" + int8 +
-                    "' '" + (dir / "in.bin").string() + "' 8,3,12,12 prob '" +
-                    (dir / "out.bin").string() + "'";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  auto got = ReadFile((dir / "out.bin").string());
-  ASSERT_TRUE(got.ok());
-  ASSERT_EQ(got->size(), fast.size() * sizeof(float));
-  const float* ort = reinterpret_cast<const float*>(got->data());
+  auto ort = RunOnnxRuntime(int8, x, "8,3,12,12", "prob", dir);
+  ASSERT_EQ(ort.size(), fast.size());
   double max_ort = 0;
   for (size_t i = 0; i < fast.size(); ++i)
     max_ort = std::max(max_ort, static_cast<double>(std::fabs(ort[i] - fast[i])));
