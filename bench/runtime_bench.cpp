@@ -1,10 +1,13 @@
-// Edge inference, side by side in one run: the edgeloop runtime (fp32 and int8), ONNX Runtime
-// (onnxruntime-node, one intra-op thread, fp32 and the same int8 file) and libtorch (one
-// thread) on the same models. Each engine runs in its own process so that peak RSS and load
-// time are its own. Reports batch-1 latency p50/p99, batch-64 throughput, load-to-first-result,
-// peak RSS and what a device must ship (engine libraries + model file).
+// Edge inference, side by side in one run: the edgeloop runtime (fp32, and int8 in QOperator
+// and QDQ form), ONNX Runtime (onnxruntime-node, one intra-op thread, fp32 and the same two
+// int8 files) and libtorch (one thread) on the same models. Each engine runs in its own process so
+// that peak RSS and load time are its own. Reports batch-1 latency p50/p99, batch-64 throughput,
+// load-to-first-result, peak RSS and what a device must ship (engine libraries + model file).
 //
 //   build/bench/runtime_bench --model models/base [--model models/wide] [--runs 2000]
+//
+// Ends with the goals per model, each a ratio to ONNX Runtime fp32 in the same run:
+// batch-1 p50 <= 0.9x, batch-64 throughput >= 1x, int8 batch-1 p50 <= 0.6x.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -20,6 +23,7 @@
 #include "data/dataset.hpp"
 #include "ml/export_onnx.hpp"
 #include "ml/model_store.hpp"
+#include "runtime/isa.hpp"
 #include "runtime/model.hpp"
 #include "runtime/quantizer.hpp"
 
@@ -48,8 +52,8 @@ int Worker(const std::string& path, int runs, int batch_runs) {
       s1.push_back(d);
       s64.push_back(d);
     }
-    const auto per = static_cast<size_t>(std::accumulate(s1.begin(), s1.end(), int64_t{1},
-                                                         std::multiplies<int64_t>()));
+    const auto per = static_cast<size_t>(
+        std::accumulate(s1.begin(), s1.end(), int64_t{1}, std::multiplies<int64_t>()));
     auto p1 = bench::Pattern(per), p64 = bench::Pattern(64 * per);
     auto x1 = torch::from_blob(p1.data(), s1).clone();
     auto x64 = torch::from_blob(p64.data(), s64).clone();
@@ -171,11 +175,13 @@ int main(int argc, char** argv) {
     for (int64_t d : calib_small.sample_shape) dims += "," + std::to_string(d);
     fs::path tmp = fs::temp_directory_path() / ("edgeloop_rtbench_" + std::to_string(::getpid()));
     fs::create_directories(tmp);
-    const std::string fp32 = (tmp / "fp32.onnx").string(), int8 = (tmp / "int8.onnx").string();
+    const std::string fp32 = (tmp / "fp32.onnx").string(), int8 = (tmp / "int8.onnx").string(),
+                      qdq = (tmp / "int8-qdq.onnx").string();
     if (!ml::ExportOnnxFile(*loaded, fp32).ok()) return 1;
     auto q = runtime::QuantizeModel(fp32, calib, int8);
-    if (!q.ok()) {
-      std::fprintf(stderr, "%s\n", q.error().message.c_str());
+    auto qd = runtime::QuantizeModel(fp32, calib, qdq, runtime::QuantFormat::kQdq);
+    if (!q.ok() || !qd.ok()) {
+      std::fprintf(stderr, "%s\n", (q.ok() ? qd.error() : q.error()).message.c_str());
       return 1;
     }
     const std::string name = fs::path(dir).filename().string() + " (" +
@@ -190,25 +196,36 @@ int main(int argc, char** argv) {
          edgeloop_engine + fs::file_size(fp32)},
         {"edgeloop int8", "'" + self + "_min' '" + int8 + "' " + r + " " + br,
          edgeloop_engine + fs::file_size(int8)},
+        {"edgeloop int8 QDQ", "'" + self + "_min' '" + qdq + "' " + r + " " + br,
+         edgeloop_engine + fs::file_size(qdq)},
         {"onnxruntime fp32",
-         "node '" + (ort_dir / "bench.js").string() + "' '" + fp32 + "' " + dims + " " + r + " " + br,
+         "node '" + (ort_dir / "bench.js").string() + "' '" + fp32 + "' " + dims + " " + r + " " +
+             br,
          ort_engine + fs::file_size(fp32)},
         {"onnxruntime int8",
-         "node '" + (ort_dir / "bench.js").string() + "' '" + int8 + "' " + dims + " " + r + " " + br,
+         "node '" + (ort_dir / "bench.js").string() + "' '" + int8 + "' " + dims + " " + r + " " +
+             br,
          ort_engine + fs::file_size(int8)},
+        {"onnxruntime int8 QDQ",
+         "node '" + (ort_dir / "bench.js").string() + "' '" + qdq + "' " + dims + " " + r + " " +
+             br,
+         ort_engine + fs::file_size(qdq)},
         {"libtorch fp32",
          "'" + self + "' --worker libtorch --file '" + dir + "' --runs " + r + " --batch-runs " +
              br,
          torch_engine + fs::file_size(fs::path(dir) / "weights.pt")},
     };
-    double ort_p50 = 0;
+    double ort_p50 = 0, ort_b64 = 0;
     for (const auto& e : engines) {
       nlohmann::json m = RunWorker(e.cmd);
       if (m.is_null() || m.is_discarded()) return 1;
       m["engine"] = e.label;
       m["model"] = name;
       m["ships_bytes"] = e.ships;
-      if (e.label == "onnxruntime fp32") ort_p50 = m["p50_us"].get<double>();
+      if (e.label == "onnxruntime fp32") {
+        ort_p50 = m["p50_us"].get<double>();
+        ort_b64 = m["batch64_per_s"].get<double>();
+      }
       results.push_back(m);
       std::printf("| %s | %s | %.1f µs | %.1f µs | %.0f | %.1f ms | %.1f MiB | %.1f MiB |\n",
                   name.c_str(), e.label.c_str(), m["p50_us"].get<double>(),
@@ -218,20 +235,54 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
     }
     for (auto& m : results)
-      if (m["model"] == name && ort_p50 > 0)
+      if (m["model"] == name && ort_p50 > 0 && ort_b64 > 0) {
         m["p50_vs_onnxruntime_fp32"] = m["p50_us"].get<double>() / ort_p50;
+        m["batch64_vs_onnxruntime_fp32"] = m["batch64_per_s"].get<double>() / ort_b64;
+      }
     std::printf("| %s | int8 model file | %zu → %zu bytes (%.2f× smaller) | | | | | |\n",
                 name.c_str(), q->fp32_bytes, q->int8_bytes,
                 static_cast<double>(q->fp32_bytes) / static_cast<double>(q->int8_bytes));
     fs::remove_all(tmp);
   }
-  std::printf("\nRatios of batch-1 p50 to ONNX Runtime fp32 (lower is faster):\n");
-  for (const auto& m : results)
-    if (m.contains("p50_vs_onnxruntime_fp32"))
-      std::printf("  %-28s %-18s %.2f\n", m["model"].get<std::string>().c_str(),
-                  m["engine"].get<std::string>().c_str(),
-                  m["p50_vs_onnxruntime_fp32"].get<double>());
+  // The goals, per model: each a ratio to ONNX Runtime fp32 measured in this run.
+  auto find = [&](const nlohmann::json& model, const std::string& engine) -> const nlohmann::json* {
+    for (const auto& m : results)
+      if (m["model"] == model && m["engine"] == engine) return &m;
+    return nullptr;
+  };
+  nlohmann::json goals = nlohmann::json::array();
+  std::printf(
+      "\nGoals, as ratios to ONNX Runtime fp32 in this run (edgeloop kernels: %s):\n\n"
+      "| model | fp32 batch-1 p50 (≤ 0.90) | fp32 batch-64 throughput (≥ 1.00) | int8 batch-1 p50 "
+      "(≤ 0.60) | int8 QDQ batch-1 p50 (≤ 0.60) | ONNX Runtime int8 batch-1 p50 |\n"
+      "|---|---|---|---|---|---|\n",
+      runtime::ActiveIsaName());
+  for (const auto& m : results) {
+    if (m["engine"] != "edgeloop fp32" || !m.contains("p50_vs_onnxruntime_fp32")) continue;
+    const auto* i8 = find(m["model"], "edgeloop int8");
+    const auto* qd = find(m["model"], "edgeloop int8 QDQ");
+    const auto* oi = find(m["model"], "onnxruntime int8");
+    if (!i8 || !qd || !oi) continue;
+    const double p50 = m["p50_vs_onnxruntime_fp32"], b64 = m["batch64_vs_onnxruntime_fp32"],
+                 int8_p50 = (*i8)["p50_vs_onnxruntime_fp32"],
+                 qdq_p50 = (*qd)["p50_vs_onnxruntime_fp32"],
+                 ort_int8 = (*oi)["p50_vs_onnxruntime_fp32"];
+    auto mark = [](bool met) { return met ? "met" : "not met"; };
+    std::printf("| %s | %.2f (%s) | %.2f (%s) | %.2f (%s) | %.2f (%s) | %.2f |\n",
+                m["model"].get<std::string>().c_str(), p50, mark(p50 <= 0.9), b64, mark(b64 >= 1.0),
+                int8_p50, mark(int8_p50 <= 0.6), qdq_p50, mark(qdq_p50 <= 0.6), ort_int8);
+    goals.push_back({{"model", m["model"]},
+                     {"fp32_p50_vs_ort_fp32", p50},
+                     {"fp32_batch64_vs_ort_fp32", b64},
+                     {"int8_p50_vs_ort_fp32", int8_p50},
+                     {"int8_qdq_p50_vs_ort_fp32", qdq_p50},
+                     {"ort_int8_p50_vs_ort_fp32", ort_int8},
+                     {"met", p50 <= 0.9 && b64 >= 1.0 && int8_p50 <= 0.6}});
+  }
+  nlohmann::json machine = bench::MachineInfo();
+  machine["edgeloop_isa"] = runtime::ActiveIsaName();
   bench::WriteJson(
-      out, {{"benchmark", "runtime"}, {"machine", bench::MachineInfo()}, {"results", results}});
+      out,
+      {{"benchmark", "runtime"}, {"machine", machine}, {"results", results}, {"goals", goals}});
   return 0;
 }

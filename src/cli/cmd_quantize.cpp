@@ -10,6 +10,7 @@
 #include "cli/command.hpp"
 #include "common/worker_protocol.hpp"
 #include "data/dataset.hpp"
+#include "edge/runtime_classifier.hpp"
 #include "runtime/model.hpp"
 #include "runtime/quantizer.hpp"
 
@@ -59,7 +60,13 @@ Result<double> Accuracy(const std::string& path, const data::Dataset& d) {
 
 int Run(QuantizeArgs& a) {
   if (int rc = FromRequest(a); rc != 0) return rc;
-  auto calib = data::LoadDataset(a.calib);
+  // Calibration images reach the model as they would on a device: converted to its input
+  // spec (its ONNX metadata, or its declared input size).
+  auto fp32 = runtime::Model::Load(a.model);
+  if (!fp32.ok()) return ReportError("quantize", fp32.error());
+  auto spec = edge::ModelInputSpec(*fp32, a.model);
+  if (!spec.ok()) return ReportError("quantize", spec.error());
+  auto calib = data::LoadDataset(a.calib, *spec ? &**spec : nullptr);
   if (!calib.ok()) return ReportError("quantize", calib.error());
   const size_t classes = std::max<size_t>(1, calib->class_names.size());
   auto subset = data::SamplePerClass(
@@ -93,14 +100,14 @@ int Run(QuantizeArgs& a) {
     std::printf("\n");
   }
   if (!a.eval.empty()) {
-    auto eval = data::LoadDataset(a.eval);
+    auto eval = data::LoadDataset(a.eval, *spec ? &**spec : nullptr);
     if (!eval.ok()) return ReportError("quantize", eval.error());
-    auto fp32 = Accuracy(a.model, *eval);
+    auto fp32_acc = Accuracy(a.model, *eval);
     auto int8 = Accuracy(a.out, *eval);
-    if (!fp32.ok()) return ReportError("quantize", fp32.error());
+    if (!fp32_acc.ok()) return ReportError("quantize", fp32_acc.error());
     if (!int8.ok()) return ReportError("quantize", int8.error());
     std::printf("accuracy on %s (%zu samples): fp32 %.4f, int8 %.4f (%+.2f points)\n",
-                a.eval.c_str(), eval->size(), *fp32, *int8, (*int8 - *fp32) * 100);
+                a.eval.c_str(), eval->size(), *fp32_acc, *int8, (*int8 - *fp32_acc) * 100);
   }
   return kExitOk;
 }

@@ -128,6 +128,65 @@ TEST(Qdq, QuantizerQdqFormFusesIntoTheQOperatorKernelsAndOnnxRuntimeAgrees) {
   fs::remove_all(dir);
 }
 
+// x -> Conv -> Clip(0, 6) -> y: a MobileNet layer with its Relu6.
+std::string ConvRelu6Net() {
+  TestGraph t(13);
+  t.Input("x", {-1, 3, 8, 8});
+  t.Floats("w", {4, 3, 3, 3}, Random(4 * 27, 31));
+  t.Floats("b", {4}, Random(4, 32));
+  TestGraph::IntsAttr(t.Node("Conv", {"x", "w", "b"}, {"c"}), "pads", {1, 1, 1, 1});
+  t.Floats("zero", {}, {0.0f});
+  t.Floats("six", {}, {6.0f});
+  t.Node("Clip", {"c", "zero", "six"}, {"y"});
+  t.Output("y");
+  return t.Bytes();
+}
+
+TEST(Qdq, TheQuantizerFoldsReluSixInBothForms) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("edgeloop_relu6_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string fp32 = (dir / "m.onnx").string(), qop = (dir / "qop.onnx").string(),
+                    qdq = (dir / "qdq.onnx").string();
+  ASSERT_TRUE(WriteFileAtomic(fp32, ConvRelu6Net()).ok());
+  OwnedTensor calib;
+  calib.dtype = DType::kFloat32;
+  calib.shape = {8, 3, 8, 8};
+  auto v = Random(8 * 3 * 64, 33);
+  for (auto& f : v) f *= 4;  // outputs well beyond 6 and below 0: the Clip matters
+  calib.bytes.assign(reinterpret_cast<unsigned char*>(v.data()),
+                     reinterpret_cast<unsigned char*>(v.data() + v.size()));
+  std::vector<OwnedTensor> batches;
+  batches.push_back(calib);
+  ASSERT_TRUE(QuantizeModel(fp32, batches, qop).ok());
+  ASSERT_TRUE(QuantizeModel(fp32, batches, qdq, QuantFormat::kQdq).ok());
+  Model a = LoadAs(*ReadFile(qop), Backend::kFast), b = LoadAs(*ReadFile(qdq), Backend::kFast);
+  EXPECT_EQ(OpCounts(a)["Clip"], 0);
+  EXPECT_EQ(OpCounts(a)["QLinearConv"], 1);
+  EXPECT_EQ(OpCounts(b)["Clip"], 0);
+  EXPECT_EQ(OpCounts(b)["QLinearConv"], 1);
+  Model f = LoadAs(ConvRelu6Net(), Backend::kFast);
+  const Shape shape{8, 3, 8, 8};
+  auto want = Output(f, v, shape), got_a = Output(a, v, shape), got_b = Output(b, v, shape);
+  ASSERT_EQ(got_a.size(), want.size());
+  ASSERT_EQ(got_b.size(), want.size());
+  float lo = 0, hi = 0;
+  double err = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got_a[i], got_b[i]) << i;
+    // Input, weight and output rounding: a few steps of 16/255 at most, far less on average.
+    EXPECT_NEAR(got_a[i], want[i], 0.3f) << i;
+    err += std::fabs(got_a[i] - want[i]);
+    lo = std::min(lo, got_a[i]);
+    hi = std::max(hi, got_a[i]);
+  }
+  EXPECT_LT(err / static_cast<double>(want.size()), 0.05);
+  EXPECT_GE(lo, 0.0f);
+  EXPECT_LE(hi, 6.0f + 1e-5f);
+  EXPECT_GT(hi, 5.5f);  // the clamp at 6 was reached
+  fs::remove_all(dir);
+}
+
 // PyTorch-style QAT export: float weights behind QuantizeLinear -> DequantizeLinear, int8
 // activations, a Relu6 (Clip 0..6) implied by the output's range, a Reshape between equal
 // parameters, and a batched MatMul with per-column weight scales.

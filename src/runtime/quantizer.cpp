@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -54,18 +55,22 @@ class Rewriter {
     for (int i = 0; i < nodes.size(); ++i) {
       if (skip.count(i)) continue;
       const auto& n = nodes[i];
-      // A single Relu consumer is folded into the quantized layer.
+      // A single Relu consumer, or a Clip whose bounds hold 0 (Relu6), is folded into the
+      // quantized layer: the output's calibrated range lies within the activation's bounds,
+      // so saturation does the clamping.
       int relu = -1;
       if (n.output_size() == 1 && consumers_[n.output(0)] == 1)
         for (int j = i + 1; j < nodes.size(); ++j)
-          if (nodes[j].op_type() == "Relu" && nodes[j].input(0) == n.output(0)) relu = j;
+          if (nodes[j].input_size() > 0 && nodes[j].input(0) == n.output(0) &&
+              (nodes[j].op_type() == "Relu" || FoldableClip(nodes[j])))
+            relu = j;
       const std::string out_name = relu >= 0         ? nodes[relu].output(0)
                                    : n.output_size() ? n.output(0)
                                                      : "";
       if (n.op_type() == "Conv" && Quantizable(n, 1, n.input_size() > 2 ? 2 : -1)) {
         EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1),
                                            n.input_size() > 2 ? n.input(2) : "", out_name, false, 0,
-                                           relu >= 0));
+                                           relu >= 0 ? &nodes[relu] : nullptr));
         if (relu >= 0) skip.insert(relu);
         ++report->quantized_layers;
         continue;
@@ -73,7 +78,7 @@ class Rewriter {
       if (n.op_type() == "Gemm" && IsGemmLayer(n)) {
         EDGELOOP_RETURN_IF_ERROR(EmitQConv(n, n.input(0), n.input(1),
                                            n.input_size() > 2 ? n.input(2) : "", out_name, true,
-                                           Attr(n, "transB"), relu >= 0));
+                                           Attr(n, "transB"), relu >= 0 ? &nodes[relu] : nullptr));
         if (relu >= 0) skip.insert(relu);
         ++report->quantized_layers;
         continue;
@@ -128,6 +133,25 @@ class Rewriter {
     for (const auto& a : n.attribute())
       if (a.name() == name) return a.i();
     return dflt;
+  }
+
+  // A Clip with constant bounds min <= 0 <= max (Relu6 and friends).
+  bool FoldableClip(const onnx::NodeProto& n) const {
+    if (n.op_type() != "Clip" || n.output_size() != 1) return false;
+    float lo = -std::numeric_limits<float>::infinity(), hi = -lo;
+    for (const auto& a : n.attribute()) {  // opset < 11
+      if (a.name() == "min") lo = a.f();
+      if (a.name() == "max") hi = a.f();
+    }
+    for (int k = 1; k < n.input_size() && k <= 2; ++k) {
+      if (n.input(k).empty()) continue;
+      auto it = inits_.find(n.input(k));
+      if (it == inits_.end() || it->second->data_type() != onnx::TensorProto::FLOAT) return false;
+      std::vector<float> v = Floats(*it->second);
+      if (v.size() != 1) return false;
+      (k == 1 ? lo : hi) = v[0];
+    }
+    return lo <= 0 && hi >= 0;
   }
 
   bool Quantizable(const onnx::NodeProto& n, int w, int b) const {
@@ -234,7 +258,7 @@ class Rewriter {
   // Conv (or a Gemm as a 1x1 conv) -> QLinearConv producing `out` (quantized).
   Status EmitQConv(const onnx::NodeProto& n, const std::string& x, const std::string& w_name,
                    const std::string& b_name, const std::string& out, bool gemm, int64_t trans_b,
-                   bool relu) {
+                   const onnx::NodeProto* act) {
     auto* g = out_.mutable_graph();
     EDGELOOP_ASSIGN_OR_RETURN(QParams xq, Quantized(x));
     const onnx::TensorProto& wt = *inits_.at(w_name);
@@ -311,7 +335,7 @@ class Rewriter {
 
     if (qdq_)
       return EmitQdqLayer(n, xq, wq.name(), ws.name(), wz.name(), b_name, bq_name, xs, scales, yq,
-                          out, gemm, relu);
+                          out, gemm, act);
 
     std::string conv_in = xq.value, conv_out = yq.value;
     if (gemm) {
@@ -380,7 +404,8 @@ class Rewriter {
   Status EmitQdqLayer(const onnx::NodeProto& n, const QParams& xq, const std::string& wq,
                       const std::string& ws, const std::string& wz, const std::string& b_name,
                       const std::string& bq, float xs, const std::vector<float>& scales,
-                      const QParams& yq, const std::string& out, bool gemm, bool relu) {
+                      const QParams& yq, const std::string& out, bool gemm,
+                      const onnx::NodeProto* act) {
     int64_t opset = 0;
     for (const auto& o : in_.opset_import())
       if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
@@ -416,7 +441,7 @@ class Rewriter {
     layer->add_input(wf);
     if (!bf.empty()) layer->add_input(bf);
     const std::string f = out + "_f";
-    layer->add_output(relu ? out + "_pre" : f);
+    layer->add_output(act ? out + "_pre" : f);
     if (gemm) {
       auto* a = layer->add_attribute();
       a->set_name("transB");
@@ -425,12 +450,14 @@ class Rewriter {
     } else {
       for (const auto& a : n.attribute()) *layer->add_attribute() = a;
     }
-    if (relu) {
+    if (act) {
+      // The folded activation stays in the file, between the layer and its QuantizeLinear.
       auto* r = g->add_node();
-      r->set_op_type("Relu");
-      r->set_name(out + "_relu");
-      r->add_input(out + "_pre");
-      r->add_output(f);
+      *r = *act;
+      r->set_input(0, out + "_pre");
+      r->set_output(0, f);
+      for (int k = 1; k < act->input_size(); ++k)
+        if (!act->input(k).empty()) KeepInitializer(act->input(k));
     }
     AddQdqNode("QuantizeLinear", f, yq.scale, yq.zero_point, yq.value, -1);
     quant_[out] = yq;

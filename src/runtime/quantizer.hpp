@@ -7,8 +7,9 @@
 //     output channel; bias int32 at scale x_scale * w_scale; activations uint8, asymmetric;
 //   - Gemm with constant weights (a fully connected layer) becomes a 1x1 QLinearConv between
 //     two Reshapes, which keeps its bias in the integer domain;
-//   - a Relu that alone consumes such a layer's output is folded into it (its calibrated
-//     range starts at 0, so saturation does the clamping);
+//   - a Relu, or a Clip with constant bounds around 0 (Relu6), that alone consumes such a
+//     layer's output is folded into it (its calibrated range lies within the activation's
+//     bounds, so saturation does the clamping);
 //   - MaxPool, Flatten and Reshape pass quantized values through unchanged;
 //   - every other op stays fp32, with DequantizeLinear/QuantizeLinear inserted at the borders.
 // The graph's inputs and outputs stay fp32, so callers do not change.
