@@ -346,5 +346,21 @@ TEST(Qdq, PatternsThatCannotFuseRunInFloatAndSayWhy) {
   }
 }
 
+// The fuzzer's QDQ seeds (src/runtime/fuzz/seeds/) are these graphs: with
+// EDGELOOP_WRITE_FUZZ_SEEDS=DIR this writes them there. Either way they must load.
+TEST(Qdq, FuzzSeedGraphsLoad) {
+  const std::vector<std::pair<std::string, std::string>> seeds = {
+      {"qdq-fake-quant.onnx", FakeQuantNet()},
+      {"qdq-unfusable.onnx", UnfusableNet()},
+      {"relu6.onnx", ConvRelu6Net()}};
+  const char* dir = std::getenv("EDGELOOP_WRITE_FUZZ_SEEDS");
+  for (const auto& [name, bytes] : seeds) {
+    EXPECT_TRUE(Model::LoadFromBytes(bytes, name).ok()) << name;
+    if (dir) {
+      ASSERT_TRUE(WriteFileAtomic(std::string(dir) + "/" + name, bytes).ok());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgeloop::runtime
