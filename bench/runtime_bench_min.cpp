@@ -4,8 +4,10 @@
 //   runtime_bench_min MODEL.onnx                  one inference on zeros
 //   runtime_bench_min MODEL.onnx RUNS BATCH_RUNS  times it on the model's float32 input
 //                                                 [N, ...] (JSON, for runtime_bench)
+// With EDGELOOP_PROFILE=1 the time per op type goes to stderr after the timing.
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "bench/bench_util.hpp"
@@ -18,7 +20,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   auto t0 = std::chrono::steady_clock::now();
-  auto m = Model::Load(argv[1]);
+  ModelOptions options;
+  const char* prof = std::getenv("EDGELOOP_PROFILE");
+  options.profile = prof && std::string(prof) == "1";
+  auto m = Model::Load(argv[1], options);
   if (!m.ok()) {
     std::fprintf(stderr, "%s\n", m.error().message.c_str());
     return 3;
@@ -41,6 +46,11 @@ int main(int argc, char** argv) {
           if (!out.ok()) std::abort();
         });
     std::printf("%s\n", r.dump().c_str());
+    double total = 0;
+    for (const auto& t : m->op_times()) total += t.seconds;
+    for (const auto& t : m->op_times())
+      std::fprintf(stderr, "%-24s %8lld calls %9.3f s %5.1f %%\n", t.op.c_str(),
+                   static_cast<long long>(t.calls), t.seconds, 100 * t.seconds / total);
     return 0;
   }
   std::vector<OwnedTensor> inputs;

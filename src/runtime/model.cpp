@@ -1,8 +1,10 @@
 #include "runtime/model.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <map>
 
 #include "common/file.hpp"
@@ -105,10 +107,32 @@ class Arena {
   unsigned char* base_ = nullptr;
 };
 
-// Folds a Relu into the Conv or Gemm that feeds it when nothing else reads the layer's output:
-// the layer applies max(0, .) as it writes (attribute "edgeloop.fused_relu"), saving a pass
-// over memory and a buffer. Only for the fast backend; the reference backend runs the graph
-// as written.
+// A float Clip's constant bounds (attributes before opset 11, constant inputs after); false
+// when a bound is not a constant scalar.
+bool ClipBounds(const Graph& g, const Node& clip, float* lo, float* hi) {
+  *lo = -std::numeric_limits<float>::infinity();
+  *hi = std::numeric_limits<float>::infinity();
+  if (clip.opset < 11) {
+    *lo = clip.Float("min", *lo);
+    *hi = clip.Float("max", *hi);
+    return true;
+  }
+  for (size_t k = 1; k <= 2; ++k) {
+    const int id = clip.Input(k);
+    if (id < 0) continue;
+    auto it = g.initializers.find(id);
+    if (it == g.initializers.end() || it->second.dtype != DType::kFloat32 ||
+        NumElements(it->second.shape) != 1)
+      return false;
+    (k == 1 ? *lo : *hi) = it->second.as<float>()[0];
+  }
+  return true;
+}
+
+// Folds a Relu, or a Clip with constant bounds (Relu6), into the Conv or Gemm that feeds it when
+// nothing else reads the layer's output: the layer applies max(0, .) as it writes (attribute
+// "edgeloop.fused_relu"), saving a pass over memory and a buffer. Only for the fast backend; the
+// reference backend runs the graph as written.
 void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
   std::map<int, int> readers;
   for (const Node& n : g.nodes)
@@ -122,7 +146,13 @@ void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
   std::vector<bool> drop(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Node& relu = g.nodes[i];
-    if (relu.op_type != "Relu" || relu.inputs.size() != 1 || relu.inputs[0] < 0) continue;
+    float lo = 0, hi = std::numeric_limits<float>::infinity();
+    if (relu.op_type == "Clip") {
+      if (!ClipBounds(g, relu, &lo, &hi)) continue;
+    } else if (relu.op_type != "Relu" || relu.inputs.size() != 1) {
+      continue;
+    }
+    if (relu.inputs.empty() || relu.inputs[0] < 0) continue;
     auto p = producer.find(relu.inputs[0]);
     if (p == producer.end() || readers[relu.inputs[0]] != 1) continue;
     Node& layer = g.nodes[p->second];
@@ -130,7 +160,16 @@ void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
     Attribute a;
     a.kind = Attribute::Kind::kInt;
     a.i = 1;
-    layer.attrs["edgeloop.fused_relu"] = a;
+    if (relu.op_type == "Relu") {
+      layer.attrs["edgeloop.fused_relu"] = a;
+    } else {
+      Attribute b;
+      b.kind = Attribute::Kind::kFloat;
+      b.f = lo;
+      layer.attrs["edgeloop.fused_clip_min"] = b;
+      b.f = hi;
+      layer.attrs["edgeloop.fused_clip_max"] = b;
+    }
     layer.outputs[0] = relu.outputs[0];
     drop[i] = true;
   }
@@ -167,6 +206,7 @@ struct Model::Impl {
   // Learned by BuildPlan.
   std::vector<bool> shaping_inputs;
   std::vector<QdqPattern> qdq;
+  std::map<std::string, OpTime> op_times;  // ModelOptions::profile
 
   Result<std::unique_ptr<Plan>> BuildPlan(const std::vector<Tensor>& inputs);
   std::string PlanKey(const std::vector<Tensor>& inputs) const;
@@ -196,6 +236,13 @@ size_t Model::ParameterBytes() const {
   size_t n = 0;
   for (const auto& kv : impl_->graph.initializers) n += kv.second.bytes.size();
   return n;
+}
+std::vector<OpTime> Model::op_times() const {
+  std::vector<OpTime> out;
+  for (const auto& kv : impl_->op_times) out.push_back(kv.second);
+  std::sort(out.begin(), out.end(),
+            [](const OpTime& a, const OpTime& b) { return a.seconds > b.seconds; });
+  return out;
 }
 const std::vector<QdqPattern>& Model::qdq_patterns() const {
   return impl_->qdq;
@@ -607,7 +654,18 @@ Result<std::vector<OwnedTensor>> Model::Run(const std::vector<Tensor>& inputs,
     rc.out.reserve(step.node->outputs.size());
     for (int id : step.node->outputs)
       rc.out.push_back(id < 0 ? nullptr : &plan.views[static_cast<size_t>(id)]);
-    EDGELOOP_RETURN_IF_ERROR(step.kernel->run(rc));
+    if (impl_->options.profile) {
+      const auto t0 = std::chrono::steady_clock::now();
+      EDGELOOP_RETURN_IF_ERROR(step.kernel->run(rc));
+      const std::string key =
+          step.node->op_type + (step.node->Int("group", 1) > 1 ? " (grouped)" : "");
+      OpTime& t = impl_->op_times[key];
+      t.op = key;
+      ++t.calls;
+      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    } else {
+      EDGELOOP_RETURN_IF_ERROR(step.kernel->run(rc));
+    }
     if (observe)
       for (int id : step.node->outputs)
         if (id >= 0)

@@ -35,6 +35,15 @@ struct ModelOptions {
   // exceed this are refused: a model, or a batch, that would take minutes on the device. The
   // default (10^12, about 100 ResNet-50 inferences) stops only pathological graphs.
   double max_flops = 1e12;
+  // Times every step of Run by op type (op_times()); costs a clock read per step.
+  bool profile = false;
+};
+
+// Time spent per op type over the Runs of a profiling model ("Conv", "Conv (grouped)", ...).
+struct OpTime {
+  std::string op;
+  int64_t calls = 0;
+  double seconds = 0;
 };
 
 struct PlanStats {
@@ -81,6 +90,8 @@ class Model {
   // Every node fed by a DequantizeLinear, and whether the fast backend fused it into an
   // integer kernel (qdq.hpp).
   const std::vector<QdqPattern>& qdq_patterns() const;
+  // With ModelOptions::profile: time per op type since load, slowest first.
+  std::vector<OpTime> op_times() const;
   // The plan for the most recent input shapes.
   PlanStats plan_stats() const;
 

@@ -168,6 +168,13 @@ TEST(Qdq, TheQuantizerFoldsReluSixInBothForms) {
   Model f = LoadAs(ConvRelu6Net(), Backend::kFast);
   const Shape shape{8, 3, 8, 8};
   auto want = Output(f, v, shape), got_a = Output(a, v, shape), got_b = Output(b, v, shape);
+  // The float model's Relu6 is folded into its Conv too, and gives what the graph says.
+  EXPECT_EQ(OpCounts(f)["Clip"], 0);
+  Model fr = LoadAs(ConvRelu6Net(), Backend::kReference);
+  EXPECT_EQ(OpCounts(fr)["Clip"], 1);
+  auto want_ref = Output(fr, v, shape);
+  ASSERT_EQ(want_ref.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(want[i], want_ref[i], 1e-5) << i;
   ASSERT_EQ(got_a.size(), want.size());
   ASSERT_EQ(got_b.size(), want.size());
   float lo = 0, hi = 0;

@@ -87,6 +87,76 @@ TEST(Runtime, EveryInstructionSetLevelMatchesTheReference) {
   EXPECT_EQ(ChooseIsa("", SupportedIsas()).isa, SupportedIsas().back());
 }
 
+// x[2, 5, h, w] -> depthwise Conv (5 groups of one channel, kernel k x k, bias) -> y.
+std::string DepthwiseNet(int64_t h, int64_t w, int64_t k, int64_t stride, int64_t pad,
+                         int64_t dilation) {
+  TestGraph t(13);
+  t.Input("x", {2, 5, h, w});
+  t.Floats("w", {5, 1, k, k}, Random(static_cast<size_t>(5 * k * k), 41));
+  t.Floats("b", {5}, Random(5, 42));
+  auto* conv = t.Node("Conv", {"x", "w", "b"}, {"y"});
+  TestGraph::IntAttr(conv, "group", 5);
+  TestGraph::IntsAttr(conv, "strides", {stride, stride});
+  TestGraph::IntsAttr(conv, "pads", {pad, pad, pad, pad});
+  TestGraph::IntsAttr(conv, "dilations", {dilation, dilation});
+  t.Output("y");
+  return t.Bytes();
+}
+
+TEST(Runtime, DepthwiseConvolutionsMatchTheReferenceInFloatAndInt8AtEveryLevel) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("edgeloop_dw_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  struct Case {
+    int64_t h, w, k, stride, pad, dilation;
+  };
+  // Odd and even sizes, strides 1 to 3, padding and dilation, and a 1x1 input whose
+  // output is one position of a padded 3x3 window.
+  const Case cases[] = {{7, 7, 3, 1, 1, 1},   {7, 6, 3, 2, 1, 1}, {1, 1, 3, 1, 1, 1},
+                        {9, 9, 3, 1, 2, 2},   {8, 8, 3, 2, 0, 1}, {10, 5, 3, 3, 1, 1},
+                        {16, 16, 5, 1, 2, 1}, {2, 2, 3, 2, 1, 1}};
+  for (const Case& cs : cases) {
+    const std::string what = std::to_string(cs.h) + "x" + std::to_string(cs.w) + " k" +
+                             std::to_string(cs.k) + " s" + std::to_string(cs.stride) + " p" +
+                             std::to_string(cs.pad) + " d" + std::to_string(cs.dilation);
+    const std::string fp32 = DepthwiseNet(cs.h, cs.w, cs.k, cs.stride, cs.pad, cs.dilation);
+    const std::string f = (dir / "dw.onnx").string(), q = (dir / "dw-int8.onnx").string();
+    ASSERT_TRUE(WriteFileAtomic(f, fp32).ok());
+    auto x = Random(static_cast<size_t>(2 * 5 * cs.h * cs.w), 43);
+    OwnedTensor calib;
+    calib.dtype = DType::kFloat32;
+    calib.shape = {2, 5, cs.h, cs.w};
+    calib.bytes.assign(reinterpret_cast<unsigned char*>(x.data()),
+                       reinterpret_cast<unsigned char*>(x.data() + x.size()));
+    ASSERT_TRUE(QuantizeModel(f, {calib}, q).ok()) << what;
+    const std::string int8 = *ReadFile(q);
+    auto run = [&](const std::string& bytes, Backend backend) {
+      ModelOptions o;
+      o.backend = backend;
+      auto m = Model::LoadFromBytes(bytes, "dw", o);
+      EXPECT_TRUE(m.ok()) << m.error().message;
+      auto out = m->Run({Tensor{DType::kFloat32, {2, 5, cs.h, cs.w}, x.data()}});
+      EXPECT_TRUE(out.ok()) << out.error().message;
+      const auto& t = (*out)[0];
+      return std::vector<float>(t.as<float>(), t.as<float>() + NumElements(t.shape));
+    };
+    const auto ref = run(fp32, Backend::kReference), ref8 = run(int8, Backend::kReference);
+    ASSERT_FALSE(ref.empty()) << what;
+    for (Isa isa : SupportedIsas()) {
+      ASSERT_TRUE(UseIsa(isa).ok());
+      const auto got = run(fp32, Backend::kFast), got8 = run(int8, Backend::kFast);
+      ASSERT_EQ(got.size(), ref.size()) << what;
+      ASSERT_EQ(got8.size(), ref8.size()) << what;
+      for (size_t i = 0; i < ref.size(); ++i) {
+        EXPECT_NEAR(got[i], ref[i], 1e-5) << what << " " << IsaName(isa) << " fp32 " << i;
+        EXPECT_EQ(got8[i], ref8[i]) << what << " " << IsaName(isa) << " int8 " << i;
+      }
+    }
+    ASSERT_TRUE(UseIsa(SupportedIsas().back()).ok());
+  }
+  fs::remove_all(dir);
+}
+
 TEST(Runtime, PlansMemoryAtLoadAndReusesBuffers) {
   auto m = Model::LoadFromBytes(SmallConvNet(), "net");
   ASSERT_TRUE(m.ok()) << m.error().message;

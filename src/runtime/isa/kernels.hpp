@@ -10,6 +10,15 @@
 
 namespace edgeloop::runtime {
 
+// The geometry of a depthwise convolution, for the kernels below.
+struct DepthwiseArgs {
+  int64_t ih, iw, pt, pl;     // input plane and leading pads
+  int64_t hp, wp;             // padded plane
+  int64_t oh, ow, kh, kw;     // output plane and kernel
+  int64_t sh, sw, dh, dw;     // strides and dilations
+  int64_t in_size, out_size;  // channel strides of x and y
+};
+
 struct IsaKernels {
   Isa isa;
   const char* name;  // the level and the optional features used, e.g. "avx512+vnni"
@@ -31,6 +40,16 @@ struct IsaKernels {
   // nullptr where that instruction is missing; the caller then uses dot_u8s8_rows.
   void (*dot_u8s8_quads)(const uint8_t* cols, const int32_t* w, int64_t kq, int64_t positions,
                          int32_t* acc);
+  // Depthwise convolution of up to 16 channels at once (kernels/depthwise.hpp): gathers
+  // `lanes` NCHW planes of x into the padded [hp][wp][16] block `in` (whose padding the caller
+  // filled), sums every output's window taps over the 16 lanes with w ([kh * kw][16]) and bias
+  // ([16]), and scatters the sums to `lanes` planes of y. The uint8 variant converts the
+  // inputs to float: products of 8-bit values summed over fewer than 2^24 / (255 * 128) = 514
+  // taps are exact in float, so its sums are the integer sums.
+  void (*depthwise_f32)(const DepthwiseArgs& a, const float* x, int64_t lanes, const float* w,
+                        const float* bias, float* in, float* out, float* y);
+  void (*depthwise_u8)(const DepthwiseArgs& a, const uint8_t* x, int64_t lanes, const float* w,
+                       float* in, float* out, int32_t* y);
   // y[i] = saturate(round((acc[i] + offset) * mult) + zp), i < n.
   void (*requantize_u8)(const int32_t* acc, uint8_t* y, int64_t n, int32_t offset, float mult,
                         float zp);

@@ -2,13 +2,16 @@
 // Reference: a direct loop over outputs and the window. Fast: for each image and group, the
 // window is unrolled into a column matrix (im2col, in scratch memory planned at load) and
 // multiplied by the weights with one GEMM; a 1x1, stride-1, unpadded convolution needs no
-// unrolling at all.
+// unrolling at all. Depthwise 2-D convolutions (one input and one output channel per group)
+// run a direct kernel per channel over a padded copy of its plane.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 #include "runtime/gemm.hpp"
+#include "runtime/isa/kernels.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
+#include "runtime/kernels/depthwise.hpp"
 #include "runtime/kernels/kernels.hpp"
 
 namespace edgeloop::runtime::kernels {
@@ -19,6 +22,35 @@ bool IsPointwise(const ConvGeometry& g) {
     if (g.w.kernel[i] != 1 || g.w.stride[i] != 1 || g.w.pad_begin[i] != 0 || g.w.pad_end[i] != 0)
       return false;
   return true;
+}
+
+// Depthwise (kernels/depthwise.hpp). Scratch: the input block, the output block, the
+// block's weights and biases.
+size_t DepthwiseScratch(const ConvGeometry& g) {
+  const DepthwiseShape d = DepthwiseShapeOf(g);
+  return static_cast<size_t>(DepthwiseInElements(d) + DepthwiseOutElements(g) +
+                             DepthwiseWeightElements(d) + kDepthwiseLanes) *
+         sizeof(float);
+}
+
+void DepthwiseConv(const ConvGeometry& g, const float* x, const float* w, const float* bias,
+                   float* y, void* scratch) {
+  const IsaKernels& isa = ActiveKernels();
+  const DepthwiseShape d = DepthwiseShapeOf(g);
+  const DepthwiseArgs args = DepthwiseArgsOf(g, d);
+  float* in = static_cast<float*>(scratch);
+  float* out = in + DepthwiseInElements(d);
+  float* wb = out + DepthwiseOutElements(g);
+  float* bb = wb + DepthwiseWeightElements(d);
+  std::fill(in, in + DepthwiseInElements(d), 0.0f);  // padding; the inside is rewritten
+  for (int64_t blk = 0; blk < d.blocks; ++blk) {
+    const int64_t c0 = blk * kDepthwiseLanes, lanes = std::min(kDepthwiseLanes, g.m - c0);
+    GatherWeights(d, w + c0 * d.taps, lanes, wb);
+    for (int64_t c = 0; c < kDepthwiseLanes; ++c) bb[c] = bias && c < lanes ? bias[c0 + c] : 0.0f;
+    for (int64_t b = 0; b < g.n; ++b)
+      isa.depthwise_f32(args, x + (b * g.c + c0) * g.in_size, lanes, wb, bb, in, out,
+                        y + (b * g.m + c0) * g.out_size);
+  }
 }
 
 // 2-D with stride 1: every window row is a contiguous run of the padded input if outputs are
@@ -79,7 +111,9 @@ Status InferConv(InferContext& c) {
   Shape out{g.n, g.m};
   out.insert(out.end(), g.w.out.begin(), g.w.out.end());
   c.out = {TensorInfo{DType::kFloat32, out}};
-  if (c.backend == Backend::kFast && UsesShiftedRows(g)) {
+  if (c.backend == Backend::kFast && IsDepthwise(g)) {
+    c.scratch_bytes = DepthwiseScratch(g);
+  } else if (c.backend == Backend::kFast && UsesShiftedRows(g)) {
     const int64_t hp = g.w.in[0] + g.w.pad_begin[0] + g.w.pad_end[0];
     const int64_t wp = g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1];
     c.scratch_bytes =
@@ -195,7 +229,8 @@ Status RunConv(RunContext& c) {
   const bool pointwise = IsPointwise(g);
   float* col = static_cast<float*>(c.scratch);
   const int64_t kdim = g.cg * g.k_size;
-  for (int64_t b = 0; b < g.n; ++b) {
+  if (IsDepthwise(g)) DepthwiseConv(g, x, w, bias, y, c.scratch);
+  for (int64_t b = 0; b < g.n && !IsDepthwise(g); ++b) {
     for (int64_t grp = 0; grp < g.group; ++grp) {
       const float* xg = x + (b * g.c + grp * g.cg) * g.in_size;
       float* yg = y + (b * g.m + grp * g.mg) * g.out_size;
@@ -215,10 +250,7 @@ Status RunConv(RunContext& c) {
       ConvGemm(g.mg, g.out_size, kdim, w + grp * g.mg * kdim, cols, yg);
     }
   }
-  if (c.node.Int("edgeloop.fused_relu", 0)) {
-    float* p = y;
-    for (int64_t i = 0, n = c.out[0]->size(); i < n; ++i) p[i] = std::max(p[i], 0.0f);
-  }
+  ApplyFusedActivation(c.node, y, c.out[0]->size());
   return Status::Ok();
 }
 

@@ -70,8 +70,7 @@ Status RunGemm(RunContext& c) {
       Sgemm(c.backend, ta, tb, m, n, k, alpha, a.as<float>(), a.shape[1], b.as<float>(), b.shape[1],
             use_bias ? beta : 0.0f, y.as<float>(), n);
     }
-    if (c.node.Int("edgeloop.fused_relu", 0))
-      for (int64_t i = 0; i < m * n; ++i) y.as<float>()[i] = std::max(y.as<float>()[i], 0.0f);
+    ApplyFusedActivation(c.node, y.as<float>(), m * n);
   } else {
     FillBias<double>(use_bias ? bias : nullptr, y.as<double>(), m, n);
     Dgemm(ta, tb, m, n, k, alpha, a.as<double>(), a.shape[1], b.as<double>(), b.shape[1],

@@ -1,6 +1,7 @@
 // Every operator kernel the runtime has, one definition per op (see ../kernel.hpp).
 #pragma once
 
+#include <algorithm>
 #include <vector>
 
 #include "runtime/kernel.hpp"
@@ -134,6 +135,18 @@ bool DispatchNumeric(DType t, F&& f) {
       return true;
     default:
       return false;
+  }
+}
+
+// The activation the planner folded into a Conv or Gemm (model.cpp, FuseRelu): Relu, or a
+// Clip to [edgeloop.fused_clip_min, edgeloop.fused_clip_max], applied to its n outputs.
+inline void ApplyFusedActivation(const Node& node, float* y, int64_t n) {
+  if (node.Int("edgeloop.fused_relu", 0)) {
+    for (int64_t i = 0; i < n; ++i) y[i] = std::max(y[i], 0.0f);
+  } else if (node.Has("edgeloop.fused_clip_min")) {
+    const float lo = node.Float("edgeloop.fused_clip_min", 0.0f);
+    const float hi = node.Float("edgeloop.fused_clip_max", 0.0f);
+    for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
   }
 }
 
