@@ -105,6 +105,8 @@ class Fuser {
         p.reason = FuseLinear(i);
       else if (n.op_type == "MaxPool" || n.op_type == "Reshape" || n.op_type == "Flatten")
         p.reason = FusePassThrough(i);
+      else if (n.op_type == "Add")
+        p.reason = FuseAdd(i);
       else
         p.reason = "no integer kernel for " + n.op_type + ": it runs in float";
       if (p.reason.empty()) p.fused_into = fused_into_;
@@ -479,6 +481,35 @@ class Fuser {
     if (act >= 0) drop_.insert(static_cast<size_t>(act));
     drop_.insert(static_cast<size_t>(qi));
     fused_into_ = "QLinearConv";
+    return "";
+  }
+
+  // Add of two dequantized tensors, quantized (through an implied Relu or Clip) ->
+  // QLinearAdd: the residual connections of int8 ResNets and MobileNets.
+  std::string FuseAdd(size_t i) {
+    const Node& add = g_.nodes[i];
+    const Node* da = Producer(add.Input(0));
+    const Node* db = Producer(add.Input(1));
+    if (!IsOp(da, "DequantizeLinear") || !IsOp(db, "DequantizeLinear"))
+      return "one of its inputs is float, not dequantized";
+    std::string why;
+    auto ap = Params(*da, &why);
+    if (!ap) return why;
+    auto bp = Params(*db, &why);
+    if (!bp) return why;
+    if (ap->per_channel() || bp->per_channel() || !Is8Bit(ap->dtype) || !Is8Bit(bp->dtype))
+      return "its inputs are not 8-bit per tensor";
+    int act = -1, qi = -1;
+    QParams yp;
+    if (auto r = OutputChain(add, &act, &qi, &yp); !r.empty()) return r;
+    const Node& q = g_.nodes[static_cast<size_t>(qi)];
+    replace_[i] = {MakeNode(add, "QLinearAdd", "",
+                            {da->Input(0), da->Input(1), da->Input(2), db->Input(0), db->Input(1),
+                             db->Input(2), q.Input(1), q.Input(2)},
+                            {q.Output(0)})};
+    if (act >= 0) drop_.insert(static_cast<size_t>(act));
+    drop_.insert(static_cast<size_t>(qi));
+    fused_into_ = "QLinearAdd";
     return "";
   }
 

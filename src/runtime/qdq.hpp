@@ -7,7 +7,8 @@
 // QuantizeLinear, which are quantized here), a float or int32 bias, per-tensor or per-channel
 // weight scales; and
 //   DequantizeLinear -> MaxPool | Reshape | Flatten -> QuantizeLinear with the same parameters
-// into the op on the quantized values. DequantizeLinear and QuantizeLinear nodes left unread
+// into the op on the quantized values; and two DequantizeLinear -> Add [-> Relu] ->
+// QuantizeLinear into QLinearAdd (ONNX Runtime's contrib op, the residual connections). DequantizeLinear and QuantizeLinear nodes left unread
 // are removed. A pattern that cannot be fused stays as written, in float, and is reported
 // with the reason.
 #pragma once

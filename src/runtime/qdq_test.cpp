@@ -194,6 +194,75 @@ TEST(Qdq, TheQuantizerFoldsReluSixInBothForms) {
   fs::remove_all(dir);
 }
 
+// x -> Conv -> Relu -> Conv -> Add(x) -> Relu -> y: a residual block.
+std::string ResidualNet() {
+  TestGraph t(13);
+  t.Input("x", {-1, 4, 6, 6});
+  t.Floats("w1", {4, 4, 3, 3}, Random(4 * 36, 51));
+  t.Floats("w2", {4, 4, 3, 3}, Random(4 * 36, 52));
+  t.Floats("b1", {4}, Random(4, 53));
+  t.Floats("b2", {4}, Random(4, 54));
+  TestGraph::IntsAttr(t.Node("Conv", {"x", "w1", "b1"}, {"c1"}), "pads", {1, 1, 1, 1});
+  t.Node("Relu", {"c1"}, {"r1"});
+  TestGraph::IntsAttr(t.Node("Conv", {"r1", "w2", "b2"}, {"c2"}), "pads", {1, 1, 1, 1});
+  t.Node("Add", {"c2", "x"}, {"s"});
+  t.Node("Relu", {"s"}, {"y"});
+  t.Output("y");
+  return t.Bytes();
+}
+
+TEST(Qdq, ResidualAddsStayInt8AndFuseIntoQLinearAdd) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("edgeloop_res_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string fp32 = (dir / "m.onnx").string(), qop = (dir / "qop.onnx").string(),
+                    qdq = (dir / "qdq.onnx").string();
+  ASSERT_TRUE(WriteFileAtomic(fp32, ResidualNet()).ok());
+  OwnedTensor calib;
+  calib.dtype = DType::kFloat32;
+  calib.shape = {16, 4, 6, 6};
+  auto v = Random(16 * 4 * 36, 55);
+  calib.bytes.assign(reinterpret_cast<unsigned char*>(v.data()),
+                     reinterpret_cast<unsigned char*>(v.data() + v.size()));
+  ASSERT_TRUE(QuantizeModel(fp32, {calib}, qop).ok());
+  ASSERT_TRUE(QuantizeModel(fp32, {calib}, qdq, QuantFormat::kQdq).ok());
+  const Shape shape{16, 4, 6, 6};
+  Model f = LoadAs(ResidualNet(), Backend::kFast);
+  const auto want = Output(f, v, shape);
+  for (const std::string& file : {qop, qdq}) {
+    const std::string bytes = *ReadFile(file);
+    Model fused = LoadAs(bytes, Backend::kFast), ref = LoadAs(bytes, Backend::kReference);
+    auto ops = OpCounts(fused);
+    EXPECT_EQ(ops["QLinearAdd"], 1) << file;
+    EXPECT_EQ(ops["Add"], 0) << file;
+    EXPECT_EQ(ops["Relu"], 0) << file;
+    EXPECT_EQ(OpCounts(ref)["Add"], 1) << file;
+    const QdqPattern* add = Find(fused.qdq_patterns(), "Add");
+    ASSERT_NE(add, nullptr);
+    EXPECT_EQ(add->fused_into, "QLinearAdd") << add->reason;
+    // The fused add does the float path's arithmetic: the same values, exactly.
+    auto got = Output(fused, v, shape), got_ref = Output(ref, v, shape);
+    ASSERT_EQ(got.size(), want.size());
+    ASSERT_EQ(got_ref.size(), want.size());
+    double err = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(got[i], got_ref[i]) << file << " " << i;
+      err += std::fabs(got[i] - want[i]);
+    }
+    EXPECT_LT(err / static_cast<double>(got.size()), 0.05) << file;
+  }
+  // ONNX Runtime runs the QDQ file (its own fusion) and agrees within a rounding step.
+  auto ort = RunOnnxRuntime(qdq, v, "16,4,6,6", "y", dir);
+  Model fused = LoadAs(*ReadFile(qdq), Backend::kFast);
+  auto got = Output(fused, v, shape);
+  ASSERT_EQ(ort.size(), got.size());
+  double max_ort = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    max_ort = std::max(max_ort, static_cast<double>(std::fabs(ort[i] - got[i])));
+  EXPECT_LT(max_ort, 0.1);
+  fs::remove_all(dir);
+}
+
 // PyTorch-style QAT export: float weights behind QuantizeLinear -> DequantizeLinear, int8
 // activations, a Relu6 (Clip 0..6) implied by the output's range, a Reshape between equal
 // parameters, and a batched MatMul with per-column weight scales.

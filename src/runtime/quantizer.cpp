@@ -105,6 +105,16 @@ class Rewriter {
         quant_[n.output(0)] = p;
         continue;
       }
+      // A residual Add of two activations: DequantizeLinear -> Add [-> Relu] -> QuantizeLinear,
+      // so the sum travels quantized like the layers' outputs (runtimes fuse the pattern into
+      // an integer add).
+      if (n.op_type() == "Add" && n.input_size() == 2 && n.output_size() == 1 &&
+          !inits_.count(n.input(0)) && !inits_.count(n.input(1)) && ranges_.count(n.input(0)) &&
+          ranges_.count(n.input(1)) && ranges_.count(out_name)) {
+        EDGELOOP_RETURN_IF_ERROR(EmitQdqAdd(n, out_name, relu >= 0 ? &nodes[relu] : nullptr));
+        if (relu >= 0) skip.insert(relu);
+        continue;
+      }
       // Anything else runs in fp32.
       onnx::NodeProto copy = n;
       for (int k = 0; k < n.input_size(); ++k) {
@@ -459,6 +469,30 @@ class Rewriter {
       for (int k = 1; k < act->input_size(); ++k)
         if (!act->input(k).empty()) KeepInitializer(act->input(k));
     }
+    AddQdqNode("QuantizeLinear", f, yq.scale, yq.zero_point, yq.value, -1);
+    quant_[out] = yq;
+    return Status::Ok();
+  }
+
+  Status EmitQdqAdd(const onnx::NodeProto& n, const std::string& out, const onnx::NodeProto* act) {
+    EDGELOOP_ASSIGN_OR_RETURN(QParams a, Quantized(n.input(0)));
+    EDGELOOP_ASSIGN_OR_RETURN(QParams b, Quantized(n.input(1)));
+    const std::string fa = Dequantized(a), fb = Dequantized(b);  // before the Add
+    auto* g = out_.mutable_graph();
+    auto* add = g->add_node();
+    *add = n;
+    add->set_input(0, fa);
+    add->set_input(1, fb);
+    const std::string f = out + "_f";
+    add->set_output(0, act ? out + "_pre" : f);
+    if (act) {
+      auto* r = g->add_node();
+      *r = *act;
+      r->set_input(0, out + "_pre");
+      r->set_output(0, f);
+    }
+    auto [ys, yzp] = ActivationParams(ranges_.at(out));
+    QParams yq{out + "_q", AddScalar(out + "_scale", ys), AddZeroPoint(out + "_zero_point", yzp)};
     AddQdqNode("QuantizeLinear", f, yq.scale, yq.zero_point, yq.value, -1);
     quant_[out] = yq;
     return Status::Ok();

@@ -11,6 +11,9 @@
 //     layer's output is folded into it (its calibrated range lies within the activation's
 //     bounds, so saturation does the clamping);
 //   - MaxPool, Flatten and Reshape pass quantized values through unchanged;
+//   - an Add of two activations (a residual connection, with a Relu that alone follows it)
+//     reads them through DequantizeLinear and is quantized again, so the sum stays 8-bit
+//     (the runtime fuses the pattern into QLinearAdd, qdq.hpp);
 //   - every other op stays fp32, with DequantizeLinear/QuantizeLinear inserted at the borders.
 // The graph's inputs and outputs stay fp32, so callers do not change.
 //

@@ -19,6 +19,14 @@ struct DepthwiseArgs {
   int64_t in_size, out_size;  // channel strides of x and y
 };
 
+// The geometry of a 2-D int8 convolution's window unrolling (kernels/qlinear.cpp).
+struct QuadArgs {
+  int64_t ih, iw, pt, pb, pl, pr;  // one group's input plane and its pads
+  int64_t oh, ow, kh, kw;          // output plane and kernel
+  int64_t sh, sw, dh, dw;          // strides and dilations
+  int64_t cg, kdim;                // channels per group; cg * kh * kw
+};
+
 struct IsaKernels {
   Isa isa;
   const char* name;  // the level and the optional features used, e.g. "avx512+vnni"
@@ -50,6 +58,10 @@ struct IsaKernels {
                         const float* bias, float* in, float* out, float* y);
   void (*depthwise_u8)(const DepthwiseArgs& a, const uint8_t* x, int64_t lanes, const float* w,
                        float* in, float* out, int32_t* y);
+  // One group's windows in dot_u8s8_quads' layout: [kq][position (padded to 16)][4] bytes
+  // from x padded with `pad` into `padded` (cg * hp * wp bytes).
+  void (*unroll_quads)(const QuadArgs& a, const uint8_t* xg, uint8_t pad, uint8_t* padded,
+                       uint8_t* cols);
   // y[i] = saturate(round((acc[i] + offset) * mult) + zp), i < n.
   void (*requantize_u8)(const int32_t* acc, uint8_t* y, int64_t n, int32_t offset, float mult,
                         float zp);

@@ -19,7 +19,7 @@ extern const OpKernel kMaxPool, kAveragePool, kGlobalAveragePool;
 extern const OpKernel kBatchNormalization;
 extern const OpKernel kInstanceNormalization, kLayerNormalization, kLRN;
 extern const OpKernel kQuantizeLinear, kDequantizeLinear;
-extern const OpKernel kQLinearConv, kQLinearMatMul;
+extern const OpKernel kQLinearConv, kQLinearMatMul, kQLinearAdd;
 extern const OpKernel kHardSigmoid, kHardSwish, kLeakyRelu, kPRelu, kElu, kSelu, kSoftplus;
 extern const OpKernel kExp, kLog, kSqrt, kPow, kNeg, kAbs, kReciprocal, kErf, kFloor, kCeil;
 extern const OpKernel kReduceMean, kReduceSum, kReduceMax, kReduceMin, kReduceL2;
@@ -67,6 +67,7 @@ inline std::vector<const OpKernel*> All() {
           &kDequantizeLinear,
           &kQLinearConv,
           &kQLinearMatMul,
+          &kQLinearAdd,
           &kHardSigmoid,
           &kHardSwish,
           &kLeakyRelu,

@@ -11,6 +11,7 @@
 #include <limits>
 
 #include "runtime/isa/kernels.hpp"
+#include "runtime/kernels/broadcast.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
 #include "runtime/kernels/depthwise.hpp"
 #include "runtime/kernels/kernels.hpp"
@@ -129,52 +130,6 @@ const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometr
   return st;
 }
 
-// One group's windows in vpdpbusd's layout: [kq][position][4] bytes, positions padded to
-// 16, so one 64-byte load feeds 16 positions x 4 window bytes against a broadcast of 4
-// weights. padded: scratch for the group's input padded with the zero point (so window reads
-// need no bounds checks).
-void UnrollQuads(const ConvGeometry& g, const uint8_t* xg, uint8_t pad, uint8_t* padded,
-                 uint8_t* cols) {
-  const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
-  const int64_t kh = g.w.kernel[0], kw = g.w.kernel[1];
-  const int64_t kdim = g.cg * g.k_size;
-  const int64_t kq = (kdim + 3) / 4, opad = (g.out_size + 15) / 16 * 16;
-  const int64_t sh = g.w.stride[0], sw = g.w.stride[1], dh = g.w.dilation[0], dw = g.w.dilation[1];
-  const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
-                wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
-  std::fill(padded, padded + g.cg * hp * wp, pad);
-  for (int64_t ci = 0; ci < g.cg; ++ci)
-    for (int64_t yy = 0; yy < ih; ++yy) {
-      const uint8_t* src = xg + (ci * ih + yy) * iw;
-      uint8_t* dst = padded + (ci * hp + yy + g.w.pad_begin[0]) * wp + g.w.pad_begin[1];
-      for (int64_t xx = 0; xx < iw; ++xx) dst[xx] = src[xx];
-    }
-  // Four window elements at a time: each position's four bytes go out as one 32-bit store.
-  for (int64_t q = 0; q < kq; ++q) {
-    const uint8_t* base[4];
-    for (int64_t j = 0; j < 4; ++j) {
-      const int64_t k = std::min(q * 4 + j, kdim - 1);  // beyond the window: any byte (weight 0)
-      const int64_t ci = k / (kh * kw), ky = (k / kw) % kh, kx = k % kw;
-      base[j] = padded + (ci * hp + ky * dh) * wp + kx * dw;
-    }
-    uint32_t* __restrict out = reinterpret_cast<uint32_t*>(cols) + q * opad;
-    for (int64_t oy = 0; oy < oh; ++oy) {
-      const int64_t row = oy * sh * wp;
-      const uint8_t* __restrict s0 = base[0] + row;
-      const uint8_t* __restrict s1 = base[1] + row;
-      const uint8_t* __restrict s2 = base[2] + row;
-      const uint8_t* __restrict s3 = base[3] + row;
-      uint32_t* __restrict o = out + oy * ow;
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        const int64_t i = ox * sw;
-        o[ox] = uint32_t{s0[i]} | (uint32_t{s1[i]} << 8) | (uint32_t{s2[i]} << 16) |
-                (uint32_t{s3[i]} << 24);
-      }
-    }
-    for (int64_t op = g.out_size; op < opad; ++op) out[op] = 0;
-  }
-}
-
 // One group's windows as rows of kpad bytes, one per output position, zero beyond the window.
 void UnrollRows(const ConvGeometry& g, const uint8_t* xg, uint8_t pad, int64_t kpad,
                 uint8_t* cols) {
@@ -278,11 +233,16 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
   uint8_t* padded = reinterpret_cast<uint8_t*>(acc + opad16) + 64;      // quads layout
   const uint8_t pad = static_cast<uint8_t>(xzp);
   const int8_t* w8 = c.in[3]->as<int8_t>();
+  const QuadArgs quad{
+      g.w.in[0],      g.w.in[1],     g.w.pad_begin[0], g.w.pad_end[0],  g.w.pad_begin[1],
+      g.w.pad_end[1], g.w.out[0],    g.w.out[1],       g.w.kernel[0],   g.w.kernel[1],
+      g.w.stride[0],  g.w.stride[1], g.w.dilation[0],  g.w.dilation[1], g.cg,
+      g.cg * g.k_size};
   for (int64_t b = 0; b < g.n; ++b) {
     for (int64_t grp = 0; grp < g.group; ++grp) {
       const uint8_t* xg = x.as<uint8_t>() + (b * g.c + grp * g.cg) * g.in_size;
       if (isa.dot_u8s8_quads)
-        UnrollQuads(g, xg, pad, padded, cols);
+        isa.unroll_quads(quad, xg, pad, padded, cols);
       else
         UnrollRows(g, xg, pad, kpad, cols);
       for (int64_t mi = 0; mi < g.mg; ++mi) {
@@ -498,8 +458,76 @@ Status RunQMatMul(RunContext& c) {
   return Status::Ok();
 }
 
+// --- QLinearAdd ----------------------------------------------------------------------------
+// ONNX Runtime's contrib op, which the QDQ fusion also makes from DequantizeLinear -> Add ->
+// QuantizeLinear (qdq.cpp): inputs a, a_scale, a_zp, b, b_scale, b_zp, y_scale, [y_zp]; numpy
+// broadcasting;
+//   y = saturate(round(((a - a_zp) * a_scale + (b - b_zp) * b_scale) / y_scale) + y_zp),
+// the float path's arithmetic step for step, so fused and unfused graphs agree exactly.
+Status CheckQAdd(const Node& n) {
+  return CheckArity(n, 7, 8);
+}
+
+Status InferQAdd(InferContext& c) {
+  if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("a and b must be 8-bit");
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 1, 2, "a"));
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 4, 5, "b"));
+  if (c.in[6]->dtype != DType::kFloat32 || NumElements(c.in[6]->shape) != 1)
+    return c.Fail("y scale must be a float32 scalar");
+  if (c.in.size() > 7 && c.in[7] && (!Is8Bit(c.in[7]->dtype) || NumElements(c.in[7]->shape) != 1))
+    return c.Fail("y zero point must be an 8-bit scalar");
+  Shape out;
+  if (!BroadcastShapes(c.in[0]->shape, c.in[3]->shape, &out))
+    return c.Fail("shapes " + ShapeString(c.in[0]->shape) + " and " + ShapeString(c.in[3]->shape) +
+                  " do not broadcast");
+  EDGELOOP_RETURN_IF_ERROR(RequireRank(c, out));
+  c.out = {TensorInfo{c.in.size() > 7 && c.in[7] ? c.in[7]->dtype : DType::kUint8, out}};
+  return Status::Ok();
+}
+
+template <typename A, typename B, typename Y>
+void QAdd(const A* a, const B* b, Y* y, int64_t n, float az, float as, float bz, float bs, float ys,
+          float yz, float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float v =
+        std::nearbyint(
+            ((static_cast<float>(a[i]) - az) * as + (static_cast<float>(b[i]) - bz) * bs) / ys) +
+        yz;
+    y[i] = static_cast<Y>(std::clamp(v, lo, hi));
+  }
+}
+
+Status RunQAdd(RunContext& c) {
+  const Tensor& a = *c.in[0];
+  const Tensor& b = *c.in[3];
+  Tensor& y = *c.out[0];
+  const float az = static_cast<float>(ZeroAt(c.in[2], 0)), as = ScaleAt(*c.in[1], 0);
+  const float bz = static_cast<float>(ZeroAt(c.in[5], 0)), bs = ScaleAt(*c.in[4], 0);
+  const float yz = static_cast<float>(c.in.size() > 7 ? ZeroAt(c.in[7], 0) : 0);
+  const float ys = ScaleAt(*c.in[6], 0);
+  const float lo = y.dtype == DType::kUint8 ? 0.0f : -128.0f,
+              hi = y.dtype == DType::kUint8 ? 255.0f : 127.0f;
+  if (a.shape == b.shape && a.dtype == DType::kUint8 && b.dtype == DType::kUint8 &&
+      y.dtype == DType::kUint8) {
+    // The residual connections of int8 ResNets and MobileNets.
+    QAdd(a.as<uint8_t>(), b.as<uint8_t>(), y.as<uint8_t>(), a.size(), az, as, bz, bs, ys, yz, lo,
+         hi);
+    return Status::Ok();
+  }
+  ForEachBroadcast<2>(
+      y.shape, {&a.shape, &b.shape}, [&](int64_t i, const std::array<int64_t, 2>& off) {
+        const float v = std::nearbyint(((static_cast<float>(Load8(a, off[0])) - az) * as +
+                                        (static_cast<float>(Load8(b, off[1])) - bz) * bs) /
+                                       ys) +
+                        yz;
+        Store8(y, i, std::clamp(v, lo, hi) - yz, static_cast<int32_t>(yz));
+      });
+  return Status::Ok();
+}
+
 }  // namespace
 
+const OpKernel kQLinearAdd{"QLinearAdd", CheckQAdd, InferQAdd, RunQAdd};
 const OpKernel kQLinearConv{"QLinearConv", CheckQConv, InferQConv, RunQConv};
 const OpKernel kQLinearMatMul{"QLinearMatMul", CheckQMatMul, InferQMatMul, RunQMatMul};
 
