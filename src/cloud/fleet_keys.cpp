@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
+
 #include "common/file.hpp"
 
 namespace edgeloop::cloud {
@@ -52,14 +55,9 @@ Result<FleetKeys> LoadOrCreateFleetKeys(const std::string& data_dir, const std::
   EDGELOOP_RETURN_IF_ERROR(
       WriteFileAtomic(data_dir + "/update.pub", keys.signing_public_key_pem, 0644));
   // The TLS certificate is reissued on every start: cheap, and it follows CA and host changes.
-  std::vector<std::string> dns{"localhost"}, ips{"127.0.0.1"};
-  if (host != "localhost" && host != "127.0.0.1" && host != "0.0.0.0") {
-    bool is_ip = host.find_first_not_of("0123456789.:") == std::string::npos;
-    (is_ip ? ips : dns).push_back(host);
-  }
   const std::string cert_name = ca_cert_file.empty() ? data_dir + "/ca.crt" : ca_cert_file;
   const std::string key_name = ca_key_file.empty() ? data_dir + "/ca.key" : ca_key_file;
-  auto tls = crypto::IssueServerCertificate(keys.ca, dns, ips, 825);
+  auto tls = IssueTlsServerCertificate(keys.ca, {host});
   if (!tls.ok()) return tls.error().WithContext("the fleet CA " + cert_name + ", " + key_name);
   keys.server_tls = std::move(*tls);
   // A supplied certificate and key that are not one pair would issue certificates nobody can
@@ -68,6 +66,35 @@ Result<FleetKeys> LoadOrCreateFleetKeys(const std::string& data_dir, const std::
     return Error(Errc::kMismatch,
                  "the CA key " + key_name + " does not belong to the CA certificate " + cert_name);
   return keys;
+}
+
+Result<crypto::KeyAndCertificate> IssueTlsServerCertificate(const crypto::KeyAndCertificate& ca,
+                                                            const std::vector<std::string>& hosts) {
+  std::vector<std::string> dns{"localhost"}, ips{"127.0.0.1"};
+  for (const std::string& host : hosts) {
+    if (host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]") continue;
+    bool is_ip = host.find_first_not_of("0123456789.:") == std::string::npos;
+    auto& list = is_ip ? ips : dns;
+    if (std::find(list.begin(), list.end(), host) == list.end()) list.push_back(host);
+  }
+  return crypto::IssueServerCertificate(ca, dns, ips, 825);
+}
+
+uint64_t RandomCertificateSerial() {
+  const std::string hex = crypto::RandomHex(8);
+  uint64_t serial = 0;
+  std::from_chars(hex.data(), hex.data() + hex.size(), serial, 16);
+  return serial >> 2;
+}
+
+Result<crypto::KeyAndCertificate> IssueClientCertificate(const crypto::KeyAndCertificate& ca,
+                                                         const std::string& common_name) {
+  crypto::KeyAndCertificate out;
+  EDGELOOP_ASSIGN_OR_RETURN(out.key_pem, crypto::GenerateTlsKeyPem());
+  EDGELOOP_ASSIGN_OR_RETURN(std::string csr, crypto::CreateCsr(out.key_pem, common_name));
+  EDGELOOP_ASSIGN_OR_RETURN(
+      out.cert_pem, crypto::SignClientCsr(ca, csr, common_name, RandomCertificateSerial(), 825));
+  return out;
 }
 
 }  // namespace edgeloop::cloud

@@ -1,10 +1,7 @@
 #include "cloud/server.hpp"
 
-#include <charconv>
-
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <zstd.h>
 
 #include "cloud/artifact_delta.hpp"
 #include "cloud/migrations.hpp"
@@ -13,7 +10,6 @@
 #include "common/file.hpp"
 #include "common/hash.hpp"
 #include "common/log.hpp"
-#include "common/sample_record.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::cloud {
@@ -74,11 +70,7 @@ void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
             std::string::npos)
       return Error(Errc::kInvalidArgument, "device_id must be 1-128 of [A-Za-z0-9._-]");
-    // 62 random bits: positive as a signed BIGINT and as an ASN.1 serial.
-    const std::string hex = crypto::RandomHex(8);
-    uint64_t serial = 0;
-    std::from_chars(hex.data(), hex.data() + hex.size(), serial, 16);
-    serial >>= 2;
+    const uint64_t serial = RandomCertificateSerial();
     EDGELOOP_ASSIGN_OR_RETURN(cert_pem, crypto::SignClientCsr(keys.ca, csr, device, serial, 825));
     EDGELOOP_RETURN_IF_ERROR(fleet->MarkEnrollmentTokenUsed(token_hash));
     return fleet->ReplaceDevice({device, group, serial, false, NowMs()});
@@ -90,64 +82,6 @@ void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
                        {"ca_certificate", keys.ca.cert_pem},
                        {"update_public_key", keys.signing_public_key_pem}}
                       .dump(),
-                  "application/json");
-}
-
-void Server::Impl::HandleIngest(const http::Request& req, http::Response& res) {
-  auto device = DeviceIdentity(req, res);
-  if (!device) return;
-  if (!limiter.Allow(*device)) {
-    res.set_header("Retry-After", "1");
-    return SendError(res, 429, "device " + *device + " exceeds its batch rate");
-  }
-  // Sizes are checked before anything is allocated for the decompressed batch.
-  unsigned long long size = ZSTD_getFrameContentSize(req.body.data(), req.body.size());
-  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
-    return SendError(res, 400, "body is not a zstd frame with a declared size");
-  if (size > options.max_decompressed_bytes)
-    return SendError(res, 413,
-                     "decompressed batch larger than " +
-                         std::to_string(options.max_decompressed_bytes) + " bytes");
-  std::string raw(size, '\0');
-  size_t got = ZSTD_decompress(raw.data(), raw.size(), req.body.data(), req.body.size());
-  if (ZSTD_isError(got) || got != size) return SendError(res, 400, "corrupt zstd body");
-  wire::SampleBatch batch;
-  if (!batch.ParseFromString(raw)) return SendError(res, 400, "body is not a SampleBatch");
-  if (static_cast<size_t>(batch.samples_size()) > options.max_batch_samples)
-    return SendError(res, 413,
-                     "batch of " + std::to_string(batch.samples_size()) +
-                         " samples exceeds the limit of " +
-                         std::to_string(options.max_batch_samples));
-  std::vector<const wire::Sample*> samples;
-  for (auto& s : *batch.mutable_samples()) {
-    if (s.device_id().empty()) s.set_device_id(*device);
-    if (s.device_id() != *device)
-      return SendError(res, 403, "device " + *device + " cannot write samples as " + s.device_id());
-    uint64_t elements = 1;
-    for (int64_t d : s.tensor().shape()) {
-      if (d <= 0 || static_cast<uint64_t>(d) > options.max_tensor_elements ||
-          elements * static_cast<uint64_t>(d) > options.max_tensor_elements)
-        return SendError(res, 400,
-                         "tensor shape of sample " + std::to_string(s.sequence()) +
-                             " is empty, negative or too large");
-      elements *= static_cast<uint64_t>(d);
-    }
-    // Float values or 8-bit pixels (newer agents send images as bytes), never both.
-    const int64_t count = TensorValueCount(s.tensor());
-    if (count < 0)
-      return SendError(res, 400,
-                       "tensor of sample " + std::to_string(s.sequence()) +
-                           " carries both float values and pixels");
-    if (s.tensor().shape_size() > 0 && elements != static_cast<uint64_t>(count))
-      return SendError(res, 400,
-                       "tensor of sample " + std::to_string(s.sequence()) +
-                           " has values that do not match its shape");
-    samples.push_back(&s);
-  }
-  auto ack = store->Append(samples);
-  if (!ack.ok()) return SendError(res, 500, ack.error().message);
-  metrics.AddIngest(ack->accepted, req.body.size());
-  res.set_content(Json{{"accepted", ack->accepted}, {"duplicates", ack->duplicates}}.dump(),
                   "application/json");
 }
 

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "cloud/database.hpp"
@@ -165,6 +166,14 @@ struct ModelVersionSpec {
   Json metrics = Json::object();
 };
 
+// What ingest made of one batch.
+struct IngestOutcome {
+  int status = 200;     // HTTP-like: 200 stored; 400, 403, 413, 429 refused; 500 not stored
+  std::string message;  // why, when status is not 200
+  uint64_t accepted = 0, duplicates = 0;
+  uint64_t last_seq = 0;  // the batch's highest sequence number (status 200)
+};
+
 struct Server::Impl {
   ServerOptions options;
   FleetKeys keys;
@@ -307,6 +316,9 @@ struct Server::Impl {
   void TickRollouts();
   Result<Json> RolloutCommand(const std::string& id, const std::string& command);
   void HandleEnroll(const http::Request& req, http::Response& res);
+  // ingest.cpp. IngestBatch: the checks (rate, sizes, zstd frame, SampleBatch, the samples'
+  // device, tensor shapes) and the durable write, for a device already authenticated.
+  IngestOutcome IngestBatch(const std::string& device, std::string_view body);
   void HandleIngest(const http::Request& req, http::Response& res);
   void HandleDeviceLabels(const http::Request& req, http::Response& res);
 };

@@ -43,5 +43,29 @@ TEST(ServerUrl, RefusesWhatIsNotHttpsHostPort) {
   }
 }
 
+TEST(HostPort, ParsesBrokerAddresses) {
+  auto a = ParseHostPort("broker.example:8883", "MQTT broker");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->host, "broker.example");
+  EXPECT_EQ(a->port, 8883);
+  EXPECT_EQ(a->ToString(), "broker.example:8883");
+  auto v6 = ParseHostPort("[::1]:1883", "MQTT broker");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->ToString(), "[::1]:1883");
+}
+
+TEST(HostPort, RefusesWhatIsNotHostPort) {
+  for (const std::string bad :
+       {"broker", "broker:", ":8883", "broker:0", "broker:70000", "mqtts://broker:8883",
+        "broker:8883/x", "user@broker:1", "[::1]", "[::1:1883", "broker:88a"}) {
+    auto a = ParseHostPort(bad, "MQTT broker");
+    EXPECT_FALSE(a.ok()) << bad;
+    if (!a.ok()) {
+      EXPECT_EQ(a.error().message.rfind("MQTT broker '", 0), 0u) << a.error().message;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgeloop

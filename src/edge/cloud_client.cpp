@@ -1,14 +1,13 @@
 #include "edge/cloud_client.hpp"
 
 #include <httplib.h>
-#include <zstd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/url.hpp"
-#include "edgeloop_wire.pb.h"
+#include "edge/batch_wire.hpp"
 
 namespace edgeloop::edge {
 namespace {
@@ -29,15 +28,8 @@ std::string ServerMessage(const httplib::Result& res) {
   return "HTTP " + std::to_string(res->status) + (msg.empty() ? "" : ": " + msg);
 }
 
-Errc CodeForStatus(int status) {
-  if (status == 401 || status == 403) return Errc::kPermission;
-  if (status == 404) return Errc::kNotFound;
-  if (status == 400 || status == 413) return Errc::kInvalidArgument;
-  return Errc::kIo;  // 429, 5xx, no answer: try again later
-}
-
 Error RequestError(const std::string& what, const httplib::Result& res) {
-  return Error(res ? CodeForStatus(res->status) : Errc::kIo, what + ": " + ServerMessage(res));
+  return Error(res ? ErrcForStatus(res->status) : Errc::kIo, what + ": " + ServerMessage(res));
 }
 
 std::unique_ptr<httplib::SSLClient> MakeClient(const std::string& host, int port,
@@ -56,6 +48,13 @@ std::unique_ptr<httplib::SSLClient> MakeClient(const std::string& host, int port
 }
 
 }  // namespace
+
+Errc ErrcForStatus(int status) {
+  if (status == 401 || status == 403) return Errc::kPermission;
+  if (status == 404) return Errc::kNotFound;
+  if (status == 400 || status == 413) return Errc::kInvalidArgument;
+  return Errc::kIo;  // 429, 5xx, no answer: try again later
+}
 
 Result<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
   const std::string dir = IdentityDir(state_dir);
@@ -133,20 +132,7 @@ CloudClient::CloudClient(const std::string& server_url, DeviceIdentity identity,
 CloudClient::~CloudClient() = default;
 
 Result<uint64_t> CloudClient::Ingest(const UploadBatch& batch) {
-  if (batch.records.empty()) return Error(Errc::kInvalidArgument, "empty batch");
-  wire::SampleBatch wb;
-  for (const auto& r : batch.records) {
-    wire::Sample* s = wb.add_samples();
-    if (!s->ParseFromString(r.payload))
-      return Error(Errc::kFormat, "spool record " + std::to_string(r.seq) + " is not a Sample");
-    s->set_device_id(id_.device_id);
-    s->set_sequence(r.seq);
-  }
-  std::string raw = wb.SerializeAsString();
-  std::string body(ZSTD_compressBound(raw.size()), '\0');
-  size_t n = ZSTD_compress(body.data(), body.size(), raw.data(), raw.size(), 3);
-  if (ZSTD_isError(n)) return Error(Errc::kInternal, ZSTD_getErrorName(n));
-  body.resize(n);
+  EDGELOOP_ASSIGN_OR_RETURN(std::string body, EncodeUploadBatch(batch, id_.device_id));
   std::lock_guard<std::mutex> lock(mu_);
   auto res = http_->Post("/v1/ingest", body, "application/octet-stream");
   bytes_up_ += body.size();

@@ -59,6 +59,10 @@ Result<DeviceIdentity> LoadOrEnroll(const EnrollOptions& options);
 // The stored identity only (kNotFound when the device never enrolled).
 Result<DeviceIdentity> LoadIdentity(const std::string& state_dir);
 
+// What the server's status (over HTTPS, or in an MQTT refusal) means for the device:
+// kPermission (401, 403), kNotFound (404), kInvalidArgument (400, 413), else kIo: try again.
+Errc ErrcForStatus(int status);
+
 class CloudClient {
  public:
   CloudClient(const std::string& server_url, DeviceIdentity identity,
