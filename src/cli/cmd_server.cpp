@@ -184,6 +184,19 @@ std::vector<Setting> SettingsTable(ServerSettings& s) {
                       1, 1e8),
       Setting::Number("connections", "max_header_bytes", "Largest request line and headers (431)",
                       &c.max_header_bytes, 1024, 1 << 20),
+      Setting::Text("mqtt", "mqtt_broker",
+                    "MQTT broker host:port to take device samples from (docs/scale-out.md; "
+                    "default: none)",
+                    &o.mqtt_broker),
+      Setting::Text("mqtt", "mqtt_cert",
+                    "Client certificate for the broker, common name edgeloop-ingest (default: "
+                    "issued from the fleet CA at start, <data>/mqtt-ingest.crt)",
+                    &o.mqtt_cert_file),
+      Setting::Text("mqtt", "mqtt_key", "Its private key (default: <data>/mqtt-ingest.key)",
+                    &o.mqtt_key_file),
+      Setting::Number("mqtt", "mqtt_workers",
+                      "Ingest connections to the broker, each a share of the subscription",
+                      &o.mqtt_workers, 1, 64),
       Setting::Text("log", "log_level", "debug, info, warn or error", &s.log_level,
                     {"debug", "info", "warn", "error"}),
       Setting::Text("log", "log_file", "Append the structured log to this file (default: stderr)",
@@ -264,7 +277,7 @@ void RegisterServer(CLI::App& root) {
   CLI::App* sub = root.add_subcommand("server", "Run the cloud control plane (HTTPS, mTLS)");
   sub->footer(
       "Every setting is also read from the --config file (server.yaml: sections server, limits, "
-      "connections, log) and from the environment (EDGELOOP_<SETTING>, e.g. EDGELOOP_DB); a "
+      "connections, mqtt, log) and from the environment (EDGELOOP_<SETTING>, e.g. EDGELOOP_DB); a "
       "flag wins over the environment, the environment over the file.");
   s->table = SettingsTable(*s);
   sub->add_option("--config", s->config_file, "Read settings from this YAML file (server.yaml)")

@@ -88,5 +88,7 @@ void RegisterPipelines(CLI::App& root);  // pipelines apply|list|run|runs|show|l
 void RegisterRollout(CLI::App& root);    // rollout start|list|status|pause|resume|abort
 void RegisterDemo(CLI::App& root);       // the whole loop on this machine
 void RegisterProfile(CLI::App& root);    // drift reference profile of a model
+// mqtt-config: the Mosquitto broker of the MQTT device plane, from the fleet CA.
+void RegisterMqttConfig(CLI::App& root);
 
 }  // namespace edgeloop::cli

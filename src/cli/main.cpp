@@ -34,5 +34,6 @@ int main(int argc, char** argv) {
   RegisterPipelines(app);
   RegisterRollout(app);
   RegisterProfile(app);
+  RegisterMqttConfig(app);
   return ParseAndRun(app, argc, argv);
 }

@@ -1,7 +1,8 @@
-// Sample ingest: one function checks and stores a batch for a device already authenticated,
-// so that every way a batch can arrive (POST /v1/ingest today, the device named by its
-// client certificate) refuses the same batches with the same status and stores (device,
-// seq) once.
+// Sample ingest, over both device transports: HTTPS (POST /v1/ingest, the device named by
+// its client certificate) and MQTT (a message on edgeloop/devices/<id>/samples, the device
+// named by the topic, which the broker's ACL confines to the certificate's owner). One
+// function checks and stores a batch for both, so they refuse the same batches with the same
+// status and store (device, seq) once whichever way a sample arrived.
 #include <zstd.h>
 
 #include <algorithm>
@@ -83,6 +84,25 @@ void Server::Impl::HandleIngest(const http::Request& req, http::Response& res) {
   if (o.status != 200) return SendError(res, o.status, o.message);
   res.set_content(Json{{"accepted", o.accepted}, {"duplicates", o.duplicates}}.dump(),
                   "application/json");
+}
+
+IngestOutcome Server::Impl::IngestFromBroker(const std::string& device, std::string_view body) {
+  // The broker checked the certificate against the fleet CA and its ACL the topic; what it
+  // cannot know is the device table: a revoked or never enrolled device is refused here.
+  auto row = fleet->GetDevice(device);
+  IngestOutcome o;
+  if (!row.ok()) {
+    o.status = row.error().code == Errc::kNotFound ? 403 : 500;
+    o.message = row.error().code == Errc::kNotFound ? "device " + device + " is not enrolled"
+                                                    : row.error().message;
+  } else if (row->revoked) {
+    o.status = 403;
+    o.message = "device " + device + " is revoked";
+  } else {
+    o = IngestBatch(device, body);
+  }
+  metrics.CountMqttIngest(o.status);
+  return o;
 }
 
 }  // namespace edgeloop::cloud

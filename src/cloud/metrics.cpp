@@ -64,6 +64,11 @@ void ServerMetrics::AddIngest(uint64_t samples, uint64_t bytes) {
   ingest_bytes_ += bytes;
 }
 
+void ServerMetrics::CountMqttIngest(int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++mqtt_messages_[status];
+}
+
 void ServerMetrics::ObserveRunStep(const std::string& step, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   Observe(step_seconds_[step], seconds);
@@ -106,6 +111,11 @@ std::string ServerMetrics::Exposition(const std::string& extra) const {
   out += "# HELP edgeloop_ingest_bytes_total Compressed ingest request bytes accepted.\n";
   out += "# TYPE edgeloop_ingest_bytes_total counter\n";
   out += "edgeloop_ingest_bytes_total " + std::to_string(ingest_bytes_) + "\n";
+  out += "# HELP edgeloop_mqtt_ingest_messages_total MQTT samples messages, by outcome status.\n";
+  out += "# TYPE edgeloop_mqtt_ingest_messages_total counter\n";
+  for (const auto& [status, n] : mqtt_messages_)
+    out += "edgeloop_mqtt_ingest_messages_total{status=\"" + std::to_string(status) + "\"} " +
+           std::to_string(n) + "\n";
   out += "# HELP edgeloop_pipeline_step_duration_seconds Duration of pipeline steps, by step.\n";
   out += "# TYPE edgeloop_pipeline_step_duration_seconds histogram\n";
   for (const auto& [step, h] : step_seconds_)

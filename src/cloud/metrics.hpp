@@ -19,6 +19,8 @@ class ServerMetrics {
   void ObserveRequest(const std::string& method, const std::string& route, int status,
                       double seconds);
   void AddIngest(uint64_t samples, uint64_t bytes);
+  // One samples message taken from the MQTT broker, by the HTTP-like status of its outcome.
+  void CountMqttIngest(int status);
   void ObserveRunStep(const std::string& step, double seconds);
   void ObserveRun(const std::string& status, double seconds);
   // A named counter of background failures ("rollout_tick", "trigger_check", ...).
@@ -44,6 +46,7 @@ class ServerMetrics {
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
   std::map<std::string, Histogram> request_seconds_;  // by route
   uint64_t ingest_samples_ = 0, ingest_bytes_ = 0;
+  std::map<int, uint64_t> mqtt_messages_;  // by status
   std::map<std::string, Histogram> step_seconds_;
   std::map<std::string, Histogram> run_seconds_;  // by final status
   std::map<std::string, uint64_t> background_errors_;

@@ -2,15 +2,21 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <unistd.h>
 
 #include "cloud/artifact_delta.hpp"
 #include "cloud/migrations.hpp"
+#ifdef EDGELOOP_HAS_MQTT
+#include "cloud/mqtt_ingest.hpp"
+#endif
 #include "cloud/server_impl.hpp"
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
 #include "common/log.hpp"
+#include "common/mqtt_protocol.hpp"
 #include "common/update_metadata.hpp"
+#include "common/url.hpp"
 
 namespace edgeloop::cloud {
 namespace {
@@ -70,6 +76,9 @@ void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
             "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
             std::string::npos)
       return Error(Errc::kInvalidArgument, "device_id must be 1-128 of [A-Za-z0-9._-]");
+    if (device == mqtt::kIngestIdentity)
+      return Error(Errc::kInvalidArgument, std::string("device_id ") + mqtt::kIngestIdentity +
+                                               " is reserved for the MQTT ingest workers");
     const uint64_t serial = RandomCertificateSerial();
     EDGELOOP_ASSIGN_OR_RETURN(cert_pem, crypto::SignClientCsr(keys.ca, csr, device, serial, 825));
     EDGELOOP_RETURN_IF_ERROR(fleet->MarkEnrollmentTokenUsed(token_hash));
@@ -180,6 +189,14 @@ std::string Server::Impl::ScrapeGauges() {
       "# TYPE edgeloop_http_connections_timed_out_total counter\n"
       "edgeloop_http_connections_timed_out_total " +
       std::to_string(conn.timed_out) + "\n";
+#ifdef EDGELOOP_HAS_MQTT
+  if (mqtt_ingest)
+    out +=
+        "# HELP edgeloop_mqtt_ingest_workers_connected Ingest workers connected to the broker.\n"
+        "# TYPE edgeloop_mqtt_ingest_workers_connected gauge\n"
+        "edgeloop_mqtt_ingest_workers_connected " +
+        std::to_string(mqtt_ingest->connected_workers()) + "\n";
+#endif
   auto devices = fleet->Fleet();
   if (devices.ok()) {
     std::map<std::string, int64_t> by;
@@ -435,6 +452,53 @@ void Server::Impl::Routes() {
   RolloutRoutes();
 }
 
+Status Server::Impl::StartMqttIngest() {
+  if (options.mqtt_broker.empty()) return Status::Ok();
+#ifdef EDGELOOP_HAS_MQTT
+  MqttIngestOptions mo;
+  EDGELOOP_ASSIGN_OR_RETURN(mo.broker, ParseHostPort(options.mqtt_broker, "--mqtt-broker"));
+  mo.ca_file = options.ca_cert_file.empty() ? options.data_dir + "/ca.crt" : options.ca_cert_file;
+  mo.cert_file = options.mqtt_cert_file;
+  mo.key_file = options.mqtt_key_file;
+  if (mo.cert_file.empty() != mo.key_file.empty())
+    return Error(Errc::kInvalidArgument, "--mqtt-cert and --mqtt-key go together");
+  if (mo.cert_file.empty()) {
+    // Reissued at every start, like the HTTPS certificate: it follows the CA.
+    EDGELOOP_ASSIGN_OR_RETURN(auto pair, IssueClientCertificate(keys.ca, mqtt::kIngestIdentity));
+    mo.cert_file = options.data_dir + "/mqtt-ingest.crt";
+    mo.key_file = options.data_dir + "/mqtt-ingest.key";
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(mo.key_file, pair.key_pem, 0600));
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(mo.cert_file, pair.cert_pem, 0644));
+  }
+  mo.workers = options.mqtt_workers;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  mo.client_id_prefix = std::string(mqtt::kIngestIdentity) + "-" + host + "-" +
+                        std::to_string(getpid()) + "-" + crypto::RandomHex(3);
+  auto ingest = MqttIngest::Start(mo, [this](const std::string& device, std::string_view body) {
+    IngestOutcome o = IngestFromBroker(device, body);
+    mqtt::Ack ack;
+    if (o.status == 200) {
+      ack.acked_through = o.last_seq;
+      ack.accepted = o.accepted;
+      ack.duplicates = o.duplicates;
+    } else {
+      ack.error = o.message;
+      ack.status = o.status;
+    }
+    return ack;
+  });
+  if (!ingest.ok()) return ingest.error();
+  mqtt_ingest = std::move(*ingest);
+  log::Info("mqtt_ingest",
+            {{"broker", mo.broker.ToString()}, {"workers", mo.workers}, {"cert", mo.cert_file}});
+  return Status::Ok();
+#else
+  return Error(Errc::kInvalidArgument,
+               "--mqtt-broker: this server was built without MQTT (EDGELOOP_WITH_MQTT=OFF)");
+#endif
+}
+
 Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   auto impl = std::make_unique<Impl>(options);
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
@@ -488,7 +552,7 @@ Status Server::Start() {
   im.port = im.http->port();
   im.http->Start();
   im.StartWorkers();
-  return Status::Ok();
+  return im.StartMqttIngest();
 }
 
 Status Server::Run() {
@@ -500,6 +564,7 @@ Status Server::Run() {
 
 bool Server::Stop() {
   if (!impl_) return true;
+  impl_->mqtt_ingest.reset();  // no new batches; the one in hand is stored and acked first
   impl_->StopWorkers();
   const bool clean = impl_->http->Stop(impl_->options.shutdown_deadline_ms);
   {

@@ -39,6 +39,13 @@ struct ServerOptions {
   http::ListenerOptions connections;
   // Stop() answers requests already being read or handled for up to this long.
   int shutdown_deadline_ms = 10000;
+  // MQTT ingest (docs/scale-out.md): "host:port" of the broker; empty: none. The workers
+  // connect as mqtt::kIngestIdentity with mqtt_cert/mqtt_key, or, when those are empty, with
+  // a certificate issued from the fleet CA at every start (<data_dir>/mqtt-ingest.crt and
+  // .key). The broker's certificate must come from the fleet CA (edgeloop mqtt-config).
+  std::string mqtt_broker;
+  std::string mqtt_cert_file, mqtt_key_file;
+  int mqtt_workers = 2;
 };
 
 class Server {

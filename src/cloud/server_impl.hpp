@@ -166,13 +166,15 @@ struct ModelVersionSpec {
   Json metrics = Json::object();
 };
 
-// What ingest made of one batch.
+// What ingest made of one batch, over HTTPS or MQTT.
 struct IngestOutcome {
   int status = 200;     // HTTP-like: 200 stored; 400, 403, 413, 429 refused; 500 not stored
   std::string message;  // why, when status is not 200
   uint64_t accepted = 0, duplicates = 0;
   uint64_t last_seq = 0;  // the batch's highest sequence number (status 200)
 };
+
+class MqttIngest;
 
 struct Server::Impl {
   ServerOptions options;
@@ -196,6 +198,9 @@ struct Server::Impl {
   std::vector<std::thread> workers;
   std::mutex rollout_mu;
   ServerMetrics metrics;
+  // Ingest workers on the MQTT broker (options.mqtt_broker), started by Server::Start. A
+  // shared_ptr: its deleter comes from mqtt_ingest.cpp, which only an MQTT build compiles.
+  std::shared_ptr<MqttIngest> mqtt_ingest;
 
   explicit Impl(const ServerOptions& o)
       : options(o), limiter(o.device_batches_per_second, o.device_burst) {}
@@ -318,8 +323,13 @@ struct Server::Impl {
   void HandleEnroll(const http::Request& req, http::Response& res);
   // ingest.cpp. IngestBatch: the checks (rate, sizes, zstd frame, SampleBatch, the samples'
   // device, tensor shapes) and the durable write, for a device already authenticated.
+  // IngestFromBroker: a batch taken from the MQTT broker for `device`, refused when the device
+  // is unknown or revoked.
   IngestOutcome IngestBatch(const std::string& device, std::string_view body);
+  IngestOutcome IngestFromBroker(const std::string& device, std::string_view body);
   void HandleIngest(const http::Request& req, http::Response& res);
+  // Issues the ingest workers' certificate (unless options give one) and starts them.
+  Status StartMqttIngest();
   void HandleDeviceLabels(const http::Request& req, http::Response& res);
 };
 

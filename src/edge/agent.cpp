@@ -5,6 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -16,6 +17,9 @@
 #include "edge/cloud_client.hpp"
 #include "edge/drift.hpp"
 #include "edge/inference_loop.hpp"
+#ifdef EDGELOOP_HAS_MQTT
+#include "edge/mqtt_upload_transport.hpp"
+#endif
 #include "edge/runtime_classifier.hpp"
 #include "edge/sampler.hpp"
 #include "edge/sources.hpp"
@@ -73,6 +77,9 @@ struct Agent::Impl {
   AgentConfig cfg;
   DeviceIdentity id;
   std::shared_ptr<CloudClient> control, upload;
+  // The uploader's bytes when it does not go through `upload` (transport mqtt).
+  std::function<uint64_t()> mqtt_bytes_up = [] { return uint64_t{0}; };
+  std::function<uint64_t()> mqtt_bytes_down = [] { return uint64_t{0}; };
   std::shared_ptr<CloudArtifactFetcher> fetcher;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<Uploader> uploader;
@@ -95,6 +102,7 @@ struct Agent::Impl {
   uint64_t errors_logged = 0;
 
   Status Init();
+  Result<std::shared_ptr<UploadTransport>> OpenUploadTransport();
   Status LoadActiveModel();
   runtime::ModelOptions ModelLimits() const {
     runtime::ModelOptions o;
@@ -123,7 +131,8 @@ Status Agent::Impl::Init() {
   EDGELOOP_ASSIGN_OR_RETURN(spool, Spool::Open(cfg.data_dir + "/spool", cfg.spool));
   UploaderOptions uo = cfg.upload;
   uo.device_id = id.device_id;
-  uploader = std::make_unique<Uploader>(*spool, std::make_shared<CloudUploadTransport>(upload), uo);
+  EDGELOOP_ASSIGN_OR_RETURN(auto transport, OpenUploadTransport());
+  uploader = std::make_unique<Uploader>(*spool, std::move(transport), uo);
 
   UpdaterOptions opt;
   opt.update_public_key_pem = id.update_public_key_pem;
@@ -179,6 +188,28 @@ Status Agent::Impl::Init() {
   return Status::Ok();
 }
 
+Result<std::shared_ptr<UploadTransport>> Agent::Impl::OpenUploadTransport() {
+  if (cfg.upload_transport != "mqtt")
+    return std::shared_ptr<UploadTransport>(std::make_shared<CloudUploadTransport>(upload));
+#ifdef EDGELOOP_HAS_MQTT
+  MqttUploadOptions o;
+  o.broker = cfg.mqtt_broker;
+  o.ack_timeout = cfg.mqtt_ack_timeout;
+  o.log = [](const std::string& line) { Log("%s", line.c_str()); };
+  auto t = MqttUploadTransport::Connect(id, std::move(o));
+  if (!t.ok()) return t.error();
+  std::shared_ptr<MqttUploadTransport> mqtt = std::move(*t);
+  mqtt_bytes_up = [mqtt] { return mqtt->bytes_up(); };
+  mqtt_bytes_down = [mqtt] { return mqtt->bytes_down(); };
+  Log("uploading samples over MQTT to %s", cfg.mqtt_broker.ToString().c_str());
+  return std::shared_ptr<UploadTransport>(mqtt);
+#else
+  return Error(Errc::kInvalidArgument,
+               "upload.transport: mqtt, but this agent was built without MQTT "
+               "(EDGELOOP_WITH_MQTT=OFF: libmosquitto was not found)");
+#endif
+}
+
 Status Agent::Impl::LoadActiveModel() {
   const SlotInfo& a = updater->active();
   if (model && a.slot == loaded.slot && a.version == loaded.version) return Status::Ok();
@@ -225,8 +256,8 @@ void Agent::Impl::SendTelemetry() {
     Log("drift reference re-learned for model %s%s", loaded.model_version.c_str(),
         saved.ok() ? "" : (" (not saved: " + saved.error().message + ")").c_str());
   }
-  telemetry.SetTransfer(upload->bytes_up() + control->bytes_up(),
-                        upload->bytes_down() + control->bytes_down());
+  telemetry.SetTransfer(upload->bytes_up() + control->bytes_up() + mqtt_bytes_up(),
+                        upload->bytes_down() + control->bytes_down() + mqtt_bytes_down());
   telemetry.SetModelTransfer(fetcher->bytes_moved(), fetcher->bytes_full_equivalent());
   Status sent = control->PostTelemetry(telemetry.SnapshotJson(UnixMs() / 1000));
   if (!sent.ok()) Log("telemetry not sent: %s", sent.error().message.c_str());

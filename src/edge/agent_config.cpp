@@ -95,6 +95,11 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   EDGELOOP_RETURN_IF_ERROR(up.GetInRange("batch_kb", batch_kb, 1, 1 << 20));
   EDGELOOP_RETURN_IF_ERROR(up.GetInRange("base_delay_ms", base_ms, 1, 3600000));
   EDGELOOP_RETURN_IF_ERROR(up.GetInRange("max_delay_ms", max_ms, 1, 86400000));
+  EDGELOOP_RETURN_IF_ERROR(up.GetOneOf("transport", c.upload_transport, {"https", "mqtt"}));
+  std::string mqtt_broker;
+  int ack_timeout_ms = 10000;
+  EDGELOOP_RETURN_IF_ERROR(up.Get("mqtt_broker", mqtt_broker));
+  EDGELOOP_RETURN_IF_ERROR(up.GetInRange("mqtt_ack_timeout_ms", ack_timeout_ms, 10, 3600000));
 
   EDGELOOP_RETURN_IF_ERROR(
       s.at("telemetry").GetInRange("interval_s", c.telemetry_interval_s, 0.05, 86400.0));
@@ -158,6 +163,15 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
   c.spool.segment_bytes = segment_kb << 10;
   if (c.spool.segment_bytes > c.spool.max_bytes)
     return fail("spool.segment_kb exceeds spool.max_mb");
+  if (c.upload_transport == "mqtt") {
+    if (mqtt_broker.empty()) return fail("upload.mqtt_broker is required for transport: mqtt");
+    auto broker = ParseHostPort(mqtt_broker, "upload.mqtt_broker");
+    if (!broker.ok()) return fail(broker.error().message);
+    c.mqtt_broker = *broker;
+  } else if (!mqtt_broker.empty()) {
+    return fail("upload.mqtt_broker is set but upload.transport is not mqtt");
+  }
+  c.mqtt_ack_timeout = std::chrono::milliseconds(ack_timeout_ms);
   c.upload.max_bytes = static_cast<size_t>(batch_kb) << 10;
   c.upload.base_delay = std::chrono::milliseconds(base_ms);
   c.upload.max_delay = std::chrono::milliseconds(max_ms);

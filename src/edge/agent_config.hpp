@@ -15,7 +15,12 @@
 //              random_fraction: 0.02, budget_bytes_per_s: 20000}
 //   spool:    {max_mb: 64, segment_kb: 4096, drop: oldest | reject_new,
 //              fsync: every_append | never}
-//   upload:   {batch_records: 256, batch_kb: 1024, base_delay_ms: 500, max_delay_ms: 60000}
+//   upload:   {batch_records: 256, batch_kb: 1024, base_delay_ms: 500, max_delay_ms: 60000,
+//              transport: https | mqtt, mqtt_broker: host:port, mqtt_ack_timeout_ms: 10000}
+//             (transport https, the default: POST /v1/ingest at server.url; mqtt: publish
+//             to the broker mqtt_broker, required then, with the enrolled certificate and
+//             wait for the cloud's ack, docs/scale-out.md; telemetry, events and updates
+//             stay on HTTPS either way)
 //   telemetry: {interval_s: 60}
 //   drift:    {window: 1000, min_samples: 200, psi_raise: 0.25, psi_clear: 0.1}
 //   update:   {poll_s: 60, probation_samples: 50, max_error_rate: 0.05, max_latency_ms: 1000}
@@ -24,6 +29,7 @@
 #include <string>
 
 #include "common/result.hpp"
+#include "common/url.hpp"
 #include "edge/drift.hpp"
 #include "edge/sampler.hpp"
 #include "edge/sources.hpp"
@@ -56,6 +62,9 @@ struct AgentConfig {
   SamplerConfig sampling;
   SpoolOptions spool;
   UploaderOptions upload;
+  std::string upload_transport = "https";  // https or mqtt
+  HostPort mqtt_broker;                    // upload.mqtt_broker (transport mqtt)
+  std::chrono::milliseconds mqtt_ack_timeout{10000};
   double telemetry_interval_s = 60;
   DriftConfig drift;
   double update_poll_s = 60;

@@ -109,6 +109,30 @@ TEST(AgentConfigTest, ErrorsNameTheKeyAndLine) {
   ExpectError(base + "source: {kind: stdin}\nmodel: {max_arena_mib: -1}\n", "model.max_arena_mib");
 }
 
+TEST(AgentConfigTest, UploadTransportIsHttpsOrMqttWithABroker) {
+  const std::string base =
+      "device: {data_dir: /d}\nserver: {url: https://x}\nsource: {kind: stdin}\n";
+  auto https = ParseAgentConfig(base, "agent.yaml");
+  ASSERT_TRUE(https.ok()) << https.error().message;
+  EXPECT_EQ(https->upload_transport, "https");
+  auto mqtt = ParseAgentConfig(
+      base + "upload: {transport: mqtt, mqtt_broker: 'broker:8883', mqtt_ack_timeout_ms: 2500}\n",
+      "agent.yaml");
+  ASSERT_TRUE(mqtt.ok()) << mqtt.error().message;
+  EXPECT_EQ(mqtt->upload_transport, "mqtt");
+  EXPECT_EQ(mqtt->mqtt_broker.host, "broker");
+  EXPECT_EQ(mqtt->mqtt_broker.port, 8883);
+  EXPECT_EQ(mqtt->mqtt_ack_timeout.count(), 2500);
+  ExpectError(base + "upload: {transport: amqp}\n",
+              "agent.yaml:4: upload.transport: \"amqp\" is not one of https, mqtt");
+  ExpectError(base + "upload: {transport: mqtt}\n", "upload.mqtt_broker is required");
+  ExpectError(base + "upload: {transport: mqtt, mqtt_broker: broker}\n",
+              "upload.mqtt_broker 'broker': no port");
+  ExpectError(base + "upload: {mqtt_broker: 'broker:8883'}\n", "upload.transport is not mqtt");
+  ExpectError(base + "upload: {transport: mqtt, mqtt_broker: 'b:1', mqtt_ack_timeout_ms: 0}\n",
+              "upload.mqtt_ack_timeout_ms");
+}
+
 TEST(AgentConfigTest, MissingFileIsAnError) {
   auto c = LoadAgentConfig("/nonexistent/agent.yaml");
   ASSERT_FALSE(c.ok());

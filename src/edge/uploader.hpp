@@ -9,7 +9,9 @@
 // [0, min(max_delay, base_delay * 2^n)], so a fleet coming back after an outage does not
 // reconnect in lockstep. A success resets the backoff.
 //
-// The transport is an interface: the HTTPS (mTLS) client of the cloud module implements it.
+// The transport is an interface with two implementations: HTTPS with mutual TLS
+// (CloudUploadTransport, cloud_client.hpp) and MQTT with an application-level ack
+// (MqttUploadTransport, mqtt_upload_transport.hpp).
 // Thread safety: Step() from one thread; Run() owns that thread until Stop().
 #pragma once
 

@@ -1,0 +1,88 @@
+#include "cloud/mqtt_ingest.hpp"
+
+#include "common/log.hpp"
+
+namespace edgeloop::cloud {
+
+Result<std::shared_ptr<MqttIngest>> MqttIngest::Start(const MqttIngestOptions& options,
+                                                      MqttIngestHandler handler) {
+  if (options.workers < 1) return Error(Errc::kInvalidArgument, "MQTT ingest needs a worker");
+  std::shared_ptr<MqttIngest> ingest(new MqttIngest(std::move(handler)));
+  for (int i = 0; i < options.workers; ++i) {
+    mqtt::ClientOptions co;
+    co.host = options.broker.host;
+    co.port = options.broker.port;
+    co.client_id = options.client_id_prefix + "-" + std::to_string(i + 1);
+    co.clean_session = true;
+    co.ca_file = options.ca_file;
+    co.cert_file = options.cert_file;
+    co.key_file = options.key_file;
+    co.reconnect_min = std::chrono::milliseconds(200);
+    co.reconnect_max = std::chrono::milliseconds(5000);
+    co.subscriptions = {{mqtt::kSamplesSubscription, 1}};
+    // The worker's callbacks reach it through this slot, filled before it starts.
+    auto slot = std::make_shared<mqtt::Client*>(nullptr);
+    MqttIngest* self = ingest.get();
+    const std::string id = co.client_id, broker = options.broker.ToString();
+    mqtt::ClientCallbacks cb;
+    cb.on_connect = [id, broker](bool) {
+      log::Info("mqtt_ingest_connected", {{"broker", broker}, {"client", id}});
+    };
+    cb.on_disconnect = [id](const std::string& why) {
+      log::Warn("mqtt_ingest_disconnected", {{"client", id}, {"why", why}});
+    };
+    cb.on_subscribe = [id](const std::string& filter, int granted) {
+      if (granted > 2)
+        log::Error("mqtt_ingest_subscription_refused",
+                   {{"client", id}, {"filter", filter}, {"hint", "the broker's ACL"}});
+      else
+        log::Info("mqtt_ingest_subscribed", {{"client", id}, {"filter", filter}});
+    };
+    cb.on_message = [self, slot](const std::string& topic, std::string_view payload) {
+      self->OnMessage(**slot, topic, payload);
+    };
+    auto client = mqtt::Client::Create(co, std::move(cb));
+    if (!client.ok()) return client.error().WithContext("MQTT ingest");
+    *slot = client->get();
+    ingest->workers_.push_back(std::move(*client));
+  }
+  for (auto& w : ingest->workers_) w->Start();
+  return ingest;
+}
+
+MqttIngest::~MqttIngest() {
+  workers_.clear();  // each joins its network thread, after the message in hand
+}
+
+int MqttIngest::connected_workers() const {
+  int n = 0;
+  for (const auto& w : workers_) n += w->connected() ? 1 : 0;
+  return n;
+}
+
+void MqttIngest::OnMessage(mqtt::Client& worker, const std::string& topic,
+                           std::string_view payload) {
+  ++messages_;
+  auto device = mqtt::DeviceOfSamplesTopic(topic);
+  if (!device) {
+    log::Warn("mqtt_ingest_unexpected_topic", {{"topic", topic}});
+    return;
+  }
+  // Nothing thrown may end the network thread (STYLE.md: background loops).
+  mqtt::Ack ack;
+  try {
+    ack = handler_(*device, payload);
+  } catch (const std::exception& e) {
+    ack.error = std::string("internal error: ") + e.what();
+    ack.status = 500;
+  }
+  if (!ack.ok())
+    log::Warn("mqtt_ingest_refused",
+              {{"device", *device}, {"status", ack.status}, {"error", ack.error}});
+  auto sent = worker.Publish(mqtt::AcksTopic(*device), mqtt::EncodeAck(ack), 1);
+  // The batch is stored either way; without the ack the device sends it again (a duplicate).
+  if (!sent.ok())
+    log::Warn("mqtt_ingest_ack_not_sent", {{"device", *device}, {"error", sent.error().message}});
+}
+
+}  // namespace edgeloop::cloud

@@ -1,0 +1,62 @@
+// Cloud ingest over MQTT (docs/scale-out.md): workers that connect to the broker over TLS as
+// mqtt::kIngestIdentity, share the subscription $share/edgeloop-ingest/edgeloop/devices/+/
+// samples at QoS 1, and hand every message to the server's ingest (the same checks and
+// durable write as POST /v1/ingest). Only after the handler returns, that is after the
+// durable write, is the device's ack published on edgeloop/devices/<id>/acks (QoS 1):
+// {"acked_through": last seq, "accepted", "duplicates"}, or {"error", "status"} on a refusal.
+//
+// The broker hands each message of the shared subscription to one worker of the group,
+// whichever server process it runs in, so several workers and several servers on one broker
+// share the load. Workers use clean sessions: a dead worker's share goes to the living at
+// once, and what it took and did not ack is sent again by the device after its ack timeout.
+// The device id is the topic's segment; the broker's ACL lets a device publish only on its
+// own topic, so the topic is as good as the certificate.
+//
+// Thread safety: the handler runs on the workers' network threads, several at a time when
+// there are several workers. Connects and disconnects go to the structured log.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/mqtt_client.hpp"
+#include "common/mqtt_protocol.hpp"
+#include "common/result.hpp"
+#include "common/url.hpp"
+
+namespace edgeloop::cloud {
+
+struct MqttIngestOptions {
+  HostPort broker;
+  std::string ca_file;              // the CA that issued the broker's certificate
+  std::string cert_file, key_file;  // a client certificate whose common name is kIngestIdentity
+  int workers = 2;                  // connections, each its own share of the subscription
+  std::string client_id_prefix;     // client ids are <prefix>-<n>; unique per process
+};
+
+// The answer to one message: the device (from the topic) and the message's payload.
+using MqttIngestHandler = std::function<mqtt::Ack(const std::string& device, std::string_view)>;
+
+class MqttIngest {
+ public:
+  static Result<std::shared_ptr<MqttIngest>> Start(const MqttIngestOptions& options,
+                                                   MqttIngestHandler handler);
+  ~MqttIngest();  // disconnects every worker (a message being handled is finished first)
+
+  int connected_workers() const;
+  uint64_t messages() const { return messages_; }
+
+ private:
+  explicit MqttIngest(MqttIngestHandler handler) : handler_(std::move(handler)) {}
+  void OnMessage(mqtt::Client& worker, const std::string& topic, std::string_view payload);
+
+  MqttIngestHandler handler_;
+  std::vector<std::unique_ptr<mqtt::Client>> workers_;
+  std::atomic<uint64_t> messages_{0};
+};
+
+}  // namespace edgeloop::cloud

@@ -1,0 +1,85 @@
+// The uploader's transport over MQTT (docs/scale-out.md): a batch is published with QoS 1 on
+// edgeloop/devices/<id>/samples, in the same wire form as over HTTPS (batch_wire.hpp), and
+// counts as delivered only when the cloud's ack arrives on edgeloop/devices/<id>/acks, which
+// an ingest worker publishes after the durable write. The broker's PUBACK alone means
+// nothing here: a broker or an ingest worker may die with the message.
+//
+// The connection is TLS with the device's enrolled key and certificate (its common name is
+// the device id, which the broker's ACL confines to the device's own topics) and the fleet
+// CA, which issued the broker's certificate. Client id = device id, persistent session
+// (clean_session false), the acks topic subscribed at QoS 1 at every connect; an ack
+// published while the device was away waits in its session. One network thread reconnects
+// after every loss (mqtt_client.hpp).
+//
+// Send() waits for the connection and the acks subscription, publishes, then waits for an
+// ack that covers the batch's last sequence number, all within ack_timeout. A refusal
+// ({"error": ...}), a timeout or a lost connection is an error: the Uploader backs off and
+// sends again; the server stores (device, seq) once, so a resend is never a duplicate.
+// Thread safety: Send from one thread (the uploader's); the counters from any.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "common/mqtt_client.hpp"
+#include "common/mqtt_protocol.hpp"
+#include "common/url.hpp"
+#include "edge/cloud_client.hpp"
+#include "edge/uploader.hpp"
+
+namespace edgeloop::edge {
+
+struct MqttUploadOptions {
+  HostPort broker;
+  std::chrono::milliseconds ack_timeout{10000};
+  std::chrono::milliseconds reconnect_min{1000};
+  std::chrono::milliseconds reconnect_max{30000};
+  int keepalive_s = 30;
+  // Connection changes and refusals, one line each (the agent's log); may be empty.
+  std::function<void(const std::string&)> log;
+};
+
+class MqttUploadTransport : public UploadTransport {
+ public:
+  // Starts connecting (in the background). Errors: the identity's files are missing.
+  static Result<std::unique_ptr<MqttUploadTransport>> Connect(const DeviceIdentity& identity,
+                                                              MqttUploadOptions options);
+  ~MqttUploadTransport() override;
+
+  Result<uint64_t> Send(const UploadBatch& batch) override;
+
+  uint64_t bytes_up() const { return bytes_up_; }
+  uint64_t bytes_down() const { return bytes_down_; }
+  // Samples the cloud reported as stored already (a batch sent again after a lost ack).
+  uint64_t duplicates() const { return duplicates_; }
+
+ private:
+  MqttUploadTransport(std::string device_id, MqttUploadOptions options);
+  void OnConnect();
+  void OnDisconnect(const std::string& why);
+  void OnSubscribe(const std::string& filter, int granted_qos);
+  void OnMessage(const std::string& topic, std::string_view payload);
+  void Log(const std::string& line) const;
+
+  const std::string device_id_, samples_topic_, acks_topic_;
+  const MqttUploadOptions opt_;
+  std::unique_ptr<mqtt::Client> client_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  // Guarded by mu_:
+  bool ready_ = false;          // connected, and the acks subscription granted
+  std::string not_ready_why_;   // the broker refused the acks subscription, ...
+  uint64_t losses_ = 0;         // connections lost so far
+  uint64_t acked_through_ = 0;  // the highest sequence number an ack covered
+  uint64_t refusals_ = 0;       // refusals received so far; the latest in last_refusal_
+  mqtt::Ack last_refusal_;
+  std::atomic<uint64_t> bytes_up_{0}, bytes_down_{0}, duplicates_{0};
+};
+
+}  // namespace edgeloop::edge
