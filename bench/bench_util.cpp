@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -23,7 +24,13 @@ nlohmann::json MachineInfo() {
       break;
     }
   long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  // When the run was made (UTC), so that a table rendered from this JSON can say so.
+  char date[32] = "";
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  if (gmtime_r(&now, &utc)) std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &utc);
   return {{"cpu", cpu},
+          {"date", date},
           {"cores", std::thread::hardware_concurrency()},
           {"memory_gib", static_cast<double>(pages) * static_cast<double>(page) / (1 << 30)},
           {"compiler", __VERSION__},

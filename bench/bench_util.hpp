@@ -9,8 +9,8 @@
 
 namespace edgeloop::bench {
 
-// CPU model, core count, memory, compiler, commit, build type and compiler flags, for the
-// JSON header.
+// CPU model, core count, memory, compiler, commit, build type and compiler flags, and the
+// date and time of the run (UTC), for the JSON header.
 nlohmann::json MachineInfo();
 // Writes JSON (pretty) to path, creating parent folders; exits with a message on failure.
 void WriteJson(const std::string& path, const nlohmann::json& j);

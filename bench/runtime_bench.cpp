@@ -281,6 +281,9 @@ int main(int argc, char** argv) {
   }
   nlohmann::json machine = bench::MachineInfo();
   machine["edgeloop_isa"] = runtime::ActiveIsaName();
+  std::ifstream ort_package(ort_dir / "node_modules" / "onnxruntime-node" / "package.json");
+  auto ort_meta = nlohmann::json::parse(ort_package, nullptr, /*allow_exceptions=*/false);
+  machine["onnxruntime"] = ort_meta.is_object() ? ort_meta.value("version", "") : "";
   bench::WriteJson(
       out,
       {{"benchmark", "runtime"}, {"machine", machine}, {"results", results}, {"goals", goals}});

@@ -3,6 +3,7 @@
 // throughput and test accuracy. Also saves the model, so later benchmarks can reuse it.
 //
 //   build/bench/train_bench [--epochs 8] [--out bench/results/train.json] [--model-out DIR]
+//                           [--train-samples N]
 #include <CLI/CLI.hpp>
 
 #include <cmath>
@@ -34,6 +35,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", opt.threads, "0 = all cores")->capture_default_str();
   app.add_option("--out", out, "JSON results")->capture_default_str();
   app.add_option("--model-out", model_out, "also save the trained model here");
+  int train_samples = 0;
+  app.add_option("--train-samples", train_samples,
+                 "training images, stratified (0 = all 60000; for short runs)")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   auto train = data::LoadDataset("fashion-mnist:train");
@@ -42,6 +47,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", (!train.ok() ? train.error() : test.error()).message.c_str());
     return 3;
   }
+  if (train_samples > 0 && !train->class_names.empty())
+    *train = data::SamplePerClass(
+        *train, train_samples / static_cast<int>(train->class_names.size()), opt.seed);
   auto split = data::SplitDataset(*train, 0.1, 0.0, opt.seed);
   ml::ModelSpec spec;
   spec.input_shape = {1, 28, 28};
@@ -87,6 +95,7 @@ int main(int argc, char** argv) {
   bench::WriteJson(out, {{"benchmark", "train"},
                          {"machine", bench::MachineInfo()},
                          {"threads", opt.threads},
+                         {"train_images", train->size()},
                          {"spec", spec.ToJson()},
                          {"parameters", ml::ParameterCount(model)},
                          {"training", report->ToJson()},

@@ -83,8 +83,17 @@ int main(int argc, char** argv) {
   app.add_option("--lr", lr)->capture_default_str();
   app.add_option("--backbone-lr-scale", backbone_lr_scale, "full fine-tune")->capture_default_str();
   app.add_option("--seed", seed)->capture_default_str();
+  int test_images = 0;
+  app.add_option("--test-images", test_images,
+                 "use this many of the test images, stratified (0 = all; for short runs)")
+      ->capture_default_str();
   app.add_option("--out", out)->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // A stratified subset of the test images, before any shift, for shortened runs.
+  auto limit = [&](data::Dataset d) {
+    if (test_images <= 0 || d.class_names.empty()) return d;
+    return data::SamplePerClass(d, test_images / static_cast<int>(d.class_names.size()), seed);
+  };
 
   auto parent = ml::LoadOrImportModel(parent_dir);
   if (!parent.ok()) {
@@ -110,6 +119,7 @@ int main(int argc, char** argv) {
   const ml::LoadedModel& arch_of_scratch = scratch_like ? *scratch_like : *parent;
   auto input = parent->info.ImageInputSpec();
   auto grey_test = data::LoadDataset("fashion-mnist:test");
+  if (grey_test.ok()) *grey_test = limit(std::move(*grey_test));
   if (!grey_test.ok() || !input) {
     std::fprintf(stderr, "cannot load the test set, or the parent takes no images\n");
     return 3;
@@ -134,6 +144,7 @@ int main(int argc, char** argv) {
                    corrupt.c_str());
       return 3;
     }
+    *test = limit(std::move(*test));
     shifted = data::Corrupt(*test, *c, severity, seed + 100);
     clean_set = *test;
     domain = corrupt + " severity " + std::to_string(severity);
