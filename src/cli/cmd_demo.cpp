@@ -58,11 +58,13 @@ struct DemoOptions {
   int64_t trigger_samples = 1200;
   std::string scenario = "good";
   std::string pipeline_file;
-  // camera: the base MobileNetV2's width multiplier, the side of its input (the frames are
-  // resized to it, as its input spec says) and its training images (0 = all 60000).
+  // camera: the base MobileNetV2's width multiplier and the side of its input (the frames are
+  // resized to it, as its input spec says).
   double width_mult = 0.25;
   int input_side = 32;
-  int base_samples = 6000;
+  // The base model's training images (0 = all 60000); -1: the scenario's own, 6000 for the
+  // camera scenario and all for the others.
+  int base_samples = -1;
   // Soak: keep the loop running this long (0: stop once the first rollout completes), with a
   // second drift phase once the first retrained model is on every device.
   int soak_minutes = 0;
@@ -70,6 +72,7 @@ struct DemoOptions {
   int latency_budget_us = 5000;
 
   bool camera() const { return scenario == "camera"; }
+  int BaseSamples() const { return base_samples >= 0 ? base_samples : camera() ? 6000 : 0; }
   std::string model() const { return camera() ? "camera-mnv2" : "fashion-cnn"; }
 };
 
@@ -183,7 +186,9 @@ class Demo {
     std::error_code ec;
     fs::remove_all(o_.dir, ec);
     if (auto st = MakeDirs(o_.dir + "/logs"); !st.ok()) return ReportError("demo", st.error());
+    double base_start = Now();
     Status st = BaseModel();
+    base_model_s_ = Now() - base_start;
     if (st.ok()) st = StartServer();
     if (st.ok()) st = Seed();
     if (st.ok()) st = StartAgents();
@@ -239,16 +244,18 @@ class Demo {
   // The base model, pre-trained on clean Fashion-MNIST; cached between runs.
   Status BaseModel() {
     base_dir_ = o_.cache_dir + "/base-cnn-e" + std::to_string(o_.base_epochs);
+    if (o_.BaseSamples() > 0) base_dir_ += "-n" + std::to_string(o_.BaseSamples());
     if (o_.camera()) {
       char b[96];
       std::snprintf(b, sizeof b, "/base-mnv2-w%03d-s%d-e%d-n%d",
                     static_cast<int>(o_.width_mult * 100), o_.input_side, o_.base_epochs,
-                    o_.base_samples);
+                    o_.BaseSamples());
       base_dir_ = o_.cache_dir + b;
     }
     base_onnx_ = base_dir_ + ".onnx";
     profile_ = base_dir_ + ".profile.json";
     if (fs::exists(base_dir_ + "/weights.pt") && fs::exists(base_onnx_) && fs::exists(profile_)) {
+      base_model_cached_ = true;
       Say("base model: cached at " + base_dir_);
       return Status::Ok();
     }
@@ -282,9 +289,9 @@ class Demo {
                    {"--arch", "mobilenet_v2", "--width-mult", wm, "--input-size",
                     std::to_string(o_.input_side) + "x" + std::to_string(o_.input_side),
                     "--channels", "3", "--lr", "0.002"});
-      if (o_.base_samples > 0)
-        train.insert(train.end(), {"--max-samples", std::to_string(o_.base_samples)});
     }
+    if (o_.BaseSamples() > 0)
+      train.insert(train.end(), {"--max-samples", std::to_string(o_.BaseSamples())});
     EDGELOOP_RETURN_IF_ERROR(Worker(train, o_.dir + "/logs/base-train.log"));
     EDGELOOP_RETURN_IF_ERROR(Worker({"export", "--model", tmp, "--out", base_onnx_ + ".tmp"},
                                     o_.dir + "/logs/base-export.log"));
@@ -384,11 +391,13 @@ class Demo {
     for (int i = 0; i < o_.devices && i < static_cast<int>(demo::CameraDomains().size()); ++i)
       cams.push_back(demo::CameraDomains()[static_cast<size_t>(i)]);
     EvalFolders out;
+    double start = Now();
     for (const auto& cam : cams) {
       std::string dir = fs::absolute(o_.dir + "/eval/" + cam.name).string();
       EDGELOOP_RETURN_IF_ERROR(demo::WriteFrameFolder(dir, test, 1000, cam, 7));
       out.emplace_back(cam.name, dir);
     }
+    eval_sets_s_ = Now() - start;
     Say("camera: test frames for the gates in " + o_.dir + "/eval (" + std::to_string(cams.size()) +
         " cameras x 1000)");
     return out;
@@ -743,7 +752,14 @@ class Demo {
         {"accuracy_before_mean", counted ? Json(before_sum / counted) : Json()},
         {"accuracy_after_mean", counted ? Json(after_sum / counted) : Json()},
         {"scenario", o_.scenario},
-        {"new_model_version", new_version}};
+        {"new_model_version", new_version},
+        // Where the time before the loop went: getting the base model (its pre-training, or
+        // next to nothing from the cache), the camera scenario's test frames, and when the
+        // agents started.
+        {"base_model_s", base_model_s_},
+        {"base_model_cached", base_model_cached_},
+        {"eval_sets_s", eval_sets_s_ < 0 ? Json() : Json(eval_sets_s_)},
+        {"agents_started_s", agents_started_s_}};
     Json report = {
         {"started_unix", started_unix_},
         {"finished_unix", std::time(nullptr)},
@@ -752,6 +768,8 @@ class Demo {
          {{"devices", o_.devices},
           {"rate_hz", o_.rate_hz},
           {"base_epochs", o_.base_epochs},
+          {"base_samples", o_.BaseSamples()},
+          {"finetune_epochs", o_.finetune_epochs},
           {"trigger_samples", o_.trigger_samples},
           {"soak_minutes", o_.soak_minutes},
           {"scenario", o_.scenario}}},
@@ -797,7 +815,8 @@ class Demo {
   std::string exe_, base_dir_, base_onnx_, base_sha_, base_version_, data_, url_;
   int port_ = 0;
   double t0_ = 0, wall0_ = static_cast<double>(std::time(nullptr)), agents_started_s_ = 0,
-         drift_onset_s_ = -1;
+         drift_onset_s_ = -1, base_model_s_ = 0, eval_sets_s_ = -1;
+  bool base_model_cached_ = false;
   int64_t started_unix_ = 0;
   int phase_ = 1;  // drift phases so far (soak)
   Json soak_;      // the soak's outcome, for the report
@@ -866,9 +885,9 @@ void RegisterDemo(CLI::App& root) {
       ->check(CLI::Range(16, 64))
       ->capture_default_str();
   sub->add_option("--base-samples", o->base_samples,
-                  "camera: training images of the base model (0 = all 60000)")
-      ->check(CLI::Range(0, 60000))
-      ->capture_default_str();
+                  "Training images of the base model (0 = all 60000; by default 6000 for the "
+                  "camera scenario, all for the others)")
+      ->check(CLI::Range(0, 60000));
   sub->add_option("--soak-minutes", o->soak_minutes,
                   "good: keep the loop running this long, with a second drift phase after the "
                   "first rollout; the demo fails unless it retrained exactly twice")
