@@ -285,8 +285,8 @@ TEST(RuntimeConformance, EveryCaseOfEveryClaimedOpPassesAtOnnxTolerances) {
       in_scope, passed, refused.size(), failures.size(), out_of_scope);
   for (const auto& r : refused) std::printf("refused %s\n", r.c_str());
   for (const auto& f : failures) std::printf("FAILED %s\n", f.c_str());
-  // EDGELOOP_CONFORMANCE_JSON=FILE: the same results for scripts/conformance-table, which
-  // writes the table in docs/evaluation.md.
+  // EDGELOOP_CONFORMANCE_JSON=FILE: the same results as JSON, from which scripts/evaluate
+  // renders the table in docs/evaluation.md (bench/results/conformance.json).
   if (const char* path = std::getenv("EDGELOOP_CONFORMANCE_JSON"); path != nullptr && *path) {
     nlohmann::json j = {{"testdata", kRoot},
                         {"in_scope", in_scope},
