@@ -477,10 +477,15 @@ class Fuser {
       out.push_back(std::move(cat));
       out.push_back(MakeNode(L, "Reshape", "/qdq_out", {y_out, target}, {q.Output(0)}));
     }
-    replace_[i] = std::move(out);
+    return Fused(i, std::move(out), act, qi, "QLinearConv");
+  }
+
+  // Records a fusion: node i becomes `nodes`; its activation (or -1) and QuantizeLinear go.
+  std::string Fused(size_t i, std::vector<Node> nodes, int act, int qi, const char* into) {
+    replace_[i] = std::move(nodes);
     if (act >= 0) drop_.insert(static_cast<size_t>(act));
     drop_.insert(static_cast<size_t>(qi));
-    fused_into_ = "QLinearConv";
+    fused_into_ = into;
     return "";
   }
 
@@ -503,14 +508,12 @@ class Fuser {
     QParams yp;
     if (auto r = OutputChain(add, &act, &qi, &yp); !r.empty()) return r;
     const Node& q = g_.nodes[static_cast<size_t>(qi)];
-    replace_[i] = {MakeNode(add, "QLinearAdd", "",
-                            {da->Input(0), da->Input(1), da->Input(2), db->Input(0), db->Input(1),
-                             db->Input(2), q.Input(1), q.Input(2)},
-                            {q.Output(0)})};
-    if (act >= 0) drop_.insert(static_cast<size_t>(act));
-    drop_.insert(static_cast<size_t>(qi));
-    fused_into_ = "QLinearAdd";
-    return "";
+    return Fused(i,
+                 {MakeNode(add, "QLinearAdd", "",
+                           {da->Input(0), da->Input(1), da->Input(2), db->Input(0), db->Input(1),
+                            db->Input(2), q.Input(1), q.Input(2)},
+                           {q.Output(0)})},
+                 act, qi, "QLinearAdd");
   }
 
   // MaxPool, Reshape or Flatten between DequantizeLinear and QuantizeLinear with the same
@@ -534,10 +537,7 @@ class Fuser {
     Node copy = P;
     copy.inputs[0] = dq->Input(0);
     copy.outputs[0] = q.Output(0);
-    replace_[i] = {std::move(copy)};
-    drop_.insert(static_cast<size_t>(r));
-    fused_into_ = P.op_type;
-    return "";
+    return Fused(i, {std::move(copy)}, -1, r, P.op_type.c_str());
   }
 
   // The new node list; then Q/DQ nodes and initializers that nothing reads any more go.
@@ -600,6 +600,10 @@ class Fuser {
 }  // namespace
 
 std::vector<QdqPattern> FuseQdq(Graph& graph, bool apply) {
+  // Most graphs have no DequantizeLinear at all: nothing to index, and no copy to report on.
+  if (std::none_of(graph.nodes.begin(), graph.nodes.end(),
+                   [](const Node& n) { return n.op_type == "DequantizeLinear"; }))
+    return {};
   if (apply) return Fuser(graph).Run();
   Graph copy = graph;
   return Fuser(copy).Run();

@@ -48,7 +48,8 @@ int32_t ZeroAt(const Tensor* z, int64_t m) {
 Status CheckScalar(InferContext& c, size_t scale, size_t zp, const std::string& what) {
   if (c.in[scale]->dtype != DType::kFloat32 || NumElements(c.in[scale]->shape) != 1)
     return c.Fail(what + " scale must be a float32 scalar");
-  if (c.in[zp] && (!Is8Bit(c.in[zp]->dtype) || NumElements(c.in[zp]->shape) != 1))
+  const TensorInfo* z = zp < c.in.size() ? c.in[zp] : nullptr;  // optional, may be left out
+  if (z && (!Is8Bit(z->dtype) || NumElements(z->shape) != 1))
     return c.Fail(what + " zero point must be an 8-bit scalar");
   return Status::Ok();
 }
@@ -472,10 +473,7 @@ Status InferQAdd(InferContext& c) {
   if (!Is8Bit(c.in[0]->dtype) || !Is8Bit(c.in[3]->dtype)) return c.Fail("a and b must be 8-bit");
   EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 1, 2, "a"));
   EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 4, 5, "b"));
-  if (c.in[6]->dtype != DType::kFloat32 || NumElements(c.in[6]->shape) != 1)
-    return c.Fail("y scale must be a float32 scalar");
-  if (c.in.size() > 7 && c.in[7] && (!Is8Bit(c.in[7]->dtype) || NumElements(c.in[7]->shape) != 1))
-    return c.Fail("y zero point must be an 8-bit scalar");
+  EDGELOOP_RETURN_IF_ERROR(CheckScalar(c, 6, 7, "y"));
   Shape out;
   if (!BroadcastShapes(c.in[0]->shape, c.in[3]->shape, &out))
     return c.Fail("shapes " + ShapeString(c.in[0]->shape) + " and " + ShapeString(c.in[3]->shape) +
