@@ -50,5 +50,24 @@ TEST(MqttProtocol, MalformedAcksAreErrors) {
   }
 }
 
+// Documents built to blow the parser up: an ack arrives from the network, so nesting, node
+// count and size are bounded before anything is built.
+TEST(MqttProtocol, HostileAcksAreRefusedWithinTheirBounds) {
+  // Each would be a valid ack without the bounds: only the limits refuse them.
+  const std::string deep =
+      "{\"acked_through\":1,\"x\":" + std::string(5000, '[') + std::string(5000, ']') + "}";
+  std::string wide = "{\"acked_through\":1,\"x\":[";
+  for (int i = 0; i < 10000; ++i) wide += (i ? ",0" : "0");
+  wide += "]}";
+  const std::string big = "{\"error\":\"" + std::string(1 << 20, 'e') + "\"}";
+  for (const std::string* bad : std::initializer_list<const std::string*>{&deep, &wide, &big}) {
+    auto a = ParseAck(*bad);
+    EXPECT_FALSE(a.ok()) << bad->substr(0, 40);
+    if (!a.ok()) {
+      EXPECT_EQ(a.error().code, Errc::kFormat);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace edgeloop::mqtt
