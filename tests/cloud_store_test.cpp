@@ -2,6 +2,7 @@
 // real PostgreSQL started by the test (pg_ctl in a temporary folder).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -115,6 +116,110 @@ TEST_P(StoreTest, CorruptSegmentRecordIsDetected) {
   bytes[bytes.size() - 3] ^= 0x55;
   ASSERT_TRUE(WriteFileAtomic(seg, bytes).ok());
   EXPECT_EQ((*store)->Read("cam-1", 0).error().code, Errc::kFormat);
+}
+
+// A batch whose every sample names itself in its metadata, so a read-back that lands on
+// another sample's bytes shows.
+wire::SampleBatch MakeTaggedBatch(const std::string& device, uint64_t first_seq, int count) {
+  wire::SampleBatch b = MakeBatch(device, first_seq, count);
+  for (auto& s : *b.mutable_samples())
+    (*s.mutable_metadata())["at"] = device + "/" + std::to_string(s.sequence());
+  return b;
+}
+
+// Two servers on one database and one data folder: each store appends to segments of its
+// own, so every index row points at its own record. Some batches go to both stores (a device
+// retrying on the other server); each sample is stored once.
+TEST_P(StoreTest, TwoStoresOnOneDatabaseAndFolderKeepEverySampleInPlace) {
+  const std::string url = DatabaseUrl();
+  auto db_a = OpenMigrated(url);
+  ASSERT_TRUE(db_a.ok()) << db_a.error().message;
+  auto db_b = cloud::OpenDatabase(url);  // a second connection, as another process has
+  ASSERT_TRUE(db_b.ok()) << db_b.error().message;
+  const std::string dir = dir_.path() + "/samples";
+  // Small segments, so both stores start new ones while the other appends.
+  cloud::SampleStoreOptions small;
+  small.segment_bytes = 2000;
+  auto a = cloud::SampleStore::Open(**db_a, dir, small);
+  auto b = cloud::SampleStore::Open(**db_b, dir, small);
+  ASSERT_TRUE(a.ok() && b.ok());
+  constexpr int kDevices = 12, kBatches = 10, kPerBatch = 7;
+  std::atomic<uint64_t> accepted{0}, duplicates{0};
+  auto run = [&](cloud::SampleStore& store, int parity) {
+    for (int k = 0; k < kBatches; ++k)
+      for (int d = 0; d < kDevices; ++d) {
+        // Even devices write to store a, odd ones to b; every third batch goes to both.
+        if (d % 2 != parity && k % 3 != 0) continue;
+        auto batch = MakeTaggedBatch("dev-" + std::to_string(d), k * kPerBatch, kPerBatch);
+        auto r = store.Append(Pointers(batch));
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        accepted += r->accepted;
+        duplicates += r->duplicates;
+      }
+  };
+  std::thread other([&] { run(**b, 1); });
+  run(**a, 0);
+  other.join();
+  const uint64_t total = kDevices * kBatches * kPerBatch;
+  EXPECT_EQ(accepted.load(), total);
+  EXPECT_EQ(duplicates.load(), static_cast<uint64_t>(kDevices * 4 * kPerBatch));  // k = 0,3,6,9
+  auto counts = (*a)->Count("device");
+  ASSERT_TRUE(counts.ok());
+  ASSERT_EQ(counts->size(), static_cast<size_t>(kDevices));
+  for (const auto& c : *counts) EXPECT_EQ(c.count, uint64_t{kBatches * kPerBatch}) << c.key;
+  for (int d = 0; d < kDevices; ++d)
+    for (uint64_t seq = 0; seq < kBatches * kPerBatch; ++seq) {
+      const std::string device = "dev-" + std::to_string(d);
+      for (cloud::SampleStore* store : {a->get(), b->get()}) {
+        auto sample = store->Read(device, seq);
+        ASSERT_TRUE(sample.ok()) << device << "/" << seq << ": " << sample.error().message;
+        EXPECT_EQ(sample->metadata().at("at"), device + "/" + std::to_string(seq));
+      }
+    }
+  // Each segment has one owner: both stores wrote into many segments, none shared.
+  auto owners = (*db_a)->Query("SELECT COUNT(DISTINCT owner), COUNT(*) FROM sample_segments");
+  ASSERT_TRUE(owners.ok());
+  EXPECT_EQ(owners->at(0).at(0), "2");
+  auto segments = cloud::ColumnInt64(owners->at(0).at(1), "segments");
+  ASSERT_TRUE(segments.ok());
+  EXPECT_GT(*segments, 10);
+}
+
+// A data folder and database from before segments were numbered by the database: migration 5
+// records the segments the index names, and a new store neither reuses them nor an unindexed
+// file it finds; old and new samples read back.
+TEST_P(StoreTest, SegmentsFromBeforeMigration5KeepReading) {
+  const std::string url = DatabaseUrl();
+  auto db = OpenMigrated(url);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  const std::string dir = dir_.path() + "/samples";
+  {
+    auto old_store = cloud::SampleStore::Open(**db, dir);
+    ASSERT_TRUE(old_store.ok());
+    ASSERT_EQ((*old_store)->Append(Pointers(MakeTaggedBatch("cam-1", 0, 5)))->accepted, 5u);
+  }
+  // Back to schema version 4, with an empty segment file 2 the old server opened last.
+  ASSERT_TRUE((*db)->Exec("DROP TABLE sample_segments").ok());
+  ASSERT_TRUE((*db)->Exec("DELETE FROM schema_migrations WHERE version = 5").ok());
+  ASSERT_TRUE(WriteFileAtomic(dir + "/seg-000002.log", "").ok());
+  auto v = cloud::Migrate(**db);
+  ASSERT_TRUE(v.ok()) << v.error().message;
+  auto seeded = (*db)->Query("SELECT segment FROM sample_segments");
+  ASSERT_TRUE(seeded.ok());
+  ASSERT_EQ(seeded->size(), 1u);
+  EXPECT_EQ(seeded->at(0).at(0), "1");
+  auto store = cloud::SampleStore::Open(**db, dir);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  ASSERT_EQ((*store)->Append(Pointers(MakeTaggedBatch("cam-1", 5, 5)))->accepted, 5u);
+  auto where = (*db)->Query("SELECT DISTINCT segment FROM samples WHERE seq >= 5");
+  ASSERT_TRUE(where.ok());
+  ASSERT_EQ(where->size(), 1u);
+  EXPECT_EQ(where->at(0).at(0), "3");
+  for (uint64_t seq = 0; seq < 10; ++seq) {
+    auto sample = (*store)->Read("cam-1", seq);
+    ASSERT_TRUE(sample.ok()) << seq << ": " << sample.error().message;
+    EXPECT_EQ(sample->metadata().at("at"), "cam-1/" + std::to_string(seq));
+  }
 }
 
 TEST_P(StoreTest, ServerIngestsOverMutualTls) {

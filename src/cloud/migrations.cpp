@@ -113,6 +113,16 @@ Status DriftSince(Database& db) {
   return db.Exec("ALTER TABLE device_status ADD COLUMN drift_since_ms BIGINT NOT NULL DEFAULT 0");
 }
 
+// Segment files are numbered by the database, not by each process: several servers on one
+// database and one data folder each append to segments of their own. The table starts with
+// every segment the index already names; a store allocates MAX + 1 (skipping files on disk).
+Status SampleSegments(Database& db) {
+  return ExecAll(db, {"CREATE TABLE IF NOT EXISTS sample_segments (segment INTEGER PRIMARY KEY, "
+                      "owner TEXT NOT NULL, opened_ms BIGINT NOT NULL)",
+                      "INSERT INTO sample_segments (segment, owner, opened_ms) SELECT DISTINCT "
+                      "segment, 'indexed before migration 5', 0 FROM samples"});
+}
+
 Result<int64_t> CurrentVersion(Database& db) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
                             db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
@@ -123,10 +133,9 @@ Result<int64_t> CurrentVersion(Database& db) {
 
 const std::vector<Migration>& SchemaMigrations() {
   static const std::vector<Migration> kMigrations = {
-      {1, "initial schema", InitialSchema},
-      {2, "telemetry_history.labelled", TelemetryLabelled},
-      {3, "readiness row", ReadinessRow},
-      {4, "device_status.drift_since_ms", DriftSince},
+      {1, "initial schema", InitialSchema},   {2, "telemetry_history.labelled", TelemetryLabelled},
+      {3, "readiness row", ReadinessRow},     {4, "device_status.drift_since_ms", DriftSince},
+      {5, "sample_segments", SampleSegments},
   };
   return kMigrations;
 }

@@ -5,22 +5,30 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <set>
 #include <tuple>
 #include <type_traits>
 
+#include "common/crypto.hpp"
 #include "common/file.hpp"
+#include "common/log.hpp"
 #include "common/sample_record.hpp"
 
 namespace edgeloop::cloud {
 namespace {
 
-constexpr uint64_t kSegmentBytes = 64ull << 20;
 // Statement sizes: SQLite allows 32,766 parameters, PostgreSQL 65,535.
 constexpr size_t kSeqsPerQuery = 500;
 constexpr size_t kRowsPerInsert = 250;  // 8 parameters a row
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 Status WriteAll(int fd, const std::string& data) {
   size_t done = 0;
@@ -34,14 +42,15 @@ Status WriteAll(int fd, const std::string& data) {
 
 }  // namespace
 
-Result<std::unique_ptr<SampleStore>> SampleStore::Open(Database& db, const std::string& dir) {
+Result<std::unique_ptr<SampleStore>> SampleStore::Open(Database& db, const std::string& dir,
+                                                       SampleStoreOptions options) {
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(dir));
-  std::unique_ptr<SampleStore> store(new SampleStore(db, dir));
-  EDGELOOP_ASSIGN_OR_RETURN(auto rows, db.Query("SELECT COALESCE(MAX(segment), 0) FROM samples"));
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "unknown-host");
+  std::unique_ptr<SampleStore> store(new SampleStore(
+      db, dir, std::string(host) + ":" + std::to_string(getpid()) + ":" + crypto::RandomHex(4),
+      options));
   // Always start a fresh segment: the tail of the previous one may hold a torn record.
-  EDGELOOP_ASSIGN_OR_RETURN(int64_t segment, ColumnInt64(rows.at(0).at(0), "newest segment"));
-  store->segment_ = static_cast<int>(segment);
-  while (access(SampleSegmentPath(dir, store->segment_ + 1).c_str(), F_OK) == 0) ++store->segment_;
   EDGELOOP_RETURN_IF_ERROR(store->OpenSegment());
   return store;
 }
@@ -52,11 +61,38 @@ SampleStore::~SampleStore() {
 
 Status SampleStore::OpenSegment() {
   if (fd_ >= 0) ::close(fd_);
-  ++segment_;
-  std::string path = SampleSegmentPath(dir_, segment_);
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) return Error(Errc::kIo, "opening " + path + ": " + std::strerror(errno));
+  fd_ = -1;
+  // The number comes from the database, in one transaction with its row, so that stores in
+  // several processes on one data folder never share a segment. Files without a row (from a
+  // server before migration 5, or from a transaction that did not commit) are skipped.
+  int segment = 0;
+  int fd = -1;
+  Status st = db_.Transaction([&]() -> Status {
+    if (db_.Dialect() == "postgresql")
+      EDGELOOP_RETURN_IF_ERROR(db_.Exec("LOCK TABLE sample_segments IN EXCLUSIVE MODE"));
+    EDGELOOP_ASSIGN_OR_RETURN(auto rows,
+                              db_.Query("SELECT COALESCE(MAX(segment), 0) FROM sample_segments"));
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t newest, ColumnInt64(rows.at(0).at(0), "newest segment"));
+    segment = static_cast<int>(newest) + 1;
+    for (;; ++segment) {
+      std::string path = SampleSegmentPath(dir_, segment);
+      // O_EXCL: a file that exists belongs to someone else, even if the database forgot it.
+      fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) break;
+      if (errno != EEXIST)
+        return Error(Errc::kIo, "creating " + path + ": " + std::strerror(errno));
+    }
+    return db_.Exec("INSERT INTO sample_segments (segment, owner, opened_ms) VALUES (?, ?, ?)",
+                    {std::to_string(segment), owner_, std::to_string(NowMs())});
+  });
+  if (!st.ok()) {
+    if (fd >= 0) ::close(fd);
+    return st.error().WithContext("opening a sample segment in " + dir_);
+  }
+  fd_ = fd;
+  segment_ = segment;
   segment_size_ = 0;
+  log::Info("sample_segment", {{"segment", segment_}, {"owner", owner_}, {"dir", dir_}});
   return FsyncDirectory(dir_);
 }
 
@@ -92,7 +128,7 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
         ++result.duplicates;
     }
     if (fresh.empty()) return Status::Ok();
-    if (segment_size_ > kSegmentBytes) EDGELOOP_RETURN_IF_ERROR(OpenSegment());
+    if (segment_size_ > options_.segment_bytes) EDGELOOP_RETURN_IF_ERROR(OpenSegment());
     std::string buf;
     std::vector<std::pair<uint64_t, uint32_t>> places;
     for (const wire::Sample* s : fresh) {
@@ -105,7 +141,10 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
     if (::fdatasync(fd_) != 0)
       return Error(Errc::kIo, std::string("segment fsync: ") + std::strerror(errno));
     segment_size_ += buf.size();
-    // The index rows, many per statement.
+    // The index rows, many per statement. Another store on the same database may have
+    // indexed the same (device, seq) since the query above (a device retrying on another
+    // server): its row stays, and this one counts as a duplicate.
+    uint64_t inserted = 0;
     for (size_t at = 0; at < fresh.size(); at += kRowsPerInsert) {
       size_t n = std::min(kRowsPerInsert, fresh.size() - at);
       std::string sql =
@@ -124,9 +163,12 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
               std::to_string(places[i].second)})
           params.push_back(std::move(v));
       }
-      EDGELOOP_RETURN_IF_ERROR(db_.Exec(sql, params));
+      sql += " ON CONFLICT (device_id, seq) DO NOTHING RETURNING seq";
+      EDGELOOP_ASSIGN_OR_RETURN(auto rows, db_.Query(sql, params));
+      inserted += rows.size();
     }
-    result.accepted = fresh.size();
+    result.accepted = inserted;
+    result.duplicates += fresh.size() - inserted;
     return Status::Ok();
   });
   if (!st.ok()) return st.error();

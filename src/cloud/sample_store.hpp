@@ -5,7 +5,10 @@
 // duplicate and not written again. When Append() returns Ok the new samples are durable: the
 // segment is fsynced before the index rows commit, and the commit itself is durable. A crash
 // between the two leaves unindexed bytes in a segment, never an index row without data.
-// Thread-safe.
+//
+// Several stores (in several processes) may share one database and one folder: each appends
+// only to segments it opened, numbered by the database (table sample_segments), so index rows
+// of one store never point into bytes another store is appending. Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -56,10 +59,16 @@ struct SnapshotRow {
   nlohmann::json summary;
 };
 
+struct SampleStoreOptions {
+  // A store starts a new segment once its active one holds more than this.
+  uint64_t segment_bytes = 64ull << 20;
+};
+
 class SampleStore {
  public:
   // Creates <dir> if missing; the database must be migrated (migrations.hpp).
-  static Result<std::unique_ptr<SampleStore>> Open(Database& db, const std::string& dir);
+  static Result<std::unique_ptr<SampleStore>> Open(Database& db, const std::string& dir,
+                                                   SampleStoreOptions options = {});
   ~SampleStore();
   SampleStore(const SampleStore&) = delete;
   SampleStore& operator=(const SampleStore&) = delete;
@@ -84,11 +93,15 @@ class SampleStore {
   Result<std::vector<SnapshotRow>> ListSnapshots();  // oldest first
 
  private:
-  SampleStore(Database& db, std::string dir) : db_(db), dir_(std::move(dir)) {}
+  SampleStore(Database& db, std::string dir, std::string owner, SampleStoreOptions options)
+      : db_(db), dir_(std::move(dir)), owner_(std::move(owner)), options_(options) {}
+  // Allocates the next segment number in the database and creates its file.
   Status OpenSegment();
 
   Database& db_;
   std::string dir_;
+  std::string owner_;  // host:pid:random, recorded with each segment this store opens
+  SampleStoreOptions options_;
   std::mutex mu_;  // guards the active segment; taken before the database lock
   int fd_ = -1;
   int segment_ = 0;
