@@ -73,8 +73,9 @@ TEST(Loop, ClosesThenStopsABadModel) {
   fs::remove_all(root + "/bad", ec);
   fs::create_directories(root, ec);
 
-  // Phase 1: the loop closes.
-  DemoRun good = RunDemo(root, "good");
+  // Phase 1: the loop closes, with the devices on the MQTT device plane (Mosquitto): samples,
+  // telemetry and update events through the broker, update metadata pushed by it.
+  DemoRun good = RunDemo(root, "good", {{"--transport", "mqtt"}});
   ASSERT_EQ(good.result.exit_code, 0) << good.result.Describe() << ", see " << good.log;
   ASSERT_TRUE(good.report.is_object()) << "no report.json, see " << good.log;
   const Json& rep = good.report;
@@ -116,6 +117,20 @@ TEST(Loop, ClosesThenStopsABadModel) {
         << d.dump();
   }
   EXPECT_TRUE(fs::exists(root + "/good/report/index.html"));
+  // Everything the devices sent went through the broker, and updates came pushed.
+  EXPECT_EQ(rep["summary"].value("transport", ""), "mqtt");
+  const Json& mqtt = rep["summary"]["mqtt"];
+  EXPECT_GT(mqtt.value("edgeloop_mqtt_ingest_messages_total{status=\"200\"}", 0.0), 10)
+      << mqtt.dump();
+  EXPECT_GT(
+      mqtt.value("edgeloop_mqtt_control_messages_total{topic=\"telemetry\",status=\"200\"}", 0.0),
+      2)
+      << mqtt.dump();
+  EXPECT_GE(
+      mqtt.value("edgeloop_mqtt_control_messages_total{topic=\"events\",status=\"200\"}", 0.0),
+      2 * 3)
+      << mqtt.dump();  // each device: downloading, staged, probation, committed
+  EXPECT_GE(mqtt.value("edgeloop_update_pushes_total{result=\"ok\"}", 0.0), 2) << mqtt.dump();
 
   // Phase 2: a bad model never reaches the fleet beyond the canary, and the fleet ends on
   // the model it had.

@@ -233,6 +233,23 @@ class MqttPlane : public ::testing::Test {
     return d;
   }
 
+  // agent.yaml for an agent uploading over MQTT to the broker, replaying csv (`replay` adds to
+  // the source's settings), with its factory model written to `model`; `extra`: more sections.
+  bool WriteMqttAgentConfig(const std::string& id, const std::string& config,
+                            const std::string& model, const std::string& csv,
+                            const std::string& replay, const std::string& extra) {
+    if (!WriteFileAtomic(model, LinearModelOnnx(0)).ok()) return false;
+    Operator op(port_, data_);
+    return WriteFileAtomic(
+               config,
+               AgentYaml(id, dir_.path() + "/" + id, port_, op.EnrollmentToken(id),
+                         data_ + "/ca.crt", model,
+                         "source: {kind: replay, dataset: " + csv + ", " + replay + "}\n",
+                         "sampling: {policy: all}\nupload: {transport: mqtt, mqtt_broker: '" +
+                             broker_.address() + "', batch_records: 20}\n" + extra))
+        .ok();
+  }
+
   uint64_t Stored(const std::string& device) const {
     return Operator(port_, data_).SampleCount(device);
   }
@@ -284,27 +301,124 @@ TEST_F(MqttPlane, TwoDevicesUploadEverySampleExactlyOnceAndAcked) {
 TEST_F(MqttPlane, AgentUploadsOverMqttWhenConfigured) {
   constexpr int kSamples = 150;
   const std::string csv = dir_.path() + "/data.csv", model = dir_.path() + "/factory.onnx";
-  WriteCsvDataset(csv, kSamples);
-  ASSERT_TRUE(WriteFileAtomic(model, LinearModelOnnx(0)).ok());
-  Operator op(port_, data_);
   const std::string config = dir_.path() + "/agent.yaml", log = dir_.path() + "/agent.log";
-  ASSERT_TRUE(WriteFileAtomic(
-                  config, AgentYaml("agent-1", dir_.path() + "/agent-1", port_,
-                                    op.EnrollmentToken("agent-1"), data_ + "/ca.crt", model,
-                                    "source: {kind: replay, dataset: " + csv + ", rate_hz: 500}\n",
-                                    "sampling: {policy: all}\nupload: {transport: mqtt, "
-                                    "mqtt_broker: '" +
-                                        broker_.address() +
-                                        "', batch_records: 20}\ntelemetry: {interval_s: 0.5}\n"))
-                  .ok());
+  WriteCsvDataset(csv, kSamples);
+  ASSERT_TRUE(WriteMqttAgentConfig("agent-1", config, model, csv, "rate_hz: 500",
+                                   "telemetry: {interval_s: 0.5}\n"));
   AgentProcess agent(EDGELOOP_AGENT_BINARY, config, log);
   ASSERT_TRUE(WaitFor([&] { return Stored("agent-1") >= kSamples; }, 30)) << *ReadFile(log);
   int status = agent.Kill(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *ReadFile(log);
   EXPECT_EQ(Stored("agent-1"), static_cast<uint64_t>(kSamples));
   ExpectEachStoredOnce("agent-1", kSamples);
-  EXPECT_GE(CountInFile(log, "uploading samples over MQTT to " + broker_.address()), 1u)
+  EXPECT_GE(
+      CountInFile(log, "samples, telemetry and update events over MQTT to " + broker_.address()),
+      1u)
       << *ReadFile(log);
+}
+
+// A metric's value in the exposition (its full name with labels), 0 when absent.
+double MetricValue(const std::string& exposition, const std::string& series) {
+  size_t at = exposition.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::atof(exposition.c_str() + at + series.size() + 2);
+}
+
+// With upload.transport mqtt the agent's telemetry and update events go over the broker too,
+// and update metadata comes to it as a retained message: with polling set to once an hour,
+// a deployment still reaches the running agent, which installs it, and its events reach the
+// fleet view, none of them over HTTPS.
+TEST_F(MqttPlane, AgentTakesPushedUpdatesAndReportsOverMqtt) {
+  const std::string csv = dir_.path() + "/data.csv", model = dir_.path() + "/factory.onnx";
+  const std::string config = dir_.path() + "/agent.yaml", log = dir_.path() + "/agent.log";
+  WriteCsvDataset(csv, 400);
+  ASSERT_TRUE(WriteMqttAgentConfig(
+      "push-1", config, model, csv, "rate_hz: 100, loop: true",
+      "telemetry: {interval_s: 0.3}\nupdate: {poll_s: 3600, probation_samples: 20}\n"));
+  Operator op(port_, data_);
+  AgentProcess agent(EDGELOOP_AGENT_BINARY, config, log);
+  const std::string telemetry_ok =
+      "edgeloop_mqtt_control_messages_total{topic=\"telemetry\",status=\"200\"}";
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(Metrics(), telemetry_ok) >= 2; }, 30))
+      << Metrics() << *ReadFile(log);
+  // The fleet view has the device's telemetry (its model and samples).
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto fleet = op.Get("/v1/fleet");
+        for (const auto& d : fleet.value("devices", nlohmann::json::array()))
+          if (d.value("device_id", "") == "push-1" && d.value("model_version", "") == "factory")
+            return true;
+        return false;
+      },
+      10))
+      << op.Get("/v1/fleet").dump();
+
+  // Deployed after the agent's one poll at start: only the push can bring it.
+  const std::string v2 = dir_.path() + "/v2.onnx";
+  ASSERT_TRUE(WriteFileAtomic(v2, LinearModelOnnx(1)).ok());
+  auto doc = op.Deploy("push-1", *ReadFile(v2), "linear:2", GoldenFor(v2));
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& e : op.Events("push-1"))
+          if (e.value("phase", "") == "committed" && e.value("model_version", "") == "linear:2")
+            return true;
+        return false;
+      },
+      40))
+      << op.Events("push-1").dump() << "\n"
+      << *ReadFile(log);
+  const std::string m = Metrics();
+  EXPECT_GE(MetricValue(m, "edgeloop_update_pushes_total{result=\"ok\"}"), 1) << m;
+  EXPECT_GE(MetricValue(m, "edgeloop_mqtt_control_messages_total{topic=\"events\",status=\"200\"}"),
+            3)
+      << m;  // downloading, staged, probation, committed
+  // Nothing went over HTTPS but the enrollment, the poll at start and the artifact download.
+  EXPECT_EQ(m.find("route=\"/v1/telemetry\""), std::string::npos) << m;
+  EXPECT_EQ(m.find("route=\"/v1/events\""), std::string::npos) << m;
+  EXPECT_GE(CountInFile(log, "update metadata pushed over MQTT"), 1u) << *ReadFile(log);
+  int status = agent.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *ReadFile(log);
+}
+
+// Telemetry and events over the broker from a device that is not enrolled, or with bad
+// documents, are refused with the same checks as over HTTPS; the event's answer says why.
+TEST_F(MqttPlane, BadTelemetryAndEventsOverMqttAreRefused) {
+  edge::DeviceIdentity a = Enroll("ctl-a");
+  RawClient raw(a, "127.0.0.1", broker_.port(), "ctl-a");
+  ASSERT_EQ(raw.Subscribe(mqtt::AcksTopic("ctl-a")), 1);
+  const std::string events = mqtt::DeviceTopic("ctl-a", "events");
+  raw.Publish(events, R"({"id": 5, "phase": "exploded"})");
+  raw.Publish(events, R"({"phase": "committed"})");  // no id: no answer can name it
+  raw.Publish(events, R"({"id": 6, "phase": "committed", "version": 1, "model_version": "m"})");
+  raw.Publish(mqtt::DeviceTopic("ctl-a", "telemetry"), R"({"no_model_version": 1})");
+  raw.Publish(mqtt::DeviceTopic("ctl-a", "telemetry"), std::string(3, '[') + "oops");
+  ASSERT_TRUE(WaitFor([&] { return raw.Acks(mqtt::AcksTopic("ctl-a")).size() >= 3; }, 10));
+  std::map<uint64_t, mqtt::Ack> by_id;
+  for (const auto& ack : raw.Acks(mqtt::AcksTopic("ctl-a"))) {
+    EXPECT_TRUE(ack.is_event);
+    by_id[ack.event_id] = ack;
+  }
+  ASSERT_EQ(by_id.count(5), 1u);
+  EXPECT_FALSE(by_id[5].ok());
+  EXPECT_EQ(by_id[5].status, 400);
+  EXPECT_NE(by_id[5].error.find("phase"), std::string::npos) << by_id[5].error;
+  ASSERT_EQ(by_id.count(6), 1u);
+  EXPECT_TRUE(by_id[6].ok()) << by_id[6].error;
+  Operator op(port_, data_);
+  ASSERT_EQ(op.Events("ctl-a").size(), 1u) << op.Events("ctl-a").dump();
+  EXPECT_EQ(op.Events("ctl-a")[0].value("phase", ""), "committed");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return MetricValue(
+                   Metrics(),
+                   "edgeloop_mqtt_control_messages_total{topic=\"telemetry\",status=\"400\"}") >= 2;
+      },
+      10))
+      << Metrics();
+  EXPECT_EQ(MetricValue(Metrics(),
+                        "edgeloop_mqtt_control_messages_total{topic=\"events\",status=\"400\"}"),
+            2)
+      << Metrics();
 }
 
 TEST_F(MqttPlane, AckLatencyOfSingleSampleBatches) {

@@ -70,7 +70,12 @@ struct DemoOptions {
   int soak_minutes = 0;
   // The device's latency budget, a gate of every run (batch-1 p95 on the edge runtime).
   int latency_budget_us = 5000;
+  // How the devices reach the cloud: https (the device API only) or mqtt (a Mosquitto broker
+  // the demo configures and starts: samples, telemetry and update events through it, update
+  // metadata pushed by it; artifacts still over HTTPS).
+  std::string transport = "https";
 
+  bool mqtt() const { return transport == "mqtt"; }
   bool camera() const { return scenario == "camera"; }
   int BaseSamples() const { return base_samples >= 0 ? base_samples : camera() ? 6000 : 0; }
   std::string model() const { return camera() ? "camera-mnv2" : "fashion-cnn"; }
@@ -189,6 +194,7 @@ class Demo {
     double base_start = Now();
     Status st = BaseModel();
     base_model_s_ = Now() - base_start;
+    if (st.ok() && o_.mqtt()) st = StartBroker();
     if (st.ok()) st = StartServer();
     if (st.ok()) st = Seed();
     if (st.ok()) st = StartAgents();
@@ -308,15 +314,62 @@ class Demo {
     return Status::Ok();
   }
 
+  // Transport mqtt: `edgeloop mqtt-config` on the server's data folder (which makes the fleet
+  // CA the server then uses), and Mosquitto on that configuration, on a free loopback port.
+  Status StartBroker() {
+    data_ = o_.dir + "/server";
+    broker_port_ = FreeLoopbackPort();
+    const std::string dir = fs::absolute(o_.dir + "/mqtt").string();
+    EDGELOOP_RETURN_IF_ERROR(Worker(
+        {"mqtt-config", "--data", data_, "--out", dir, "--port", std::to_string(broker_port_),
+         "--log-file", fs::absolute(o_.dir + "/logs/mosquitto.log").string()},
+        o_.dir + "/logs/mqtt-config.log"));
+    std::string mosquitto = "mosquitto";
+    for (const char* p : {"/usr/sbin/mosquitto", "/usr/bin/mosquitto"})
+      if (access(p, X_OK) == 0) mosquitto = p;
+    RunOptions ro;
+    ro.log_path = o_.dir + "/logs/mosquitto.out";
+    auto child = ChildProcess::Start({mosquitto, "-c", dir + "/mosquitto.conf"}, ro);
+    if (!child.ok())
+      return Error(
+          Errc::kNotFound,
+          "--transport mqtt needs Mosquitto (apt-get install mosquitto): " + child.error().message);
+    broker_ = std::move(*child);
+    for (int i = 0; i < 100 && !interrupted_; ++i) {
+      if (!broker_.running())
+        return Error(Errc::kInternal,
+                     "mosquitto exited at start (see " + o_.dir + "/logs/mosquitto.log)");
+      if (Accepts(broker_port_)) {
+        Say("broker: Mosquitto on 127.0.0.1:" + std::to_string(broker_port_) +
+            " (mutual TLS from the fleet CA, per-device ACL; configuration in " + dir + ")");
+        return Status::Ok();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return Error(Errc::kInternal, "mosquitto did not accept connections within 10 s");
+  }
+
+  static bool Accepts(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return false;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    close(fd);
+    return ok;
+  }
+
   Status StartServer() {
     port_ = FreeLoopbackPort();
     data_ = o_.dir + "/server";
     RunOptions ro;
     ro.log_path = o_.dir + "/logs/server.log";
-    EDGELOOP_ASSIGN_OR_RETURN(
-        server_, ChildProcess::Start({exe_, "server", "--data", data_, "--host", "127.0.0.1",
-                                      "--port", std::to_string(port_)},
-                                     ro));
+    std::vector<std::string> argv = {exe_,     "server",    "--data", data_,
+                                     "--host", "127.0.0.1", "--port", std::to_string(port_)};
+    if (o_.mqtt()) argv.insert(argv.end(), {"--mqtt-broker", BrokerAddress()});
+    EDGELOOP_ASSIGN_OR_RETURN(server_, ChildProcess::Start(argv, ro));
     url_ = "https://127.0.0.1:" + std::to_string(port_);
     for (int i = 0; i < 300 && !interrupted_; ++i) {
       if (!server_.running())
@@ -330,7 +383,8 @@ class Demo {
           auto c = cloud::OperatorClient::Create(*resolved);
           if (c.ok() && c->GetJson("/v1/health").ok()) {
             client_.emplace(std::move(*c));
-            Say("server: listening on " + url_ + " (data in " + data_ + ")");
+            Say("server: listening on " + url_ + " (data in " + data_ + ")" +
+                (o_.mqtt() ? "; ingest workers on the broker" : ""));
             return Status::Ok();
           }
         }
@@ -424,13 +478,16 @@ class Demo {
         "model: {path: %s, version: \"%s\", profile: %s}\n"
         "%s"
         "sampling: {policy: all}\n"
-        "upload: {batch_records: 64, base_delay_ms: 200, max_delay_ms: 5000}\n"
+        "upload: {batch_records: 64, base_delay_ms: 200, max_delay_ms: 5000%s}\n"
         "telemetry: {interval_s: 2}\n"
         "drift: {window: 300, min_samples: 100, psi_raise: 0.25, psi_clear: 0.1}\n"
-        "update: {poll_s: 2, probation_samples: 40, max_error_rate: 0.05, max_latency_ms: 200}\n",
+        "update: {poll_s: %d, probation_samples: 40, max_error_rate: 0.05, max_latency_ms: 200}\n",
         id.c_str(), dir.c_str(), url_.c_str(), token.c_str(),
         fs::absolute(data_ + "/ca.crt").c_str(), fs::absolute(base_onnx_).c_str(),
-        base_version_.c_str(), fs::absolute(profile_).c_str(), source);
+        base_version_.c_str(), fs::absolute(profile_).c_str(), source,
+        o_.mqtt() ? (", transport: mqtt, mqtt_broker: \"" + BrokerAddress() + "\"").c_str() : "",
+        // Over MQTT updates are pushed; the poll is the fallback when the broker is away.
+        o_.mqtt() ? 120 : 2);
     return WriteFileAtomic(dir + "/agent.yaml", yaml);
   }
 
@@ -759,7 +816,9 @@ class Demo {
         {"base_model_s", base_model_s_},
         {"base_model_cached", base_model_cached_},
         {"eval_sets_s", eval_sets_s_ < 0 ? Json() : Json(eval_sets_s_)},
-        {"agents_started_s", agents_started_s_}};
+        {"agents_started_s", agents_started_s_},
+        {"transport", o_.transport}};
+    if (o_.mqtt()) summary["mqtt"] = MqttCounters();
     Json report = {
         {"started_unix", started_unix_},
         {"finished_unix", std::time(nullptr)},
@@ -772,7 +831,8 @@ class Demo {
           {"finetune_epochs", o_.finetune_epochs},
           {"trigger_samples", o_.trigger_samples},
           {"soak_minutes", o_.soak_minutes},
-          {"scenario", o_.scenario}}},
+          {"scenario", o_.scenario},
+          {"transport", o_.transport}}},
         {"devices", devices},
         {"series", {{"accuracy", series_acc_}, {"latency", series_lat_}, {"drift", series_drift_}}},
         {"events", events_},
@@ -809,18 +869,43 @@ class Demo {
     for (auto& cam : cameras_) cam->Stop();
     for (auto& a : agents_) a.Stop(std::chrono::seconds(5));
     server_.Stop(std::chrono::seconds(10));
+    broker_.Stop(std::chrono::seconds(5));
+  }
+
+  std::string BrokerAddress() const { return "127.0.0.1:" + std::to_string(broker_port_); }
+
+  // What went through the broker, from the server's metrics: samples messages, telemetry
+  // and events by outcome, update metadata pushed.
+  Json MqttCounters() {
+    Json out = Json::object();
+    if (!client_) return out;
+    auto text = client_->GetBytes("/v1/metrics");
+    if (!text.ok()) return out;
+    for (const char* name :
+         {"edgeloop_mqtt_ingest_messages_total", "edgeloop_mqtt_control_messages_total",
+          "edgeloop_update_pushes_total"}) {
+      size_t at = 0;
+      const std::string key = std::string("\n") + name + "{";
+      while ((at = text->find(key, at)) != std::string::npos) {
+        size_t eol = text->find('\n', at + 1), space = text->rfind(' ', eol);
+        if (eol == std::string::npos || space == std::string::npos || space < at) break;
+        out[text->substr(at + 1, space - at - 1)] = std::atof(text->c_str() + space + 1);
+        at = eol;
+      }
+    }
+    return out;
   }
 
   DemoOptions o_;
   std::string exe_, base_dir_, base_onnx_, base_sha_, base_version_, data_, url_;
-  int port_ = 0;
+  int port_ = 0, broker_port_ = 0;
   double t0_ = 0, wall0_ = static_cast<double>(std::time(nullptr)), agents_started_s_ = 0,
          drift_onset_s_ = -1, base_model_s_ = 0, eval_sets_s_ = -1;
   bool base_model_cached_ = false;
   int64_t started_unix_ = 0;
   int phase_ = 1;  // drift phases so far (soak)
   Json soak_;      // the soak's outcome, for the report
-  ChildProcess server_;
+  ChildProcess server_, broker_;
   std::vector<ChildProcess> agents_;
   std::optional<cloud::OperatorClient> client_;
   Json devices_ = Json::array(), events_ = Json::array(), series_acc_ = Json::array(),
@@ -897,6 +982,12 @@ void RegisterDemo(CLI::App& root) {
                   "The devices' latency budget: a run whose model's batch-1 p95 on the edge "
                   "runtime exceeds it is rejected")
       ->check(CLI::Range(100, 10000000))
+      ->capture_default_str();
+  sub->add_option("--transport", o->transport,
+                  "https: devices use the HTTPS device API; mqtt: a Mosquitto broker (started "
+                  "here) carries samples, telemetry and update events, and pushes update "
+                  "metadata")
+      ->check(CLI::IsMember({"https", "mqtt"}))
       ->capture_default_str();
   sub->add_option("--pipeline", o->pipeline_file,
                   "Use this pipeline YAML instead of the built-in one");

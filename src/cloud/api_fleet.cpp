@@ -32,6 +32,54 @@ const std::set<std::string> kPhases = {"idle",      "downloading", "staged",
 
 }  // namespace
 
+Status Server::Impl::RecordTelemetry(const std::string& device, const Json& body) {
+  auto mv = body.find("model_version");
+  if (mv == body.end() || !mv->is_string())
+    return Error(Errc::kInvalidArgument, "telemetry needs model_version (a string)");
+  TelemetryRecord t;
+  t.device_id = device;
+  t.ts_ms = NowMs();
+  t.model_version = mv->get<std::string>();
+  if (body.contains("accuracy") && body["accuracy"].is_number())
+    t.accuracy = body["accuracy"].get<double>();
+  if (body.contains("drift") && body["drift"].is_object())
+    for (const auto& [name, score] : body["drift"].items()) {
+      if (!score.is_object()) continue;
+      t.drift_score = std::max(t.drift_score, Number(score, "psi"));
+      t.drift_alarm = t.drift_alarm || score.value("alarm", false);
+    }
+  if (body.contains("latency_ms") && body["latency_ms"].is_object()) {
+    t.latency_p50_ms = Number(body["latency_ms"], "p50");
+    t.latency_p95_ms = Number(body["latency_ms"], "p95");
+  }
+  t.samples = Count(body, "n");
+  t.labelled = Count(body, "labelled");
+  t.bytes_up = Count(body, "bytes_up");
+  t.bytes_down = Count(body, "bytes_down");
+  t.error_rate = Number(body, "error_rate");
+  t.document = body.dump();
+  return fleet->RecordTelemetry(t);
+}
+
+Status Server::Impl::RecordUpdateEvent(const std::string& device, const Json& body) {
+  std::string phase = JsonString(body, "phase");
+  if (!kPhases.count(phase))
+    return Error(Errc::kInvalidArgument,
+                 "event phase must be one of idle, downloading, staged, "
+                 "probation, committed, rolled_back");
+  auto version = body.find("version");
+  if (version != body.end() && !version->is_number_unsigned())
+    return Error(Errc::kInvalidArgument, "event version must be a non-negative integer");
+  uint64_t metadata_version = version == body.end() ? 0 : version->get<uint64_t>();
+  std::string model_version = JsonString(body, "model_version");
+  std::string reason = JsonString(body, "reason").substr(0, 2000);
+  // What the fleet view shows: a refusal is its own status; the running model changes when
+  // an update enters probation or commits (a rollback's event names the rejected model).
+  std::string status = reason.rfind("refused", 0) == 0 ? "refused" : phase;
+  return fleet->RecordUpdateEvent(
+      {0, device, NowMs(), phase, metadata_version, model_version, reason}, status);
+}
+
 void Server::Impl::FleetRoutes() {
   auto& s = *http;
   s.Post("/v1/telemetry", [this](const http::Request& req, http::Response& res) {
@@ -39,32 +87,7 @@ void Server::Impl::FleetRoutes() {
     if (!device) return;
     auto body = JsonBody(req, res);
     if (!body) return;
-    auto mv = body->find("model_version");
-    if (mv == body->end() || !mv->is_string())
-      return SendError(res, 400, "telemetry needs model_version (a string)");
-    TelemetryRecord t;
-    t.device_id = *device;
-    t.ts_ms = NowMs();
-    t.model_version = mv->get<std::string>();
-    if (body->contains("accuracy") && (*body)["accuracy"].is_number())
-      t.accuracy = (*body)["accuracy"].get<double>();
-    if (body->contains("drift") && (*body)["drift"].is_object())
-      for (const auto& [name, score] : (*body)["drift"].items()) {
-        if (!score.is_object()) continue;
-        t.drift_score = std::max(t.drift_score, Number(score, "psi"));
-        t.drift_alarm = t.drift_alarm || score.value("alarm", false);
-      }
-    if (body->contains("latency_ms") && (*body)["latency_ms"].is_object()) {
-      t.latency_p50_ms = Number((*body)["latency_ms"], "p50");
-      t.latency_p95_ms = Number((*body)["latency_ms"], "p95");
-    }
-    t.samples = Count(*body, "n");
-    t.labelled = Count(*body, "labelled");
-    t.bytes_up = Count(*body, "bytes_up");
-    t.bytes_down = Count(*body, "bytes_down");
-    t.error_rate = Number(*body, "error_rate");
-    t.document = body->dump();
-    Status st = fleet->RecordTelemetry(t);
+    Status st = RecordTelemetry(*device, *body);
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(R"({"stored":true})", "application/json");
   });
@@ -74,22 +97,7 @@ void Server::Impl::FleetRoutes() {
     if (!device) return;
     auto body = JsonBody(req, res);
     if (!body) return;
-    std::string phase = JsonString(*body, "phase");
-    if (!kPhases.count(phase))
-      return SendError(res, 400,
-                       "event phase must be one of idle, downloading, staged, "
-                       "probation, committed, rolled_back");
-    auto version = body->find("version");
-    if (version != body->end() && !version->is_number_unsigned())
-      return SendError(res, 400, "event version must be a non-negative integer");
-    uint64_t metadata_version = version == body->end() ? 0 : version->get<uint64_t>();
-    std::string model_version = JsonString(*body, "model_version");
-    std::string reason = JsonString(*body, "reason").substr(0, 2000);
-    // What the fleet view shows: a refusal is its own status; the running model changes when
-    // an update enters probation or commits (a rollback's event names the rejected model).
-    std::string status = reason.rfind("refused", 0) == 0 ? "refused" : phase;
-    Status st = fleet->RecordUpdateEvent(
-        {0, *device, NowMs(), phase, metadata_version, model_version, reason}, status);
+    Status st = RecordUpdateEvent(*device, *body);
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(R"({"stored":true})", "application/json");
   });

@@ -168,6 +168,7 @@ void Server::Impl::TickRollouts() {
     if (c->status() != before)
       log::Info("rollout_state", {{"rollout", row.id}, {"from", before}, {"to", c->status()}});
   }
+  FlushDeploymentPushes();
 }
 
 Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::string& command) {
@@ -239,6 +240,7 @@ void Server::Impl::RolloutRoutes() {
          [this](const http::Request& req, http::Response& res) {
            if (!RequireScope(req, res, "admin")) return;
            auto out = RolloutCommand(req.matches[1], req.matches[2]);
+           FlushDeploymentPushes();
            if (!out.ok()) return SendError(res, out.error());
            res.set_content(out->dump(), "application/json");
          });

@@ -86,23 +86,71 @@ void Server::Impl::HandleIngest(const http::Request& req, http::Response& res) {
                   "application/json");
 }
 
-IngestOutcome Server::Impl::IngestFromBroker(const std::string& device, std::string_view body) {
-  // The broker checked the certificate against the fleet CA and its ACL the topic; what it
-  // cannot know is the device table: a revoked or never enrolled device is refused here.
-  auto row = fleet->GetDevice(device);
-  IngestOutcome o;
+namespace {
+
+// The broker checked the certificate against the fleet CA and its ACL the topic; what it
+// cannot know is the device table: a revoked or never enrolled device is refused here. Sets
+// o's status and message (403, or 500 when the table could not be read) and returns false.
+bool EnrolledAndValid(FleetStore& fleet, const std::string& device, IngestOutcome& o) {
+  auto row = fleet.GetDevice(device);
   if (!row.ok()) {
     o.status = row.error().code == Errc::kNotFound ? 403 : 500;
     o.message = row.error().code == Errc::kNotFound ? "device " + device + " is not enrolled"
                                                     : row.error().message;
-  } else if (row->revoked) {
+    return false;
+  }
+  if (row->revoked) {
     o.status = 403;
     o.message = "device " + device + " is revoked";
-  } else {
-    o = IngestBatch(device, body);
+    return false;
   }
+  return true;
+}
+
+}  // namespace
+
+IngestOutcome Server::Impl::IngestFromBroker(const std::string& device, std::string_view body) {
+  IngestOutcome o;
+  if (EnrolledAndValid(*fleet, device, o)) o = IngestBatch(device, body);
   metrics.CountMqttIngest(o.status);
   return o;
+}
+
+std::optional<mqtt::Ack> Server::Impl::ControlFromBroker(const std::string& device,
+                                                         const std::string& leaf,
+                                                         std::string_view payload) {
+  const bool event = leaf == "events";
+  mqtt::Ack ack;
+  ack.is_event = event;
+  IngestOutcome o;
+  Status st;
+  auto body = ParseJsonBounded(payload, leaf + " message");
+  if (!EnrolledAndValid(*fleet, device, o)) {
+    st = Error(o.status == 403 ? Errc::kPermission : Errc::kIo, o.message);
+  } else if (!body.ok()) {
+    st = body.error();
+  } else if (!body->is_object()) {
+    st = Error(Errc::kFormat, leaf + " message is not a JSON object");
+  } else {
+    if (event) {
+      auto id = body->find("id");
+      if (id == body->end() || !id->is_number_unsigned())
+        st = Error(Errc::kInvalidArgument, "an event over MQTT needs an id (a count)");
+      else
+        ack.event_id = id->get<uint64_t>();
+    }
+    if (st.ok()) st = event ? RecordUpdateEvent(device, *body) : RecordTelemetry(device, *body);
+  }
+  metrics.CountMqttControl(leaf, st.ok() ? 200 : HttpStatus(st.error().code));
+  if (!st.ok()) {
+    ack.error = st.error().message;
+    ack.status = HttpStatus(st.error().code);
+    log::Warn("mqtt_control_refused",
+              {{"device", device}, {"topic", leaf}, {"status", ack.status}, {"error", ack.error}});
+  }
+  // Telemetry is a periodic snapshot: the next one replaces a lost one, so it has no answer.
+  if (!event) return std::nullopt;
+  return ack;
 }
 
 }  // namespace edgeloop::cloud

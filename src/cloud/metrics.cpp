@@ -69,6 +69,16 @@ void ServerMetrics::CountMqttIngest(int status) {
   ++mqtt_messages_[status];
 }
 
+void ServerMetrics::CountMqttControl(const std::string& topic, int status) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++mqtt_control_[{topic, status}];
+}
+
+void ServerMetrics::CountUpdatePush(bool ok) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(ok ? update_pushes_ : update_push_failures_);
+}
+
 void ServerMetrics::ObserveRunStep(const std::string& step, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
   Observe(step_seconds_[step], seconds);
@@ -116,6 +126,20 @@ std::string ServerMetrics::Exposition(const std::string& extra) const {
   for (const auto& [status, n] : mqtt_messages_)
     out += "edgeloop_mqtt_ingest_messages_total{status=\"" + std::to_string(status) + "\"} " +
            std::to_string(n) + "\n";
+  out +=
+      "# HELP edgeloop_mqtt_control_messages_total Telemetry and update events taken from the "
+      "MQTT broker, by topic and outcome.\n";
+  out += "# TYPE edgeloop_mqtt_control_messages_total counter\n";
+  for (const auto& [key, n] : mqtt_control_)
+    out += "edgeloop_mqtt_control_messages_total{topic=\"" + Escape(key.first) + "\",status=\"" +
+           std::to_string(key.second) + "\"} " + std::to_string(n) + "\n";
+  out +=
+      "# HELP edgeloop_update_pushes_total Update metadata published as a device's retained "
+      "MQTT message, by outcome.\n";
+  out += "# TYPE edgeloop_update_pushes_total counter\n";
+  out += "edgeloop_update_pushes_total{result=\"ok\"} " + std::to_string(update_pushes_) + "\n";
+  out += "edgeloop_update_pushes_total{result=\"failed\"} " +
+         std::to_string(update_push_failures_) + "\n";
   out += "# HELP edgeloop_pipeline_step_duration_seconds Duration of pipeline steps, by step.\n";
   out += "# TYPE edgeloop_pipeline_step_duration_seconds histogram\n";
   for (const auto& [step, h] : step_seconds_)

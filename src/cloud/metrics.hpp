@@ -21,6 +21,10 @@ class ServerMetrics {
   void AddIngest(uint64_t samples, uint64_t bytes);
   // One samples message taken from the MQTT broker, by the HTTP-like status of its outcome.
   void CountMqttIngest(int status);
+  // One telemetry or events message from the broker (topic: "telemetry" or "events").
+  void CountMqttControl(const std::string& topic, int status);
+  // Retained update metadata pushed to a device's update topic, or not (broker away).
+  void CountUpdatePush(bool ok);
   void ObserveRunStep(const std::string& step, double seconds);
   void ObserveRun(const std::string& status, double seconds);
   // A named counter of background failures ("rollout_tick", "trigger_check", ...).
@@ -46,7 +50,9 @@ class ServerMetrics {
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
   std::map<std::string, Histogram> request_seconds_;  // by route
   uint64_t ingest_samples_ = 0, ingest_bytes_ = 0;
-  std::map<int, uint64_t> mqtt_messages_;  // by status
+  std::map<int, uint64_t> mqtt_messages_;                         // by status
+  std::map<std::pair<std::string, int>, uint64_t> mqtt_control_;  // by topic, status
+  uint64_t update_pushes_ = 0, update_push_failures_ = 0;
   std::map<std::string, Histogram> step_seconds_;
   std::map<std::string, Histogram> run_seconds_;  // by final status
   std::map<std::string, uint64_t> background_errors_;

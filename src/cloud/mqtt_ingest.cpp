@@ -5,9 +5,11 @@
 namespace edgeloop::cloud {
 
 Result<std::shared_ptr<MqttIngest>> MqttIngest::Start(const MqttIngestOptions& options,
-                                                      MqttIngestHandler handler) {
+                                                      MqttIngestHandler handler,
+                                                      MqttControlHandler control) {
   if (options.workers < 1) return Error(Errc::kInvalidArgument, "MQTT ingest needs a worker");
-  std::shared_ptr<MqttIngest> ingest(new MqttIngest(std::move(handler)));
+  const bool with_control = static_cast<bool>(control);
+  std::shared_ptr<MqttIngest> ingest(new MqttIngest(std::move(handler), std::move(control)));
   for (int i = 0; i < options.workers; ++i) {
     mqtt::ClientOptions co;
     co.host = options.broker.host;
@@ -20,6 +22,10 @@ Result<std::shared_ptr<MqttIngest>> MqttIngest::Start(const MqttIngestOptions& o
     co.reconnect_min = std::chrono::milliseconds(200);
     co.reconnect_max = std::chrono::milliseconds(5000);
     co.subscriptions = {{mqtt::kSamplesSubscription, 1}};
+    if (with_control) {
+      co.subscriptions.emplace_back(mqtt::kTelemetrySubscription, 1);
+      co.subscriptions.emplace_back(mqtt::kEventsSubscription, 1);
+    }
     // The worker's callbacks reach it through this slot, filled before it starts.
     auto slot = std::make_shared<mqtt::Client*>(nullptr);
     MqttIngest* self = ingest.get();
@@ -60,9 +66,34 @@ int MqttIngest::connected_workers() const {
   return n;
 }
 
+Status MqttIngest::Publish(const std::string& topic, std::string_view payload, bool retain) {
+  for (auto& w : workers_) {
+    if (!w->connected()) continue;
+    auto sent = w->Publish(topic, payload, 1, retain);
+    if (sent.ok()) return Status::Ok();
+    if (sent.error().code != Errc::kUnavailable) return sent.error();
+  }
+  return Error(Errc::kUnavailable, "publish to " + topic + ": no MQTT ingest worker is connected");
+}
+
 void MqttIngest::OnMessage(mqtt::Client& worker, const std::string& topic,
                            std::string_view payload) {
   ++messages_;
+  auto parts = mqtt::SplitDeviceTopic(topic);
+  if (parts && control_ && (parts->second == "telemetry" || parts->second == "events")) {
+    std::optional<mqtt::Ack> ack;
+    try {
+      ack = control_(parts->first, parts->second, payload);
+    } catch (const std::exception& e) {
+      log::Warn("mqtt_control_failed", {{"device", parts->first}, {"error", e.what()}});
+    }
+    if (!ack) return;
+    auto sent = worker.Publish(mqtt::AcksTopic(parts->first), mqtt::EncodeAck(*ack), 1);
+    if (!sent.ok())
+      log::Warn("mqtt_ingest_ack_not_sent",
+                {{"device", parts->first}, {"error", sent.error().message}});
+    return;
+  }
   auto device = mqtt::DeviceOfSamplesTopic(topic);
   if (!device) {
     log::Warn("mqtt_ingest_unexpected_topic", {{"topic", topic}});

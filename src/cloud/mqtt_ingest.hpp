@@ -12,6 +12,10 @@
 // The device id is the topic's segment; the broker's ACL lets a device publish only on its
 // own topic, so the topic is as good as the certificate.
 //
+// Telemetry and update events come the same way (their own shared subscriptions) to the
+// control handler; an event's answer goes to the device's acks topic ({"event": id, ...}),
+// telemetry gets none. Publish() sends from the server: retained update metadata.
+//
 // Thread safety: the handler runs on the workers' network threads, several at a time when
 // there are several workers. Connects and disconnects go to the structured log.
 #pragma once
@@ -19,6 +23,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -40,21 +45,30 @@ struct MqttIngestOptions {
 
 // The answer to one message: the device (from the topic) and the message's payload.
 using MqttIngestHandler = std::function<mqtt::Ack(const std::string& device, std::string_view)>;
+// A telemetry or events message (leaf "telemetry" or "events"): the ack to publish, if any.
+using MqttControlHandler = std::function<std::optional<mqtt::Ack>(
+    const std::string& device, const std::string& leaf, std::string_view)>;
 
 class MqttIngest {
  public:
+  // control may be empty: telemetry and events are then not subscribed.
   static Result<std::shared_ptr<MqttIngest>> Start(const MqttIngestOptions& options,
-                                                   MqttIngestHandler handler);
+                                                   MqttIngestHandler handler,
+                                                   MqttControlHandler control = nullptr);
   ~MqttIngest();  // disconnects every worker (a message being handled is finished first)
 
   int connected_workers() const;
   uint64_t messages() const { return messages_; }
+  // Publishes through the first connected worker. Errors: kUnavailable when none is.
+  Status Publish(const std::string& topic, std::string_view payload, bool retain);
 
  private:
-  explicit MqttIngest(MqttIngestHandler handler) : handler_(std::move(handler)) {}
+  MqttIngest(MqttIngestHandler handler, MqttControlHandler control)
+      : handler_(std::move(handler)), control_(std::move(control)) {}
   void OnMessage(mqtt::Client& worker, const std::string& topic, std::string_view payload);
 
   MqttIngestHandler handler_;
+  MqttControlHandler control_;
   std::vector<std::unique_ptr<mqtt::Client>> workers_;
   std::atomic<uint64_t> messages_{0};
 };

@@ -129,7 +129,66 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
     return fleet->PutDeployment(m.deployment_target, m.version, doc);
   });
   if (!st.ok()) return st.error();
+  if (mqtt_ingest) {
+    std::lock_guard<std::mutex> lock(push_mu);
+    push_pending.insert(m.deployment_target);
+  }
   return doc;
+}
+
+void Server::Impl::FlushDeploymentPushes() {
+  std::set<std::string> targets;
+  {
+    std::lock_guard<std::mutex> lock(push_mu);
+    targets.swap(push_pending);
+  }
+  for (const auto& t : targets) PushDeployment(t);
+}
+
+void Server::Impl::PushDeployment(const std::string& target) {
+#ifdef EDGELOOP_HAS_MQTT
+  if (!mqtt_ingest) return;
+  const bool group = target.rfind("group:", 0) == 0;
+  std::vector<std::string> devices = {target};
+  if (group) {
+    auto members = fleet->ResolveTarget(target);
+    if (!members.ok()) return BackgroundFailure("update_push", members.error(), {"target", target});
+    devices = std::move(*members);
+  }
+  auto group_doc = group ? fleet->Deployment(target)
+                         : Result<std::optional<std::string>>(std::optional<std::string>());
+  if (!group_doc.ok())
+    return BackgroundFailure("update_push", group_doc.error(), {"target", target});
+  uint64_t pushed = 0, failed = 0;
+  std::string first_error;
+  for (const auto& d : devices) {
+    // A device's own deployment comes before its group's (as GET /v1/deployments answers).
+    auto own = fleet->Deployment(d);
+    if (!own.ok()) return BackgroundFailure("update_push", own.error(), {"device", d});
+    if (group && *own) continue;
+    const std::optional<std::string>& doc = group ? *group_doc : *own;
+    if (!doc) continue;
+    Status sent = mqtt_ingest->Publish(mqtt::UpdateTopic(d), *doc, /*retain=*/true);
+    metrics.CountUpdatePush(sent.ok());
+    if (sent.ok()) {
+      ++pushed;
+    } else {
+      ++failed;
+      if (first_error.empty()) first_error = sent.error().message;
+    }
+  }
+  if (failed > 0)
+    log::Warn("update_push_failed",
+              {{"target", target},
+               {"pushed", pushed},
+               {"failed", failed},
+               {"error", first_error},
+               {"hint", "devices still poll GET /v1/deployments at update.poll_s"}});
+  else
+    log::Info("update_pushed", {{"target", target}, {"devices", pushed}});
+#else
+  (void)target;
+#endif
 }
 
 // The matched route pattern as a metrics label: each group becomes ":id"
@@ -397,6 +456,7 @@ void Server::Impl::Routes() {
            }
            auto doc = Deploy(m, body->value("ttl_seconds", int64_t{7 * 86400}));
            if (!doc.ok()) return SendError(res, doc.error());
+           FlushDeploymentPushes();
            res.set_content(*doc, "application/json");
          });
   s.Get(R"(/v1/deployments/([A-Za-z0-9._:-]+))",
@@ -475,7 +535,7 @@ Status Server::Impl::StartMqttIngest() {
   gethostname(host, sizeof(host) - 1);
   mo.client_id_prefix = std::string(mqtt::kIngestIdentity) + "-" + host + "-" +
                         std::to_string(getpid()) + "-" + crypto::RandomHex(3);
-  auto ingest = MqttIngest::Start(mo, [this](const std::string& device, std::string_view body) {
+  auto samples = [this](const std::string& device, std::string_view body) {
     IngestOutcome o = IngestFromBroker(device, body);
     mqtt::Ack ack;
     if (o.status == 200) {
@@ -487,7 +547,11 @@ Status Server::Impl::StartMqttIngest() {
       ack.status = o.status;
     }
     return ack;
-  });
+  };
+  auto control = [this](const std::string& device, const std::string& leaf, std::string_view body) {
+    return ControlFromBroker(device, leaf, body);
+  };
+  auto ingest = MqttIngest::Start(mo, samples, control);
   if (!ingest.ok()) return ingest.error();
   mqtt_ingest = std::move(*ingest);
   log::Info("mqtt_ingest",

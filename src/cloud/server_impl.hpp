@@ -15,6 +15,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -33,6 +34,7 @@
 #include "common/bounded_parse.hpp"
 #include "common/hash.hpp"
 #include "common/log.hpp"
+#include "common/mqtt_protocol.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::cloud {
@@ -292,6 +294,24 @@ struct Server::Impl {
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
   void DatasetRoutes();   // api_datasets.cpp: dataset snapshots and exports
   void FleetRoutes();     // api_fleet.cpp: telemetry, update events, fleet view
+  // A telemetry snapshot or an update event (the JSON of POST /v1/telemetry, /v1/events) from
+  // an authenticated device, over HTTPS or MQTT. kInvalidArgument names what is wrong.
+  Status RecordTelemetry(const std::string& device, const Json& body);
+  Status RecordUpdateEvent(const std::string& device, const Json& body);
+  // Over MQTT: a telemetry or events message (leaf) from the broker, for a device that must
+  // be enrolled and not revoked; an event's ack (nullopt for telemetry).
+  std::optional<mqtt::Ack> ControlFromBroker(const std::string& device, const std::string& leaf,
+                                             std::string_view payload);
+  // Pushes target's current update metadata (a device, or "group:<g>": each of its devices
+  // without a deployment of its own) as the retained message on each device's update topic.
+  // Without MQTT a no-op; a failure is logged and counted (devices still poll over HTTPS).
+  void PushDeployment(const std::string& target);
+  // Deploy() notes its target here; the pushes go out after the caller's transaction
+  // committed (FlushDeploymentPushes: the deployments route, rollout ticks and commands), so a
+  // device is never pushed metadata that a rolled-back transaction took back.
+  std::mutex push_mu;
+  std::set<std::string> push_pending;
+  void FlushDeploymentPushes();
   // At start: runs left "running" by a server that died are failed, naming the step.
   Status RecoverInterruptedRuns();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs

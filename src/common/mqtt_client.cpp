@@ -222,7 +222,8 @@ Result<int> Client::Subscribe(const std::string& filter, int qos) {
   return impl_->Subscribe(filter, qos);
 }
 
-Result<int> Client::Publish(const std::string& topic, std::string_view payload, int qos) {
+Result<int> Client::Publish(const std::string& topic, std::string_view payload, int qos,
+                            bool retain) {
   // QoS 1 messages published while disconnected would queue in the library without bound.
   if (!connected())
     return Error(Errc::kUnavailable, "publish to " + topic + ": not connected to " + Describe() +
@@ -231,7 +232,7 @@ Result<int> Client::Publish(const std::string& topic, std::string_view payload, 
     return Error(Errc::kInvalidArgument, "publish to " + topic + ": payload over 256 MiB");
   int mid = 0;
   int rc = mosquitto_publish(impl_->mosq, &mid, topic.c_str(), static_cast<int>(payload.size()),
-                             payload.data(), qos, false);
+                             payload.data(), qos, retain);
   if (rc == MOSQ_ERR_NO_CONN)
     return Error(Errc::kUnavailable, "publish to " + topic + ": not connected to " + Describe());
   if (rc != MOSQ_ERR_SUCCESS)

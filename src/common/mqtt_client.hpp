@@ -73,7 +73,10 @@ class Client {
   // renewed at every connect). Returns the message id; errors (kUnavailable when not connected,
   // kInvalidArgument for a bad topic or payload) name the topic.
   Result<int> Subscribe(const std::string& filter, int qos);
-  Result<int> Publish(const std::string& topic, std::string_view payload, int qos);
+  // retain: the broker keeps the message as the topic's latest and hands it to every later
+  // subscriber (update metadata); an empty retained payload clears it.
+  Result<int> Publish(const std::string& topic, std::string_view payload, int qos,
+                      bool retain = false);
 
   bool connected() const;
   // "host:port as <client id>", for logs and errors.

@@ -16,7 +16,28 @@ std::optional<std::string> DeviceOfSamplesTopic(std::string_view topic) {
   return std::string(device);
 }
 
+std::optional<std::pair<std::string, std::string>> SplitDeviceTopic(std::string_view topic) {
+  constexpr std::string_view kPrefix = kDevicesPrefix;
+  if (topic.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
+  std::string_view rest = topic.substr(kPrefix.size());
+  size_t slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos || slash + 1 == rest.size() ||
+      rest.find('/', slash + 1) != std::string_view::npos)
+    return std::nullopt;
+  return std::make_pair(std::string(rest.substr(0, slash)), std::string(rest.substr(slash + 1)));
+}
+
 std::string EncodeAck(const Ack& ack) {
+  if (ack.is_event) {
+    nlohmann::json j = {{"event", ack.event_id}};
+    if (ack.ok()) {
+      j["stored"] = true;
+    } else {
+      j["error"] = ack.error;
+      j["status"] = ack.status;
+    }
+    return j.dump();
+  }
   if (ack.ok())
     return nlohmann::json{{"acked_through", ack.acked_through},
                           {"accepted", ack.accepted},
@@ -44,6 +65,10 @@ Result<Ack> ParseAck(std::string_view payload) {
     return Status::Ok();
   };
   Ack ack;
+  if (j->contains("event")) {
+    ack.is_event = true;
+    EDGELOOP_RETURN_IF_ERROR(number("event", ack.event_id));
+  }
   if (auto e = j->find("error"); e != j->end()) {
     if (!e->is_string() || e->get<std::string>().empty())
       return Error(Errc::kFormat, "ack message: error is not a message");
@@ -51,6 +76,11 @@ Result<Ack> ParseAck(std::string_view payload) {
     auto s = j->find("status");
     ack.status = s != j->end() && s->is_number_integer() ? s->get<int>() : 0;
     EDGELOOP_RETURN_IF_ERROR(number("last_seq", ack.last_seq));
+    return ack;
+  }
+  if (ack.is_event) {
+    if (j->value("stored", false) != true)
+      return Error(Errc::kFormat, "event ack has neither stored nor error");
     return ack;
   }
   if (!j->contains("acked_through"))

@@ -39,6 +39,46 @@ TEST(MqttProtocol, AcksRoundTrip) {
   EXPECT_EQ(r->error, refused.error);
 }
 
+TEST(MqttProtocol, DeviceTopicsSplitIntoDeviceAndLeaf) {
+  auto t = SplitDeviceTopic("edgeloop/devices/cam-1/telemetry");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->first, "cam-1");
+  EXPECT_EQ(t->second, "telemetry");
+  EXPECT_EQ(UpdateTopic("cam-1"), "edgeloop/devices/cam-1/update");
+  for (const char* other : {"edgeloop/devices//events", "edgeloop/devices/a/b/events",
+                            "edgeloop/devices/a/", "edgeloop/devices/a", "x/edgeloop/devices/a/e"})
+    EXPECT_FALSE(SplitDeviceTopic(other).has_value()) << other;
+}
+
+TEST(MqttProtocol, EventAcksRoundTripAndAreNotSampleAcks) {
+  Ack stored;
+  stored.is_event = true;
+  stored.event_id = 7;
+  EXPECT_EQ(EncodeAck(stored), R"({"event":7,"stored":true})");
+  auto back = ParseAck(EncodeAck(stored));
+  ASSERT_TRUE(back.ok()) << back.error().message;
+  EXPECT_TRUE(back->is_event);
+  EXPECT_TRUE(back->ok());
+  EXPECT_EQ(back->event_id, 7u);
+  EXPECT_EQ(back->acked_through, 0u);
+
+  Ack refused = stored;
+  refused.error = "event phase must be one of ...";
+  refused.status = 400;
+  auto r = ParseAck(EncodeAck(refused));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_TRUE(r->is_event);
+  EXPECT_FALSE(r->ok());
+  EXPECT_EQ(r->status, 400);
+  // A sample ack is never taken for an event's, nor the reverse.
+  auto sample = ParseAck(R"({"acked_through":3,"accepted":1,"duplicates":0})");
+  ASSERT_TRUE(sample.ok());
+  EXPECT_FALSE(sample->is_event);
+  for (const char* bad : {R"({"event":-1,"stored":true})", R"({"event":1})",
+                          R"({"event":"1","stored":true})", R"({"event":1,"stored":false})"})
+    EXPECT_FALSE(ParseAck(bad).ok()) << bad;
+}
+
 TEST(MqttProtocol, MalformedAcksAreErrors) {
   for (const char* bad : {"", "[]", "{}", R"({"acked_through":-1})", R"({"acked_through":"7"})",
                           R"({"error":""})", R"({"error":5})", "{\"acked_through\":1"}) {

@@ -80,6 +80,14 @@ struct Agent::Impl {
   // The uploader's bytes when it does not go through `upload` (transport mqtt).
   std::function<uint64_t()> mqtt_bytes_up = [] { return uint64_t{0}; };
   std::function<uint64_t()> mqtt_bytes_down = [] { return uint64_t{0}; };
+#ifdef EDGELOOP_HAS_MQTT
+  // Transport mqtt: the broker connection, which also carries telemetry, update events and
+  // the pushed update metadata (mqtt_upload_transport.hpp).
+  std::shared_ptr<MqttUploadTransport> mqtt;
+#endif
+  // The event in flight over MQTT: its id and when it was published.
+  uint64_t next_event_id = 0, event_in_flight = 0;
+  Clock::time_point event_sent_at;
   std::shared_ptr<CloudArtifactFetcher> fetcher;
   std::unique_ptr<Spool> spool;
   std::unique_ptr<Uploader> uploader;
@@ -113,7 +121,11 @@ struct Agent::Impl {
   void Infer(const Sample& s);
   void SendTelemetry();
   void PollDeployment();
+  void OfferDeployment(const std::string& doc);
   void FlushEvents();
+  // FlushEvents over MQTT: true when the front event is settled (stored, or refused for good)
+  // or still waiting for its answer; false when MQTT could not take it (then HTTPS does).
+  bool FlushFrontEventOverMqtt();
 };
 
 Status Agent::Impl::Init() {
@@ -146,6 +158,9 @@ Status Agent::Impl::Init() {
         e.reason.empty() ? "" : ": ", e.reason.c_str());
     if (events.size() < 1000) events.emplace_back(e, UnixMs());
   };
+  // Event ids only need to differ from those of earlier runs whose answers may still wait in
+  // the broker session: start from the clock.
+  next_event_id = static_cast<uint64_t>(UnixMs()) * 1000;
   fetcher = std::make_shared<CloudArtifactFetcher>(control);
   EDGELOOP_ASSIGN_OR_RETURN(updater, Updater::Open(cfg.data_dir + "/models", opt, fetcher));
   if (!updater->installed()) {
@@ -198,10 +213,11 @@ Result<std::shared_ptr<UploadTransport>> Agent::Impl::OpenUploadTransport() {
   o.log = [](const std::string& line) { Log("%s", line.c_str()); };
   auto t = MqttUploadTransport::Connect(id, std::move(o));
   if (!t.ok()) return t.error();
-  std::shared_ptr<MqttUploadTransport> mqtt = std::move(*t);
-  mqtt_bytes_up = [mqtt] { return mqtt->bytes_up(); };
-  mqtt_bytes_down = [mqtt] { return mqtt->bytes_down(); };
-  Log("uploading samples over MQTT to %s", cfg.mqtt_broker.ToString().c_str());
+  mqtt = std::move(*t);
+  mqtt_bytes_up = [m = mqtt] { return m->bytes_up(); };
+  mqtt_bytes_down = [m = mqtt] { return m->bytes_down(); };
+  Log("samples, telemetry and update events over MQTT to %s; update metadata pushed by it",
+      cfg.mqtt_broker.ToString().c_str());
   return std::shared_ptr<UploadTransport>(mqtt);
 #else
   return Error(Errc::kInvalidArgument,
@@ -259,7 +275,15 @@ void Agent::Impl::SendTelemetry() {
   telemetry.SetTransfer(upload->bytes_up() + control->bytes_up() + mqtt_bytes_up(),
                         upload->bytes_down() + control->bytes_down() + mqtt_bytes_down());
   telemetry.SetModelTransfer(fetcher->bytes_moved(), fetcher->bytes_full_equivalent());
-  Status sent = control->PostTelemetry(telemetry.SnapshotJson(UnixMs() / 1000));
+  std::string snapshot = telemetry.SnapshotJson(UnixMs() / 1000);
+#ifdef EDGELOOP_HAS_MQTT
+  if (mqtt) {
+    Status over_mqtt = mqtt->PublishTelemetry(snapshot);
+    if (over_mqtt.ok()) return;
+    Log("telemetry over MQTT: %s; sending it over HTTPS", over_mqtt.error().message.c_str());
+  }
+#endif
+  Status sent = control->PostTelemetry(snapshot);
   if (!sent.ok()) Log("telemetry not sent: %s", sent.error().message.c_str());
 }
 
@@ -269,10 +293,13 @@ void Agent::Impl::PollDeployment() {
     Log("deployment poll: %s", doc.error().message.c_str());
     return;
   }
-  if (!doc->has_value()) return;
-  std::string sha = Sha256Hex(**doc);
+  if (doc->has_value()) OfferDeployment(**doc);
+}
+
+void Agent::Impl::OfferDeployment(const std::string& doc) {
+  std::string sha = Sha256Hex(doc);
   if (sha == refused_sha) return;
-  Status st = updater->Offer(**doc);
+  Status st = updater->Offer(doc);
   if (!st.ok()) {
     // A refusal is for good (until new metadata arrives); a paused download (network, disk
     // full) resumes at the next poll.
@@ -282,8 +309,50 @@ void Agent::Impl::PollDeployment() {
   }
 }
 
+bool Agent::Impl::FlushFrontEventOverMqtt() {
+#ifdef EDGELOOP_HAS_MQTT
+  if (!mqtt) return false;
+  const auto& [e, ts_ms] = events.front();
+  if (event_in_flight != 0) {
+    auto answer = mqtt->EventAnswer(event_in_flight);
+    if (answer) {
+      if (!answer->ok())
+        Log("update event %s refused by the cloud (status %d): %s; dropped",
+            UpdatePhaseName(e.phase), answer->status, answer->error.c_str());
+      events.pop_front();
+      event_in_flight = 0;
+      return true;
+    }
+    if (Clock::now() - event_sent_at < cfg.mqtt_ack_timeout) return true;  // still waiting
+  }
+  uint64_t id = ++next_event_id;
+  nlohmann::json j = {{"id", id},
+                      {"phase", UpdatePhaseName(e.phase)},
+                      {"version", e.version},
+                      {"model_version", e.model_version},
+                      {"reason", e.reason},
+                      {"ts_ms", ts_ms}};
+  Status st = mqtt->PublishEvent(id, j.dump());
+  if (!st.ok()) {
+    event_in_flight = 0;
+    return false;
+  }
+  event_in_flight = id;
+  event_sent_at = Clock::now();
+  return true;
+#else
+  return false;
+#endif
+}
+
 void Agent::Impl::FlushEvents() {
   while (!events.empty()) {
+    // Over MQTT one event is in flight at a time, so they arrive in order; HTTPS takes over
+    // while the broker is away.
+    if (FlushFrontEventOverMqtt()) {
+      if (event_in_flight != 0) return;
+      continue;
+    }
     Status st = control->PostEvent(events.front().first, events.front().second);
     if (!st.ok()) return;  // the next round retries
     events.pop_front();
@@ -334,6 +403,13 @@ Status Agent::Run() {
       next_poll = now + Seconds(a.cfg.update_poll_s);
       a.PollDeployment();
     }
+#ifdef EDGELOOP_HAS_MQTT
+    if (a.mqtt)
+      if (auto pushed = a.mqtt->TakePushedUpdate()) {
+        Log("update metadata pushed over MQTT");
+        a.OfferDeployment(*pushed);
+      }
+#endif
     if (now >= next_telemetry) {
       next_telemetry = now + Seconds(a.cfg.telemetry_interval_s);
       a.SendTelemetry();

@@ -10,6 +10,7 @@ MqttUploadTransport::MqttUploadTransport(std::string device_id, MqttUploadOption
     : device_id_(std::move(device_id)),
       samples_topic_(mqtt::SamplesTopic(device_id_)),
       acks_topic_(mqtt::AcksTopic(device_id_)),
+      update_topic_(mqtt::UpdateTopic(device_id_)),
       opt_(std::move(options)) {}
 
 Result<std::unique_ptr<MqttUploadTransport>> MqttUploadTransport::Connect(
@@ -27,7 +28,7 @@ Result<std::unique_ptr<MqttUploadTransport>> MqttUploadTransport::Connect(
   co.keepalive_s = t->opt_.keepalive_s;
   co.reconnect_min = t->opt_.reconnect_min;
   co.reconnect_max = t->opt_.reconnect_max;
-  co.subscriptions = {{t->acks_topic_, 1}};
+  co.subscriptions = {{t->acks_topic_, 1}, {t->update_topic_, 1}};
   MqttUploadTransport* self = t.get();
   mqtt::ClientCallbacks cb;
   cb.on_connect = [self](bool) { self->OnConnect(); };
@@ -67,6 +68,9 @@ void MqttUploadTransport::OnDisconnect(const std::string& why) {
 
 void MqttUploadTransport::OnSubscribe(const std::string& filter, int granted_qos) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (filter == update_topic_ && granted_qos > 2)
+    Log("MQTT the broker refused the subscription to " + update_topic_ +
+        ": updates arrive by polling only");
   if (filter != acks_topic_) return;
   if (granted_qos > 2) {
     not_ready_why_ = "the broker refused the subscription to " + acks_topic_ +
@@ -81,10 +85,23 @@ void MqttUploadTransport::OnSubscribe(const std::string& filter, int granted_qos
 
 void MqttUploadTransport::OnMessage(const std::string& topic, std::string_view payload) {
   bytes_down_ += payload.size();
+  if (topic == update_topic_) {
+    // Signed metadata, checked by the updater like a polled document; bounded like one.
+    if (payload.empty() || payload.size() > (1u << 20))
+      return Log("MQTT update message of " + std::to_string(payload.size()) + " bytes ignored");
+    std::lock_guard<std::mutex> lock(mu_);
+    pushed_update_ = std::string(payload);
+    return;
+  }
   if (topic != acks_topic_) return;
   auto ack = mqtt::ParseAck(payload);
   if (!ack.ok()) return Log("MQTT " + ack.error().message + " on " + topic + " ignored");
   std::lock_guard<std::mutex> lock(mu_);
+  if (ack->is_event) {
+    event_answers_[ack->event_id] = *ack;
+    while (event_answers_.size() > 64) event_answers_.erase(event_answers_.begin());
+    return;
+  }
   if (ack->ok()) {
     // Every ack covers all sequence numbers up to its own: batches start at the oldest
     // record the spool still holds, so everything before it was acknowledged earlier.
@@ -95,6 +112,38 @@ void MqttUploadTransport::OnMessage(const std::string& topic, std::string_view p
     ++refusals_;
   }
   cv_.notify_all();
+}
+
+Status MqttUploadTransport::PublishTelemetry(std::string_view json) {
+  auto mid = client_->Publish(mqtt::DeviceTopic(device_id_, "telemetry"), json, 1);
+  if (!mid.ok()) return mid.error();
+  bytes_up_ += json.size();
+  return Status::Ok();
+}
+
+Status MqttUploadTransport::PublishEvent(uint64_t id, std::string_view json) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    event_answers_.erase(id);
+  }
+  auto mid = client_->Publish(mqtt::DeviceTopic(device_id_, "events"), json, 1);
+  if (!mid.ok()) return mid.error();
+  bytes_up_ += json.size();
+  return Status::Ok();
+}
+
+std::optional<mqtt::Ack> MqttUploadTransport::EventAnswer(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = event_answers_.find(id);
+  if (it == event_answers_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> MqttUploadTransport::TakePushedUpdate() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<std::string> out;
+  out.swap(pushed_update_);
+  return out;
 }
 
 Result<uint64_t> MqttUploadTransport::Send(const UploadBatch& batch) {

@@ -15,7 +15,12 @@
 // ack that covers the batch's last sequence number, all within ack_timeout. A refusal
 // ({"error": ...}), a timeout or a lost connection is an error: the Uploader backs off and
 // sends again; the server stores (device, seq) once, so a resend is never a duplicate.
-// Thread safety: Send from one thread (the uploader's); the counters from any.
+// The same connection carries the device's other traffic when the agent uploads over MQTT:
+// telemetry (QoS 1, no answer: the next snapshot replaces a lost one), update events (QoS 1
+// with an "id"; the cloud answers {"event": id, ...} on the acks topic after storing it), and
+// the retained update metadata on edgeloop/devices/<id>/update, which the broker hands over at
+// every connect and whenever the cloud deploys anew, so the device need not poll.
+// Thread safety: Send from one thread (the uploader's); the rest from any.
 #pragma once
 
 #include <atomic>
@@ -23,9 +28,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "common/mqtt_client.hpp"
 #include "common/mqtt_protocol.hpp"
@@ -54,6 +62,16 @@ class MqttUploadTransport : public UploadTransport {
 
   Result<uint64_t> Send(const UploadBatch& batch) override;
 
+  // Telemetry: published at QoS 1. Errors: kUnavailable when not connected.
+  Status PublishTelemetry(std::string_view json);
+  // An update event (JSON with "id": id). Errors: kUnavailable when not connected.
+  Status PublishEvent(uint64_t id, std::string_view json);
+  // The cloud's answer to event `id`, once it came (nullopt until then). Answers are kept for
+  // the 64 most recent events.
+  std::optional<mqtt::Ack> EventAnswer(uint64_t id);
+  // The newest update metadata the broker delivered since the last call, if any.
+  std::optional<std::string> TakePushedUpdate();
+
   uint64_t bytes_up() const { return bytes_up_; }
   uint64_t bytes_down() const { return bytes_down_; }
   // Samples the cloud reported as stored already (a batch sent again after a lost ack).
@@ -67,7 +85,7 @@ class MqttUploadTransport : public UploadTransport {
   void OnMessage(const std::string& topic, std::string_view payload);
   void Log(const std::string& line) const;
 
-  const std::string device_id_, samples_topic_, acks_topic_;
+  const std::string device_id_, samples_topic_, acks_topic_, update_topic_;
   const MqttUploadOptions opt_;
   std::unique_ptr<mqtt::Client> client_;
   std::mutex mu_;
@@ -79,6 +97,8 @@ class MqttUploadTransport : public UploadTransport {
   uint64_t acked_through_ = 0;  // the highest sequence number an ack covered
   uint64_t refusals_ = 0;       // refusals received so far; the latest in last_refusal_
   mqtt::Ack last_refusal_;
+  std::map<uint64_t, mqtt::Ack> event_answers_;  // by event id, the newest 64
+  std::optional<std::string> pushed_update_;
   std::atomic<uint64_t> bytes_up_{0}, bytes_down_{0}, duplicates_{0};
 };
 
