@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -220,6 +221,225 @@ TEST_P(StoreTest, SegmentsFromBeforeMigration5KeepReading) {
     ASSERT_TRUE(sample.ok()) << seq << ": " << sample.error().message;
     EXPECT_EQ(sample->metadata().at("at"), "cam-1/" + std::to_string(seq));
   }
+}
+
+// Once armed, holds the next group's leader until `waiting` more batches have queued, so that
+// the group after it takes all of them at once; records the sizes of both, and lets `then`
+// decide the second group's fate.
+struct GroupGate {
+  std::unique_ptr<cloud::SampleStore>* store = nullptr;
+  size_t waiting = 0;
+  std::function<Status(size_t batch_count)> then;
+  std::atomic<bool> armed{false}, holding{false};
+  std::vector<size_t> groups;  // written by leaders only, which take turns
+  cloud::SampleStoreOptions Options() {
+    cloud::SampleStoreOptions o;
+    o.before_group_write = [this](size_t batches) -> Status {
+      if (!armed) return Status::Ok();
+      groups.push_back(batches);
+      if (groups.size() == 1) {
+        holding = true;
+        while ((*store)->queued() < waiting) std::this_thread::yield();
+      } else if (groups.size() == 2 && then) {
+        return then(batches);
+      }
+      return Status::Ok();
+    };
+    return o;
+  }
+};
+
+// Arms the gate and runs one Append per batch, each on its own thread: the first batch's
+// group is held until all the others have queued behind it.
+std::vector<Result<cloud::AppendResult>> AppendConcurrently(
+    cloud::SampleStore& store, GroupGate& gate, const std::vector<wire::SampleBatch>& batches) {
+  gate.waiting = batches.size() - 1;
+  gate.armed = true;
+  std::vector<Result<cloud::AppendResult>> out(batches.size(),
+                                               Error(Errc::kInternal, "not appended"));
+  std::thread first([&] { out[0] = store.Append(Pointers(batches[0])); });
+  while (!gate.holding) std::this_thread::yield();
+  std::vector<std::thread> rest;
+  for (size_t i = 1; i < batches.size(); ++i)
+    rest.emplace_back([&, i] { out[i] = store.Append(Pointers(batches[i])); });
+  first.join();
+  for (auto& t : rest) t.join();
+  gate.armed = false;
+  return out;
+}
+
+// N batches that arrive together share one write and one fsync; each caller gets its own
+// counts, also when two batches of the group carry the same samples.
+TEST_P(StoreTest, ConcurrentBatchesShareOneFsyncAndCountTheirOwnDuplicates) {
+  auto db = OpenMigrated(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  std::unique_ptr<cloud::SampleStore> store;
+  GroupGate gate;
+  gate.store = &store;
+  constexpr size_t kBatches = 12;
+  auto opened = cloud::SampleStore::Open(**db, dir_.path() + "/samples", gate.Options());
+  ASSERT_TRUE(opened.ok());
+  store = std::move(*opened);
+  ASSERT_EQ(store->Append(Pointers(MakeTaggedBatch("cam-0", 0, 4)))->accepted, 4u);
+  const uint64_t syncs_before = store->syncs();
+  // Batch 0 leads alone; batches 1..11: ten devices, and cam-1's batch three times over
+  // (overlapping sequences 0..9, 5..14, 0..9), and cam-0's stored samples again.
+  std::vector<wire::SampleBatch> batches = {
+      MakeTaggedBatch("cam-lead", 0, 3), MakeTaggedBatch("cam-1", 0, 10),
+      MakeTaggedBatch("cam-1", 5, 10), MakeTaggedBatch("cam-1", 0, 10),
+      MakeTaggedBatch("cam-0", 2, 4)};
+  for (int d = 2; batches.size() < kBatches; ++d)
+    batches.push_back(MakeTaggedBatch("cam-" + std::to_string(d), 0, 6));
+  auto results = AppendConcurrently(*store, gate, batches);
+  uint64_t accepted = 0, duplicates = 0, cam1_accepted = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].error().message;
+    EXPECT_EQ(results[i]->accepted + results[i]->duplicates,
+              static_cast<uint64_t>(batches[i].samples_size()))
+        << "batch " << i;
+    accepted += results[i]->accepted;
+    duplicates += results[i]->duplicates;
+    if (i >= 1 && i <= 3) cam1_accepted += results[i]->accepted;
+  }
+  EXPECT_EQ(cam1_accepted, 15u);               // cam-1/0..14 once
+  EXPECT_EQ(results[4]->accepted, 2u);         // cam-0/4..5; 2..3 were stored before
+  EXPECT_EQ(accepted, 3u + 15u + 2u + 7 * 6);  // lead, cam-1, cam-0, cam-2..cam-8
+  EXPECT_EQ(duplicates, 15u + 2u);
+  // Two groups: the leader's batch, then the other eleven together; one fsync each.
+  ASSERT_EQ(gate.groups.size(), 2u);
+  EXPECT_EQ(gate.groups[1], kBatches - 1);
+  EXPECT_EQ(store->syncs() - syncs_before, 2u);
+  EXPECT_LT(store->syncs() - syncs_before, kBatches);
+  for (uint64_t seq = 0; seq < 15; ++seq) {
+    auto sample = store->Read("cam-1", seq);
+    ASSERT_TRUE(sample.ok()) << seq << ": " << sample.error().message;
+    EXPECT_EQ(sample->metadata().at("at"), "cam-1/" + std::to_string(seq));
+  }
+  auto counts = store->Count("device");
+  ASSERT_TRUE(counts.ok());
+  uint64_t total = 0;
+  for (const auto& c : *counts) total += c.count;
+  EXPECT_EQ(total, 4u + accepted);
+}
+
+// Many threads, sequences overlapping between threads: every sample stored once, every
+// count adds up.
+TEST_P(StoreTest, ManyThreadsWithOverlappingSequencesStoreEachSampleOnce) {
+  auto db = OpenMigrated(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  auto store = cloud::SampleStore::Open(**db, dir_.path() + "/samples");
+  ASSERT_TRUE(store.ok());
+  constexpr int kThreads = 16, kRounds = 8, kDevices = 4, kPerBatch = 10;
+  std::atomic<uint64_t> accepted{0}, duplicates{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      // Thread t writes device t % 4, sequences from 5 * (t / 4) + 10 * round: overlapping
+      // the other three threads of its device by half a batch.
+      const std::string device = "dev-" + std::to_string(t % kDevices);
+      for (int k = 0; k < kRounds; ++k) {
+        auto r = (*store)->Append(
+            Pointers(MakeTaggedBatch(device, 5 * (t / kDevices) + 10 * k, kPerBatch)));
+        ASSERT_TRUE(r.ok()) << r.error().message;
+        accepted += r->accepted;
+        duplicates += r->duplicates;
+      }
+    });
+  for (auto& t : threads) t.join();
+  // Each device: sequences 0 .. 15 + 70 + 9 = 94, all stored once.
+  constexpr uint64_t kPerDevice = 5 * 3 + 10 * (kRounds - 1) + kPerBatch;
+  EXPECT_EQ(accepted.load(), kDevices * kPerDevice);
+  EXPECT_EQ(accepted.load() + duplicates.load(), uint64_t{kThreads * kRounds * kPerBatch});
+  for (int d = 0; d < kDevices; ++d)
+    for (uint64_t seq = 0; seq < kPerDevice; ++seq) {
+      const std::string device = "dev-" + std::to_string(d);
+      auto sample = (*store)->Read(device, seq);
+      ASSERT_TRUE(sample.ok()) << device << "/" << seq << ": " << sample.error().message;
+      EXPECT_EQ(sample->metadata().at("at"), device + "/" + std::to_string(seq));
+    }
+  EXPECT_LE((*store)->syncs(), (*store)->synced_batches());
+}
+
+// A failure fails every batch of its group and leaves none of their rows; what was stored
+// before stays, and the same batches store in full afterwards. The group fails by the
+// database refusing an index row, or by its segment write failing.
+void GroupFailureLosesNothingEarlier(const std::string& url, const std::string& dir,
+                                     bool database_refuses) {
+  auto db = OpenMigrated(url);
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  if (database_refuses) {
+    // The index refuses any row of device "refused": a commit the database turns down after
+    // the group's first statements (250 rows each) went through.
+    const bool pg = (*db)->Dialect() == "postgresql";
+    if (pg) {
+      ASSERT_TRUE((*db)
+                      ->Exec("CREATE FUNCTION refuse_sample() RETURNS trigger AS $$ BEGIN IF "
+                             "NEW.device_id = 'refused' THEN RAISE EXCEPTION 'sample refused "
+                             "by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+                      .ok());
+      ASSERT_TRUE((*db)
+                      ->Exec("CREATE TRIGGER refuse_sample BEFORE INSERT ON samples FOR EACH "
+                             "ROW EXECUTE FUNCTION refuse_sample()")
+                      .ok());
+    } else {
+      ASSERT_TRUE((*db)
+                      ->Exec("CREATE TRIGGER refuse_sample BEFORE INSERT ON samples WHEN "
+                             "NEW.device_id = 'refused' BEGIN SELECT RAISE(ABORT, 'sample "
+                             "refused by the test'); END")
+                      .ok());
+    }
+  }
+  std::unique_ptr<cloud::SampleStore> store;
+  GroupGate gate;
+  gate.store = &store;
+  constexpr size_t kBatches = 8;
+  if (!database_refuses)
+    gate.then = [](size_t) -> Status {
+      return Error(Errc::kIo, "segment write: No space left on device (forced by the test)");
+    };
+  auto opened = cloud::SampleStore::Open(**db, dir, gate.Options());
+  ASSERT_TRUE(opened.ok());
+  store = std::move(*opened);
+  std::vector<wire::SampleBatch> batches = {MakeTaggedBatch("cam-lead", 0, 5)};
+  for (size_t d = 1; d + 1 < kBatches; ++d)
+    batches.push_back(MakeTaggedBatch("cam-" + std::to_string(d), 0, 100));
+  batches.push_back(MakeTaggedBatch(database_refuses ? "refused" : "cam-last", 0, 100));
+  auto results = AppendConcurrently(*store, gate, batches);
+  ASSERT_TRUE(results[0].ok()) << results[0].error().message;
+  EXPECT_EQ(results[0]->accepted, 5u);
+  ASSERT_EQ(gate.groups.size(), 2u);
+  EXPECT_EQ(gate.groups[1], kBatches - 1);
+  for (size_t i = 1; i < kBatches; ++i) {
+    ASSERT_FALSE(results[i].ok()) << "batch " << i << " of the failed group was acked";
+    EXPECT_NE(results[i].error().message.find(database_refuses ? "refused" : "No space"),
+              std::string::npos)
+        << results[i].error().message;
+  }
+  auto counts = store->Count("device");
+  ASSERT_TRUE(counts.ok());
+  ASSERT_EQ(counts->size(), 1u) << "rows of the failed group were left committed";
+  EXPECT_EQ(counts->at(0).key, "cam-lead");
+  EXPECT_EQ(counts->at(0).count, 5u);
+  // The same batches (but the refused one) again: nothing counts as stored before.
+  for (size_t i = 1; i + 1 < kBatches; ++i) {
+    auto again = store->Append(Pointers(batches[i]));
+    ASSERT_TRUE(again.ok()) << again.error().message;
+    EXPECT_EQ(again->accepted, 100u);
+  }
+  for (const auto& [device, seq] :
+       {std::pair<std::string, uint64_t>{"cam-lead", 4}, {"cam-1", 0}, {"cam-6", 99}}) {
+    auto sample = store->Read(device, seq);
+    ASSERT_TRUE(sample.ok()) << device << "/" << seq << ": " << sample.error().message;
+    EXPECT_EQ(sample->metadata().at("at"), device + "/" + std::to_string(seq));
+  }
+}
+
+TEST_P(StoreTest, ADatabaseRefusingTheCommitFailsTheWholeGroup) {
+  GroupFailureLosesNothingEarlier(DatabaseUrl(), dir_.path() + "/samples", true);
+}
+
+TEST_P(StoreTest, ASegmentWriteErrorFailsTheWholeGroup) {
+  GroupFailureLosesNothingEarlier(DatabaseUrl(), dir_.path() + "/samples", false);
 }
 
 TEST_P(StoreTest, ServerIngestsOverMutualTls) {

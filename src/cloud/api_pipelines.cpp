@@ -295,8 +295,16 @@ void Server::Impl::ExecuteQueuedRun() {
     ctx.executable =
         options.worker_executable.empty() ? SelfExecutable() : options.worker_executable;
     ctx.trigger = run.trigger;
-    ctx.cancel = &stopping;
+    ctx.cancel = &run_cancel;
     result = RunPipeline(*spec, ctx, host);
+  }
+  if (!leader && !stopping) {
+    // The lease was lost during the run: the next leader settles it (RecoverInterruptedRuns),
+    // and this replica must not write beside it.
+    log::Warn("run_abandoned", {{"run", run.id},
+                                {"replica", replica_id},
+                                {"reason", "the leader lease was lost during the run"}});
+    return;
   }
   Status done = pipelines->Finish(run.id, result.status, NowMs(), result.ToJson());
   if (!done.ok()) BackgroundFailure("run_finish", done.error(), {"run", run.id});
@@ -334,30 +342,82 @@ void Server::Impl::Guarded(const char* where, const std::function<void()>& fn) {
   }
 }
 
+void Server::Impl::PollLease() {
+  const bool held = lease->Poll();
+  if (held && !leader) {
+    // The previous leader's runs first: nothing of this replica runs until they are settled.
+    run_cancel = false;
+    if (Status st = RecoverInterruptedRuns(); !st.ok()) {
+      // Not leader yet: the next poll tries again (the lease stays held meanwhile).
+      BackgroundFailure("leader_takeover", st.error(), {"replica", replica_id});
+      return;
+    }
+    leader = true;
+    lease_error.clear();
+    metrics.CountLeaderChange("acquired");
+    log::Info("leader_acquired", {{"replica", replica_id}});
+  } else if (!held && leader) {
+    leader = false;
+    run_cancel = true;  // a run in progress stops at its next step boundary
+    metrics.CountLeaderChange("lost");
+    log::Warn("leader_lost",
+              {{"replica", replica_id},
+               {"reason", lease->last_error().empty() ? "the lease is held by another replica"
+                                                      : lease->last_error()},
+               {"hint",
+                "background work stops here; the replica that takes the lease next "
+                "recovers the runs that were in progress"}});
+  }
+  // The database cannot be reached for the lease: said once per distinct reason, not every
+  // interval.
+  if (!held && lease->last_error() != lease_error) {
+    lease_error = lease->last_error();
+    if (!lease_error.empty())
+      BackgroundFailure("leader_lease", Error(Errc::kIo, lease_error), {"replica", replica_id});
+  }
+}
+
 void Server::Impl::StartWorkers() {
   stopping = false;
-  workers.emplace_back([this] {
+  run_cancel = false;
+  auto pause = [this] {
+    for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  };
+  // The lease first, once, so that a sole server (SQLite) or the first replica leads at once.
+  Guarded("leader_lease", [this] { PollLease(); });
+  workers.emplace_back([this, pause] {
     while (!stopping) {
-      Guarded("trigger_check", [this] { CheckTriggers(); });
-      Guarded("pipeline_run", [this] { ExecuteQueuedRun(); });
-      for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      pause();
+      if (!stopping) Guarded("leader_lease", [this] { PollLease(); });
     }
   });
-  workers.emplace_back([this] {
+  workers.emplace_back([this, pause] {
     while (!stopping) {
-      Guarded("rollout_tick", [this] { TickRollouts(); });
-      for (int i = 0; i < options.background_interval_ms / 50 && !stopping; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (leader) Guarded("trigger_check", [this] { CheckTriggers(); });
+      if (leader) Guarded("pipeline_run", [this] { ExecuteQueuedRun(); });
+      pause();
+    }
+  });
+  workers.emplace_back([this, pause] {
+    while (!stopping) {
+      if (leader) Guarded("rollout_tick", [this] { TickRollouts(); });
+      pause();
     }
   });
 }
 
 void Server::Impl::StopWorkers() {
   stopping = true;
+  run_cancel = true;
   for (auto& w : workers)
     if (w.joinable()) w.join();
   workers.clear();
+  // Given up at once, so another replica takes over at its next poll rather than when this
+  // process's connection times out.
+  if (lease && leader) log::Info("leader_released", {{"replica", replica_id}});
+  leader = false;
+  if (lease) lease->Release();
 }
 
 void Server::Impl::PipelineRoutes() {

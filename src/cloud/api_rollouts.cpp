@@ -142,56 +142,69 @@ void Server::Impl::TickRollouts() {
   if (running->empty()) return;
   auto states = FleetStates();
   if (!states.ok()) return BackgroundFailure("rollout_tick", states.error());
-  for (const RolloutRow& row : *running) {
-    auto c = RolloutController::FromJson(row.state);
-    if (!c.ok()) {
-      BackgroundFailure("rollout_tick", c.error(), {"rollout", row.id});
-      continue;
-    }
-    const std::string before = c->status();
-    auto actions = c->Tick(NowMs(), *states);
-    // The tick's deployments, stage changes and new state commit together, so a server killed
-    // at any moment restarts from the state before the tick or after it, never between.
-    auto apply_and_save = [&](const std::vector<RolloutAction>& todo) {
+  for (const RolloutRow& listed : *running) {
+    // The tick works on the row as locked in its transaction: an operator's command that
+    // another replica committed since the list was read is seen, never overwritten.
+    RolloutRow row;
+    std::optional<RolloutController> c;
+    std::string before, tick_error;
+    auto apply_and_save = [&](bool tick) {
       return db->Transaction([&]() -> Status {
+        EDGELOOP_ASSIGN_OR_RETURN(row, rollouts->GetForUpdate(listed.id));
+        std::vector<RolloutAction> todo;
+        if (tick) {
+          if (row.status != "running") return Status::Ok();  // paused or ended meanwhile
+          EDGELOOP_ASSIGN_OR_RETURN(auto loaded, RolloutController::FromJson(row.state));
+          c.emplace(std::move(loaded));
+          before = c->status();
+          todo = c->Tick(NowMs(), *states);
+        } else {
+          todo = c->Abort(NowMs(), "could not carry out the rollout: " + tick_error);
+        }
         Json next = c->ToJson();
         EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(row, next, todo));
         return rollouts->Save(row.id, c->status(), next, NowMs());
       });
     };
-    if (Status st = apply_and_save(actions); !st.ok()) {
-      BackgroundFailure("rollout_tick", st.error(), {"rollout", row.id});
-      auto failed = c->Abort(NowMs(), "could not carry out the rollout: " + st.error().message);
-      if (Status again = apply_and_save(failed); !again.ok())
-        BackgroundFailure("rollout_abort", again.error(), {"rollout", row.id});
+    // The tick's deployments, stage changes and new state commit together, so a server killed
+    // at any moment restarts from the state before the tick or after it, never between.
+    if (Status st = apply_and_save(true); !st.ok()) {
+      BackgroundFailure("rollout_tick", st.error(), {"rollout", listed.id});
+      if (!c) continue;  // the stored state could not be read: nothing to abort from
+      tick_error = st.error().message;
+      if (Status again = apply_and_save(false); !again.ok())
+        BackgroundFailure("rollout_abort", again.error(), {"rollout", listed.id});
     }
-    if (c->status() != before)
-      log::Info("rollout_state", {{"rollout", row.id}, {"from", before}, {"to", c->status()}});
+    if (c && c->status() != before)
+      log::Info("rollout_state", {{"rollout", listed.id}, {"from", before}, {"to", c->status()}});
   }
   FlushDeploymentPushes();
 }
 
 Result<Json> Server::Impl::RolloutCommand(const std::string& id, const std::string& command) {
   std::lock_guard<std::mutex> lock(rollout_mu);
-  EDGELOOP_ASSIGN_OR_RETURN(RolloutRow row, rollouts->Get(id));
-  EDGELOOP_ASSIGN_OR_RETURN(auto c, RolloutController::FromJson(row.state));
-  if (command == "pause") {
-    EDGELOOP_RETURN_IF_ERROR(c.Pause(NowMs()));
-  } else if (command == "resume") {
-    EDGELOOP_RETURN_IF_ERROR(c.Resume(NowMs()));
-  } else if (command == "abort") {
-    if (c.finished()) return Error(Errc::kInvalidArgument, "rollout " + id + " is " + c.status());
-  } else {
+  if (command != "pause" && command != "resume" && command != "abort")
     return Error(Errc::kNotFound, "unknown rollout command " + command);
-  }
-  // The command's actions (an abort's reverts) and the new state commit together.
-  std::vector<RolloutAction> actions;
-  if (command == "abort") actions = c.Abort(NowMs(), "aborted by an operator");
+  // Read, changed and saved under the row's lock, with the command's actions (an abort's
+  // reverts): the leader's tick on another replica waits for it, or it for the tick.
+  Json out;
   EDGELOOP_RETURN_IF_ERROR(db->Transaction([&]() -> Status {
+    EDGELOOP_ASSIGN_OR_RETURN(RolloutRow row, rollouts->GetForUpdate(id));
+    EDGELOOP_ASSIGN_OR_RETURN(auto c, RolloutController::FromJson(row.state));
+    std::vector<RolloutAction> actions;
+    if (command == "pause") {
+      EDGELOOP_RETURN_IF_ERROR(c.Pause(NowMs()));
+    } else if (command == "resume") {
+      EDGELOOP_RETURN_IF_ERROR(c.Resume(NowMs()));
+    } else {
+      if (c.finished()) return Error(Errc::kInvalidArgument, "rollout " + id + " is " + c.status());
+      actions = c.Abort(NowMs(), "aborted by an operator");
+    }
     EDGELOOP_RETURN_IF_ERROR(ApplyRolloutActions(row, c.ToJson(), actions));
-    return rollouts->Save(id, c.status(), c.ToJson(), NowMs());
+    EDGELOOP_RETURN_IF_ERROR(rollouts->Save(id, c.status(), c.ToJson(), NowMs()));
+    out = c.ToJson();
+    return Status::Ok();
   }));
-  Json out = c.ToJson();
   out["id"] = id;
   return out;
 }

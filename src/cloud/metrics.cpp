@@ -94,6 +94,11 @@ void ServerMetrics::CountBackgroundError(const std::string& where) {
   ++background_errors_[where];
 }
 
+void ServerMetrics::CountLeaderChange(const std::string& change) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++leader_changes_[change];
+}
+
 void ServerMetrics::SetConnections(int64_t open) {
   std::lock_guard<std::mutex> lock(mu_);
   connections_ = open;
@@ -153,6 +158,11 @@ std::string ServerMetrics::Exposition(const std::string& extra) const {
   for (const auto& [where, n] : background_errors_)
     out += "edgeloop_background_errors_total{where=\"" + Escape(where) + "\"} " +
            std::to_string(n) + "\n";
+  out += "# HELP edgeloop_leader_changes_total Leader lease taken or lost by this replica.\n";
+  out += "# TYPE edgeloop_leader_changes_total counter\n";
+  for (const auto& [change, n] : leader_changes_)
+    out += "edgeloop_leader_changes_total{change=\"" + Escape(change) + "\"} " + std::to_string(n) +
+           "\n";
   out += "# HELP edgeloop_open_connections Client connections open now.\n";
   out += "# TYPE edgeloop_open_connections gauge\n";
   out += "edgeloop_open_connections " + std::to_string(connections_) + "\n";

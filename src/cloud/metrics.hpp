@@ -29,6 +29,8 @@ class ServerMetrics {
   void ObserveRun(const std::string& status, double seconds);
   // A named counter of background failures ("rollout_tick", "trigger_check", ...).
   void CountBackgroundError(const std::string& where);
+  // The leader lease taken ("acquired") or lost ("lost") by this replica.
+  void CountLeaderChange(const std::string& change);
   // Connection gauges the listener keeps up to date.
   void SetConnections(int64_t open);
 
@@ -56,6 +58,7 @@ class ServerMetrics {
   std::map<std::string, Histogram> step_seconds_;
   std::map<std::string, Histogram> run_seconds_;  // by final status
   std::map<std::string, uint64_t> background_errors_;
+  std::map<std::string, uint64_t> leader_changes_;  // by change
   int64_t connections_ = 0;
 };
 

@@ -37,6 +37,15 @@ Result<RolloutRow> RolloutStore::Get(const std::string& id) {
   return FromRow(rows[0]);
 }
 
+Result<RolloutRow> RolloutStore::GetForUpdate(const std::string& id) {
+  const char* lock = db_.Dialect() == "postgresql" ? " FOR UPDATE" : "";
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT " + std::string(kColumns) + " FROM rollouts WHERE id = ?" + lock, {id}));
+  if (rows.empty()) return Error(Errc::kNotFound, "no rollout " + id);
+  return FromRow(rows[0]);
+}
+
 Result<std::vector<RolloutRow>> RolloutStore::List(const std::optional<std::string>& status) {
   std::string sql = "SELECT " + std::string(kColumns) + " FROM rollouts";
   std::vector<std::string> params;

@@ -31,6 +31,10 @@ class RolloutStore {
   Status Insert(const RolloutRow& row);
   // kNotFound naming the id when there is no such rollout.
   Result<RolloutRow> Get(const std::string& id);
+  // Get, locking the row until the enclosing Transaction ends (PostgreSQL: FOR UPDATE; SQLite
+  // locks the whole database for a write transaction already), so that replicas changing
+  // one rollout (a tick on the leader, an operator command on any replica) go one at a time.
+  Result<RolloutRow> GetForUpdate(const std::string& id);
   // Oldest first; with `status`, only rollouts in it.
   Result<std::vector<RolloutRow>> List(const std::optional<std::string>& status = std::nullopt);
   // True while a rollout is running or paused (new drift runs wait for it).

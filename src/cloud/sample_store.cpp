@@ -97,54 +97,131 @@ Status SampleStore::OpenSegment() {
 }
 
 Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>& samples) {
+  Pending mine;
+  mine.samples = &samples;
+  std::unique_lock<std::mutex> lock(mu_);
+  queue_.push_back(&mine);
+  while (!mine.done) {
+    if (writing_) {
+      woken_.wait(lock);
+      continue;
+    }
+    // Lead a group: every batch queued now, up to the group's size. The batches queue up
+    // while the previous group's leader writes, so the busier the store, the larger a group.
+    writing_ = true;
+    std::vector<Pending*> group;
+    size_t group_samples = 0;
+    while (!queue_.empty() && (group.empty() || group_samples + queue_.front()->samples->size() <=
+                                                    options_.max_group_samples)) {
+      group_samples += queue_.front()->samples->size();
+      group.push_back(queue_.front());
+      queue_.pop_front();
+    }
+    lock.unlock();
+    Status st = [&]() -> Status {
+      try {
+        return CommitGroup(group);
+      } catch (const std::exception& e) {
+        return Error(Errc::kInternal, std::string("sample store group commit: ") + e.what());
+      }
+    }();
+    if (!st.ok()) {
+      log::Error("sample_group_failed", {{"batches", static_cast<uint64_t>(group.size())},
+                                         {"samples", static_cast<uint64_t>(group_samples)},
+                                         {"segment", segment_},
+                                         {"error", st.error().message}});
+    }
+    lock.lock();
+    for (Pending* p : group) {
+      if (!st.ok()) p->status = st;
+      p->done = true;
+    }
+    writing_ = false;
+    woken_.notify_all();
+  }
+  if (!mine.status.ok()) return mine.status.error();
+  return mine.result;
+}
+
+size_t SampleStore::queued() {
   std::lock_guard<std::mutex> lock(mu_);
-  AppendResult result;
-  Status st = db_.Transaction([&]() -> Status {
-    // Deduplicate against the index and within the batch itself: one query per device and
-    // chunk of sequence numbers, not one per sample (a round trip each on PostgreSQL).
-    std::map<std::string, std::vector<uint64_t>> by_device;
-    for (const wire::Sample* s : samples) by_device[s->device_id()].push_back(s->sequence());
-    std::set<std::pair<std::string, uint64_t>> seen;
-    for (const auto& [device, seqs] : by_device) {
-      for (size_t at = 0; at < seqs.size(); at += kSeqsPerQuery) {
-        size_t n = std::min(kSeqsPerQuery, seqs.size() - at);
-        std::vector<std::string> params = {device};
-        for (size_t i = 0; i < n; ++i) params.push_back(std::to_string(seqs[at + i]));
-        EDGELOOP_ASSIGN_OR_RETURN(
-            auto rows, db_.Query("SELECT seq FROM samples WHERE device_id = ? AND seq IN (" +
-                                     Placeholders(n) + ")",
-                                 params));
-        for (const auto& r : rows) {
-          EDGELOOP_ASSIGN_OR_RETURN(uint64_t seq, ColumnUint64(r.at(0), "sample sequence"));
-          seen.emplace(device, seq);
-        }
+  return queue_.size();
+}
+
+Status SampleStore::CommitGroup(const std::vector<Pending*>& group) {
+  // Deduplicate against the index and within the group itself: one query per device and
+  // chunk of sequence numbers, not one per sample (a round trip each on PostgreSQL). Outside
+  // a transaction, so the database is not held during the fsync; a row another store indexes
+  // meanwhile is caught by ON CONFLICT below.
+  std::map<std::string, std::set<uint64_t>> by_device;
+  for (const Pending* p : group)
+    for (const wire::Sample* s : *p->samples) by_device[s->device_id()].insert(s->sequence());
+  std::set<std::pair<std::string, uint64_t>> seen;
+  for (const auto& [device, seq_set] : by_device) {
+    std::vector<uint64_t> seqs(seq_set.begin(), seq_set.end());
+    for (size_t at = 0; at < seqs.size(); at += kSeqsPerQuery) {
+      size_t n = std::min(kSeqsPerQuery, seqs.size() - at);
+      std::vector<std::string> params = {device};
+      for (size_t i = 0; i < n; ++i) params.push_back(std::to_string(seqs[at + i]));
+      EDGELOOP_ASSIGN_OR_RETURN(
+          auto rows, db_.Query("SELECT seq FROM samples WHERE device_id = ? AND seq IN (" +
+                                   Placeholders(n) + ")",
+                               params));
+      for (const auto& r : rows) {
+        EDGELOOP_ASSIGN_OR_RETURN(uint64_t seq, ColumnUint64(r.at(0), "sample sequence"));
+        seen.emplace(device, seq);
       }
     }
-    std::vector<const wire::Sample*> fresh;
-    for (const wire::Sample* s : samples) {
+  }
+  // The new samples in queue order, each with the batch it counts for.
+  std::vector<std::pair<const wire::Sample*, Pending*>> fresh;
+  for (Pending* p : group) {
+    p->result = AppendResult{};
+    for (const wire::Sample* s : *p->samples) {
       if (seen.emplace(s->device_id(), s->sequence()).second)
-        fresh.push_back(s);
+        fresh.emplace_back(s, p);
       else
-        ++result.duplicates;
+        ++p->result.duplicates;
     }
-    if (fresh.empty()) return Status::Ok();
-    if (segment_size_ > options_.segment_bytes) EDGELOOP_RETURN_IF_ERROR(OpenSegment());
-    std::string buf;
-    std::vector<std::pair<uint64_t, uint32_t>> places;
-    for (const wire::Sample* s : fresh) {
-      std::string record = EncodeSampleRecord(*s);
-      places.emplace_back(segment_size_ + buf.size(),
-                          static_cast<uint32_t>(record.size() - kSampleRecordHeaderBytes));
-      buf += record;
+  }
+  if (fresh.empty()) return Status::Ok();
+  if (segment_failed_ || segment_size_ > options_.segment_bytes) {
+    EDGELOOP_RETURN_IF_ERROR(OpenSegment());
+    segment_failed_ = false;
+  }
+  if (options_.before_group_write) {
+    Status hook = options_.before_group_write(group.size());
+    if (!hook.ok()) {
+      segment_failed_ = true;
+      return hook;
     }
-    EDGELOOP_RETURN_IF_ERROR(WriteAll(fd_, buf));
-    if (::fdatasync(fd_) != 0)
-      return Error(Errc::kIo, std::string("segment fsync: ") + std::strerror(errno));
-    segment_size_ += buf.size();
-    // The index rows, many per statement. Another store on the same database may have
-    // indexed the same (device, seq) since the query above (a device retrying on another
-    // server): its row stays, and this one counts as a duplicate.
-    uint64_t inserted = 0;
+  }
+  std::string buf;
+  std::vector<std::pair<uint64_t, uint32_t>> places;
+  places.reserve(fresh.size());
+  for (const auto& [s, p] : fresh) {
+    std::string record = EncodeSampleRecord(*s);
+    places.emplace_back(segment_size_ + buf.size(),
+                        static_cast<uint32_t>(record.size() - kSampleRecordHeaderBytes));
+    buf += record;
+  }
+  Status written = WriteAll(fd_, buf);
+  if (written.ok() && ::fdatasync(fd_) != 0)
+    written = Error(Errc::kIo, std::string("segment fsync: ") + std::strerror(errno));
+  if (!written.ok()) {
+    // How much of the buffer reached the file is unknown: later records go to a new segment.
+    segment_failed_ = true;
+    return written.error().WithContext("segment " + std::to_string(segment_) + " in " + dir_);
+  }
+  segment_size_ += buf.size();
+  syncs_.fetch_add(1);
+  synced_batches_.fetch_add(group.size());
+  // The index rows of the whole group in one transaction, many per statement. Another store
+  // on the same database may have indexed the same (device, seq) since the query above (a
+  // device retrying on another server): its row stays, and this sample counts as a duplicate.
+  std::set<std::pair<std::string, uint64_t>> inserted;
+  Status committed = db_.Transaction([&]() -> Status {
+    inserted.clear();
     for (size_t at = 0; at < fresh.size(); at += kRowsPerInsert) {
       size_t n = std::min(kRowsPerInsert, fresh.size() - at);
       std::string sql =
@@ -153,7 +230,7 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
       std::vector<std::string> params;
       params.reserve(n * 8);
       for (size_t i = at; i < at + n; ++i) {
-        const wire::Sample* s = fresh[i];
+        const wire::Sample* s = fresh[i].first;
         sql += (i == at ? "(" : ", (") + Placeholders(8) + ")";
         for (std::string v :
              {s->device_id(), std::to_string(s->sequence()), std::to_string(s->timestamp_ms()),
@@ -163,16 +240,23 @@ Result<AppendResult> SampleStore::Append(const std::vector<const wire::Sample*>&
               std::to_string(places[i].second)})
           params.push_back(std::move(v));
       }
-      sql += " ON CONFLICT (device_id, seq) DO NOTHING RETURNING seq";
+      sql += " ON CONFLICT (device_id, seq) DO NOTHING RETURNING device_id, seq";
       EDGELOOP_ASSIGN_OR_RETURN(auto rows, db_.Query(sql, params));
-      inserted += rows.size();
+      for (const auto& r : rows) {
+        EDGELOOP_ASSIGN_OR_RETURN(uint64_t seq, ColumnUint64(r.at(1), "inserted sequence"));
+        inserted.emplace(r.at(0), seq);
+      }
     }
-    result.accepted = inserted;
-    result.duplicates += fresh.size() - inserted;
     return Status::Ok();
   });
-  if (!st.ok()) return st.error();
-  return result;
+  EDGELOOP_RETURN_IF_ERROR(committed);
+  for (const auto& [s, p] : fresh) {
+    if (inserted.count({s->device_id(), s->sequence()}))
+      ++p->result.accepted;
+    else
+      ++p->result.duplicates;
+  }
+  return Status::Ok();
 }
 
 Status SampleStore::SetLabel(const std::string& device_id, uint64_t sequence, int32_t label,

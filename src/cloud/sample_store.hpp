@@ -6,12 +6,22 @@
 // segment is fsynced before the index rows commit, and the commit itself is durable. A crash
 // between the two leaves unindexed bytes in a segment, never an index row without data.
 //
+// Group commit: concurrent Append() calls queue their batches; one caller at a time (the
+// group's leader) takes every queued batch, writes all their new records, makes one
+// fdatasync and commits all their index rows in one transaction, then wakes each caller with
+// its own AppendResult. A sample that two batches of one group carry is stored once, for the
+// first of them. An error fails every batch of its group and leaves none of its rows.
+//
 // Several stores (in several processes) may share one database and one folder: each appends
 // only to segments it opened, numbered by the database (table sample_segments), so index rows
 // of one store never point into bytes another store is appending. Thread-safe.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -62,6 +72,11 @@ struct SnapshotRow {
 struct SampleStoreOptions {
   // A store starts a new segment once its active one holds more than this.
   uint64_t segment_bytes = 64ull << 20;
+  // A group takes queued batches until it holds this many samples (at least one batch).
+  size_t max_group_samples = 16384;
+  // For tests: called by a group's leader before it writes, with the group's batch count.
+  // An error fails the group as a segment write error would.
+  std::function<Status(size_t batches)> before_group_write;
 };
 
 class SampleStore {
@@ -73,7 +88,14 @@ class SampleStore {
   SampleStore(const SampleStore&) = delete;
   SampleStore& operator=(const SampleStore&) = delete;
 
+  // Blocks until the group holding this batch is durable (or failed).
   Result<AppendResult> Append(const std::vector<const wire::Sample*>& samples);
+  // Segment fdatasyncs since Open (one per group that wrote records), and the groups and
+  // batches they carried.
+  uint64_t syncs() const { return syncs_.load(); }
+  uint64_t synced_batches() const { return synced_batches_.load(); }
+  // Batches queued now and not yet taken by a group's leader.
+  size_t queued();
   // A later label for an earlier sample; kNotFound when the sample is unknown.
   Status SetLabel(const std::string& device_id, uint64_t sequence, int32_t label,
                   int32_t label_source);
@@ -95,17 +117,32 @@ class SampleStore {
  private:
   SampleStore(Database& db, std::string dir, std::string owner, SampleStoreOptions options)
       : db_(db), dir_(std::move(dir)), owner_(std::move(owner)), options_(options) {}
+  // One Append() call waiting in the queue; the leader fills in status and result.
+  struct Pending {
+    const std::vector<const wire::Sample*>* samples = nullptr;
+    Status status;
+    AppendResult result;
+    bool done = false;  // guarded by mu_
+  };
   // Allocates the next segment number in the database and creates its file.
   Status OpenSegment();
+  // The leader's work: one write, one fdatasync and one transaction for the whole group.
+  Status CommitGroup(const std::vector<Pending*>& group);
 
   Database& db_;
   std::string dir_;
   std::string owner_;  // host:pid:random, recorded with each segment this store opens
   SampleStoreOptions options_;
-  std::mutex mu_;  // guards the active segment; taken before the database lock
+  std::mutex mu_;  // guards queue_ and writing_; never held across I/O
+  std::condition_variable woken_;
+  std::deque<Pending*> queue_;
+  bool writing_ = false;  // a leader is committing a group
+  // The active segment: used only by the leader (while writing_), so no lock guards it.
   int fd_ = -1;
   int segment_ = 0;
   uint64_t segment_size_ = 0;
+  bool segment_failed_ = false;  // a write or fsync failed: its tail is unknown, start anew
+  std::atomic<uint64_t> syncs_{0}, synced_batches_{0};
 };
 
 }  // namespace edgeloop::cloud

@@ -227,6 +227,11 @@ std::string Server::Impl::ScrapeGauges() {
   emit("edgeloop_pipeline_runs", "Pipeline runs by status (queued is the queue depth).",
        pipelines->CountByStatus());
   emit("edgeloop_rollouts", "Rollouts by status.", rollouts->CountByStatus());
+  out +=
+      "# HELP edgeloop_leader 1 while this replica holds the leader lease and does the "
+      "background work (triggers, runs, rollout ticks).\n"
+      "# TYPE edgeloop_leader gauge\nedgeloop_leader{replica=\"" +
+      replica_id + "\"} " + (leader ? "1" : "0") + "\n";
   // The listener: connections held and requests being handled now, and since the start the
   // connections refused at accept and closed for missing a deadline.
   const http::ListenerStats conn = http->stats();
@@ -334,8 +339,9 @@ void Server::Impl::Routes() {
   // Liveness: the process answers. Readiness: the database takes a write and the data
   // folder takes an fsynced file, so a load balancer stops sending work to a replica that
   // cannot store it.
-  s.Get("/v1/health", [](const http::Request&, http::Response& res) {
-    res.set_content(R"({"status":"ok"})", "application/json");
+  // It also names the replica and whether it holds the leader lease (does background work).
+  s.Get("/v1/health", [this](const http::Request&, http::Response& res) {
+    SendJson(res, Json{{"status", "ok"}, {"replica", replica_id}, {"leader", leader.load()}});
   });
   s.Get("/v1/ready", [this](const http::Request&, http::Response& res) {
     Json problems = Json::array();
@@ -566,19 +572,58 @@ Status Server::Impl::StartMqttIngest() {
 Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   auto impl = std::make_unique<Impl>(options);
   EDGELOOP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
+  if (options.replica_id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof(host) - 1);
+    impl->replica_id = std::string(host) + ":" + std::to_string(getpid());
+  } else if (options.replica_id.size() > 128 ||
+             options.replica_id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
+                                                  "UVWXYZ0123456789._:-") != std::string::npos) {
+    return Error(Errc::kInvalidArgument,
+                 "--replica-id must be 1-128 of [A-Za-z0-9._:-], got '" + options.replica_id + "'");
+  } else {
+    impl->replica_id = options.replica_id;
+  }
+  std::string url =
+      options.db_url.empty() ? "sqlite:" + options.data_dir + "/edgeloop.db" : options.db_url;
+  const bool shared_database =
+      url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+  // SQLite: one server per data folder. PostgreSQL: replicas may share the folder (samples,
+  // artifacts, keys); the database and the leader lease keep them apart.
+  if (!shared_database) {
+    EDGELOOP_ASSIGN_OR_RETURN(FileLock folder, LockDataFolder(options.data_dir));
+    impl->folder_lock.emplace(std::move(folder));
+  }
+  // Replicas started together on one folder create the CA, the signing key and the admin
+  // token once: the first under this lock creates them, the others read them.
+  std::optional<FileLock> keys_lock;
+  {
+    EDGELOOP_ASSIGN_OR_RETURN(FileLock held,
+                              FileLock::Acquire(options.data_dir + "/keys.lock", true));
+    keys_lock.emplace(std::move(held));
+  }
   EDGELOOP_ASSIGN_OR_RETURN(
       impl->keys, LoadOrCreateFleetKeys(options.data_dir, options.host, options.ca_cert_file,
                                         options.ca_key_file, options.signing_key_file));
-  std::string url =
-      options.db_url.empty() ? "sqlite:" + options.data_dir + "/edgeloop.db" : options.db_url;
   EDGELOOP_ASSIGN_OR_RETURN(impl->db, OpenDatabase(url));
   EDGELOOP_ASSIGN_OR_RETURN(int64_t schema, Migrate(*impl->db));
   log::Info("schema", {{"version", schema}, {"database", impl->db->Dialect()}});
+  if (impl->db->Dialect() == "postgresql") {
+    EDGELOOP_ASSIGN_OR_RETURN(
+        impl->lease, OpenPostgresLease(url, kBackgroundLeaseKey,
+                                       std::max(2000, 2 * options.background_interval_ms)));
+  } else {
+    impl->lease = SoleServerLease();
+  }
+  log::Info("replica",
+            {{"replica", impl->replica_id},
+             {"database", impl->db->Dialect()},
+             {"lease", impl->db->Dialect() == "postgresql" ? "postgresql advisory lock"
+                                                           : "sole server of the data folder"}});
   impl->rollouts = std::make_unique<RolloutStore>(*impl->db);
   impl->fleet = std::make_unique<FleetStore>(*impl->db);
   impl->registry = std::make_unique<RegistryStore>(*impl->db);
   impl->pipelines = std::make_unique<PipelineStore>(*impl->db);
-  EDGELOOP_RETURN_IF_ERROR(impl->RecoverInterruptedRuns());
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,
                             SampleStore::Open(*impl->db, options.data_dir + "/samples"));
   // The first admin token, readable only by the server's user.
@@ -596,6 +641,7 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
   if (!admin_scope)
     EDGELOOP_RETURN_IF_ERROR(
         impl->fleet->InsertOperatorToken(Sha256Hex(impl->admin_token), "admin", NowMs()));
+  keys_lock.reset();  // the keys and the admin token exist now
   const FleetKeys& keys = impl->keys;
   impl->http =
       std::make_unique<http::Listener>(options.connections, options.max_body_bytes,

@@ -33,8 +33,11 @@ struct ServerOptions {
   // The executable that runs pipeline steps (train, export, evaluate, quantize) as worker
   // processes; empty: this process's own executable (the edgeloop CLI).
   std::string worker_executable;
-  // Pipeline triggers and rollouts are checked this often.
+  // Pipeline triggers and rollouts are checked this often; replicas that do not hold the
+  // leader lease poll it this often too (docs/scale-out.md, "Replicas").
   int background_interval_ms = 1000;
+  // This replica's name in logs, metrics and /v1/health; empty: hostname:pid.
+  std::string replica_id;
   // Connections: handler threads, deadlines and connection limits (http_server.hpp).
   http::ListenerOptions connections;
   // Stop() answers requests already being read or handled for up to this long.

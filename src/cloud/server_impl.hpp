@@ -23,6 +23,7 @@
 #include "cloud/database.hpp"
 #include "cloud/fleet_keys.hpp"
 #include "cloud/fleet_store.hpp"
+#include "cloud/leader_lease.hpp"
 #include "cloud/metrics.hpp"
 #include "cloud/pipeline.hpp"
 #include "cloud/pipeline_store.hpp"
@@ -195,9 +196,20 @@ struct Server::Impl {
   bool stopped = false;
   int port = 0;
   RateLimiter limiter;
-  // Background work: pipeline triggers and runs, rollout ticks (api_pipelines.cpp).
+  // Background work: pipeline triggers and runs, rollout ticks (api_pipelines.cpp). Only
+  // the replica holding the lease does it (leader_lease.hpp): `leader` turns true once the
+  // lease is held and the runs of the previous leader are recovered, false when it is lost.
+  // run_cancel stops a run in progress (at Stop, or when the lease is lost).
   std::atomic<bool> stopping{false};
+  std::atomic<bool> leader{false};
+  std::atomic<bool> run_cancel{false};
+  std::string replica_id;  // options.replica_id, or hostname:pid
+  std::unique_ptr<LeaderLease> lease;
+  std::string lease_error;  // the last reason the lease could not be polled (lease thread)
+  std::optional<FileLock> folder_lock;  // SQLite: this server owns the data folder
   std::vector<std::thread> workers;
+  // Serialises this replica's rollout ticks and operator commands; across replicas the
+  // rollout row is locked in the transaction (RolloutStore::GetForUpdate).
   std::mutex rollout_mu;
   ServerMetrics metrics;
   // Ingest workers on the MQTT broker (options.mqtt_broker), started by Server::Start. A
@@ -312,7 +324,9 @@ struct Server::Impl {
   std::mutex push_mu;
   std::set<std::string> push_pending;
   void FlushDeploymentPushes();
-  // At start: runs left "running" by a server that died are failed, naming the step.
+  // When this replica takes the leader lease (at start on SQLite): runs left "running" by a
+  // leader that died are failed, naming the step. Only the leader executes runs, so every
+  // run found running then was the previous leader's.
   Status RecoverInterruptedRuns();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
   void RolloutRoutes();   // api_rollouts.cpp: staged rollouts
@@ -324,6 +338,9 @@ struct Server::Impl {
   void ExecuteQueuedRun();
   void StartWorkers();
   void StopWorkers();
+  // One poll of the leader lease (lease thread): on taking it, recovers the runs left
+  // "running" by the previous leader, then starts background work; on losing it, stops it.
+  void PollLease();
   // Background failures are logged (event=background_failure, where=...) and counted in
   // edgeloop_background_errors_total; Guarded runs one round of a loop so that nothing it
   // throws ends the process.
