@@ -90,5 +90,7 @@ void RegisterDemo(CLI::App& root);       // the whole loop on this machine
 void RegisterProfile(CLI::App& root);    // drift reference profile of a model
 // mqtt-config: the Mosquitto broker of the MQTT device plane, from the fleet CA.
 void RegisterMqttConfig(CLI::App& root);
+// simulate: many virtual devices against a server (and broker) on this machine.
+void RegisterSimulate(CLI::App& root);
 
 }  // namespace edgeloop::cli

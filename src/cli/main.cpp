@@ -35,5 +35,6 @@ int main(int argc, char** argv) {
   RegisterRollout(app);
   RegisterProfile(app);
   RegisterMqttConfig(app);
+  RegisterSimulate(app);
   return ParseAndRun(app, argc, argv);
 }
