@@ -46,9 +46,8 @@ int Run(sim::SimOptions o) {
     std::fprintf(stderr, "edgeloop simulate: error: %s\n", st.error().message.c_str());
     return kExitUsage;
   }
-  // A device holds one socket over HTTPS; over MQTT libmosquitto adds a socket pair to it.
-  const uint64_t per_device = o.transport == "mqtt" ? 3 : 1;
-  auto limit = sim::RaiseFileLimit(per_device * static_cast<uint64_t>(o.devices) + 256);
+  // A device holds one socket (simulate_mqtt.cpp: without libmosquitto's socket pair).
+  auto limit = sim::RaiseFileLimit(static_cast<uint64_t>(o.devices) + 256);
   if (!limit.ok()) return ReportError(cmd, limit.error());
   if (auto st = MakeDirs(o.state_dir); !st.ok()) return ReportError(cmd, st.error());
 
@@ -209,8 +208,8 @@ void RegisterSimulate(CLI::App& root) {
       "samples every --interval. Over https each device holds the agent's keep-alive mutual-TLS "
       "connection; over mqtt a few threads drive all the libmosquitto clients. At the end the "
       "server's sample counts are checked: every acknowledged sample stored, once. Only "
-      "loopback targets are allowed. Needs about 1 (https) or 3 (mqtt) file descriptors per "
-      "device; the soft limit is raised to the hard one. Exit codes: 0 verified, 1 acknowledged "
+      "loopback targets are allowed. Needs one file descriptor per device (and 256 more); the "
+      "soft limit is raised to the hard one. Exit codes: 0 verified, 1 acknowledged "
       "samples missing, 2 bad options, 3-6 as for other commands, 130 interrupted. See "
       "docs/scale-out.md.");
   sub->add_option("--devices", o->devices, "Number of virtual devices")
