@@ -24,7 +24,7 @@ const char* kSpec = R"(
 name: retrain
 trigger: {new_labelled_samples: 400, drift_alarm: true}
 dataset: {labelled_only: true, split: {train: 0.8, val: 0.1, test: 0.1, seed: 3}}
-train: {parent: fashion-cnn@production, strategy: full, epochs: 6, lr: 0.002}
+train: {parent: fashion-cnn@production, strategy: full, epochs: 6, lr: 0.002, nproc: 2}
 evaluate:
   sets: [{name: heldout, data: "fashion-mnist:test"}]
   robustness: true
@@ -43,6 +43,7 @@ TEST(PipelineSpec, ParsesEverySection) {
   EXPECT_EQ(p->train.parent, "fashion-cnn@production");
   EXPECT_EQ(p->train.epochs, 6);
   EXPECT_DOUBLE_EQ(p->train.lr, 0.002);
+  EXPECT_EQ(p->train.nproc, 2);
   EXPECT_EQ(p->dataset["split"]["seed"], 3);
   ASSERT_EQ(p->evaluate.sets.size(), 1u);
   EXPECT_EQ(p->evaluate.sets[0].data, "fashion-mnist:test");
@@ -65,6 +66,9 @@ TEST(PipelineSpec, RefusesMistakesNamingTheKey) {
       {"name: x\ntrain: {parent: m@production, epochs: many}", "train.epochs: expected an integer"},
       {"name: x\ntrain: {parent: m@production, epochs: 0}", "train.epochs: 0 is outside"},
       {"name: x\ntrain: {strategy: full}", "train.parent: finetune needs a parent"},
+      {"name: x\ntrain: {parent: m@p, nproc: 0}", "train.nproc: 0 is outside"},
+      {"name: x\ntrain: {parent: m@p, nproc: 2, batch_size: 63}",
+       "train.batch_size: is the global batch and must be a multiple of nproc (2)"},
       {"name: x\ntrain: {parent: m@production, strategy: most}", "train.strategy"},
       {"name: x\ntrain: {parent: m@p}\ngates: [\"accuracy ~ 3\"]", "gates[0]"},
       {"name: x\ntrain: {parent: m@p}\ngates: [\"accuracy >= champion * 2\"]", "gates[0]"},
@@ -324,7 +328,7 @@ esac
 const char* kRunnerSpec = R"(
 name: retrain
 dataset: {labelled_only: true}
-train: {parent: clf@production, strategy: last-k, k: 2, epochs: 3, lr: 0.002, seed: 5}
+train: {parent: clf@production, strategy: last-k, k: 2, epochs: 3, lr: 0.002, seed: 5, nproc: 2}
 evaluate:
   sets: [{name: shifted, data: "fashion-mnist:test", corrupt: blur, severity: 4}]
   robustness: true
@@ -468,6 +472,7 @@ TEST_F(RunnerTest, EveryWorkerGetsAVersionedRequestItsCommandAccepts) {
   EXPECT_EQ(ft->training.epochs, 3);
   EXPECT_DOUBLE_EQ(ft->training.lr, 0.002);
   EXPECT_EQ(ft->training.seed, 5u);
+  EXPECT_EQ(ft->training.nproc, 2);  // the step runs data-parallel in 2 processes
   EXPECT_EQ(ft->training.threads, 1);
   auto champion = worker::ReadRequest(files[2], worker::ParseExportRequest);
   ASSERT_TRUE(champion.ok()) << champion.error().message;

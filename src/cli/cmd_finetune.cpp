@@ -4,6 +4,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "cli/distributed_options.hpp"
 #include "common/worker_protocol.hpp"
 #include "ml/finetune.hpp"
 #include "ml/onnx_import.hpp"
@@ -19,6 +20,7 @@ struct FinetuneArgs {
   ml::FinetuneOptions ft;
   ml::OnnxImportOptions onnx;  // a parent given as an ONNX file
   std::string class_names;     // comma-separated, for an ONNX parent
+  DistributedOptions dist;
   RequestOption request;
 };
 
@@ -41,6 +43,8 @@ int FromRequest(FinetuneArgs& a) {
   a.ft.train.patience = static_cast<int>(t.patience);
   a.ft.train.seed = t.seed;
   a.ft.train.threads = static_cast<int>(t.threads);
+  // The ranks --nproc starts get the request and --rendezvous: they do not start more.
+  if (a.dist.rendezvous.empty() && a.dist.nproc == 1) a.dist.nproc = static_cast<int>(t.nproc);
   return 0;
 }
 
@@ -52,27 +56,29 @@ std::string NextVersion(const std::string& v) {
   }
 }
 
-int Run(FinetuneArgs& a) {
-  if (int rc = FromRequest(a); rc != 0) return rc;
-  auto strategy = ml::ParseStrategy(a.strategy);
-  if (!strategy.ok()) return ReportError("finetune", strategy.error());
-  a.ft.strategy = *strategy;
+// One rank's run (the only one without a group). Only rank 0 prints and writes the model.
+Status FinetuneRank(FinetuneArgs& a, ml::DistributedGroup* group) {
+  const bool lead = !group || group->rank() == 0;
+  a.ft.train.group = group;
   if (!a.class_names.empty()) {
     std::stringstream names(a.class_names);
     for (std::string name; std::getline(names, name, ',');) a.onnx.class_names.push_back(name);
   }
   auto parent = ml::LoadOrImportModel(a.parent, a.onnx);
-  if (!parent.ok()) return ReportError("finetune", parent.error());
+  if (!parent.ok()) return parent.error();
   // The new data is converted to the parent's input spec, which the child keeps.
   auto loaded = a.data.Load(parent->info.ImageInputSpec());
-  if (!loaded.ok()) return ReportError("finetune", loaded.error());
+  if (!loaded.ok()) return loaded.error();
   auto split = data::SplitDataset(*loaded, a.val_fraction, 0.0, a.ft.train.seed);
-  std::fprintf(stderr, "fine-tuning %s (%s) on %s: strategy %s, %zu train / %zu val samples\n",
-               parent->info.name.c_str(), a.parent.c_str(), loaded->source.c_str(),
-               a.strategy.c_str(), split.train.size(), split.val.size());
+  if (lead)
+    std::fprintf(stderr, "fine-tuning %s (%s) on %s: strategy %s, %zu train / %zu val samples%s\n",
+                 parent->info.name.c_str(), a.parent.c_str(), loaded->source.c_str(),
+                 a.strategy.c_str(), split.train.size(), split.val.size(),
+                 group ? (", " + std::to_string(group->world_size()) + " ranks").c_str() : "");
   a.ft.train.label = "finetune";
   auto r = ml::Finetune(*parent, split.train, split.val, a.ft);
-  if (!r.ok()) return ReportError("finetune", r.error().WithContext(a.data.spec));
+  if (!r.ok()) return r.error().WithContext(a.data.spec);
+  if (!lead) return Status::Ok();
   // Lineage names the whole dataset the split came from.
   r->info.lineage.dataset_hash = loaded->hash;
   r->info.lineage.dataset_source = loaded->source;
@@ -81,8 +87,7 @@ int Run(FinetuneArgs& a) {
   if (auto input = a.data.input.Resolve(parent->info.ImageInputSpec()); input.ok())
     r->info.input_spec = *input;
   r->info.version = a.version.empty() ? NextVersion(parent->info.version) : a.version;
-  if (auto st = ml::SaveModel(a.out, r->info, r->model); !st.ok())
-    return ReportError("finetune", st.error());
+  if (auto st = ml::SaveModel(a.out, r->info, r->model); !st.ok()) return st.error();
   if (a.json) {
     std::printf("%s\n", nlohmann::json({{"model", a.out},
                                         {"fresh_head", r->fresh_head},
@@ -96,7 +101,16 @@ int Run(FinetuneArgs& a) {
                 r->info.version.c_str(), r->fresh_head ? ", fresh head" : "",
                 r->report.best_val_accuracy, r->report.epochs.size(), r->report.wall_seconds);
   }
-  return 0;
+  return Status::Ok();
+}
+
+int Run(FinetuneArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
+  auto strategy = ml::ParseStrategy(a.strategy);
+  if (!strategy.ok()) return ReportError("finetune", strategy.error());
+  a.ft.strategy = *strategy;
+  return a.dist.Run("finetune", a.ft.train.batch_size,
+                    [&](ml::DistributedGroup* g) { return FinetuneRank(a, g); });
 }
 
 }  // namespace
@@ -134,7 +148,8 @@ void RegisterFinetune(CLI::App& root) {
   sub->add_option("--epochs", a->ft.train.epochs)
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  sub->add_option("--batch-size", a->ft.train.batch_size)
+  sub->add_option("--batch-size", a->ft.train.batch_size,
+                  "the global batch: with several ranks each takes batch-size / ranks per step")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_option("--lr", a->ft.train.lr)->capture_default_str();
@@ -149,6 +164,7 @@ void RegisterFinetune(CLI::App& root) {
   sub->add_option("--threads", a->ft.train.threads, "0 = all cores")->capture_default_str();
   sub->add_option("--checkpoint-dir", a->ft.train.checkpoint_dir);
   sub->add_flag("--json", a->json, "print the training report as JSON");
+  a->dist.AddTo(sub);
   a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }

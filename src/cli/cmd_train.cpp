@@ -5,6 +5,7 @@
 
 #include "cli/command.hpp"
 #include "cli/data_options.hpp"
+#include "cli/distributed_options.hpp"
 #include "common/worker_protocol.hpp"
 #include "ml/lineage.hpp"
 #include "ml/model_store.hpp"
@@ -23,6 +24,7 @@ struct TrainArgs {
   double val_fraction = 0.1, dropout = 0.2;
   bool json = false;
   ml::TrainOptions train;
+  DistributedOptions dist;
   RequestOption request;
 };
 
@@ -41,6 +43,8 @@ int FromRequest(TrainArgs& a) {
   a.train.patience = static_cast<int>(t.patience);
   a.train.seed = t.seed;
   a.train.threads = static_cast<int>(t.threads);
+  // The ranks --nproc starts get the request and --rendezvous: they do not start more.
+  if (a.dist.rendezvous.empty() && a.dist.nproc == 1) a.dist.nproc = static_cast<int>(t.nproc);
   return 0;
 }
 
@@ -75,10 +79,12 @@ void Normalization(const data::Dataset& d, ml::ModelSpec& spec) {
   }
 }
 
-int Run(TrainArgs& a) {
-  if (int rc = FromRequest(a); rc != 0) return rc;
+// One rank's run (the only one without a group). Only rank 0 prints and writes the model.
+Status TrainRank(TrainArgs& a, ml::DistributedGroup* group) {
+  const bool lead = !group || group->rank() == 0;
+  a.train.group = group;
   auto loaded = a.data.Load();
-  if (!loaded.ok()) return ReportError("train", loaded.error());
+  if (!loaded.ok()) return loaded.error();
   data::Dataset& d = *loaded;
   auto split = data::SplitDataset(d, a.val_fraction, 0.0, a.train.seed);
 
@@ -93,25 +99,25 @@ int Run(TrainArgs& a) {
   spec.embed = a.embed;
   spec.dropout = a.dropout;
   if (a.width_mult && spec.arch != "mobilenet_v2" && spec.arch != "resnet")
-    return ReportError("train",
-                       Error(Errc::kInvalidArgument,
-                             "--width-mult applies to mobilenet_v2 and resnet, not " + spec.arch));
+    return Error(Errc::kInvalidArgument,
+                 "--width-mult applies to mobilenet_v2 and resnet, not " + spec.arch);
   if (a.depth && spec.arch != "resnet")
-    return ReportError(
-        "train", Error(Errc::kInvalidArgument, "--depth applies to resnet, not " + spec.arch));
+    return Error(Errc::kInvalidArgument, "--depth applies to resnet, not " + spec.arch);
   spec.width_mult = a.width_mult.value_or(spec.width_mult);
   spec.depth = a.depth.value_or(spec.depth);
   Normalization(split.train, spec);
-  if (auto st = spec.Validate(); !st.ok())
-    return ReportError("train", st.error().WithContext(d.source));
+  if (auto st = spec.Validate(); !st.ok()) return st.error().WithContext(d.source);
 
   ml::SeedEverything(a.train.seed);
   ml::Classifier model(spec);
-  std::fprintf(stderr, "training %s on %s: %zu train / %zu val samples, %lld parameters\n",
-               spec.arch.c_str(), d.source.c_str(), split.train.size(), split.val.size(),
-               static_cast<long long>(ml::ParameterCount(model)));
+  if (lead)
+    std::fprintf(stderr, "training %s on %s: %zu train / %zu val samples, %lld parameters%s\n",
+                 spec.arch.c_str(), d.source.c_str(), split.train.size(), split.val.size(),
+                 static_cast<long long>(ml::ParameterCount(model)),
+                 group ? (", " + std::to_string(group->world_size()) + " ranks").c_str() : "");
   auto report = ml::Train(model, split.train, split.val, a.train);
-  if (!report.ok()) return ReportError("train", report.error());
+  if (!report.ok()) return report.error();
+  if (!lead) return Status::Ok();
 
   ml::ModelInfo info;
   info.name = a.name;
@@ -125,8 +131,7 @@ int Run(TrainArgs& a) {
   info.lineage.hyperparameters["val_fraction"] = a.val_fraction;
   info.metrics = {{"val_accuracy", report->best_val_accuracy}};
   info.training = report->ToJson();
-  if (auto st = ml::SaveModel(a.out, info, model); !st.ok())
-    return ReportError("train", st.error());
+  if (auto st = ml::SaveModel(a.out, info, model); !st.ok()) return st.error();
   if (a.json) {
     std::printf("%s\n",
                 nlohmann::json({{"model", a.out}, {"training", report->ToJson()}}).dump(2).c_str());
@@ -135,7 +140,13 @@ int Run(TrainArgs& a) {
                 a.out.c_str(), report->best_epoch, report->epochs.size(), report->best_val_accuracy,
                 report->wall_seconds, report->samples_per_s);
   }
-  return 0;
+  return Status::Ok();
+}
+
+int Run(TrainArgs& a) {
+  if (int rc = FromRequest(a); rc != 0) return rc;
+  return a.dist.Run("train", a.train.batch_size,
+                    [&](ml::DistributedGroup* g) { return TrainRank(a, g); });
 }
 
 }  // namespace
@@ -161,7 +172,8 @@ void RegisterTrain(CLI::App& root) {
                   "resnet: weighted layers, 6n + 2: 8, 14, 20 (default), 26, ... 110");
   sub->add_option("--dropout", a->dropout)->capture_default_str();
   sub->add_option("--epochs", a->train.epochs)->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--batch-size", a->train.batch_size)
+  sub->add_option("--batch-size", a->train.batch_size,
+                  "the global batch: with several ranks each takes batch-size / ranks per step")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   sub->add_option("--lr", a->train.lr, "learning rate (AdamW, cosine decay)")
@@ -180,6 +192,7 @@ void RegisterTrain(CLI::App& root) {
   sub->add_option("--checkpoint-dir", a->train.checkpoint_dir,
                   "write last.pt and best.pt every epoch");
   sub->add_flag("--json", a->json, "print the training report as JSON");
+  a->dist.AddTo(sub);
   a->request.AddTo(sub);
   SetAction(sub, [a] { return Run(*a); });
 }

@@ -57,8 +57,11 @@ void RequestOption::AddTo(CLI::App* sub) {
 int RequestOption::Check() const {
   const std::string command = sub_->get_name();
   if (given()) {
+    // The data-parallel flags go with a request: they say where this rank of the step runs
+    // (cli/distributed_options.hpp), not what it does.
     for (const CLI::Option* o : sub_->get_options())
-      if (o != self_ && o != sub_->get_help_ptr() && o->count() > 0)
+      if (o != self_ && o != sub_->get_help_ptr() && o->count() > 0 &&
+          o->get_group() != "Distributed training")
         return RequestError(
             command, Error(Errc::kInvalidArgument, "--request takes the place of the flags: " +
                                                        o->get_name() + " cannot go with it"));

@@ -2,7 +2,6 @@
 
 #include "common/bounded_parse.hpp"
 
-
 #include <cmath>
 #include <cstdlib>
 #include <set>
@@ -201,11 +200,15 @@ Result<PipelineSpec> ParsePipeline(const std::string& yaml_text, const std::stri
   EDGELOOP_RETURN_IF_ERROR(tr.GetInRange("patience", t.patience, 0, 1000));
   EDGELOOP_RETURN_IF_ERROR(tr.GetInRange("min_epoch_samples", t.min_epoch_samples, 0, 1 << 24));
   EDGELOOP_RETURN_IF_ERROR(tr.Get("seed", t.seed));
+  EDGELOOP_RETURN_IF_ERROR(tr.GetInRange("nproc", t.nproc, 1, 64));
   EDGELOOP_RETURN_IF_ERROR(tr.Done());
   if (t.mode != "finetune" && t.mode != "train")
     return tr.Fail("mode", "must be finetune or train");
   if (t.strategy != "head" && t.strategy != "last-k" && t.strategy != "full")
     return tr.Fail("strategy", "must be head, last-k or full");
+  if (t.batch_size % t.nproc != 0)
+    return tr.Fail("batch_size", "is the global batch and must be a multiple of nproc (" +
+                                     std::to_string(t.nproc) + ")");
   if (t.mode == "finetune" && t.parent.empty())
     return tr.Fail("parent", "finetune needs a parent model (<model>@<stage> or <model>:<n>)");
 

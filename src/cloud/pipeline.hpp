@@ -47,6 +47,7 @@ struct TrainSpec {
   int patience = 4;
   int min_epoch_samples = 2048;
   uint64_t seed = 0;
+  int nproc = 1;  // data-parallel training processes on the server's host (batch_size is global)
 };
 
 struct EvalSet {

@@ -170,6 +170,7 @@ class Runner {
     s.patience = t.patience;
     s.seed = t.seed;
     s.threads = ctx_.threads;
+    s.nproc = t.nproc;
     return s;
   }
 
@@ -370,7 +371,8 @@ class Runner {
                          {"epochs", spec_.train.epochs},
                          {"batch_size", spec_.train.batch_size},
                          {"lr", spec_.train.lr},
-                         {"seed", spec_.train.seed}};
+                         {"seed", spec_.train.seed},
+                         {"nproc", spec_.train.nproc}};
     v.metrics = run_.metrics;
     v.gates = run_.gates;
     v.pipeline = spec_.name;

@@ -153,6 +153,7 @@ void Put(const TrainingSettings& t, Json& j) {
   j["patience"] = t.patience;
   j["seed"] = t.seed;
   j["threads"] = t.threads;
+  j["nproc"] = t.nproc;
 }
 
 Status Read(Fields& f, TrainingSettings& t) {
@@ -164,6 +165,7 @@ Status Read(Fields& f, TrainingSettings& t) {
   EDGELOOP_RETURN_IF_ERROR(f.Integer("patience", t.patience, 0, 1000000));
   EDGELOOP_RETURN_IF_ERROR(f.Unsigned("seed", t.seed));
   EDGELOOP_RETURN_IF_ERROR(f.Integer("threads", t.threads, 0, 4096));
+  EDGELOOP_RETURN_IF_ERROR(f.Integer("nproc", t.nproc, 1, 64));
   return Status::Ok();
 }
 

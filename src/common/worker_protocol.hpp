@@ -23,8 +23,8 @@
 
 namespace edgeloop::worker {
 
-// 1: reports only (eval, infer). 2: requests for every worker step.
-inline constexpr int kWorkerProtocol = 2;
+// 1: reports only (eval, infer). 2: requests for every worker step. 3: nproc in training.
+inline constexpr int kWorkerProtocol = 3;
 
 // A request document is at most this large (a file, checked before it is read).
 inline constexpr size_t kMaxRequestBytes = 64 << 10;
@@ -42,6 +42,7 @@ struct TrainingSettings {
   double lr = 0;
   uint64_t seed = 0;
   int64_t threads = 0;  // 0: all cores
+  int64_t nproc = 1;    // data-parallel processes on this host (train/finetune --nproc)
 };
 
 // `edgeloop train`: a model from scratch.

@@ -87,6 +87,7 @@ TrainingSettings Settings() {
   t.patience = 4;
   t.seed = 18446744073709551615u;  // the largest seed survives the round trip
   t.threads = 2;
+  t.nproc = 2;
   return t;
 }
 
@@ -148,6 +149,7 @@ void ExpectSame(const TrainingSettings& a, const TrainingSettings& b) {
   EXPECT_EQ(a.patience, b.patience);
   EXPECT_EQ(a.seed, b.seed);
   EXPECT_EQ(a.threads, b.threads);
+  EXPECT_EQ(a.nproc, b.nproc);
 }
 
 TEST(WorkerProtocol, RequestsReadBackAsWritten) {

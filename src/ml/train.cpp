@@ -42,7 +42,14 @@ nlohmann::json TrainReport::ToJson() const {
           {"best_val_accuracy", best_val_accuracy},
           {"wall_seconds", wall_seconds},
           {"samples_per_s", samples_per_s},
-          {"early_stopped", early_stopped}};
+          {"early_stopped", early_stopped},
+          {"distributed",
+           {{"world_size", world_size},
+            {"steps", steps},
+            {"allreduce_bytes_per_step", allreduce_bytes_per_step},
+            {"allreduce_seconds", allreduce_seconds},
+            {"allreduce_share", wall_seconds > 0 ? allreduce_seconds / wall_seconds : 0.0},
+            {"rank_fingerprints", rank_fingerprints}}}};
 }
 
 void SeedEverything(uint64_t seed) {
@@ -132,6 +139,69 @@ bool IsBackboneParam(const std::string& name) {
   return name.rfind("backbone.", 0) == 0;
 }
 
+// The gradient all-reduce: every trainable parameter's gradient in one flat tensor, so a step
+// costs one collective however many layers the model has.
+Status AverageGradients(DistributedGroup& group, const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> grads;
+  grads.reserve(params.size());
+  for (const auto& p : params)
+    grads.push_back(p.grad().defined() ? p.grad().reshape(-1) : torch::zeros({p.numel()}));
+  auto flat = torch::cat(grads);
+  EDGELOOP_RETURN_IF_ERROR(group.AllReduceMean(flat));
+  int64_t offset = 0;
+  for (auto p : params) {
+    auto mean = flat.narrow(0, offset, p.numel()).view_as(p);
+    if (p.grad().defined())
+      p.mutable_grad().copy_(mean);
+    else
+      p.mutable_grad() = mean.clone();
+    offset += p.numel();
+  }
+  return Status::Ok();
+}
+
+// Batch-norm statistics: each rank's running means and variances saw only its shard, so they
+// are averaged at every epoch end (before validation and checkpoints), which keeps the
+// replicas identical. Integer buffers (batches tracked) are equal on every rank already.
+Status AverageBuffers(DistributedGroup& group, Classifier& model) {
+  std::vector<torch::Tensor> buffers;
+  for (auto& b : model->buffers())
+    if (b.is_floating_point()) buffers.push_back(b);
+  if (buffers.empty()) return Status::Ok();
+  std::vector<torch::Tensor> parts;
+  for (auto& b : buffers) parts.push_back(b.detach().reshape(-1).to(torch::kFloat64));
+  auto flat = torch::cat(parts);
+  EDGELOOP_RETURN_IF_ERROR(group.AllReduceMean(flat));
+  torch::NoGradGuard no_grad;
+  int64_t offset = 0;
+  for (auto& b : buffers) {
+    b.copy_(flat.narrow(0, offset, b.numel()).view_as(b));
+    offset += b.numel();
+  }
+  return Status::Ok();
+}
+
+// Sums of (loss, correct, count) over the ranks; one process: unchanged.
+Status SumOverRanks(DistributedGroup* group, double& loss_sum, double& correct, double& count) {
+  if (!group) return Status::Ok();
+  auto t = torch::tensor({loss_sum, correct, count}, torch::kFloat64);
+  EDGELOOP_RETURN_IF_ERROR(group->AllReduceSum(t));
+  loss_sum = t[0].item<double>();
+  correct = t[1].item<double>();
+  count = t[2].item<double>();
+  return Status::Ok();
+}
+
+// Every rank starts from rank 0's weights (equal seeds make them equal already; a model
+// imported or grown differently on one host must not split the replicas).
+Status StartFromRankZero(DistributedGroup& group, Classifier& model) {
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> state;
+  for (auto& p : model->parameters()) state.push_back(p.detach());
+  for (auto& b : model->buffers()) state.push_back(b.detach());
+  return group.BroadcastFromRankZero(state);
+}
+
 }  // namespace
 
 Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const data::Dataset& val,
@@ -147,9 +217,24 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
       return Error(Errc::kMismatch, "training label " + std::to_string(label) +
                                         " is outside the model's " +
                                         std::to_string(spec.num_classes) + " classes");
-  if (!opt.checkpoint_dir.empty()) EDGELOOP_RETURN_IF_ERROR(MakeDirs(opt.checkpoint_dir));
+  DistributedGroup* group = opt.group;
+  const int world = group ? group->world_size() : 1;
+  const int rank = group ? group->rank() : 0;
+  const bool lead = rank == 0;  // draws progress, writes checkpoints
+  const bool quiet = opt.quiet || !lead;
+  if (opt.batch_size % world != 0)
+    return Error(Errc::kInvalidArgument, "the global batch size " + std::to_string(opt.batch_size) +
+                                             " does not split evenly across " +
+                                             std::to_string(world) + " ranks; use a multiple of " +
+                                             std::to_string(world));
+  const int64_t local_batch = opt.batch_size / world;
+  if (lead && !opt.checkpoint_dir.empty()) EDGELOOP_RETURN_IF_ERROR(MakeDirs(opt.checkpoint_dir));
 
-  SetThreads(opt.threads);
+  // Ranks of one host share its cores rather than each taking all of them.
+  int threads = opt.threads;
+  if (threads <= 0 && world > 1)
+    threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / world);
+  SetThreads(threads);
   SeedEverything(opt.seed);
   auto x = ToInputTensor(train);
   auto y = ToLabelTensor(train);
@@ -179,6 +264,17 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
     groups.emplace_back(head_params, std::move(o));
   }
   torch::optim::AdamW optimizer(groups, torch::optim::AdamWOptions(opt.lr));
+  std::vector<torch::Tensor> trainable = backbone_params;
+  trainable.insert(trainable.end(), head_params.begin(), head_params.end());
+  int64_t grad_bytes = 0;
+  for (const auto& p : trainable) grad_bytes += p.numel() * p.element_size();
+  if (group) {
+    EDGELOOP_RETURN_IF_ERROR(StartFromRankZero(*group, model));
+    // Dropout masks differ per rank, as they would across one large batch.
+    if (rank > 0)
+      torch::manual_seed(opt.seed + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(rank));
+  }
+  double sync_seconds = 0;
   std::vector<double> base_lrs;
   for (auto& g : optimizer.param_groups()) base_lrs.push_back(g.options().get_lr());
 
@@ -202,7 +298,9 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
   const int64_t n_data = x.size(0);
   const int64_t repeats = std::max<int64_t>(1, (opt.min_epoch_samples + n_data - 1) / n_data);
   const int64_t n = n_data * repeats;
-  const int64_t steps_per_epoch = (n + opt.batch_size - 1) / opt.batch_size;
+  // A rank's shard of every epoch (the whole epoch in one process), in steps of local_batch.
+  const int64_t n_local = (n + world - 1) / world;
+  const int64_t steps_per_epoch = (n_local + local_batch - 1) / local_batch;
   const int64_t total_steps = steps_per_epoch * opt.epochs;
   std::mt19937_64 rng(opt.seed);
   auto wall_start = std::chrono::steady_clock::now();
@@ -218,19 +316,20 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
       std::shuffle(copy.begin(), copy.end(), rng);
       order.insert(order.end(), copy.begin(), copy.end());
     }
-    auto perm = torch::tensor(order, torch::kInt64);
+    auto perm = torch::tensor(group ? ShardOfEpoch(order, rank, world) : order, torch::kInt64);
     auto epoch_start = std::chrono::steady_clock::now();
     double loss_sum = 0;
     int64_t correct = 0;
     ProgressBar bar(
-        opt.label + " epoch " + std::to_string(epoch) + "/" + std::to_string(opt.epochs), n);
-    for (int64_t i = 0; i < n; i += opt.batch_size) {
+        opt.label + " epoch " + std::to_string(epoch) + "/" + std::to_string(opt.epochs),
+        n_local * world);
+    for (int64_t i = 0; i < n_local; i += local_batch) {
       // Cosine decay over the whole run.
       double cosine =
           0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(total_steps)));
       for (size_t g = 0; g < base_lrs.size(); ++g)
         optimizer.param_groups()[g].options().set_lr(base_lrs[g] * (0.02 + 0.98 * cosine));
-      auto idx = perm.slice(0, i, std::min(n, i + opt.batch_size));
+      auto idx = perm.slice(0, i, std::min(n_local, i + local_batch));
       auto bx = x.index_select(0, idx);
       auto by = y.index_select(0, idx);
       optimizer.zero_grad();
@@ -242,37 +341,55 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
                                           " in epoch " + std::to_string(epoch) +
                                           "); try a lower learning rate");
       loss.backward();
+      if (group) {
+        auto t0 = std::chrono::steady_clock::now();
+        EDGELOOP_RETURN_IF_ERROR(AverageGradients(*group, trainable));
+        sync_seconds +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      }
       optimizer.step();
       ++step;
       int64_t bs = idx.size(0);
-      samples_seen += bs;
       loss_sum += lv * static_cast<double>(bs);
       correct += logits.argmax(1).eq(by).sum().item<int64_t>();
       double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-      if (!opt.quiet) {
+      if (!quiet) {
+        // Rank 0's view: its running loss, the samples all ranks have done.
+        const int64_t done = std::min(n_local, i + local_batch);
         char suffix[96];
         std::snprintf(suffix, sizeof suffix, "%.0f samples/s loss %.4f",
-                      static_cast<double>(std::min(n, i + opt.batch_size)) / std::max(secs, 1e-9),
-                      loss_sum / static_cast<double>(std::min(n, i + opt.batch_size)));
-        bar.Update(std::min(n, i + opt.batch_size), suffix);
+                      static_cast<double>(done * world) / std::max(secs, 1e-9),
+                      loss_sum / static_cast<double>(done));
+        bar.Update(done * world, suffix);
       }
     }
+    double epoch_count = static_cast<double>(n_local), epoch_correct = static_cast<double>(correct);
+    EDGELOOP_RETURN_IF_ERROR(SumOverRanks(group, loss_sum, epoch_correct, epoch_count));
+    if (group) EDGELOOP_RETURN_IF_ERROR(AverageBuffers(*group, model));
     EpochStats st;
     st.epoch = epoch;
-    st.samples = n;
+    st.samples = static_cast<int64_t>(epoch_count);
     st.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-    st.samples_per_s = static_cast<double>(n) / std::max(st.seconds, 1e-9);
-    st.train_loss = loss_sum / static_cast<double>(n);
-    st.train_accuracy = static_cast<double>(correct) / static_cast<double>(n);
+    st.samples_per_s = epoch_count / std::max(st.seconds, 1e-9);
+    st.train_loss = loss_sum / epoch_count;
+    st.train_accuracy = epoch_correct / epoch_count;
     if (vx.defined()) {
-      auto ev = Evaluate(model, vx, vy);
-      st.val_loss = ev.loss;
-      st.val_accuracy = ev.accuracy;
+      // Each rank validates a contiguous part of the set; the sums are combined, so every
+      // rank takes the same early-stopping decision.
+      const int64_t nv = vx.size(0);
+      const int64_t from = nv * rank / world, to = nv * (rank + 1) / world;
+      auto ev = Evaluate(model, vx.slice(0, from, to), vy.slice(0, from, to));
+      double vcount = static_cast<double>(to - from);
+      double vloss = ev.loss * vcount, vcorrect = ev.accuracy * vcount;
+      EDGELOOP_RETURN_IF_ERROR(SumOverRanks(group, vloss, vcorrect, vcount));
+      st.val_loss = vloss / vcount;
+      st.val_accuracy = vcorrect / vcount;
     }
+    samples_seen += st.samples;
     report.epochs.push_back(st);
-    if (!opt.quiet) {
+    if (!quiet) {
       char suffix[128];
       std::snprintf(suffix, sizeof suffix, "%.0f samples/s loss %.4f val_acc %.4f",
                     st.samples_per_s, st.train_loss, st.val_accuracy);
@@ -294,12 +411,12 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
       report.best_val_accuracy = st.val_accuracy;
       best_state = CopyState(model);
       since_best = 0;
-      if (!opt.checkpoint_dir.empty())
+      if (lead && !opt.checkpoint_dir.empty())
         EDGELOOP_RETURN_IF_ERROR(SaveCheckpoint(model, opt.checkpoint_dir + "/best.pt"));
     } else {
       ++since_best;
     }
-    if (!opt.checkpoint_dir.empty())
+    if (lead && !opt.checkpoint_dir.empty())
       EDGELOOP_RETURN_IF_ERROR(SaveCheckpoint(model, opt.checkpoint_dir + "/last.pt"));
     if (vx.defined() && opt.patience > 0 && since_best >= opt.patience) {
       report.early_stopped = true;
@@ -308,6 +425,23 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
   }
   RestoreState(model, best_state);
   model->eval();
+  report.world_size = world;
+  report.steps = step;
+  if (group) {
+    report.allreduce_bytes_per_step = grad_bytes;
+    report.allreduce_seconds = sync_seconds;
+    EDGELOOP_ASSIGN_OR_RETURN(report.rank_fingerprints,
+                              group->AllGatherText("weights", WeightsFingerprint(*model)));
+    for (int r = 1; r < world; ++r)
+      if (report.rank_fingerprints[static_cast<size_t>(r)] != report.rank_fingerprints[0])
+        return Error(Errc::kInternal,
+                     "rank " + std::to_string(r) +
+                         "'s weights differ from rank 0's after training (" +
+                         report.rank_fingerprints[static_cast<size_t>(r)].substr(0, 12) + " vs " +
+                         report.rank_fingerprints[0].substr(0, 12) +
+                         "): the gradient all-reduce did not keep the replicas "
+                         "in step");
+  }
   report.wall_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   report.samples_per_s = static_cast<double>(samples_seen) / std::max(report.wall_seconds, 1e-9);

@@ -10,6 +10,7 @@
 
 #include "common/result.hpp"
 #include "data/dataset.hpp"
+#include "ml/distributed.hpp"
 #include "ml/model.hpp"
 
 namespace edgeloop::ml {
@@ -25,10 +26,14 @@ struct TrainOptions {
   // An epoch covers at least this many samples (small sets are repeated, reshuffled).
   int64_t min_epoch_samples = 0;
   uint64_t seed = 0;
-  int threads = 0;              // 0 = all cores
+  int threads = 0;              // 0 = all cores (in a group: the cores shared out among ranks)
   std::string checkpoint_dir;   // if set: last.pt and best.pt after every epoch
   std::string label = "train";  // progress bar prefix
   bool quiet = false;
+  // Data-parallel training (not owned; null: one process). batch_size is the global batch:
+  // each rank takes batch_size / world_size samples of its shard per step. Only rank 0 draws
+  // the progress bar and writes checkpoints; every rank ends with the same weights.
+  DistributedGroup* group = nullptr;
 
   nlohmann::json ToJson() const;
 };
@@ -47,6 +52,13 @@ struct TrainReport {
   double wall_seconds = 0;
   double samples_per_s = 0;
   bool early_stopped = false;
+  // Data-parallel runs: the world, the gradient all-reduce's cost, and each rank's weights
+  // fingerprint at the end (all equal, or Train fails).
+  int world_size = 1;
+  int64_t steps = 0;
+  int64_t allreduce_bytes_per_step = 0;
+  double allreduce_seconds = 0;
+  std::vector<std::string> rank_fingerprints;
   nlohmann::json ToJson() const;
 };
 
