@@ -1,7 +1,10 @@
-// Ingest throughput and ack latency of the cloud server on loopback, with 1, 16 and 256
-// concurrent devices, next to the limits of this machine measured in the same run: fsyncs
-// per second on the data disk and a raw loopback TCP copy. Prints a table and writes
-// bench/results/ingest.json.
+// Ingest throughput and ack latency of the cloud server on loopback, with 1, 16, 256 and
+// 1,024 concurrent devices, next to the limits of this machine measured in the same run:
+// fsyncs per second on the data disk (and the fsync-bound limit, fsyncs/s x samples per
+// batch, which a store making one fsync per batch cannot pass) and a raw loopback TCP copy.
+// A second table drives the sample store alone (SampleStore::Append from one thread per
+// device, no HTTPS), which shows what the store's durable write allows without the cost of
+// TLS. Prints both tables and writes bench/results/ingest.json.
 //
 // Every device has its own client certificate (enrolled through the real API); each request
 // is a new mutual-TLS connection, as an agent uploading now and then would make.
@@ -18,6 +21,8 @@
 #include <thread>
 
 #include "bench/bench_util.hpp"
+#include "cloud/migrations.hpp"
+#include "cloud/sample_store.hpp"
 #include "tests/cloud_test_util.hpp"
 #include "tests/postgres_fixture.hpp"
 
@@ -78,6 +83,91 @@ double LoopbackMegabytesPerSecond() {
   return mbps;
 }
 
+struct LevelResult {
+  std::vector<double> latencies_ms;  // one per acknowledged batch
+  uint64_t errors = 0;
+  double elapsed_s = 0;
+};
+
+// Runs `devices` threads, each calling send(device, batch index) until the deadline; send
+// returns false for a failed batch.
+template <typename Send>
+LevelResult RunLevel(int devices, double seconds, Send&& send) {
+  std::vector<std::vector<double>> latencies(devices);
+  std::vector<uint64_t> errors(devices, 0);
+  auto start = Clock::now();
+  auto deadline = start + std::chrono::duration<double>(seconds);
+  std::vector<std::thread> threads;
+  for (int d = 0; d < devices; ++d) {
+    threads.emplace_back([&, d] {
+      for (uint64_t b = 0; Clock::now() < deadline; ++b) {
+        auto t0 = Clock::now();
+        bool ok = send(d, b);
+        auto t1 = Clock::now();
+        if (!ok) {
+          ++errors[d];
+          continue;
+        }
+        latencies[d].push_back(Seconds(t0, t1) * 1000);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  LevelResult r;
+  r.elapsed_s = Seconds(start, Clock::now());
+  for (int d = 0; d < devices; ++d) {
+    r.latencies_ms.insert(r.latencies_ms.end(), latencies[d].begin(), latencies[d].end());
+    r.errors += errors[d];
+  }
+  std::sort(r.latencies_ms.begin(), r.latencies_ms.end());
+  return r;
+}
+
+// One row of a table and its JSON: samples/s against the fsync-bound limit.
+nlohmann::json Report(int devices, const LevelResult& r, int batch_samples, double limit,
+                      double mb_per_s) {
+  auto pct = [&](double p) {
+    const auto& all = r.latencies_ms;
+    return all.empty() ? 0.0 : all[static_cast<size_t>(p * (all.size() - 1))];
+  };
+  double samples_per_s = r.latencies_ms.size() * batch_samples / r.elapsed_s;
+  std::printf("%8d %12.0f %10.2f %12.0f %9.1f%% %12.2f %12.2f %8llu\n", devices, samples_per_s,
+              mb_per_s, limit, 100 * samples_per_s / limit, pct(0.5), pct(0.99),
+              static_cast<unsigned long long>(r.errors));
+  return {{"devices", devices},
+          {"batches", r.latencies_ms.size()},
+          {"samples_per_s", samples_per_s},
+          {"mb_per_s_uncompressed", mb_per_s},
+          {"fsync_bound_samples_per_s", limit},
+          {"of_fsync_bound", samples_per_s / limit},
+          {"ack_p50_ms", pct(0.5)},
+          {"ack_p99_ms", pct(0.99)},
+          {"errors", r.errors}};
+}
+
+// A counter's value from the server's /v1/metrics (0 when absent).
+uint64_t ScrapeCounter(const edgeloop::testing::CloudFixture& fixture, const std::string& name) {
+  auto res = fixture.Get("/v1/metrics");
+  if (!res || res->status != 200) return 0;
+  const std::string key = "\n" + name + " ";
+  size_t at = res->body.find(key);
+  return at == std::string::npos ? 0 : std::stoull(res->body.substr(at + key.size()));
+}
+
+// Batches per segment fsync, printed under a row and added to its JSON.
+void AddSyncs(nlohmann::json& row, uint64_t syncs, uint64_t batches) {
+  row["fsyncs"] = syncs;
+  row["batches_per_fsync"] = syncs ? static_cast<double>(batches) / syncs : 0.0;
+  std::printf("%8s %llu batches in %llu segment fsyncs (%.1f a fsync)\n", "",
+              static_cast<unsigned long long>(batches), static_cast<unsigned long long>(syncs),
+              row["batches_per_fsync"].get<double>());
+}
+
+void PrintHeader() {
+  std::printf("%8s %12s %10s %12s %10s %12s %12s %8s\n", "devices", "samples/s", "MB/s",
+              "fsync-bound", "of bound", "ack p50 ms", "ack p99 ms", "errors");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,11 +177,15 @@ int main(int argc, char** argv) {
   int batch_samples = 32, elements = 784;
   double seconds = 5.0;
   std::string out, db = "sqlite";
-  std::vector<int> concurrency{1, 16, 256};
+  std::vector<int> concurrency{1, 16, 256, 1024};
+  std::vector<int> store_concurrency{1, 16, 256, 1024};
   app.add_option("--batch", batch_samples, "Samples per batch")->capture_default_str();
   app.add_option("--elements", elements, "Floats per sample tensor")->capture_default_str();
   app.add_option("--seconds", seconds, "Duration per concurrency level")->capture_default_str();
-  app.add_option("--devices", concurrency, "Concurrency levels")->capture_default_str();
+  app.add_option("--devices", concurrency, "Concurrency levels over HTTPS")->capture_default_str();
+  app.add_option("--store-devices", store_concurrency,
+                 "Concurrency levels against the sample store alone (0: none)")
+      ->capture_default_str();
   app.add_option("--out", out,
                  "JSON output (default bench/results/ingest.json, ingest-postgresql.json)");
   app.add_option("--db", db,
@@ -125,70 +219,91 @@ int main(int argc, char** argv) {
   const double fsyncs = FsyncsPerSecond(fixture.dir());
   const double loopback = LoopbackMegabytesPerSecond();
 
+  // A store making one fsync per batch acks at most this many samples per second.
+  const double limit = fsyncs * batch_samples;
   nlohmann::json runs = nlohmann::json::array();
-  std::printf("database: %s\n", dialect.c_str());
-  std::printf("%8s %12s %10s %12s %12s %8s\n", "devices", "samples/s", "MB/s", "ack p50 ms",
-              "ack p99 ms", "errors");
+  std::printf("database: %s, %d samples of %d floats per batch\n", dialect.c_str(), batch_samples,
+              elements);
+  std::printf("server over HTTPS (a new mutual-TLS connection per batch):\n");
+  PrintHeader();
   for (int devices : concurrency) {
+    if (devices <= 0) continue;
     std::vector<DeviceCredentials> creds;
     for (int d = 0; d < devices; ++d)
       creds.push_back(fixture.Enroll("bench-" + std::to_string(devices) + "-" + std::to_string(d)));
-    std::vector<std::vector<double>> latencies(devices);
-    std::vector<uint64_t> bytes(devices, 0), errors(devices, 0);
-    auto start = Clock::now();
-    auto deadline = start + std::chrono::duration<double>(seconds);
-    std::vector<std::thread> threads;
-    for (int d = 0; d < devices; ++d) {
-      threads.emplace_back([&, d] {
-        auto client = fixture.Client(&creds[d]);
-        for (uint64_t b = 0; Clock::now() < deadline; ++b) {
-          auto batch = MakeBatch(creds[d].device_id, b * batch_samples, batch_samples, elements);
-          std::string body = Zstd(batch.SerializeAsString());
-          auto t0 = Clock::now();
-          auto res = client->Post("/v1/ingest", body, "application/x-edgeloop-batch+zstd");
-          auto t1 = Clock::now();
-          if (!res || res->status != 200) {
-            ++errors[d];
-            continue;
-          }
-          latencies[d].push_back(Seconds(t0, t1) * 1000);
-          bytes[d] += batch.ByteSizeLong();
-        }
-      });
-    }
-    for (auto& t : threads) t.join();
-    double elapsed = Seconds(start, Clock::now());
-    std::vector<double> all;
-    uint64_t total_bytes = 0, total_errors = 0;
-    for (int d = 0; d < devices; ++d) {
-      all.insert(all.end(), latencies[d].begin(), latencies[d].end());
-      total_bytes += bytes[d];
-      total_errors += errors[d];
-    }
-    std::sort(all.begin(), all.end());
-    auto pct = [&](double p) {
-      return all.empty() ? 0.0 : all[static_cast<size_t>(p * (all.size() - 1))];
-    };
-    double samples_per_s = all.size() * batch_samples / elapsed;
-    double mb_per_s = total_bytes / 1e6 / elapsed;
-    std::printf("%8d %12.0f %10.2f %12.2f %12.2f %8llu\n", devices, samples_per_s, mb_per_s,
-                pct(0.5), pct(0.99), static_cast<unsigned long long>(total_errors));
-    runs.push_back({{"devices", devices},
-                    {"batches", all.size()},
-                    {"samples_per_s", samples_per_s},
-                    {"mb_per_s_uncompressed", mb_per_s},
-                    {"ack_p50_ms", pct(0.5)},
-                    {"ack_p99_ms", pct(0.99)},
-                    {"errors", total_errors}});
+    std::vector<uint64_t> bytes(devices, 0);
+    std::vector<std::unique_ptr<httplib::SSLClient>> clients;
+    for (int d = 0; d < devices; ++d) clients.push_back(fixture.Client(&creds[d]));
+    const uint64_t syncs_before = ScrapeCounter(fixture, "edgeloop_sample_store_syncs_total");
+    const uint64_t batches_before =
+        ScrapeCounter(fixture, "edgeloop_sample_store_synced_batches_total");
+    LevelResult r = RunLevel(devices, seconds, [&](int d, uint64_t b) {
+      auto batch = MakeBatch(creds[d].device_id, b * batch_samples, batch_samples, elements);
+      std::string body = Zstd(batch.SerializeAsString());
+      auto res = clients[d]->Post("/v1/ingest", body, "application/x-edgeloop-batch+zstd");
+      if (!res || res->status != 200) return false;
+      bytes[d] += batch.ByteSizeLong();
+      return true;
+    });
+    uint64_t total_bytes = 0;
+    for (uint64_t n : bytes) total_bytes += n;
+    nlohmann::json row = Report(devices, r, batch_samples, limit, total_bytes / 1e6 / r.elapsed_s);
+    AddSyncs(row, ScrapeCounter(fixture, "edgeloop_sample_store_syncs_total") - syncs_before,
+             ScrapeCounter(fixture, "edgeloop_sample_store_synced_batches_total") - batches_before);
+    runs.push_back(row);
+  }
+
+  // The sample store alone, on its own database (SQLite in the data folder, or the same
+  // PostgreSQL) and folder on the same disk.
+  nlohmann::json store_runs = nlohmann::json::array();
+  std::printf("sample store alone (SampleStore::Append, one thread per device):\n");
+  PrintHeader();
+  auto store_db = cloud::OpenDatabase(
+      options.db_url.empty() ? "sqlite:" + fixture.dir() + "/store-bench.db" : options.db_url);
+  if (!store_db.ok() || !cloud::Migrate(**store_db).ok()) {
+    std::fprintf(stderr, "ingest_bench: error: cannot open the store's database\n");
+    return 1;
+  }
+  auto store = cloud::SampleStore::Open(**store_db, fixture.dir() + "/store-bench");
+  if (!store.ok()) {
+    std::fprintf(stderr, "ingest_bench: error: %s\n", store.error().message.c_str());
+    return 1;
+  }
+  for (int devices : store_concurrency) {
+    if (devices <= 0) continue;
+    // Building a batch (tens of microseconds) counts in its ack time here.
+    const std::string prefix = "store-" + std::to_string(devices) + "-";
+    std::vector<uint64_t> bytes(devices, 0);
+    const uint64_t syncs_before = (*store)->syncs();
+    const uint64_t batches_before = (*store)->synced_batches();
+    LevelResult r = RunLevel(devices, seconds, [&](int d, uint64_t b) {
+      thread_local wire::SampleBatch batch;
+      batch = MakeBatch(prefix + std::to_string(d), b * batch_samples, batch_samples, elements);
+      std::vector<const wire::Sample*> samples;
+      for (const auto& s : batch.samples()) samples.push_back(&s);
+      auto ack = (*store)->Append(samples);
+      if (!ack.ok() || ack->accepted != samples.size()) return false;
+      bytes[d] += batch.ByteSizeLong();
+      return true;
+    });
+    uint64_t total_bytes = 0;
+    for (uint64_t n : bytes) total_bytes += n;
+    nlohmann::json row = Report(devices, r, batch_samples, limit, total_bytes / 1e6 / r.elapsed_s);
+    AddSyncs(row, (*store)->syncs() - syncs_before, (*store)->synced_batches() - batches_before);
+    store_runs.push_back(row);
   }
   std::printf("machine: %.0f fsyncs/s on the data disk, %.0f MB/s raw loopback TCP copy\n", fsyncs,
               loopback);
   bench::WriteJson(out, {{"machine", bench::MachineInfo()},
-                         {"limits", {{"fsyncs_per_s", fsyncs}, {"loopback_mb_per_s", loopback}}},
+                         {"limits",
+                          {{"fsyncs_per_s", fsyncs},
+                           {"fsync_bound_samples_per_s", limit},
+                           {"loopback_mb_per_s", loopback}}},
                          {"batch_samples", batch_samples},
                          {"elements_per_sample", elements},
                          {"seconds_per_level", seconds},
                          {"database", dialect},
-                         {"runs", runs}});
+                         {"runs", runs},
+                         {"store_runs", store_runs}});
   return 0;
 }

@@ -453,6 +453,13 @@ TEST_P(StoreTest, ServerIngestsOverMutualTls) {
   EXPECT_EQ(Json::parse(retry->body)["duplicates"], 8);
   auto counts = f.Client()->Get("/v1/samples/counts", f.Bearer(f.server().admin_token()));
   EXPECT_EQ(Json::parse(counts->body)["total"], 8);
+  // One batch written with one fsync; the retry wrote nothing.
+  auto metrics = f.Client()->Get("/v1/metrics", f.Bearer(f.server().admin_token()));
+  ASSERT_TRUE(metrics);
+  EXPECT_NE(metrics->body.find("\nedgeloop_sample_store_syncs_total 1\n"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("\nedgeloop_sample_store_synced_batches_total 1\n"),
+            std::string::npos);
 }
 
 TEST_P(MigrationTest, AFreshDatabaseGetsEveryMigrationOnceInOrder) {

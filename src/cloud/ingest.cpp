@@ -67,6 +67,7 @@ IngestOutcome Server::Impl::IngestBatch(const std::string& device, std::string_v
     samples.push_back(&s);
   }
   auto ack = store->Append(samples);
+  metrics.SetSampleStoreSyncs(store->syncs(), store->synced_batches());
   if (!ack.ok()) return refuse(500, ack.error().message);
   metrics.AddIngest(ack->accepted, body.size());
   IngestOutcome o;

@@ -1,5 +1,6 @@
 #include "cloud/metrics.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace edgeloop::cloud {
@@ -64,6 +65,13 @@ void ServerMetrics::AddIngest(uint64_t samples, uint64_t bytes) {
   ingest_bytes_ += bytes;
 }
 
+void ServerMetrics::SetSampleStoreSyncs(uint64_t syncs, uint64_t batches) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Callers read the store's counters before taking this lock: keep the larger.
+  store_syncs_ = std::max(store_syncs_, syncs);
+  store_synced_batches_ = std::max(store_synced_batches_, batches);
+}
+
 void ServerMetrics::CountMqttIngest(int status) {
   std::lock_guard<std::mutex> lock(mu_);
   ++mqtt_messages_[status];
@@ -126,6 +134,13 @@ std::string ServerMetrics::Exposition(const std::string& extra) const {
   out += "# HELP edgeloop_ingest_bytes_total Compressed ingest request bytes accepted.\n";
   out += "# TYPE edgeloop_ingest_bytes_total counter\n";
   out += "edgeloop_ingest_bytes_total " + std::to_string(ingest_bytes_) + "\n";
+  out += "# HELP edgeloop_sample_store_syncs_total Segment fdatasyncs (one per group commit).\n";
+  out += "# TYPE edgeloop_sample_store_syncs_total counter\n";
+  out += "edgeloop_sample_store_syncs_total " + std::to_string(store_syncs_) + "\n";
+  out += "# HELP edgeloop_sample_store_synced_batches_total Batches made durable by them.\n";
+  out += "# TYPE edgeloop_sample_store_synced_batches_total counter\n";
+  out +=
+      "edgeloop_sample_store_synced_batches_total " + std::to_string(store_synced_batches_) + "\n";
   out += "# HELP edgeloop_mqtt_ingest_messages_total MQTT samples messages, by outcome status.\n";
   out += "# TYPE edgeloop_mqtt_ingest_messages_total counter\n";
   for (const auto& [status, n] : mqtt_messages_)

@@ -19,6 +19,9 @@ class ServerMetrics {
   void ObserveRequest(const std::string& method, const std::string& route, int status,
                       double seconds);
   void AddIngest(uint64_t samples, uint64_t bytes);
+  // The sample store's counters so far (SampleStore::syncs, synced_batches): segment
+  // fdatasyncs and the batches they made durable; their ratio is the mean group size.
+  void SetSampleStoreSyncs(uint64_t syncs, uint64_t batches);
   // One samples message taken from the MQTT broker, by the HTTP-like status of its outcome.
   void CountMqttIngest(int status);
   // One telemetry or events message from the broker (topic: "telemetry" or "events").
@@ -52,6 +55,7 @@ class ServerMetrics {
   std::map<std::tuple<std::string, std::string, int>, uint64_t> requests_;
   std::map<std::string, Histogram> request_seconds_;  // by route
   uint64_t ingest_samples_ = 0, ingest_bytes_ = 0;
+  uint64_t store_syncs_ = 0, store_synced_batches_ = 0;
   std::map<int, uint64_t> mqtt_messages_;                         // by status
   std::map<std::pair<std::string, int>, uint64_t> mqtt_control_;  // by topic, status
   uint64_t update_pushes_ = 0, update_push_failures_ = 0;
