@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/file.hpp"
+#include "common/hash.hpp"
 #include "common/progress.hpp"
 
 namespace edgeloop::ml {
@@ -192,6 +193,24 @@ Status SumOverRanks(DistributedGroup* group, double& loss_sum, double& correct, 
   return Status::Ok();
 }
 
+// The ranks must train on the same data (each takes its shard of one global order): on
+// several hosts each loads its own copy, which must not differ.
+Status SameDataOnEveryRank(DistributedGroup& group, const torch::Tensor& x,
+                           const torch::Tensor& y) {
+  Sha256 h;
+  h.Update(x.data_ptr(), static_cast<size_t>(x.numel() * x.element_size()));
+  h.Update(y.data_ptr(), static_cast<size_t>(y.numel() * y.element_size()));
+  const std::string mine = std::to_string(x.size(0)) + " samples, sha256 " + h.HexDigest();
+  EDGELOOP_ASSIGN_OR_RETURN(auto all, group.AllGatherText("data", mine));
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      return Error(Errc::kMismatch, "rank " + std::to_string(r) +
+                                        " trains on other data than rank 0 (" +
+                                        all[r].substr(0, 40) + " vs " + all[0].substr(0, 40) +
+                                        "): give every rank the same --data");
+  return Status::Ok();
+}
+
 // Every rank starts from rank 0's weights (equal seeds make them equal already; a model
 // imported or grown differently on one host must not split the replicas).
 Status StartFromRankZero(DistributedGroup& group, Classifier& model) {
@@ -269,6 +288,7 @@ Result<TrainReport> Train(Classifier& model, const data::Dataset& train, const d
   int64_t grad_bytes = 0;
   for (const auto& p : trainable) grad_bytes += p.numel() * p.element_size();
   if (group) {
+    EDGELOOP_RETURN_IF_ERROR(SameDataOnEveryRank(*group, x, y));
     EDGELOOP_RETURN_IF_ERROR(StartFromRankZero(*group, model));
     // Dropout masks differ per rank, as they would across one large batch.
     if (rank > 0)
