@@ -122,6 +122,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--ramp", ramp, "Seconds over which each run's connects are spread")
       ->capture_default_str();
+  int mqtt_workers = 0;
+  app.add_option("--mqtt-workers", mqtt_workers,
+                 "The server's MQTT ingest workers (0: its default)")
+      ->capture_default_str();
   app.add_option("--edgeloop", edgeloop_bin, "The edgeloop binary")->capture_default_str();
   app.add_option("--work", work, "Folder for the server, broker and devices (default: a temp)");
   app.add_option("--out", out, "JSON output")->capture_default_str();
@@ -158,10 +162,14 @@ int main(int argc, char** argv) {
   if (!broker.ok()) Fail("mosquitto: " + broker.error().message);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   const RunOptions slog = LogTo(work + "/server.log");
-  auto server = ChildProcess::Start(
-      {edgeloop_bin, "server", "--data", data, "--port", std::to_string(port), "--device-rate",
-       "100000", "--device-burst", "100000", "--mqtt-broker", broker_addr},
-      slog);
+  std::vector<std::string> server_args = {
+      edgeloop_bin,    "server", "--data",         data,     "--port",        std::to_string(port),
+      "--device-rate", "100000", "--device-burst", "100000", "--mqtt-broker", broker_addr};
+  if (mqtt_workers > 0) {
+    server_args.push_back("--mqtt-workers");
+    server_args.push_back(std::to_string(mqtt_workers));
+  }
+  auto server = ChildProcess::Start(server_args, slog);
   if (!server.ok()) Fail("edgeloop server: " + server.error().message);
   if (!WaitForFile(data + "/admin.token", 60)) Fail("the server did not start, see " + work);
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -295,6 +303,7 @@ int main(int argc, char** argv) {
                          {"batch_samples", batch},
                          {"duration_s", duration},
                          {"ramp_s", ramp},
+                         {"mqtt_workers", mqtt_workers},
                          {"goal", "10,000 connected devices, ack p99 < 250 ms, nothing lost"},
                          {"runs", runs}});
   server->Stop();

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -83,6 +84,18 @@ void SimDevice::Produce(int batch, int max_queued_batches) {
     acked_through += drop;  // never sent: counted as dropped, not as acked
     dropped += drop;
   }
+}
+
+void SimDevice::Failed(Clock::time_point now) {
+  failures = std::min<uint32_t>(failures + 1, 30);
+  const double cap =
+      std::min(60000.0, 500.0 * static_cast<double>(1ull << std::min(failures, 17u)));
+  // A per-device generator would cost 5 KB a device (mt19937); a hash of the device's id and
+  // its failure count spreads the retries as well.
+  const uint64_t h = std::hash<std::string>()(id) ^ (0x9e3779b97f4a7c15ull * (failures + next_seq));
+  const double share = static_cast<double>(h % 10007) / 10007.0;
+  retry_at = now + std::chrono::duration_cast<Clock::duration>(
+                       std::chrono::duration<double, std::milli>(cap * share));
 }
 
 void RunStats::Merge(const RunStats& other) {

@@ -66,6 +66,12 @@ struct SimDevice {
   uint64_t in_flight_last = 0;
   Clock::time_point sent_at{};
 
+  // After a failed send (an ack timeout, a refusal, an error), the next waits as the agent's
+  // uploader would: a uniform draw in [0, min(60 s, 0.5 s * 2^failures)].
+  uint32_t failures = 0;
+  Clock::time_point retry_at{};
+  void Failed(Clock::time_point now);
+
   // Makes one interval's samples (dropping the oldest unsent ones past the bound).
   void Produce(int batch, int max_queued_batches);
   uint64_t pending() const { return next_seq - 1 - acked_through; }

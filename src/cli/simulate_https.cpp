@@ -60,6 +60,7 @@ void ServeSlice(const SimOptions& o, std::vector<SimDevice*> mine, LiveCounters&
           ++live.connected;  // its keep-alive connection now stays open
         }
         d.acked_through = std::max(d.acked_through, std::min(*acked, last));
+        d.failures = 0;
         ++stats.batches_acked;
         stats.samples_acked += last - first + 1;
         stats.ack_ms.push_back(std::chrono::duration<float, std::milli>(t1 - t0).count());
@@ -69,8 +70,9 @@ void ServeSlice(const SimOptions& o, std::vector<SimDevice*> mine, LiveCounters&
         ++stats.errors[ErrorKind(acked.error())];
         ++live.errors;
         if (acked.error().code == Errc::kPermission || acked.error().code == Errc::kInvalidArgument)
-          continue;  // refused: this device stops (the error counts say why)
-        next = Clock::now() + std::chrono::seconds(1);  // retried, as the uploader backs off
+          continue;              // refused: this device stops (the error counts say why)
+        d.Failed(Clock::now());  // retried after the uploader's backoff
+        next = std::max(next, d.retry_at);
       }
     }
     if (draining) next = Clock::now() + std::chrono::milliseconds(200);

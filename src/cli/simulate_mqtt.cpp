@@ -206,6 +206,7 @@ struct Client {
     if (!ack->ok()) {
       Count("refused (status " + std::to_string(ack->status) + ")");
       d->in_flight = false;
+      d->Failed(Clock::now());
       return;
     }
     if (ack->acked_through <= d->acked_through) return;  // an old batch's, sent again
@@ -214,6 +215,7 @@ struct Client {
     driver->stats.duplicates += ack->duplicates;
     if (d->in_flight && ack->acked_through >= d->in_flight_last) {
       d->in_flight = false;
+      d->failures = 0;
       ++driver->stats.batches_acked;
       ++driver->live->batches_acked;
       driver->stats.ack_ms.push_back(
@@ -300,9 +302,10 @@ void Drive(Driver& dr, const std::atomic<bool>& stop, Clock::time_point end) {
       }
       if (d.in_flight && now - d.sent_at > ack_timeout) {
         d.in_flight = false;
+        d.Failed(now);
         c.Count("ack timeout");
       }
-      if (c.ready && !d.in_flight && d.pending() > 0) c.Publish();
+      if (c.ready && !d.in_flight && d.pending() > 0 && now >= d.retry_at) c.Publish();
       if (d.pending() > 0) busy = true;
     }
     if (draining && (!busy || now >= drain_end)) break;
