@@ -19,6 +19,8 @@
 #include "../../tests/run_command.hpp"
 #include "common/free_port.hpp"
 #include "common/process.hpp"
+#include "common/worker_protocol.hpp"
+#include "data/dataset.hpp"
 #include "ml/rank_launcher.hpp"
 
 namespace edgeloop::ml {
@@ -203,6 +205,40 @@ TEST(DistributedTrain, OneAndTwoProcessesReachTheSameAccuracy) {
   std::printf("val accuracy: 1 process %.4f, 2 processes %.4f\n", a1, a2);
   EXPECT_EQ(Training(one.output)["distributed"]["steps"],
             3 * 47);  // the same number of optimizer steps
+}
+
+// A pipeline's train step: the worker request carries nproc, and the ranks the worker starts
+// get the request together with the rendezvous flags.
+TEST(DistributedTrain, AWorkerRequestWithNprocRunsTwoRanks) {
+  Workdir w("request");
+  // A request names its data alone (no --max-samples): a small IDX copy keeps the run short.
+  const std::string prefix = (w.path / "small").string();
+  auto full = data::LoadDataset("fashion-mnist:train");
+  ASSERT_TRUE(full.ok()) << full.error().message;
+  auto small = data::SamplePerClass(*full, 200, 1);
+  ASSERT_TRUE(
+      data::WriteIdx(small, prefix + "-images-idx3-ubyte", prefix + "-labels-idx1-ubyte").ok());
+  worker::TrainRequest req;
+  req.name = "dist";
+  req.training.data = "idx:" + prefix + "-images-idx3-ubyte," + prefix + "-labels-idx1-ubyte";
+  req.training.out = (w.path / "m").string();
+  req.training.epochs = 1;
+  req.training.batch_size = 64;
+  req.training.lr = 0.002;
+  req.training.patience = 0;
+  req.training.seed = 3;
+  req.training.threads = 1;
+  req.training.nproc = 2;
+  {
+    std::ofstream f(w.path / "train.json");
+    f << req.ToJson().dump(2);
+  }
+  auto r = RunCommand(kCli + " train --request " + (w.path / "train.json").string() + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("started rank 1 of 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 ranks"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(w.path / "m" / "model.json"));
+  EXPECT_TRUE(ProcessesMentioning(w.path.string()).empty());
 }
 
 TEST(DistributedTrain, AKilledRankFailsTheRunNamingItAndLeavesNoProcess) {
