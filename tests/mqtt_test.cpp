@@ -380,6 +380,39 @@ TEST_F(MqttPlane, AgentTakesPushedUpdatesAndReportsOverMqtt) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *ReadFile(log);
 }
 
+// With the broker gone for longer than the ack timeout the agent's telemetry goes over HTTPS
+// (the device API stays), and back through the broker once it returns; a start, when the link
+// is still connecting, sends nothing over HTTPS.
+TEST_F(MqttPlane, AgentTelemetryFallsBackToHttpsWhileTheBrokerIsAway) {
+  const std::string csv = dir_.path() + "/data.csv", model = dir_.path() + "/factory.onnx";
+  const std::string config = dir_.path() + "/agent.yaml", log = dir_.path() + "/agent.log";
+  WriteCsvDataset(csv, 200);
+  ASSERT_TRUE(WriteMqttAgentConfig("away-1", config, model, csv, "rate_hz: 50, loop: true",
+                                   "telemetry: {interval_s: 0.2}\n"));
+  // mqtt_ack_timeout_ms is also how long the broker must be gone to count as away: 1 s here.
+  std::string yaml = *ReadFile(config);
+  yaml.replace(yaml.find("batch_records: 20"), 17, "batch_records: 20, mqtt_ack_timeout_ms: 1000");
+  ASSERT_TRUE(WriteFileAtomic(config, yaml).ok());
+  AgentProcess agent(EDGELOOP_AGENT_BINARY, config, log);
+  const std::string over_mqtt =
+      "edgeloop_mqtt_control_messages_total{topic=\"telemetry\",status=\"200\"}";
+  const std::string over_https =
+      "edgeloop_http_requests_total{method=\"POST\",route=\"/v1/telemetry\",status=\"200\"}";
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(Metrics(), over_mqtt) >= 3; }, 30))
+      << *ReadFile(log);
+  EXPECT_EQ(MetricValue(Metrics(), over_https), 0) << Metrics();
+  broker_.Kill(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(Metrics(), over_https) >= 2; }, 30))
+      << Metrics() << *ReadFile(log);
+  ASSERT_TRUE(broker_.Start()) << broker_.log();
+  const double before = MetricValue(Metrics(), over_mqtt);
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(Metrics(), over_mqtt) >= before + 3; }, 40))
+      << *ReadFile(log);
+  EXPECT_GE(CountInFile(log, "sending it over HTTPS"), 1u) << *ReadFile(log);
+  int status = agent.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *ReadFile(log);
+}
+
 // Telemetry and events over the broker from a device that is not enrolled, or with bad
 // documents, are refused with the same checks as over HTTPS; the event's answer says why.
 TEST_F(MqttPlane, BadTelemetryAndEventsOverMqttAreRefused) {

@@ -123,9 +123,11 @@ struct Agent::Impl {
   void PollDeployment();
   void OfferDeployment(const std::string& doc);
   void FlushEvents();
-  // FlushEvents over MQTT: true when the front event is settled (stored, or refused for good)
-  // or still waiting for its answer; false when MQTT could not take it (then HTTPS does).
-  bool FlushFrontEventOverMqtt();
+  // FlushEvents over MQTT, for the front event: settled (stored, or refused for good: popped),
+  // waiting (for its answer, or for the link to come back), or over HTTPS (no MQTT, or the
+  // broker away).
+  enum class EventOverMqtt { kSettled, kWaiting, kUseHttps };
+  EventOverMqtt FlushFrontEventOverMqtt();
 };
 
 Status Agent::Impl::Init() {
@@ -280,6 +282,8 @@ void Agent::Impl::SendTelemetry() {
   if (mqtt) {
     Status over_mqtt = mqtt->PublishTelemetry(snapshot);
     if (over_mqtt.ok()) return;
+    // Connecting or reconnecting: the next snapshot goes once the link is back.
+    if (!mqtt->away()) return;
     Log("telemetry over MQTT: %s; sending it over HTTPS", over_mqtt.error().message.c_str());
   }
 #endif
@@ -309,9 +313,9 @@ void Agent::Impl::OfferDeployment(const std::string& doc) {
   }
 }
 
-bool Agent::Impl::FlushFrontEventOverMqtt() {
+Agent::Impl::EventOverMqtt Agent::Impl::FlushFrontEventOverMqtt() {
 #ifdef EDGELOOP_HAS_MQTT
-  if (!mqtt) return false;
+  if (!mqtt) return EventOverMqtt::kUseHttps;
   const auto& [e, ts_ms] = events.front();
   if (event_in_flight != 0) {
     auto answer = mqtt->EventAnswer(event_in_flight);
@@ -321,9 +325,9 @@ bool Agent::Impl::FlushFrontEventOverMqtt() {
             UpdatePhaseName(e.phase), answer->status, answer->error.c_str());
       events.pop_front();
       event_in_flight = 0;
-      return true;
+      return EventOverMqtt::kSettled;
     }
-    if (Clock::now() - event_sent_at < cfg.mqtt_ack_timeout) return true;  // still waiting
+    if (Clock::now() - event_sent_at < cfg.mqtt_ack_timeout) return EventOverMqtt::kWaiting;
   }
   uint64_t id = ++next_event_id;
   nlohmann::json j = {{"id", id},
@@ -335,13 +339,13 @@ bool Agent::Impl::FlushFrontEventOverMqtt() {
   Status st = mqtt->PublishEvent(id, j.dump());
   if (!st.ok()) {
     event_in_flight = 0;
-    return false;
+    return mqtt->away() ? EventOverMqtt::kUseHttps : EventOverMqtt::kWaiting;
   }
   event_in_flight = id;
   event_sent_at = Clock::now();
-  return true;
+  return EventOverMqtt::kWaiting;
 #else
-  return false;
+  return EventOverMqtt::kUseHttps;
 #endif
 }
 
@@ -349,10 +353,9 @@ void Agent::Impl::FlushEvents() {
   while (!events.empty()) {
     // Over MQTT one event is in flight at a time, so they arrive in order; HTTPS takes over
     // while the broker is away.
-    if (FlushFrontEventOverMqtt()) {
-      if (event_in_flight != 0) return;
-      continue;
-    }
+    EventOverMqtt over_mqtt = FlushFrontEventOverMqtt();
+    if (over_mqtt == EventOverMqtt::kSettled) continue;
+    if (over_mqtt == EventOverMqtt::kWaiting) return;
     Status st = control->PostEvent(events.front().first, events.front().second);
     if (!st.ok()) return;  // the next round retries
     events.pop_front();

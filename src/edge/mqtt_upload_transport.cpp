@@ -55,12 +55,14 @@ void MqttUploadTransport::Log(const std::string& line) const {
 void MqttUploadTransport::OnConnect() {
   Log("MQTT connected to " + opt_.broker.ToString() + " as " + device_id_);
   std::lock_guard<std::mutex> lock(mu_);
+  if (ready_) not_ready_since_ = std::chrono::steady_clock::now();
   ready_ = false;  // until the acks subscription is granted
 }
 
 void MqttUploadTransport::OnDisconnect(const std::string& why) {
   Log("MQTT " + why);
   std::lock_guard<std::mutex> lock(mu_);
+  if (ready_) not_ready_since_ = std::chrono::steady_clock::now();
   ready_ = false;
   ++losses_;
   cv_.notify_all();
@@ -137,6 +139,11 @@ std::optional<mqtt::Ack> MqttUploadTransport::EventAnswer(uint64_t id) {
   auto it = event_answers_.find(id);
   if (it == event_answers_.end()) return std::nullopt;
   return it->second;
+}
+
+bool MqttUploadTransport::away() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !ready_ && std::chrono::steady_clock::now() - not_ready_since_ > opt_.ack_timeout;
 }
 
 std::optional<std::string> MqttUploadTransport::TakePushedUpdate() {

@@ -69,6 +69,10 @@ class MqttUploadTransport : public UploadTransport {
   // The cloud's answer to event `id`, once it came (nullopt until then). Answers are kept for
   // the 64 most recent events.
   std::optional<mqtt::Ack> EventAnswer(uint64_t id);
+  // True when the link has not been ready (connected, acks subscribed) for longer than
+  // ack_timeout: the broker is away, and what cannot wait goes over HTTPS instead. A link
+  // still connecting at start, or reconnecting after a blip, is not away.
+  bool away() const;
   // The newest update metadata the broker delivered since the last call, if any.
   std::optional<std::string> TakePushedUpdate();
 
@@ -88,10 +92,11 @@ class MqttUploadTransport : public UploadTransport {
   const std::string device_id_, samples_topic_, acks_topic_, update_topic_;
   const MqttUploadOptions opt_;
   std::unique_ptr<mqtt::Client> client_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   // Guarded by mu_:
-  bool ready_ = false;          // connected, and the acks subscription granted
+  bool ready_ = false;  // connected, and the acks subscription granted
+  std::chrono::steady_clock::time_point not_ready_since_ = std::chrono::steady_clock::now();
   std::string not_ready_why_;   // the broker refused the acks subscription, ...
   uint64_t losses_ = 0;         // connections lost so far
   uint64_t acked_through_ = 0;  // the highest sequence number an ack covered
