@@ -241,15 +241,20 @@ TEST(DistributedTrain, AWorkerRequestWithNprocRunsTwoRanks) {
   EXPECT_TRUE(ProcessesMentioning(w.path.string()).empty());
 }
 
+// `train --nproc 2` long enough to be killed while it trains; its output goes to log.
+Result<ChildProcess> StartLongRun(const fs::path& dir, const fs::path& log) {
+  RunOptions ro;
+  ro.log_path = log.string();
+  return ChildProcess::Start(
+      {kCli, "train", "--data", "fashion-mnist:train", "--max-samples", "20000", "--epochs", "20",
+       "--threads", "1", "--out", (dir / "m").string(), "--nproc", "2"},
+      ro);
+}
+
 TEST(DistributedTrain, AKilledRankFailsTheRunNamingItAndLeavesNoProcess) {
   Workdir w("kill");
   const fs::path log = w.path / "run.log";
-  RunOptions ro;
-  ro.log_path = log.string();
-  auto run = ChildProcess::Start(
-      {kCli, "train", "--data", "fashion-mnist:train", "--max-samples", "20000", "--epochs", "20",
-       "--threads", "1", "--out", (w.path / "m").string(), "--nproc", "2"},
-      ro);
+  auto run = StartLongRun(w.path, log);
   ASSERT_TRUE(run.ok()) << run.error().message;
   // Wait until both ranks train, then kill rank 1.
   pid_t rank1 = -1;
@@ -277,6 +282,26 @@ TEST(DistributedTrain, AKilledRankFailsTheRunNamingItAndLeavesNoProcess) {
       << text;
   EXPECT_TRUE(ProcessesMentioning(w.path.string()).empty());
   EXPECT_FALSE(fs::exists(w.path / "m" / "model.json"));
+}
+
+// kill -9 of rank 0 (the command the user started) takes the ranks it started with it.
+TEST(DistributedTrain, KillingRankZeroLeavesNoRankBehind) {
+  Workdir w("kill0");
+  const fs::path log = w.path / "run.log";
+  auto run = StartLongRun(w.path, log);
+  ASSERT_TRUE(run.ok()) << run.error().message;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < deadline && run->running() &&
+         ReadAll(log).find("training cnn") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_EQ(ProcessesMentioning(w.path.string()).size(), 2u) << ReadAll(log);
+  run->Signal(SIGKILL);
+  run->Stop();
+  deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!ProcessesMentioning(w.path.string()).empty() &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_TRUE(ProcessesMentioning(w.path.string()).empty());
 }
 
 TEST(DistributedTrain, BadArgumentsGiveClearErrors) {
