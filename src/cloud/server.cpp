@@ -259,7 +259,17 @@ std::string Server::Impl::ScrapeGauges() {
         "# HELP edgeloop_mqtt_ingest_workers_connected Ingest workers connected to the broker.\n"
         "# TYPE edgeloop_mqtt_ingest_workers_connected gauge\n"
         "edgeloop_mqtt_ingest_workers_connected " +
-        std::to_string(mqtt_ingest->connected_workers()) + "\n";
+        std::to_string(mqtt_ingest->connected_workers()) + "\n"
+        "# HELP edgeloop_mqtt_ingest_queued Messages taken from the broker, waiting for a "
+        "handler.\n"
+        "# TYPE edgeloop_mqtt_ingest_queued gauge\n"
+        "edgeloop_mqtt_ingest_queued " +
+        std::to_string(mqtt_ingest->queued()) +
+        "\n"
+        "# HELP edgeloop_mqtt_acks_published_total Acks handed to the broker connection.\n"
+        "# TYPE edgeloop_mqtt_acks_published_total counter\n"
+        "edgeloop_mqtt_acks_published_total " +
+        std::to_string(mqtt_ingest->acks_published()) + "\n";
 #endif
   auto devices = fleet->Fleet();
   if (devices.ok()) {

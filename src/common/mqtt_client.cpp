@@ -189,6 +189,8 @@ Result<std::unique_ptr<Client>> Client::Create(const ClientOptions& options,
   // A batch and its ack are one small packet each way: Nagle's algorithm would hold each
   // back until the peer's delayed ACK (40 ms) instead of sending it.
   mosquitto_int_option(impl->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+  if (options.max_inflight > 0)
+    mosquitto_int_option(impl->mosq, MOSQ_OPT_SEND_MAXIMUM, options.max_inflight);
   mosquitto_connect_v5_callback_set(impl->mosq, &Impl::OnConnect);
   mosquitto_subscribe_callback_set(impl->mosq, &Impl::OnSubscribe);
   mosquitto_message_callback_set(impl->mosq, &Impl::OnMessage);

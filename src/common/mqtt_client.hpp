@@ -35,6 +35,9 @@ struct ClientOptions {
   // and key (the broker takes the certificate's common name as the user name).
   std::string ca_file, cert_file, key_file;
   int keepalive_s = 30;
+  // QoS 1 messages this client sends before their PUBACKs (0: libmosquitto's 20). The ingest
+  // workers answer many devices at once and need more.
+  int max_inflight = 0;
   // After a loss (or a failed attempt) the n-th reconnect waits a uniformly drawn share
   // between half and all of min(reconnect_max, reconnect_min * 2^n).
   std::chrono::milliseconds reconnect_min{500};
