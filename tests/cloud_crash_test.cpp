@@ -14,8 +14,8 @@
 #include <thread>
 
 #include "cloud_test_util.hpp"
-#include "common/update_metadata.hpp"
 #include "database_param.hpp"
+#include "rollout_devices.hpp"
 #include "server_process.hpp"
 
 namespace edgeloop::testing {
@@ -281,48 +281,18 @@ TEST_P(CloudCrash, KillNineDuringARolloutCarriesOnFromItsPersistedState) {
   const std::string id = rollout.value("id", "");
   ASSERT_FALSE(id.empty());
 
-  // What each device was last told to run ("" for nothing yet); any other artifact than
-  // version 1 or 2 is a device left between versions.
-  std::atomic<bool> stop{false};
-  std::atomic<int> strays{0}, committed{0};
-  std::thread devices([&] {
-    std::vector<bool> done(devs.size(), false);
-    while (!stop) {
-      for (size_t d = 0; d < devs.size(); ++d) {
-        auto c = Connect(port, data + "/ca.crt", &devs[d]);
-        auto res = c->Get("/v1/deployments/" + devs[d].device_id);
-        if (!res || res->status != 200) continue;
-        auto m = VerifyUpdateMetadata(res->body, public_key,
-                                      static_cast<int64_t>(std::time(nullptr)), 0);
-        if (!m.ok() || (m->target.sha256 != sha[1] && m->target.sha256 != sha[2])) {
-          ++strays;
-          continue;
-        }
-        if (m->target.sha256 != sha[2] || done[d]) continue;
-        Json event = {{"phase", "committed"}, {"model_version", "clf:2"}, {"reason", ""}};
-        Json telemetry = {{"t", 1},
-                          {"model_version", "clf:2"},
-                          {"n", 100},
-                          {"labelled", 50},
-                          {"accuracy", 0.9},
-                          {"error_rate", 0.0},
-                          {"latency_ms", {{"p50", 1.0}, {"p95", 2.0}}}};
-        auto e = c->Post("/v1/events", event.dump(), "application/json");
-        auto t = c->Post("/v1/telemetry", telemetry.dump(), "application/json");
-        if (e && e->status == 200 && t && t->status == 200) {
-          done[d] = true;
-          ++committed;
-        }
-      }
-      usleep(50'000);
-    }
-  });
+  // The devices update as their updaters would; any other artifact than version 1 or 2 is a
+  // device left between versions.
+  RolloutDevices devices(
+      devs, [&](const DeviceCredentials& d) { return Connect(port, data + "/ca.crt", &d); },
+      public_key, sha[1], sha[2], "clf:2", 50);
   // Killed before the canary commits, after it committed, and after the wave was given
   // version 2 (the server answers again each time from what it had stored).
   auto stage_of = [&] { return op.GetOk("/v1/rollouts/" + id).value("stage", -1); };
   op.KillNine();
   op.Start();
-  EXPECT_TRUE(WaitUntil([&] { return committed >= 1; })) << "the canary never got version 2";
+  EXPECT_TRUE(WaitUntil([&] { return devices.committed() >= 1; }))
+      << "the canary never got version 2";
   op.KillNine();
   op.Start();
   EXPECT_TRUE(WaitUntil([&] { return stage_of() == 1; })) << op.GetOk("/v1/rollouts/" + id).dump();
@@ -330,10 +300,9 @@ TEST_P(CloudCrash, KillNineDuringARolloutCarriesOnFromItsPersistedState) {
   op.Start();
   EXPECT_TRUE(WaitUntil([&] { return op.GetOk("/v1/rollouts/" + id)["status"] == "completed"; }))
       << op.GetOk("/v1/rollouts/" + id).dump();
-  stop = true;
-  devices.join();
-  EXPECT_EQ(strays, 0) << "a device was given something other than version 1 or 2";
-  EXPECT_EQ(committed, 3);
+  devices.Stop();
+  EXPECT_EQ(devices.strays(), 0) << "a device was given something other than version 1 or 2";
+  EXPECT_EQ(devices.committed(), 3);
   EXPECT_EQ(op.GetOk("/v1/models/clf/versions/2")["stage"], "production");
   EXPECT_EQ(op.GetOk("/v1/models/clf/versions/1")["stage"], "archived");
   Json state = op.GetOk("/v1/rollouts/" + id);

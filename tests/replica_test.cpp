@@ -4,7 +4,10 @@
 // survivor keeps serving), kill -9 of the leader during a rollout (the other replica takes the
 // lease and the rollout completes), and never two leaders. Plus the SQLite rule: one server
 // per data folder.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,8 +19,8 @@
 #include <thread>
 
 #include "cloud_test_util.hpp"
-#include "common/update_metadata.hpp"
 #include "database_param.hpp"
+#include "rollout_devices.hpp"
 #include "run_command.hpp"
 #include "server_process.hpp"
 
@@ -57,6 +60,11 @@ class Haproxy {
     bool servers_written = false;
     while (std::getline(in, line)) {
       const std::string t = std::regex_replace(line, std::regex("^\\s+"), "");
+      // EDGELOOP_TEST_HAPROXY_LOG=1: HAProxy logs every connection and check to stderr.
+      if (t.rfind("log /dev/log", 0) == 0 && getenv("EDGELOOP_TEST_HAPROXY_LOG")) {
+        cfg << "    log stderr format raw local0\n";
+        continue;
+      }
       if (t.rfind("user ", 0) == 0 || t.rfind("group ", 0) == 0 || t.rfind("log /dev/log", 0) == 0)
         continue;
       if (t.rfind("maxconn ", 0) == 0) {
@@ -82,7 +90,7 @@ class Haproxy {
     EXPECT_TRUE(WriteFileAtomic(path, config_).ok());
     pid_ = fork();
     if (pid_ == 0) {
-      execl(HaproxyBinary().c_str(), "haproxy", "-db", "-q", "-f", path.c_str(),
+      execl(HaproxyBinary().c_str(), "haproxy", "-db", "-f", path.c_str(),
             static_cast<char*>(nullptr));
       _exit(127);
     }
@@ -157,18 +165,20 @@ class Replicas : public ::testing::Test {
 
   // An operator request through the load balancer, retried on connection errors.
   Json Call(const std::string& method, const std::string& path, const Json& body, int want) {
+    std::string last_error;
     for (int attempt = 0; attempt < 20; ++attempt) {
       auto c = Client(lb_->port());
       auto res = method == "GET" ? c->Get(path, Bearer())
                                  : c->Post(path, Bearer(), body.dump(), "application/json");
       if (!res) {
+        last_error = httplib::to_string(res.error());
         usleep(200'000);
         continue;
       }
       EXPECT_EQ(res->status, want) << method << " " << path << ": " << res->body;
       return Json::parse(res->body, nullptr, false);
     }
-    ADD_FAILURE() << method << " " << path << ": no answer through HAProxy";
+    ADD_FAILURE() << method << " " << path << ": no answer through HAProxy (" << last_error << ")";
     return Json();
   }
 
@@ -356,42 +366,12 @@ TEST_F(Replicas, KillNineOfTheLeaderDuringARolloutMovesTheLeaseAndTheRolloutComp
 
   // Simulated devices through HAProxy: poll their deployment, install what verifies, report
   // the commit and healthy telemetry; any request may meet the dead replica and is retried.
-  std::atomic<bool> stop{false};
-  std::atomic<int> strays{0}, committed{0};
-  std::thread devices([&] {
-    std::vector<bool> done(devs.size(), false);
-    while (!stop) {
-      for (size_t d = 0; d < devs.size(); ++d) {
-        auto c = Client(lb_->port(), &devs[d]);
-        auto res = c->Get("/v1/deployments/" + devs[d].device_id);
-        if (!res || res->status != 200) continue;
-        auto m = VerifyUpdateMetadata(res->body, public_key,
-                                      static_cast<int64_t>(std::time(nullptr)), 0);
-        if (!m.ok() || (m->target.sha256 != sha[1] && m->target.sha256 != sha[2])) {
-          ++strays;
-          continue;
-        }
-        if (m->target.sha256 != sha[2] || done[d]) continue;
-        Json event = {{"phase", "committed"}, {"model_version", "clf:2"}, {"reason", ""}};
-        Json telemetry = {{"t", 1},
-                          {"model_version", "clf:2"},
-                          {"n", 100},
-                          {"labelled", 50},
-                          {"accuracy", 0.9},
-                          {"error_rate", 0.0},
-                          {"latency_ms", {{"p50", 1.0}, {"p95", 2.0}}}};
-        auto e = c->Post("/v1/events", event.dump(), "application/json");
-        auto t = c->Post("/v1/telemetry", telemetry.dump(), "application/json");
-        if (e && e->status == 200 && t && t->status == 200) {
-          done[d] = true;
-          ++committed;
-        }
-      }
-      usleep(100'000);
-    }
-  });
+  RolloutDevices devices(
+      devs, [&](const DeviceCredentials& d) { return Client(lb_->port(), &d); }, public_key, sha[1],
+      sha[2], "clf:2", 100);
   // The leader dies once the canary has committed: the stage is half done.
-  EXPECT_TRUE(WaitUntil([&] { return committed >= 1; })) << "the canary never got version 2";
+  EXPECT_TRUE(WaitUntil([&] { return devices.committed() >= 1; }))
+      << "the canary never got version 2";
   ASSERT_EQ(Leader(leader), 1) << "the leader changed before the kill";
   replicas_[leader]->Kill(SIGKILL);
   const auto killed_at = std::chrono::steady_clock::now();
@@ -407,11 +387,10 @@ TEST_F(Replicas, KillNineOfTheLeaderDuringARolloutMovesTheLeaseAndTheRolloutComp
   EXPECT_TRUE(WaitUntil([&] {
     return Call("GET", "/v1/rollouts/" + id, {}, 200).value("status", "") == "completed";
   })) << Call("GET", "/v1/rollouts/" + id, {}, 200).dump();
-  stop = true;
-  devices.join();
+  devices.Stop();
   StopWatching();
-  EXPECT_EQ(strays, 0) << "a device was given something other than version 1 or 2";
-  EXPECT_EQ(committed, 3);
+  EXPECT_EQ(devices.strays(), 0) << "a device was given something other than version 1 or 2";
+  EXPECT_EQ(devices.committed(), 3);
   EXPECT_EQ(Call("GET", "/v1/models/clf/versions/2", {}, 200).value("stage", ""), "production");
   EXPECT_EQ(both_leaders_, 0) << "both replicas held the lease at once";
   // The dead leader comes back as a follower: the lease stays where it is.
@@ -420,6 +399,60 @@ TEST_F(Replicas, KillNineOfTheLeaderDuringARolloutMovesTheLeaseAndTheRolloutComp
   usleep(3 * interval_ms_ * 1000);
   EXPECT_EQ(Leader(leader), 0);
   EXPECT_EQ(Leader(other), 1);
+}
+
+// One TLS handshake to 127.0.0.1:port offering `session` for resumption (nullptr: none).
+// Returns the new session (caller frees) and whether the offered one was resumed; nullptr
+// when the handshake failed.
+SSL_SESSION* Handshake(int port, SSL_SESSION* session, bool* resumed) {
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()),
+                                                        SSL_CTX_free);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return nullptr;
+  }
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  SSL_set_fd(ssl.get(), fd);
+  if (session) SSL_set_session(ssl.get(), session);
+  SSL_SESSION* out = nullptr;
+  if (SSL_connect(ssl.get()) == 1) {
+    // TLS 1.3 sends its tickets after the handshake: one request and its answer bring them.
+    const std::string req =
+        "GET /v1/health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    SSL_write(ssl.get(), req.data(), static_cast<int>(req.size()));
+    char buf[4096];
+    while (SSL_read(ssl.get(), buf, sizeof(buf)) > 0) {
+    }
+    *resumed = SSL_session_reused(ssl.get()) == 1;
+    SSL_shutdown(ssl.get());  // a session of a connection not shut down is not resumable
+    out = SSL_get1_session(ssl.get());
+  }
+  close(fd);
+  return out;
+}
+
+// HAProxy's TLS health checks (check-ssl) resume the session of the previous check: a server
+// that cannot resume fails every other check and is marked down while healthy.
+TEST(TlsSessions, TheServerResumesASessionItIssued) {
+  TempDir dir;
+  const int port = FreeLoopbackPort();
+  ServerProcess server(dir.path() + "/data", port);
+  ASSERT_TRUE(server.WaitReady());
+  bool resumed = false;
+  SSL_SESSION* first = Handshake(port, nullptr, &resumed);
+  ASSERT_NE(first, nullptr) << "the first handshake failed";
+  EXPECT_FALSE(resumed);
+  SSL_SESSION* second = Handshake(port, first, &resumed);
+  EXPECT_NE(second, nullptr) << "the server refused to resume the session it issued";
+  EXPECT_TRUE(resumed);
+  SSL_SESSION_free(first);
+  if (second) SSL_SESSION_free(second);
 }
 
 // SQLite: a second server on a data folder in use is refused, by name, with a non-zero exit.

@@ -47,6 +47,14 @@ bool ConfigureTls(SSL_CTX& ctx, const FleetKeys& keys) {
   // CA (or the handshake fails). It is optional at the TLS layer because operators and
   // enrolling devices have none; device endpoints require it in DeviceIdentity().
   SSL_CTX_set_verify(&ctx, SSL_VERIFY_PEER, nullptr);
+  // With peer verification on, OpenSSL refuses to resume a session (alert "internal error")
+  // unless a session id context is set. Clients that resume — HAProxy's TLS health checks,
+  // curl — would see every other handshake fail, and a load balancer would mark a healthy
+  // replica down. A resumed session carries its verified client certificate, and every
+  // device request still checks it against the device table.
+  static constexpr unsigned char kSessionContext[] = "edgeloop-server";
+  if (SSL_CTX_set_session_id_context(&ctx, kSessionContext, sizeof(kSessionContext) - 1) != 1)
+    return false;
   return true;
 }
 
@@ -259,7 +267,8 @@ std::string Server::Impl::ScrapeGauges() {
         "# HELP edgeloop_mqtt_ingest_workers_connected Ingest workers connected to the broker.\n"
         "# TYPE edgeloop_mqtt_ingest_workers_connected gauge\n"
         "edgeloop_mqtt_ingest_workers_connected " +
-        std::to_string(mqtt_ingest->connected_workers()) + "\n"
+        std::to_string(mqtt_ingest->connected_workers()) +
+        "\n"
         "# HELP edgeloop_mqtt_ingest_queued Messages taken from the broker, waiting for a "
         "handler.\n"
         "# TYPE edgeloop_mqtt_ingest_queued gauge\n"
