@@ -413,6 +413,46 @@ TEST_F(MqttPlane, AgentTelemetryFallsBackToHttpsWhileTheBrokerIsAway) {
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *ReadFile(log);
 }
 
+// A deployment made while the broker is down is pushed once it is back: the server keeps the
+// push and sends it when an ingest worker has reconnected; the agent (polling once an hour)
+// gets it from its update topic and installs it.
+TEST_F(MqttPlane, UpdateDeployedWhileTheBrokerIsDownIsPushedWhenItReturns) {
+  const std::string csv = dir_.path() + "/data.csv", model = dir_.path() + "/factory.onnx";
+  const std::string config = dir_.path() + "/agent.yaml", log = dir_.path() + "/agent.log";
+  WriteCsvDataset(csv, 400);
+  ASSERT_TRUE(WriteMqttAgentConfig(
+      "late-1", config, model, csv, "rate_hz: 100, loop: true",
+      "telemetry: {interval_s: 0.3}\nupdate: {poll_s: 3600, probation_samples: 20}\n"));
+  AgentProcess agent(EDGELOOP_AGENT_BINARY, config, log);
+  const std::string telemetry_ok =
+      "edgeloop_mqtt_control_messages_total{topic=\"telemetry\",status=\"200\"}";
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(Metrics(), telemetry_ok) >= 1; }, 30))
+      << *ReadFile(log);
+  broker_.Kill(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return IngestWorkersConnected() == 0; }, 30)) << Metrics();
+  Operator op(port_, data_);
+  const std::string v2 = dir_.path() + "/v2.onnx";
+  ASSERT_TRUE(WriteFileAtomic(v2, LinearModelOnnx(1)).ok());
+  auto doc = op.Deploy("late-1", *ReadFile(v2), "linear:2", GoldenFor(v2));
+  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  EXPECT_EQ(MetricValue(Metrics(), "edgeloop_update_pushes_total{result=\"ok\"}"), 0);
+  ASSERT_TRUE(broker_.Start()) << broker_.log();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& e : op.Events("late-1"))
+          if (e.value("phase", "") == "committed" && e.value("model_version", "") == "linear:2")
+            return true;
+        return false;
+      },
+      60))
+      << op.Events("late-1").dump() << "\n"
+      << *ReadFile(log);
+  EXPECT_GE(MetricValue(Metrics(), "edgeloop_update_pushes_total{result=\"ok\"}"), 1);
+  EXPECT_GE(CountInFile(log, "update metadata pushed over MQTT"), 1u) << *ReadFile(log);
+  int status = agent.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << *ReadFile(log);
+}
+
 // Telemetry and events over the broker from a device that is not enrolled, or with bad
 // documents, are refused with the same checks as over HTTPS; the event's answer says why.
 TEST_F(MqttPlane, BadTelemetryAndEventsOverMqttAreRefused) {

@@ -390,6 +390,8 @@ void Server::Impl::StartWorkers() {
     while (!stopping) {
       pause();
       if (!stopping) Guarded("leader_lease", [this] { PollLease(); });
+      // Every replica: update metadata whose push failed goes out once the broker is back.
+      if (!stopping) Guarded("update_push", [this] { FlushDeploymentPushes(); });
     }
   });
   workers.emplace_back([this, pause] {

@@ -145,34 +145,49 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
 }
 
 void Server::Impl::FlushDeploymentPushes() {
+#ifdef EDGELOOP_HAS_MQTT
+  if (!mqtt_ingest || mqtt_ingest->connected_workers() == 0) return;  // kept for later
   std::set<std::string> targets;
   {
     std::lock_guard<std::mutex> lock(push_mu);
     targets.swap(push_pending);
   }
-  for (const auto& t : targets) PushDeployment(t);
+  for (const auto& t : targets) {
+    if (PushDeployment(t)) continue;
+    std::lock_guard<std::mutex> lock(push_mu);
+    push_pending.insert(t);
+  }
+#endif
 }
 
-void Server::Impl::PushDeployment(const std::string& target) {
+bool Server::Impl::PushDeployment(const std::string& target) {
 #ifdef EDGELOOP_HAS_MQTT
-  if (!mqtt_ingest) return;
+  if (!mqtt_ingest) return true;
   const bool group = target.rfind("group:", 0) == 0;
   std::vector<std::string> devices = {target};
   if (group) {
     auto members = fleet->ResolveTarget(target);
-    if (!members.ok()) return BackgroundFailure("update_push", members.error(), {"target", target});
+    if (!members.ok()) {
+      BackgroundFailure("update_push", members.error(), {"target", target});
+      return false;
+    }
     devices = std::move(*members);
   }
   auto group_doc = group ? fleet->Deployment(target)
                          : Result<std::optional<std::string>>(std::optional<std::string>());
-  if (!group_doc.ok())
-    return BackgroundFailure("update_push", group_doc.error(), {"target", target});
+  if (!group_doc.ok()) {
+    BackgroundFailure("update_push", group_doc.error(), {"target", target});
+    return false;
+  }
   uint64_t pushed = 0, failed = 0;
   std::string first_error;
   for (const auto& d : devices) {
     // A device's own deployment comes before its group's (as GET /v1/deployments answers).
     auto own = fleet->Deployment(d);
-    if (!own.ok()) return BackgroundFailure("update_push", own.error(), {"device", d});
+    if (!own.ok()) {
+      BackgroundFailure("update_push", own.error(), {"device", d});
+      return false;
+    }
     if (group && *own) continue;
     const std::optional<std::string>& doc = group ? *group_doc : *own;
     if (!doc) continue;
@@ -191,11 +206,15 @@ void Server::Impl::PushDeployment(const std::string& target) {
                {"pushed", pushed},
                {"failed", failed},
                {"error", first_error},
-               {"hint", "devices still poll GET /v1/deployments at update.poll_s"}});
+               {"hint",
+                "pushed again once an ingest worker is connected; devices also poll "
+                "GET /v1/deployments at update.poll_s"}});
   else
     log::Info("update_pushed", {{"target", target}, {"devices", pushed}});
+  return failed == 0;
 #else
   (void)target;
+  return true;
 #endif
 }
 

@@ -316,11 +316,14 @@ struct Server::Impl {
                                              std::string_view payload);
   // Pushes target's current update metadata (a device, or "group:<g>": each of its devices
   // without a deployment of its own) as the retained message on each device's update topic.
-  // Without MQTT a no-op; a failure is logged and counted (devices still poll over HTTPS).
-  void PushDeployment(const std::string& target);
+  // Without MQTT a no-op. False when a publish or a read failed (logged and counted): the
+  // caller keeps the target to push again.
+  bool PushDeployment(const std::string& target);
   // Deploy() notes its target here; the pushes go out after the caller's transaction
   // committed (FlushDeploymentPushes: the deployments route, rollout ticks and commands), so a
-  // device is never pushed metadata that a rolled-back transaction took back.
+  // device is never pushed metadata that a rolled-back transaction took back. A push that
+  // failed (no ingest worker connected) stays here and goes out again from the lease thread,
+  // every background interval, once a worker is connected.
   std::mutex push_mu;
   std::set<std::string> push_pending;
   void FlushDeploymentPushes();
