@@ -250,6 +250,22 @@ class MqttPlane : public ::testing::Test {
         .ok();
   }
 
+  // Deploys the second linear model (with its golden case) to a device; false on an error.
+  bool DeployV2(const std::string& device) {
+    const std::string v2 = dir_.path() + "/v2.onnx";
+    if (!WriteFileAtomic(v2, LinearModelOnnx(1)).ok()) return false;
+    auto doc = Operator(port_, data_).Deploy(device, *ReadFile(v2), "linear:2", GoldenFor(v2));
+    EXPECT_FALSE(doc.contains("error")) << doc.dump();
+    return !doc.contains("error");
+  }
+  // The device reported `version` committed.
+  static bool Committed(const Operator& op, const std::string& device, const std::string& version) {
+    for (const auto& e : op.Events(device))
+      if (e.value("phase", "") == "committed" && e.value("model_version", "") == version)
+        return true;
+    return false;
+  }
+
   uint64_t Stored(const std::string& device) const {
     return Operator(port_, data_).SampleCount(device);
   }
@@ -353,18 +369,8 @@ TEST_F(MqttPlane, AgentTakesPushedUpdatesAndReportsOverMqtt) {
       << op.Get("/v1/fleet").dump();
 
   // Deployed after the agent's one poll at start: only the push can bring it.
-  const std::string v2 = dir_.path() + "/v2.onnx";
-  ASSERT_TRUE(WriteFileAtomic(v2, LinearModelOnnx(1)).ok());
-  auto doc = op.Deploy("push-1", *ReadFile(v2), "linear:2", GoldenFor(v2));
-  ASSERT_FALSE(doc.contains("error")) << doc.dump();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (const auto& e : op.Events("push-1"))
-          if (e.value("phase", "") == "committed" && e.value("model_version", "") == "linear:2")
-            return true;
-        return false;
-      },
-      40))
+  ASSERT_TRUE(DeployV2("push-1"));
+  ASSERT_TRUE(WaitFor([&] { return Committed(op, "push-1", "linear:2"); }, 40))
       << op.Events("push-1").dump() << "\n"
       << *ReadFile(log);
   const std::string m = Metrics();
@@ -431,20 +437,10 @@ TEST_F(MqttPlane, UpdateDeployedWhileTheBrokerIsDownIsPushedWhenItReturns) {
   broker_.Kill(SIGKILL);
   ASSERT_TRUE(WaitFor([&] { return IngestWorkersConnected() == 0; }, 30)) << Metrics();
   Operator op(port_, data_);
-  const std::string v2 = dir_.path() + "/v2.onnx";
-  ASSERT_TRUE(WriteFileAtomic(v2, LinearModelOnnx(1)).ok());
-  auto doc = op.Deploy("late-1", *ReadFile(v2), "linear:2", GoldenFor(v2));
-  ASSERT_FALSE(doc.contains("error")) << doc.dump();
+  ASSERT_TRUE(DeployV2("late-1"));
   EXPECT_EQ(MetricValue(Metrics(), "edgeloop_update_pushes_total{result=\"ok\"}"), 0);
   ASSERT_TRUE(broker_.Start()) << broker_.log();
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        for (const auto& e : op.Events("late-1"))
-          if (e.value("phase", "") == "committed" && e.value("model_version", "") == "linear:2")
-            return true;
-        return false;
-      },
-      60))
+  ASSERT_TRUE(WaitFor([&] { return Committed(op, "late-1", "linear:2"); }, 60))
       << op.Events("late-1").dump() << "\n"
       << *ReadFile(log);
   EXPECT_GE(MetricValue(Metrics(), "edgeloop_update_pushes_total{result=\"ok\"}"), 1);
