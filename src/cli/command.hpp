@@ -39,8 +39,9 @@ int RequestError(const std::string& command, const Error& e);
 // command's inputs as a worker request (common/worker_protocol.hpp) in place of its flags,
 // which is how a pipeline runs its steps. AddTo goes after the subcommand's other options:
 // the options declared required become required only without --request. Check() at the
-// start of the action enforces both ways: with --request no other flag may be given, without
-// it every required flag must be.
+// start of the action enforces both ways: with --request no other flag may be given but the
+// "Distributed training" group (where this rank runs, not what it does), without it every
+// required flag must be.
 class RequestOption {
  public:
   std::string path;  // empty: the flags describe the run
