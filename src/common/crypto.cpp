@@ -1,6 +1,7 @@
 #include "common/crypto.hpp"
 
 #include <openssl/bio.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -104,16 +105,48 @@ Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& value)
 }
 
 // The fields every certificate we issue shares.
-Result<X509Ptr> NewCert(uint64_t serial, int days, EVP_PKEY* subject_key,
-                        const std::string& common_name) {
+Result<X509Ptr> NewCertFor(uint64_t serial, int64_t lifetime_seconds, EVP_PKEY* subject_key,
+                           const std::string& common_name) {
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial);
   X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300);  // tolerate small clock skew
-  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(days) * 86400);
+  X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(lifetime_seconds));
   if (!X509_set_pubkey(cert.get(), subject_key)) return SslError(Errc::kInternal, "set pubkey");
   EDGELOOP_RETURN_IF_ERROR(SetName(X509_get_subject_name(cert.get()), common_name));
   return cert;
+}
+
+Result<X509Ptr> NewCert(uint64_t serial, int days, EVP_PKEY* subject_key,
+                        const std::string& common_name) {
+  return NewCertFor(serial, static_cast<int64_t>(days) * 86400, subject_key, common_name);
+}
+
+// Device keys: ECDSA on P-256 or P-384, RSA of 2048 bits or more, Ed25519. Anything else is
+// refused by name, so an operator sees which device sent what.
+Result<std::string> CheckDeviceKey(EVP_PKEY* key) {
+  const int id = EVP_PKEY_get_base_id(key);
+  if (id == EVP_PKEY_RSA) {
+    const int bits = EVP_PKEY_get_bits(key);
+    if (bits < 2048)
+      return Error(Errc::kInvalidArgument,
+                   "RSA key of " + std::to_string(bits) + " bits refused: at least 2048 needed");
+    return "RSA " + std::to_string(bits);
+  }
+  if (id == EVP_PKEY_EC) {
+    char group[64] = {};
+    size_t len = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group),
+                                       &len) != 1)
+      return SslError(Errc::kInvalidArgument, "EC key without a named curve refused");
+    const std::string curve(group);
+    if (curve == "prime256v1" || curve == "P-256") return std::string("EC P-256");
+    if (curve == "secp384r1" || curve == "P-384") return std::string("EC P-384");
+    return Error(Errc::kInvalidArgument, "EC curve " + curve + " refused: P-256 or P-384 needed");
+  }
+  if (id == EVP_PKEY_ED25519) return std::string("Ed25519");
+  return Error(Errc::kInvalidArgument, "key type " + std::to_string(id) +
+                                           " refused: EC P-256/P-384, RSA >= 2048 or Ed25519");
 }
 
 uint64_t RandomSerial() {
@@ -258,15 +291,42 @@ Result<std::string> CreateCsr(const std::string& key_pem, const std::string& com
 
 Result<std::string> SignClientCsr(const KeyAndCertificate& ca, const std::string& csr_pem,
                                   const std::string& common_name, uint64_t serial, int days) {
+  return SignClientCsrFor(ca, csr_pem, common_name, serial, static_cast<int64_t>(days) * 86400);
+}
+
+Result<CsrInfo> InspectCsr(const std::string& csr_pem) {
+  if (csr_pem.size() > 64 * 1024) return Error(Errc::kFormat, "CSR larger than 64 KiB");
   auto bio = MemBio(csr_pem);
   ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
   if (!req) return SslError(Errc::kFormat, "not a PEM certificate signing request");
   PkeyPtr pub(X509_REQ_get_pubkey(req.get()));
   if (!pub || X509_REQ_verify(req.get(), pub.get()) != 1)
     return SslError(Errc::kPermission, "CSR self-signature does not verify");
+  CsrInfo info;
+  EDGELOOP_ASSIGN_OR_RETURN(info.key_type, CheckDeviceKey(pub.get()));
+  X509_NAME* name = X509_REQ_get_subject_name(req.get());
+  int idx = name ? X509_NAME_get_index_by_NID(name, NID_commonName, -1) : -1;
+  if (idx >= 0) {
+    ASN1_STRING* cn = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, idx));
+    info.common_name.assign(reinterpret_cast<const char*>(ASN1_STRING_get0_data(cn)),
+                            static_cast<size_t>(ASN1_STRING_length(cn)));
+  }
+  return info;
+}
+
+Result<std::string> SignClientCsrFor(const KeyAndCertificate& ca, const std::string& csr_pem,
+                                     const std::string& common_name, uint64_t serial,
+                                     int64_t lifetime_seconds) {
+  EDGELOOP_RETURN_IF_ERROR(InspectCsr(csr_pem));
+  auto bio = MemBio(csr_pem);
+  ReqPtr req(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!req) return SslError(Errc::kFormat, "not a PEM certificate signing request");
+  PkeyPtr pub(X509_REQ_get_pubkey(req.get()));
+  if (!pub) return SslError(Errc::kFormat, "CSR without a public key");
   EDGELOOP_ASSIGN_OR_RETURN(auto ca_key, ReadPrivateKey(ca.key_pem));
   EDGELOOP_ASSIGN_OR_RETURN(auto ca_cert, ReadCert(ca.cert_pem));
-  EDGELOOP_ASSIGN_OR_RETURN(auto cert, NewCert(serial, days, pub.get(), common_name));
+  EDGELOOP_ASSIGN_OR_RETURN(auto cert,
+                            NewCertFor(serial, lifetime_seconds, pub.get(), common_name));
   X509_set_issuer_name(cert.get(), X509_get_subject_name(ca_cert.get()));
   EDGELOOP_RETURN_IF_ERROR(
       AddExtension(cert.get(), ca_cert.get(), NID_basic_constraints, "critical,CA:FALSE"));
@@ -316,6 +376,9 @@ Result<CertificateInfo> ParseCertificate(const std::string& cert_pem) {
   struct tm tm {};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) == 1)
     info.not_after_unix = static_cast<int64_t>(timegm(&tm));
+  struct tm before {};
+  if (ASN1_TIME_to_tm(X509_get0_notBefore(cert.get()), &before) == 1)
+    info.not_before_unix = static_cast<int64_t>(timegm(&before));
   return info;
 }
 

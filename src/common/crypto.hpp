@@ -48,6 +48,20 @@ Result<std::string> CreateCsr(const std::string& key_pem, const std::string& com
 // its own identity.
 Result<std::string> SignClientCsr(const KeyAndCertificate& ca, const std::string& csr_pem,
                                   const std::string& common_name, uint64_t serial, int days);
+// The same, valid for lifetime_seconds (from 5 minutes before now, for clock skew).
+Result<std::string> SignClientCsrFor(const KeyAndCertificate& ca, const std::string& csr_pem,
+                                     const std::string& common_name, uint64_t serial,
+                                     int64_t lifetime_seconds);
+
+// What a CSR asks for, after its self-signature and its key were checked. Keys accepted for
+// device certificates: ECDSA P-256 or P-384, RSA of at least 2048 bits, Ed25519. Errors:
+// kFormat (not a CSR), kPermission (self-signature), kInvalidArgument (a weak or unsupported
+// key, named: "RSA key of 1024 bits", "EC curve secp256k1").
+struct CsrInfo {
+  std::string common_name;  // empty when the subject has none
+  std::string key_type;     // "EC P-256", "RSA 2048", "Ed25519"
+};
+Result<CsrInfo> InspectCsr(const std::string& csr_pem);
 // A TLS server certificate signed by the CA, valid for the given DNS names and IP addresses.
 Result<KeyAndCertificate> IssueServerCertificate(const KeyAndCertificate& ca,
                                                  const std::vector<std::string>& dns_names,
@@ -56,6 +70,7 @@ Result<KeyAndCertificate> IssueServerCertificate(const KeyAndCertificate& ca,
 struct CertificateInfo {
   std::string common_name;
   uint64_t serial = 0;
+  int64_t not_before_unix = 0;
   int64_t not_after_unix = 0;
 };
 Result<CertificateInfo> ParseCertificate(const std::string& cert_pem);

@@ -88,6 +88,25 @@ Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,
 Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
                                             const std::string& public_key_pem, int64_t now_unix,
                                             uint64_t min_version) {
+  EDGELOOP_ASSIGN_OR_RETURN(std::string keyid, crypto::KeyId(public_key_pem));
+  auto one_key = [&](const std::string& canonical, const std::string& signatures) -> Status {
+    nlohmann::json list = nlohmann::json::parse(signatures, nullptr, false);
+    for (const auto& s : list) {
+      if (!s.is_object() || !s.contains("keyid") || !s.contains("sig") || !s["keyid"].is_string() ||
+          !s["sig"].is_string() || s["keyid"].get<std::string>() != keyid)
+        continue;
+      auto sig = crypto::Base64Decode(s["sig"].get<std::string>());
+      if (sig.ok() && crypto::Ed25519Verify(public_key_pem, canonical, *sig).ok())
+        return Status::Ok();
+    }
+    return Error(Errc::kPermission, "update metadata has no valid signature");
+  };
+  return VerifyUpdateMetadataWith(json_text, one_key, now_unix, min_version);
+}
+
+Result<UpdateMetadata> VerifyUpdateMetadataWith(const std::string& json_text,
+                                                const SignatureCheck& signatures_ok,
+                                                int64_t now_unix, uint64_t min_version) {
   // Metadata is small (golden cases included); anything larger is an endless-data attack or a
   // mistake.
   constexpr size_t kMaxMetadataBytes = 1 << 20;
@@ -96,20 +115,12 @@ Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
   auto parsed = ParseJsonBounded(json_text, "update metadata");
   if (!parsed.ok()) return parsed.error();
   nlohmann::json doc = std::move(*parsed);
-  if (!doc.is_object() || !doc.contains("signed") ||
-      !doc["signed"].is_object() || !doc.contains("signatures") || !doc["signatures"].is_array())
+  if (!doc.is_object() || !doc.contains("signed") || !doc["signed"].is_object() ||
+      !doc.contains("signatures") || !doc["signatures"].is_array())
     return Error(Errc::kFormat, "update metadata is not {signed, signatures}");
-  EDGELOOP_ASSIGN_OR_RETURN(std::string keyid, crypto::KeyId(public_key_pem));
-  const std::string canonical = doc["signed"].dump();
-  bool verified = false;
-  for (const auto& s : doc["signatures"]) {
-    if (!s.is_object() || !s.contains("keyid") || !s.contains("sig") || !s["keyid"].is_string() ||
-        !s["sig"].is_string() || s["keyid"].get<std::string>() != keyid)
-      continue;
-    auto sig = crypto::Base64Decode(s["sig"].get<std::string>());
-    if (sig.ok() && crypto::Ed25519Verify(public_key_pem, canonical, *sig).ok()) verified = true;
-  }
-  if (!verified) return Error(Errc::kPermission, "update metadata has no valid signature");
+  if (doc["signed"].value("_type", "") != "targets")
+    return Error(Errc::kFormat, "update metadata is not of _type targets");
+  EDGELOOP_RETURN_IF_ERROR(signatures_ok(doc["signed"].dump(), doc["signatures"].dump()));
   UpdateMetadata m;
   try {
     const auto& sp = doc["signed"];

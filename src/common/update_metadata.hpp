@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,5 +56,14 @@ Result<std::string> SignUpdateMetadata(const UpdateMetadata& meta,
 Result<UpdateMetadata> VerifyUpdateMetadata(const std::string& json_text,
                                             const std::string& public_key_pem, int64_t now_unix,
                                             uint64_t min_version);
+
+// The same checks with the signature check supplied: `signatures_ok` gets the canonical
+// "signed" text and the "signatures" array (as JSON text) and says whether enough valid
+// signatures are there (root_metadata.hpp counts a role's threshold this way).
+using SignatureCheck =
+    std::function<Status(const std::string& canonical, const std::string& signatures_json)>;
+Result<UpdateMetadata> VerifyUpdateMetadataWith(const std::string& json_text,
+                                                const SignatureCheck& signatures_ok,
+                                                int64_t now_unix, uint64_t min_version);
 
 }  // namespace edgeloop
