@@ -110,11 +110,13 @@ TEST(Runtime, DepthwiseConvolutionsMatchTheReferenceInFloatAndInt8AtEveryLevel) 
   struct Case {
     int64_t h, w, k, stride, pad, dilation;
   };
-  // Odd and even sizes, strides 1 to 3, padding and dilation, and a 1x1 input whose
-  // output is one position of a padded 3x3 window.
-  const Case cases[] = {{7, 7, 3, 1, 1, 1},   {7, 6, 3, 2, 1, 1}, {1, 1, 3, 1, 1, 1},
-                        {9, 9, 3, 1, 2, 2},   {8, 8, 3, 2, 0, 1}, {10, 5, 3, 3, 1, 1},
-                        {16, 16, 5, 1, 2, 1}, {2, 2, 3, 2, 1, 1}};
+  // Odd and even sizes, strides 1 to 3, padding and dilation, a 1x1 input whose output is
+  // one position of a padded 3x3 window, kernels the fast path unrolls (3x3, 5x5) and others
+  // (2x2, 7x7), and planes with whole blocks of 64 outputs and a tail.
+  const Case cases[] = {{7, 7, 3, 1, 1, 1},   {7, 6, 3, 2, 1, 1},   {1, 1, 3, 1, 1, 1},
+                        {9, 9, 3, 1, 2, 2},   {8, 8, 3, 2, 0, 1},   {10, 5, 3, 3, 1, 1},
+                        {16, 16, 5, 1, 2, 1}, {2, 2, 3, 2, 1, 1},   {6, 7, 2, 1, 1, 1},
+                        {12, 12, 7, 2, 3, 1}, {32, 32, 3, 1, 1, 1}, {32, 32, 3, 2, 1, 1}};
   for (const Case& cs : cases) {
     const std::string what = std::to_string(cs.h) + "x" + std::to_string(cs.w) + " k" +
                              std::to_string(cs.k) + " s" + std::to_string(cs.stride) + " p" +

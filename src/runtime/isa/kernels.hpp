@@ -10,13 +10,20 @@
 
 namespace edgeloop::runtime {
 
-// The geometry of a depthwise convolution, for the kernels below.
+// The geometry of a depthwise convolution, for the kernels below (kernels/depthwise.hpp
+// computes it).
+inline constexpr int64_t kDepthwiseTapOffsets = 25;
 struct DepthwiseArgs {
-  int64_t ih, iw, pt, pl;     // input plane and leading pads
-  int64_t hp, wp;             // padded plane
-  int64_t oh, ow, kh, kw;     // output plane and kernel
-  int64_t sh, sw, dh, dw;     // strides and dilations
-  int64_t in_size, out_size;  // channel strides of x and y
+  int64_t ih, iw, pt, pl;  // input plane and leading pads
+  int64_t hp, wp;          // padded plane
+  int64_t oh, ow, kh, kw;  // output plane and kernel
+  int64_t sh, sw, dh, dw;  // strides and dilations
+  int64_t hq, wq;          // a stride phase's plane: ceil(hp / sh) x ceil(wp / sw)
+  int64_t plane;           // floats per phase plane, with room for the last block's reads
+  int64_t wide;            // floats of the outputs on the phase width, oh * wq rounded up to 16
+  // Where each window tap (ky * kw + kx) reads for the output at phase position 0, for
+  // kernels of up to kDepthwiseTapOffsets taps.
+  int64_t tap_offset[kDepthwiseTapOffsets];
 };
 
 // The geometry of a 2-D int8 convolution's window unrolling (kernels/qlinear.cpp).
@@ -48,16 +55,16 @@ struct IsaKernels {
   // nullptr where that instruction is missing; the caller then uses dot_u8s8_rows.
   void (*dot_u8s8_quads)(const uint8_t* cols, const int32_t* w, int64_t kq, int64_t positions,
                          int32_t* acc);
-  // Depthwise convolution of up to 16 channels at once (kernels/depthwise.hpp): gathers
-  // `lanes` NCHW planes of x into the padded [hp][wp][16] block `in` (whose padding the caller
-  // filled), sums every output's window taps over the 16 lanes with w ([kh * kw][16]) and bias
-  // ([16]), and scatters the sums to `lanes` planes of y. The uint8 variant converts the
+  // Depthwise convolution of one channel plane (kernels/depthwise.hpp): copies x (ih x iw)
+  // into the sh * sw phase planes of `padded`, whose padding the caller filled (it is never
+  // written here), sums every output's kh * kw window taps with w ([kh * kw]) and bias into
+  // `wide` ([oh][wq]) and copies the oh x ow outputs to y. The uint8 variant converts the
   // inputs to float: products of 8-bit values summed over fewer than 2^24 / (255 * 128) = 514
   // taps are exact in float, so its sums are the integer sums.
-  void (*depthwise_f32)(const DepthwiseArgs& a, const float* x, int64_t lanes, const float* w,
-                        const float* bias, float* in, float* out, float* y);
-  void (*depthwise_u8)(const DepthwiseArgs& a, const uint8_t* x, int64_t lanes, const float* w,
-                       float* in, float* out, int32_t* y);
+  void (*depthwise_f32)(const DepthwiseArgs& a, const float* x, const float* w, float bias,
+                        float* padded, float* wide, float* y);
+  void (*depthwise_u8)(const DepthwiseArgs& a, const uint8_t* x, const float* w, float* padded,
+                       float* wide, int32_t* y);
   // One group's windows in dot_u8s8_quads' layout: [kq][position (padded to 16)][4] bytes
   // from x padded with `pad` into `padded` (cg * hp * wp bytes).
   void (*unroll_quads)(const QuadArgs& a, const uint8_t* xg, uint8_t pad, uint8_t* padded,

@@ -24,33 +24,24 @@ bool IsPointwise(const ConvGeometry& g) {
   return true;
 }
 
-// Depthwise (kernels/depthwise.hpp). Scratch: the input block, the output block, the
-// block's weights and biases.
+// Depthwise (kernels/depthwise.hpp): the padding of the phase planes is filled once, each
+// channel rewrites their inside.
 size_t DepthwiseScratch(const ConvGeometry& g) {
-  const DepthwiseShape d = DepthwiseShapeOf(g);
-  return static_cast<size_t>(DepthwiseInElements(d) + DepthwiseOutElements(g) +
-                             DepthwiseWeightElements(d) + kDepthwiseLanes) *
-         sizeof(float);
+  return static_cast<size_t>(DepthwiseScratchElements(DepthwiseArgsOf(g))) * sizeof(float);
 }
 
 void DepthwiseConv(const ConvGeometry& g, const float* x, const float* w, const float* bias,
                    float* y, void* scratch) {
   const IsaKernels& isa = ActiveKernels();
-  const DepthwiseShape d = DepthwiseShapeOf(g);
-  const DepthwiseArgs args = DepthwiseArgsOf(g, d);
-  float* in = static_cast<float*>(scratch);
-  float* out = in + DepthwiseInElements(d);
-  float* wb = out + DepthwiseOutElements(g);
-  float* bb = wb + DepthwiseWeightElements(d);
-  std::fill(in, in + DepthwiseInElements(d), 0.0f);  // padding; the inside is rewritten
-  for (int64_t blk = 0; blk < d.blocks; ++blk) {
-    const int64_t c0 = blk * kDepthwiseLanes, lanes = std::min(kDepthwiseLanes, g.m - c0);
-    GatherWeights(d, w + c0 * d.taps, lanes, wb);
-    for (int64_t c = 0; c < kDepthwiseLanes; ++c) bb[c] = bias && c < lanes ? bias[c0 + c] : 0.0f;
-    for (int64_t b = 0; b < g.n; ++b)
-      isa.depthwise_f32(args, x + (b * g.c + c0) * g.in_size, lanes, wb, bb, in, out,
-                        y + (b * g.m + c0) * g.out_size);
-  }
+  const DepthwiseArgs a = DepthwiseArgsOf(g);
+  float* padded = static_cast<float*>(scratch);
+  float* wide = padded + a.sh * a.sw * a.plane;
+  std::fill(padded, wide, 0.0f);
+  const int64_t taps = a.kh * a.kw;
+  for (int64_t b = 0; b < g.n; ++b)
+    for (int64_t ch = 0; ch < g.m; ++ch)
+      isa.depthwise_f32(a, x + (b * g.c + ch) * g.in_size, w + ch * taps, bias ? bias[ch] : 0.0f,
+                        padded, wide, y + (b * g.m + ch) * g.out_size);
 }
 
 // 2-D with stride 1: every window row is a contiguous run of the padded input if outputs are

@@ -87,16 +87,13 @@ Status InferQConv(InferContext& c) {
     const int64_t wp = g.w.in.size() == 2 ? g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1] : 0;
     const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64 +
                       static_cast<size_t>(g.cg * hp * wp) + 64;
-    // Depthwise: the input and output blocks and the block's weights (float), then the
-    // sums of the block's channels.
+    // Depthwise: the phase planes and the wide outputs, the channel's weights (float), then
+    // its sums.
     size_t dw = 0;
-    if (IsDepthwise(g)) {
-      const DepthwiseShape d = DepthwiseShapeOf(g);
-      dw = static_cast<size_t>(DepthwiseInElements(d) + DepthwiseOutElements(g) +
-                               DepthwiseWeightElements(d)) *
+    if (IsDepthwise(g))
+      dw = static_cast<size_t>(DepthwiseScratchElements(DepthwiseArgsOf(g)) + g.k_size) *
                sizeof(float) +
-           static_cast<size_t>(kDepthwiseLanes * g.out_size) * sizeof(int32_t);
-    }
+           static_cast<size_t>(g.out_size) * sizeof(int32_t);
     c.scratch_bytes = std::max({s16, s8, dw});
   }
   return Status::Ok();
@@ -165,37 +162,30 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
   const auto* wpacked = reinterpret_cast<const int8_t*>(packed.data());
   const auto* wsums = reinterpret_cast<const int32_t*>(packed.data() + g.m * kq4);
   if (IsDepthwise(g) && g.k_size < 512) {
-    // Depthwise (kernels/depthwise.hpp), its sums exact in float: the block's padding holds
-    // the zero point, whose contribution -zp * sum(w) takes out again.
+    // Depthwise (kernels/depthwise.hpp), its sums exact in float: the phase planes' padding
+    // holds the zero point, whose contribution -zp * sum(w) takes out again.
     const Tensor& x = *c.in[0];
     Tensor& y = *c.out[0];
-    const DepthwiseShape d = DepthwiseShapeOf(g);
-    const DepthwiseArgs args = DepthwiseArgsOf(g, d);
-    auto* in = static_cast<float*>(c.scratch);
-    float* out = in + DepthwiseInElements(d);
-    float* wb = out + DepthwiseOutElements(g);
-    auto* sums = reinterpret_cast<int32_t*>(wb + DepthwiseWeightElements(d));
+    const DepthwiseArgs a = DepthwiseArgsOf(g);
+    auto* padded = static_cast<float*>(c.scratch);
+    float* wide = padded + a.sh * a.sw * a.plane;
+    float* wf = wide + a.wide;
+    auto* sums = reinterpret_cast<int32_t*>(wf + g.k_size);
     const int8_t* w8 = c.in[3]->as<int8_t>();
-    std::fill(in, in + DepthwiseInElements(d), static_cast<float>(xzp));
-    for (int64_t blk = 0; blk < d.blocks; ++blk) {
-      const int64_t c0 = blk * kDepthwiseLanes, lanes = std::min(kDepthwiseLanes, g.m - c0);
-      GatherWeights(d, w8 + c0 * d.taps, lanes, wb);
+    std::fill(padded, wide, static_cast<float>(xzp));
+    for (int64_t ch = 0; ch < g.m; ++ch) {
+      for (int64_t t = 0; t < g.k_size; ++t) wf[t] = static_cast<float>(w8[ch * g.k_size + t]);
+      const int32_t offset = (bias ? bias[ch] : 0) - xzp * wsums[ch];
+      const float mult = xs * ScaleAt(*c.in[4], ch) / ys;
       for (int64_t b = 0; b < g.n; ++b) {
-        isa.depthwise_u8(args, x.as<uint8_t>() + (b * g.c + c0) * g.in_size, lanes, wb, in, out,
-                         sums);
-        for (int64_t l = 0; l < lanes; ++l) {
-          const int64_t ch = c0 + l;
-          const int32_t offset = (bias ? bias[ch] : 0) - xzp * wsums[ch];
-          const float mult = xs * ScaleAt(*c.in[4], ch) / ys;
-          const int64_t ybase = (b * g.m + ch) * g.out_size;
-          const int32_t* acc = sums + l * g.out_size;
-          if (y.dtype == DType::kUint8)
-            isa.requantize_u8(acc, y.as<uint8_t>() + ybase, g.out_size, offset, mult,
-                              static_cast<float>(yzp));
-          else
-            isa.requantize_s8(acc, y.as<int8_t>() + ybase, g.out_size, offset, mult,
-                              static_cast<float>(yzp));
-        }
+        isa.depthwise_u8(a, x.as<uint8_t>() + (b * g.c + ch) * g.in_size, wf, padded, wide, sums);
+        const int64_t ybase = (b * g.m + ch) * g.out_size;
+        if (y.dtype == DType::kUint8)
+          isa.requantize_u8(sums, y.as<uint8_t>() + ybase, g.out_size, offset, mult,
+                            static_cast<float>(yzp));
+        else
+          isa.requantize_s8(sums, y.as<int8_t>() + ybase, g.out_size, offset, mult,
+                            static_cast<float>(yzp));
       }
     }
     return Status::Ok();
