@@ -15,7 +15,7 @@ endfunction()
 # edgeloop_test(<name> SOURCES ... LIBS ... [LABELS ...] [RESOURCE_LOCK name]): one GoogleTest
 # executable registered with CTest.
 function(edgeloop_test name)
-  cmake_parse_arguments(T "" "RESOURCE_LOCK" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "" "RESOURCE_LOCK;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${name} ${T_SOURCES} ${PROJECT_SOURCE_DIR}/tests/test_env.cpp)
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE EDGELOOP_TEST_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
@@ -26,6 +26,9 @@ function(edgeloop_test name)
     # Helper programs a test starts run under the emulator too (src/edge/test_util.hpp).
     list(JOIN CMAKE_CROSSCOMPILING_EMULATOR " " emulator)
     set(env ENVIRONMENT "EDGELOOP_TEST_EMULATOR=${emulator}")
+  endif()
+  if(T_TIMEOUT)
+    list(APPEND env TIMEOUT ${T_TIMEOUT})  # seconds, for each test of the binary
   endif()
   if(T_RESOURCE_LOCK)
     # Tests holding the same lock never run at the same time (ctest -j still runs others).

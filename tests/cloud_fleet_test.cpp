@@ -104,6 +104,75 @@ TEST_P(FleetTest, TelemetryAndEventsMakeTheFleetView) {
   EXPECT_EQ(history->at(0).at(0), "2");
 }
 
+TEST_P(FleetTest, TelemetryHistoryOfOneDeviceIsReadOldestFirst) {
+  CloudFixture f(Options());
+  auto a = f.Enroll("cam-a");
+  auto b = f.Enroll("cam-b");
+  auto post = [&](const DeviceCredentials& d, Json body) {
+    auto res = f.Client(&d)->Post("/v1/telemetry", body.dump(), "application/json");
+    return res ? res->status : -1;
+  };
+  for (int i = 0; i < 5; ++i) {
+    Json t =
+        Telemetry(i < 3 ? "m1" : "m2", i == 1 ? std::nullopt : std::optional<double>(0.5 + 0.1 * i),
+                  0.1 * i, i == 4);
+    t["spool"] = {{"records", 10 * i}, {"bytes", 1000 * i}, {"dropped", i}};
+    ASSERT_EQ(post(a, t), 200);
+  }
+  ASSERT_EQ(post(b, Telemetry("m1", 0.7, 0.0, false)), 200);
+  const std::string admin = f.server().admin_token();
+  auto res = f.Get("/v1/fleet/devices/cam-a/telemetry", admin);
+  ASSERT_TRUE(res && res->status == 200) << (res ? res->body : "no answer");
+  Json j = Json::parse(res->body);
+  EXPECT_EQ(j["device_id"], "cam-a");
+  const Json& p = j["points"];
+  ASSERT_EQ(p.size(), 5u);  // cam-b's snapshot is not among them
+  EXPECT_EQ(p[0]["model_version"], "m1");
+  EXPECT_EQ(p[4]["model_version"], "m2");
+  EXPECT_DOUBLE_EQ(p[0]["accuracy"].get<double>(), 0.5);
+  EXPECT_TRUE(p[1]["accuracy"].is_null());  // no labelled samples in that period
+  EXPECT_DOUBLE_EQ(p[2]["drift_score"].get<double>(), 0.2);
+  EXPECT_FALSE(p[3]["drift_alarm"].get<bool>());
+  EXPECT_TRUE(p[4]["drift_alarm"].get<bool>());
+  EXPECT_DOUBLE_EQ(p[4]["latency_p95_ms"].get<double>(), 2.0);
+  EXPECT_EQ(p[3]["spool_records"], 30);
+  EXPECT_EQ(p[3]["spool_bytes"], 3000);
+  EXPECT_EQ(p[3]["spool_dropped"], 3);
+  EXPECT_EQ(p[4]["bytes_up"], 5000);
+  for (size_t i = 1; i < p.size(); ++i)
+    EXPECT_GE(p[i]["ts_ms"].get<int64_t>(), p[i - 1]["ts_ms"].get<int64_t>());
+  // ?limit keeps the newest; ?since_ms the later ones.
+  Json last2 = Json::parse(f.Get("/v1/fleet/devices/cam-a/telemetry?limit=2", admin)->body);
+  ASSERT_EQ(last2["points"].size(), 2u);
+  EXPECT_EQ(last2["points"][1]["spool_dropped"], 4);
+  EXPECT_EQ(last2["points"][0]["spool_dropped"], 3);
+  const int64_t after = p[4]["ts_ms"].get<int64_t>();
+  Json none = Json::parse(
+      f.Get("/v1/fleet/devices/cam-a/telemetry?since_ms=" + std::to_string(after), admin)->body);
+  EXPECT_TRUE(none["points"].empty());
+  // The fleet view carries the last snapshot's spool.
+  auto fleet = Json::parse(f.Get("/v1/fleet", admin)->body)["devices"];
+  EXPECT_EQ(fleet[0]["spool"], (Json{{"records", 40}, {"bytes", 4000}, {"dropped", 4}}));
+  // Unknown device, bad parameters, a device's own certificate: refused.
+  EXPECT_EQ(f.Get("/v1/fleet/devices/nobody/telemetry", admin)->status, 404);
+  EXPECT_EQ(f.Get("/v1/fleet/devices/cam-a/telemetry?limit=0", admin)->status, 400);
+  EXPECT_EQ(f.Get("/v1/fleet/devices/cam-a/telemetry?since_ms=-1", admin)->status, 400);
+  EXPECT_EQ(f.Client(&a)->Get("/v1/fleet/devices/cam-a/telemetry")->status, 401);
+}
+
+TEST_P(FleetTest, TokenSelfNamesTheCallersScope) {
+  CloudFixture f(Options());
+  EXPECT_EQ(f.GetOk("/v1/tokens/self"), (Json{{"scope", "admin"}}));
+  for (const char* scope : {"read", "write"}) {
+    Json made = f.PostOk("/v1/tokens", {{"scope", scope}});
+    auto res = f.Get("/v1/tokens/self", made["token"]);
+    ASSERT_TRUE(res && res->status == 200);
+    EXPECT_EQ(Json::parse(res->body)["scope"], scope);
+  }
+  EXPECT_EQ(f.Get("/v1/tokens/self", "not-a-token")->status, 401);
+  EXPECT_EQ(f.Client()->Get("/v1/tokens/self")->status, 401);
+}
+
 TEST_P(FleetTest, BadInputAndMissingCredentialsAreRefused) {
   CloudFixture f(Options());
   auto a = f.Enroll("cam-a");

@@ -5,6 +5,7 @@
 
 #include <fstream>
 
+#include "cloud/dashboard.hpp"
 #include "cloud_test_util.hpp"
 #include "common/crypto.hpp"
 #include "common/delta.hpp"
@@ -189,6 +190,50 @@ TEST_P(CloudServer, EnrollmentTokenIsSingleUseAndBoundToItsDevice) {
   ExpectJsonError(f.Client()->Post("/v1/enroll", Json{{"token", token}, {"csr", csr}}.dump(),
                                    "application/json"),
                   403);
+}
+
+// The dashboard's files at /ui/ need no token (the pages ask for one) and every answer carries
+// the strict Content-Security-Policy; a build without the npm packages says how to get them.
+TEST_P(CloudServer, DashboardIsServedAtUiWithAStrictContentSecurityPolicy) {
+  CloudFixture f(Options());
+  auto c = f.Client();
+  auto index = c->Get("/ui/");
+  ASSERT_TRUE(index);
+  EXPECT_EQ(index->get_header_value("Content-Security-Policy"), std::string(cloud::kDashboardCsp));
+  EXPECT_EQ(index->get_header_value("X-Content-Type-Options"), "nosniff");
+  EXPECT_EQ(index->get_header_value("X-Frame-Options"), "DENY");
+  EXPECT_EQ(std::string(cloud::kDashboardCsp).find("unsafe"), std::string::npos);
+  auto redirect = c->Get("/ui");
+  ASSERT_TRUE(redirect);
+  EXPECT_EQ(redirect->status, 308);
+  EXPECT_EQ(redirect->get_header_value("Location"), "/ui/");
+  if (cloud::DashboardAssets().empty()) {
+    EXPECT_EQ(index->status, 503);
+    EXPECT_NE(index->body.find("scripts/web-install"), std::string::npos) << index->body;
+    GTEST_SKIP() << "built without the dashboard (web/node_modules absent)";
+  }
+  EXPECT_EQ(index->status, 200);
+  EXPECT_EQ(index->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  // The page loads its one script and one stylesheet from this origin, nothing inline.
+  EXPECT_NE(index->body.find(R"(<script type="module" src="app.js"></script>)"), std::string::npos);
+  EXPECT_EQ(index->body.find("<script>"), std::string::npos);
+  EXPECT_EQ(index->body.find("style="), std::string::npos);
+  EXPECT_EQ(index->body.find("<style"), std::string::npos);
+  auto js = c->Get("/ui/app.js");
+  ASSERT_TRUE(js && js->status == 200);
+  EXPECT_EQ(js->get_header_value("Content-Type"), "text/javascript; charset=utf-8");
+  EXPECT_EQ(js->get_header_value("Content-Security-Policy"), std::string(cloud::kDashboardCsp));
+  // No markup is built from strings: the bundle has no innerHTML, outerHTML or eval.
+  for (const char* forbidden : {"innerHTML", "outerHTML", "insertAdjacentHTML", "eval("})
+    EXPECT_EQ(js->body.find(forbidden), std::string::npos) << forbidden;
+  auto css = c->Get("/ui/app.css");
+  ASSERT_TRUE(css && css->status == 200);
+  EXPECT_EQ(css->get_header_value("Content-Type"), "text/css; charset=utf-8");
+  EXPECT_NE(css->body.find(".uplot"), std::string::npos);  // uPlot's stylesheet is bundled
+  auto missing = c->Get("/ui/nothing.js");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_EQ(c->Get("/ui/../v1/health")->status, 404);
 }
 
 TEST_P(CloudServer, OperatorTokenWithoutScopeIsRefused) {

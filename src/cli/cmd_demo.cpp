@@ -74,6 +74,9 @@ struct DemoOptions {
   // the demo configures and starts: samples, telemetry and update events through it, update
   // metadata pushed by it; artifacts still over HTTPS).
   std::string transport = "https";
+  // After the report, keep the server and the agents running (until Ctrl-C or SIGTERM), so
+  // a person can watch the fleet in the dashboard.
+  bool keep_running = false;
 
   bool mqtt() const { return transport == "mqtt"; }
   bool camera() const { return scenario == "camera"; }
@@ -215,6 +218,12 @@ class Demo {
     }
     Status rep = WriteReport();
     if (!rep.ok() && code == kExitOk) code = ReportError("demo", rep.error());
+    if (o_.keep_running && client_ && !interrupted_) {
+      Say("report written; keeping the server and the agents up (--keep-running): dashboard " +
+          url_ + "/ui/, Ctrl-C stops them");
+      while (!interrupted_) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      Say("interrupted: stopping the server and the agents");
+    }
     Shutdown();
     return code;
   }
@@ -385,6 +394,10 @@ class Demo {
             client_.emplace(std::move(*c));
             Say("server: listening on " + url_ + " (data in " + data_ + ")" +
                 (o_.mqtt() ? "; ingest workers on the broker" : ""));
+            // The browser does not know the fleet CA: it warns once about the certificate
+            // (or import <data>/ca.crt). The token is the admin token of this demo's server.
+            Say("dashboard: " + url_ + "/ui/ (sign in with the token in " + data_ +
+                "/admin.token; the certificate is the demo's own fleet CA, " + data_ + "/ca.crt)");
             return Status::Ok();
           }
         }
@@ -991,6 +1004,9 @@ void RegisterDemo(CLI::App& root) {
       ->capture_default_str();
   sub->add_option("--pipeline", o->pipeline_file,
                   "Use this pipeline YAML instead of the built-in one");
+  sub->add_flag("--keep-running", o->keep_running,
+                "After the report, keep the server and the agents up to watch in the dashboard "
+                "(its address is printed at the start); Ctrl-C stops them");
   SetAction(sub, [o] {
     if (o->soak_minutes > 0 && o->scenario != "good") {
       std::fprintf(stderr, "demo: --soak-minutes needs --scenario good\n");

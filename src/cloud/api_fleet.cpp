@@ -6,6 +6,9 @@
 //                               accuracy, drift
 //   GET  /v1/fleet/models       read: per model version, the devices running it
 //   GET  /v1/fleet/events       read: update events (?device=ID, ?limit=N)
+//   GET  /v1/fleet/devices/{id}/telemetry
+//                               read: one device's telemetry periods over time (?since_ms=,
+//                               ?limit=), what the dashboard's device page plots
 //
 // Tables: device_status (latest state per device; its column names are read by the rollout
 // controller), update_events (every state change) and telemetry_history (one row per
@@ -57,6 +60,11 @@ Status Server::Impl::RecordTelemetry(const std::string& device, const Json& body
   t.bytes_up = Count(body, "bytes_up");
   t.bytes_down = Count(body, "bytes_down");
   t.error_rate = Number(body, "error_rate");
+  if (body.contains("spool") && body["spool"].is_object()) {
+    t.spool_records = Count(body["spool"], "records");
+    t.spool_bytes = Count(body["spool"], "bytes");
+    t.spool_dropped = Count(body["spool"], "dropped");
+  }
   t.document = body.dump();
   return fleet->RecordTelemetry(t);
 }
@@ -132,6 +140,10 @@ void Server::Impl::FleetRoutes() {
       if (tel.is_object())
         for (const char* k : {"bytes_up", "bytes_down", "model_bytes", "model_bytes_full"})
           if (tel.contains(k) && tel[k].is_number()) out.back()[k] = tel[k];
+      if (tel.is_object() && tel.contains("spool") && tel["spool"].is_object())
+        out.back()["spool"] = {{"records", Count(tel["spool"], "records")},
+                               {"bytes", Count(tel["spool"], "bytes")},
+                               {"dropped", Count(tel["spool"], "dropped")}};
     }
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
   });
@@ -173,6 +185,45 @@ void Server::Impl::FleetRoutes() {
       out.push_back({{"model_version", model}, {"devices", devices}, {"count", devices.size()}});
     res.set_content(Json{{"models", out}}.dump(), "application/json");
   });
+
+  s.Get(R"(/v1/fleet/devices/([A-Za-z0-9._-]+)/telemetry)",
+        [this](const http::Request& req, http::Response& res) {
+          if (!RequireScope(req, res, "read")) return;
+          const std::string device = req.matches[1];
+          int64_t since = 0, limit = 2000;
+          if (req.has_param("since_ms")) {
+            auto n = ColumnInt64(req.get_param_value("since_ms"), "since_ms");
+            if (!n.ok() || *n < 0)
+              return SendError(res, 400, "since_ms must be a non-negative integer");
+            since = *n;
+          }
+          if (req.has_param("limit")) {
+            auto n = ColumnInt64(req.get_param_value("limit"), "limit");
+            if (!n.ok() || *n < 1) return SendError(res, 400, "limit must be a positive integer");
+            limit = std::min<int64_t>(*n, 20000);
+          }
+          if (auto known = fleet->GetDevice(device); !known.ok())
+            return SendError(res, known.error());
+          auto rows = fleet->TelemetryHistory(device, since, static_cast<size_t>(limit));
+          if (!rows.ok()) return SendError(res, rows.error());
+          Json points = Json::array();
+          for (const auto& h : *rows)
+            points.push_back({{"ts_ms", h.ts_ms},
+                              {"model_version", h.model_version},
+                              {"accuracy", h.accuracy ? Json(*h.accuracy) : Json(nullptr)},
+                              {"samples", h.samples},
+                              {"labelled", h.labelled},
+                              {"latency_p50_ms", h.latency_p50_ms},
+                              {"latency_p95_ms", h.latency_p95_ms},
+                              {"drift_score", h.drift_score},
+                              {"drift_alarm", h.drift_alarm},
+                              {"bytes_up", h.bytes_up},
+                              {"bytes_down", h.bytes_down},
+                              {"spool_records", h.spool_records},
+                              {"spool_bytes", h.spool_bytes},
+                              {"spool_dropped", h.spool_dropped}});
+          SendJson(res, {{"device_id", device}, {"points", points}});
+        });
 
   s.Get("/v1/fleet/events", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;

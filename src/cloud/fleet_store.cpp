@@ -275,10 +275,13 @@ Status FleetStore::RecordTelemetry(const TelemetryRecord& t) {
          alarm, now, t.device_id}));
     return db_.Exec(
         "INSERT INTO telemetry_history (device_id, ts_ms, model_version, accuracy, "
-        "latency_p50_ms, samples, labelled, bytes_up, bytes_down, drift_score) VALUES (?, ?, "
-        "?, ?, ?, ?, ?, ?, ?, ?)",
+        "latency_p50_ms, samples, labelled, bytes_up, bytes_down, drift_score, latency_p95_ms, "
+        "drift_alarm, spool_records, spool_bytes, spool_dropped) VALUES (?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?, ?, ?, ?)",
         {t.device_id, now, t.model_version, accuracy, Text(t.latency_p50_ms), Text(t.samples),
-         Text(t.labelled), Text(t.bytes_up), Text(t.bytes_down), Text(t.drift_score)});
+         Text(t.labelled), Text(t.bytes_up), Text(t.bytes_down), Text(t.drift_score),
+         Text(t.latency_p95_ms), alarm, Text(t.spool_records), Text(t.spool_bytes),
+         Text(t.spool_dropped)});
   });
 }
 
@@ -345,6 +348,43 @@ Result<std::vector<TelemetryPoint>> FleetStore::TelemetrySince(int64_t since_ms)
     EDGELOOP_ASSIGN_OR_RETURN(p.accuracy, OptionalDouble(r.at(2), where + "accuracy"));
     EDGELOOP_ASSIGN_OR_RETURN(p.labelled, IntOrZero(r.at(3), where + "labelled"));
     out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::vector<TelemetryHistoryRow>> FleetStore::TelemetryHistory(const std::string& device_id,
+                                                                      int64_t since_ms,
+                                                                      size_t limit) {
+  // The newest `limit` periods, read newest first and turned around.
+  EDGELOOP_ASSIGN_OR_RETURN(
+      auto rows,
+      db_.Query("SELECT ts_ms, model_version, accuracy, samples, labelled, bytes_up, bytes_down, "
+                "latency_p50_ms, latency_p95_ms, drift_score, drift_alarm, spool_records, "
+                "spool_bytes, spool_dropped FROM telemetry_history WHERE device_id = ? AND ts_ms "
+                "> ? ORDER BY ts_ms DESC LIMIT " +
+                    std::to_string(limit),
+                {device_id, Text(since_ms)}));
+  std::vector<TelemetryHistoryRow> out;
+  out.reserve(rows.size());
+  for (auto r = rows.rbegin(); r != rows.rend(); ++r) {
+    TelemetryHistoryRow h;
+    const std::string where = "telemetry of " + device_id + " ";
+    EDGELOOP_ASSIGN_OR_RETURN(h.ts_ms, IntOrZero(r->at(0), where + "ts_ms"));
+    h.model_version = r->at(1);
+    EDGELOOP_ASSIGN_OR_RETURN(h.accuracy, OptionalDouble(r->at(2), where + "accuracy"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.samples, IntOrZero(r->at(3), where + "samples"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.labelled, IntOrZero(r->at(4), where + "labelled"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.bytes_up, IntOrZero(r->at(5), where + "bytes_up"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.bytes_down, IntOrZero(r->at(6), where + "bytes_down"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.latency_p50_ms, DoubleOrZero(r->at(7), where + "latency_p50_ms"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.latency_p95_ms, DoubleOrZero(r->at(8), where + "latency_p95_ms"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.drift_score, DoubleOrZero(r->at(9), where + "drift_score"));
+    EDGELOOP_ASSIGN_OR_RETURN(int64_t alarm, IntOrZero(r->at(10), where + "drift_alarm"));
+    h.drift_alarm = alarm != 0;
+    EDGELOOP_ASSIGN_OR_RETURN(h.spool_records, IntOrZero(r->at(11), where + "spool_records"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.spool_bytes, IntOrZero(r->at(12), where + "spool_bytes"));
+    EDGELOOP_ASSIGN_OR_RETURN(h.spool_dropped, IntOrZero(r->at(13), where + "spool_dropped"));
+    out.push_back(std::move(h));
   }
   return out;
 }

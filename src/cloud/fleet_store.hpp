@@ -59,7 +59,20 @@ struct TelemetryRecord {
   double error_rate = 0, latency_p50_ms = 0, latency_p95_ms = 0;
   double drift_score = 0;
   bool drift_alarm = false;
+  // The device's spool: records and bytes waiting for upload, records dropped when it was full.
+  int64_t spool_records = 0, spool_bytes = 0, spool_dropped = 0;
   std::string document;  // the snapshot as sent (JSON)
+};
+
+// One row of telemetry_history, as the dashboard plots it (GET /v1/fleet/devices/{id}/telemetry).
+struct TelemetryHistoryRow {
+  int64_t ts_ms = 0;
+  std::string model_version;
+  std::optional<double> accuracy;
+  int64_t samples = 0, labelled = 0, bytes_up = 0, bytes_down = 0;
+  double latency_p50_ms = 0, latency_p95_ms = 0, drift_score = 0;
+  bool drift_alarm = false;
+  int64_t spool_records = 0, spool_bytes = 0, spool_dropped = 0;
 };
 
 // One row of update_events.
@@ -135,6 +148,9 @@ class FleetStore {
   Result<std::vector<DeviceStatus>> StatusRows();
   // Telemetry periods since `since_ms`, oldest first.
   Result<std::vector<TelemetryPoint>> TelemetrySince(int64_t since_ms);
+  // One device's telemetry periods with ts_ms > since_ms, oldest first: the newest `limit`.
+  Result<std::vector<TelemetryHistoryRow>> TelemetryHistory(const std::string& device_id,
+                                                            int64_t since_ms, size_t limit);
   // Update events, oldest first; all devices when device_id is empty.
   Result<std::vector<UpdateEventRecord>> UpdateEvents(const std::string& device_id,
                                                       size_t limit = 1000);

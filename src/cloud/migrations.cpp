@@ -123,6 +123,18 @@ Status SampleSegments(Database& db) {
                       "segment, 'indexed before migration 5', 0 FROM samples"});
 }
 
+// What the dashboard's device page plots over time besides accuracy, p50 latency and drift:
+// p95 latency, the drift alarm and the device's spool (depth and records dropped).
+Status TelemetryHistoryDashboard(Database& db) {
+  return ExecAll(
+      db, {"ALTER TABLE telemetry_history ADD COLUMN latency_p95_ms DOUBLE PRECISION NOT NULL "
+           "DEFAULT 0",
+           "ALTER TABLE telemetry_history ADD COLUMN drift_alarm BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE telemetry_history ADD COLUMN spool_records BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE telemetry_history ADD COLUMN spool_bytes BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE telemetry_history ADD COLUMN spool_dropped BIGINT NOT NULL DEFAULT 0"});
+}
+
 Result<int64_t> CurrentVersion(Database& db) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
                             db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
@@ -136,6 +148,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {1, "initial schema", InitialSchema},   {2, "telemetry_history.labelled", TelemetryLabelled},
       {3, "readiness row", ReadinessRow},     {4, "device_status.drift_since_ms", DriftSince},
       {5, "sample_segments", SampleSegments},
+      {6, "telemetry_history: p95, alarm, spool", TelemetryHistoryDashboard},
   };
   return kMigrations;
 }

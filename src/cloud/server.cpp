@@ -414,6 +414,14 @@ void Server::Impl::Routes() {
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(Json{{"token", token}, {"scope", scope}}.dump(), "application/json");
   });
+  // The scope of the caller's own token: what the dashboard enables (its buttons for admin
+  // actions stay disabled below admin; the server checks every action regardless).
+  s.Get("/v1/tokens/self", [this](const http::Request& req, http::Response& res) {
+    if (!RequireScope(req, res, "read")) return;
+    auto scope = fleet->OperatorScope(Sha256Hex(req.get_header_value("Authorization").substr(7)));
+    if (!scope.ok()) return SendError(res, scope.error());
+    SendJson(res, Json{{"scope", scope->value_or("")}});
+  });
   s.Post("/v1/enrollment-tokens", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "admin")) return;
     auto body = JsonBody(req, res);
@@ -554,6 +562,7 @@ void Server::Impl::Routes() {
   FleetRoutes();
   PipelineRoutes();
   RolloutRoutes();
+  DashboardRoutes();
 }
 
 Status Server::Impl::StartMqttIngest() {

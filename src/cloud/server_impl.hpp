@@ -333,6 +333,8 @@ struct Server::Impl {
   Status RecoverInterruptedRuns();
   void PipelineRoutes();  // api_pipelines.cpp: pipelines and runs
   void RolloutRoutes();   // api_rollouts.cpp: staged rollouts
+  // dashboard.cpp: the web dashboard's files at /ui/
+  void DashboardRoutes();
   // Pipelines: queue a run (one runs at a time per pipeline, the rest wait), fire triggers,
   // execute the oldest queued run (its heavy steps in worker processes).
   Result<std::string> QueueRun(const std::string& pipeline, const std::string& trigger);
