@@ -34,13 +34,14 @@ void Sgemm(Backend backend, bool trans_a, bool trans_b, int64_t m, int64_t n, in
     ReferenceGemm<float>(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
-  ActiveKernels().conv_gemm(m, n, k, a, b, c);
+void ConvGemm(int64_t m, int64_t n, int64_t k, const float* a, const float* b, const float* bias,
+              float lo, float hi, float* c) {
+  ActiveKernels().conv_gemm(m, n, k, a, b, bias, lo, hi, c);
 }
 
 void ConvGemmRows(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows,
-                  float* c) {
-  ActiveKernels().conv_gemm_rows(m, n, k, a, rows, c);
+                  const float* bias, float lo, float hi, float* c) {
+  ActiveKernels().conv_gemm_rows(m, n, k, a, rows, bias, lo, hi, c);
 }
 
 void DotRows(const float* x, const float* w, int64_t n, int64_t k, float* y) {

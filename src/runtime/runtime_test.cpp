@@ -23,6 +23,8 @@ namespace {
 
 using namespace test;  // NOLINT(google-build-using-namespace)
 
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
 TEST(Runtime, FastBackendMatchesReference) {
   for (int stride : {1, 2}) {
     for (int group : {1, 3}) {
@@ -57,7 +59,8 @@ TEST(Runtime, EveryInstructionSetLevelMatchesTheReference) {
     std::vector<float> got(want.size(), 0.5f), conv(want.size(), 0.5f), dots(n, 0.0f);
     Sgemm(Backend::kFast, false, false, m, n, k, 1.0f, a.data(), k, b.data(), n, 1.0f, got.data(),
           n);
-    ConvGemm(m, n, k, a.data(), b.data(), conv.data());
+    const std::vector<float> halves(static_cast<size_t>(m), 0.5f);
+    ConvGemm(m, n, k, a.data(), b.data(), halves.data(), -kInf, kInf, conv.data());
     // DotRows: y[j] = dot(row 0 of A, column j of B), B transposed to rows.
     std::vector<float> bt(static_cast<size_t>(n * k));
     for (int64_t p = 0; p < k; ++p)
@@ -85,6 +88,50 @@ TEST(Runtime, EveryInstructionSetLevelMatchesTheReference) {
   EXPECT_FALSE(c.warning.empty());
   EXPECT_EQ(ChooseIsa("baseline", SupportedIsas()).isa, Isa::kBaseline);
   EXPECT_EQ(ChooseIsa("", SupportedIsas()).isa, SupportedIsas().back());
+}
+
+TEST(Runtime, ConvGemmMatchesTheReferenceForEveryTileShapeWithBiasAndClampAtEveryLevel) {
+  // Row counts around the 8- and 4-row blocks, column counts around the 16-, 32- and 48-wide
+  // tiles and their masked edges, with and without a bias, with and without bounds; both the
+  // dense and the row-pointer form.
+  const int64_t ms[] = {1, 3, 4, 8, 13, 19}, ns[] = {1, 5, 16, 17, 32, 33, 48, 49, 64, 80, 97},
+                ks[] = {1, 7, 29};
+  for (Isa isa : SupportedIsas()) {
+    ASSERT_TRUE(UseIsa(isa).ok()) << IsaName(isa);
+    for (int64_t m : ms)
+      for (int64_t n : ns)
+        for (int64_t k : ks)
+          for (int variant = 0; variant < 2; ++variant) {
+            const std::string what = std::string(IsaName(isa)) + " m" + std::to_string(m) + " n" +
+                                     std::to_string(n) + " k" + std::to_string(k) + " variant " +
+                                     std::to_string(variant);
+            auto a = Random(static_cast<size_t>(m * k), 11),
+                 b = Random(static_cast<size_t>(k * n), 12);
+            auto bias = Random(static_cast<size_t>(m), 13);
+            const float* bp = variant ? bias.data() : nullptr;
+            const float lo = variant ? -0.3f : -kInf, hi = variant ? 0.4f : kInf;
+            std::vector<float> want(static_cast<size_t>(m * n));
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) {
+                double acc = bp ? bp[i] : 0.0;
+                for (int64_t p = 0; p < k; ++p)
+                  acc += static_cast<double>(a[static_cast<size_t>(i * k + p)]) *
+                         b[static_cast<size_t>(p * n + j)];
+                want[static_cast<size_t>(i * n + j)] =
+                    std::min(std::max(static_cast<float>(acc), lo), hi);
+              }
+            std::vector<float> dense(want.size(), 7.0f), rowwise(want.size(), 7.0f);
+            std::vector<const float*> rows(static_cast<size_t>(k));
+            for (int64_t p = 0; p < k; ++p) rows[static_cast<size_t>(p)] = b.data() + p * n;
+            ConvGemm(m, n, k, a.data(), b.data(), bp, lo, hi, dense.data());
+            ConvGemmRows(m, n, k, a.data(), rows.data(), bp, lo, hi, rowwise.data());
+            for (size_t i = 0; i < want.size(); ++i) {
+              ASSERT_NEAR(dense[i], want[i], 1e-4) << what << " ConvGemm " << i;
+              ASSERT_NEAR(rowwise[i], want[i], 1e-4) << what << " ConvGemmRows " << i;
+            }
+          }
+  }
+  ASSERT_TRUE(UseIsa(SupportedIsas().back()).ok());
 }
 
 // x[2, 5, h, w] -> depthwise Conv (5 groups of one channel, kernel k x k, bias) -> y.

@@ -42,9 +42,10 @@ struct IsaKernels {
   void (*sgemm)(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                 const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                 int64_t ldc);
-  void (*conv_gemm)(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
+  void (*conv_gemm)(int64_t m, int64_t n, int64_t k, const float* a, const float* b,
+                    const float* bias, float lo, float hi, float* c);
   void (*conv_gemm_rows)(int64_t m, int64_t n, int64_t k, const float* a, const float* const* rows,
-                         float* c);
+                         const float* bias, float lo, float hi, float* c);
   void (*dot_rows)(const float* x, const float* w, int64_t n, int64_t k, float* y);
 
   // int8 (kernels/qlinear.cpp). acc[r] = sum_i a[r * stride + i] * b[i] for r < rows, i < n.

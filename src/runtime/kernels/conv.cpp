@@ -52,7 +52,7 @@ bool UsesShiftedRows(const ConvGeometry& g) {
 
 // Conv of one image's channel group through shifted rows of its zero-padded copy.
 void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, const float* bias,
-                     float* yg, void* scratch) {
+                     float lo, float hi, float* yg, void* scratch) {
   const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
   const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
                 wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
@@ -77,9 +77,7 @@ void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, co
       for (int64_t kx = 0; kx < kw; ++kx)
         rows[(ci * kh + ky) * kw + kx] = padded + ci * plane + ky * dh * wp + kx * dw;
   const int64_t n = oh * wp;
-  for (int64_t m = 0; m < g.mg; ++m)
-    std::fill(wide + m * n, wide + (m + 1) * n, bias ? bias[m] : 0.0f);
-  ConvGemmRows(g.mg, n, g.cg * g.k_size, wg, rows, wide);
+  ConvGemmRows(g.mg, n, g.cg * g.k_size, wg, rows, bias, lo, hi, wide);
   for (int64_t m = 0; m < g.mg; ++m)
     for (int64_t oy = 0; oy < oh; ++oy) {
       const float* src = wide + m * n + oy * wp;
@@ -217,31 +215,34 @@ Status RunConv(RunContext& c) {
     ReferenceConv(g, x, w, bias, y);
     return Status::Ok();
   }
-  const bool pointwise = IsPointwise(g);
+  if (IsDepthwise(g)) {
+    DepthwiseConv(g, x, w, bias, y, c.scratch);
+    ApplyFusedActivation(c.node, y, c.out[0]->size());
+    return Status::Ok();
+  }
+  float lo, hi;
+  FusedActivationBounds(c.node, &lo, &hi);
+  const bool pointwise = IsPointwise(g), shifted = UsesShiftedRows(g);
   float* col = static_cast<float*>(c.scratch);
   const int64_t kdim = g.cg * g.k_size;
-  if (IsDepthwise(g)) DepthwiseConv(g, x, w, bias, y, c.scratch);
-  for (int64_t b = 0; b < g.n && !IsDepthwise(g); ++b) {
+  for (int64_t b = 0; b < g.n; ++b) {
     for (int64_t grp = 0; grp < g.group; ++grp) {
       const float* xg = x + (b * g.c + grp * g.cg) * g.in_size;
+      const float* wg = w + grp * g.mg * kdim;
+      const float* bg = bias ? bias + grp * g.mg : nullptr;
       float* yg = y + (b * g.m + grp * g.mg) * g.out_size;
-      if (UsesShiftedRows(g)) {
-        ShiftedRowsConv(g, xg, w + grp * g.mg * kdim, bias ? bias + grp * g.mg : nullptr, yg,
-                        c.scratch);
+      if (shifted) {
+        ShiftedRowsConv(g, xg, wg, bg, lo, hi, yg, c.scratch);
         continue;
       }
-      for (int64_t m = 0; m < g.mg; ++m)
-        std::fill(yg + m * g.out_size, yg + (m + 1) * g.out_size,
-                  bias ? bias[grp * g.mg + m] : 0.0f);
       const float* cols = xg;
       if (!pointwise) {
         Im2Col(g, xg, col);
         cols = col;
       }
-      ConvGemm(g.mg, g.out_size, kdim, w + grp * g.mg * kdim, cols, yg);
+      ConvGemm(g.mg, g.out_size, kdim, wg, cols, bg, lo, hi, yg);
     }
   }
-  ApplyFusedActivation(c.node, y, c.out[0]->size());
   return Status::Ok();
 }
 

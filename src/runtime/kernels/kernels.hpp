@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "runtime/kernel.hpp"
@@ -148,6 +149,19 @@ inline void ApplyFusedActivation(const Node& node, float* y, int64_t n) {
     const float lo = node.Float("edgeloop.fused_clip_min", 0.0f);
     const float hi = node.Float("edgeloop.fused_clip_max", 0.0f);
     for (int64_t i = 0; i < n; ++i) y[i] = std::min(std::max(y[i], lo), hi);
+  }
+}
+
+// The same activation as bounds: y = clamp(y, lo, hi), +-infinity where it has none (for the
+// kernels that apply it as they store).
+inline void FusedActivationBounds(const Node& node, float* lo, float* hi) {
+  *lo = -std::numeric_limits<float>::infinity();
+  *hi = std::numeric_limits<float>::infinity();
+  if (node.Int("edgeloop.fused_relu", 0)) {
+    *lo = 0.0f;
+  } else if (node.Has("edgeloop.fused_clip_min")) {
+    *lo = node.Float("edgeloop.fused_clip_min", 0.0f);
+    *hi = node.Float("edgeloop.fused_clip_max", 0.0f);
   }
 }
 
