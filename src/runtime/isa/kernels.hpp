@@ -24,6 +24,7 @@ struct DepthwiseArgs {
   // Where each window tap (ky * kw + kx) reads for the output at phase position 0, for
   // kernels of up to kDepthwiseTapOffsets taps.
   int64_t tap_offset[kDepthwiseTapOffsets];
+  float lo, hi;  // the activation folded into the layer: outputs are clamped to [lo, hi]
 };
 
 // The geometry of a 2-D int8 convolution's window unrolling (kernels/qlinear.cpp).

@@ -31,9 +31,11 @@ size_t DepthwiseScratch(const ConvGeometry& g) {
 }
 
 void DepthwiseConv(const ConvGeometry& g, const float* x, const float* w, const float* bias,
-                   float* y, void* scratch) {
+                   float lo, float hi, float* y, void* scratch) {
   const IsaKernels& isa = ActiveKernels();
-  const DepthwiseArgs a = DepthwiseArgsOf(g);
+  DepthwiseArgs a = DepthwiseArgsOf(g);
+  a.lo = lo;
+  a.hi = hi;
   float* padded = static_cast<float*>(scratch);
   float* wide = padded + a.sh * a.sw * a.plane;
   std::fill(padded, wide, 0.0f);
@@ -65,13 +67,21 @@ void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, co
   const auto rows_at = reinterpret_cast<uintptr_t>(wide + g.mg * oh * wp);
   auto** rows = reinterpret_cast<const float**>((rows_at + alignof(const float*) - 1) &
                                                 ~uintptr_t{alignof(const float*) - 1});
-  std::fill(padded, padded + g.cg * plane, 0.0f);
-  for (int64_t ci = 0; ci < g.cg; ++ci)
+  // Each padded row is written once: zeros around the input row, the top and bottom pads
+  // and the spare row whole.
+  const int64_t pt = g.w.pad_begin[0], pl = g.w.pad_begin[1];
+  for (int64_t ci = 0; ci < g.cg; ++ci) {
+    float* p = padded + ci * plane;
+    std::fill(p, p + pt * wp, 0.0f);
     for (int64_t y = 0; y < ih; ++y) {
       const float* src = xg + (ci * ih + y) * iw;
-      float* dst = padded + ci * plane + (y + g.w.pad_begin[0]) * wp + g.w.pad_begin[1];
-      for (int64_t x = 0; x < iw; ++x) dst[x] = src[x];
+      float* row = p + (y + pt) * wp;
+      for (int64_t x = 0; x < pl; ++x) row[x] = 0.0f;
+      for (int64_t x = 0; x < iw; ++x) row[pl + x] = src[x];
+      for (int64_t x = pl + iw; x < wp; ++x) row[x] = 0.0f;
     }
+    std::fill(p + (pt + ih) * wp, p + plane, 0.0f);
+  }
   for (int64_t ci = 0; ci < g.cg; ++ci)
     for (int64_t ky = 0; ky < kh; ++ky)
       for (int64_t kx = 0; kx < kw; ++kx)
@@ -215,13 +225,12 @@ Status RunConv(RunContext& c) {
     ReferenceConv(g, x, w, bias, y);
     return Status::Ok();
   }
-  if (IsDepthwise(g)) {
-    DepthwiseConv(g, x, w, bias, y, c.scratch);
-    ApplyFusedActivation(c.node, y, c.out[0]->size());
-    return Status::Ok();
-  }
   float lo, hi;
   FusedActivationBounds(c.node, &lo, &hi);
+  if (IsDepthwise(g)) {
+    DepthwiseConv(g, x, w, bias, lo, hi, y, c.scratch);
+    return Status::Ok();
+  }
   const bool pointwise = IsPointwise(g), shifted = UsesShiftedRows(g);
   float* col = static_cast<float*>(c.scratch);
   const int64_t kdim = g.cg * g.k_size;

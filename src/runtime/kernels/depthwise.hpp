@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 
 #include "runtime/isa/kernels.hpp"
 #include "runtime/kernels/conv_geometry.hpp"
@@ -41,6 +42,8 @@ inline DepthwiseArgs DepthwiseArgsOf(const ConvGeometry& g) {
   // (at most a phase plane's rows and one row) further on.
   a.plane = (a.hq + 1) * a.wq + 16;
   a.wide = (a.oh * a.wq + 15) / 16 * 16;
+  a.lo = -std::numeric_limits<float>::infinity();
+  a.hi = std::numeric_limits<float>::infinity();
   if (a.kh * a.kw <= kDepthwiseTapOffsets)
     for (int64_t ky = 0; ky < a.kh; ++ky)
       for (int64_t kx = 0; kx < a.kw; ++kx) {
