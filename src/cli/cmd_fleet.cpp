@@ -25,11 +25,24 @@ void RegisterFleet(CLI::App& root) {
         "fleet devices", *df, [](const auto& c) { return c.GetJson("/v1/devices"); },
         [](const Json& j) {
           std::vector<std::vector<std::string>> rows;
-          for (const auto& d : j["devices"])
+          const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+          for (const auto& d : j["devices"]) {
+            // "expires in N days" (or "expired"); "-" for a device enrolled before the
+            // server recorded certificate expiries.
+            const int64_t not_after = d.value("cert_not_after_ms", int64_t{0});
+            char expires[48] = "-";
+            if (not_after > 0 && not_after <= now_ms)
+              std::snprintf(expires, sizeof expires, "expired");
+            else if (not_after > 0)
+              std::snprintf(expires, sizeof expires, "in %lld days",
+                            static_cast<long long>((not_after - now_ms) / 86'400'000));
             rows.push_back(
                 {d["device_id"], d["group"].get<std::string>().empty() ? "-" : Cell(d["group"]),
-                 d["revoked"].get<bool>() ? "revoked" : "active", Cell(d["enrolled_ms"])});
-          PrintTable({"DEVICE", "GROUP", "STATE", "ENROLLED_MS"}, rows);
+                 d["revoked"].get<bool>() ? "revoked" : "active", Cell(d["enrolled_ms"]), expires});
+          }
+          PrintTable({"DEVICE", "GROUP", "STATE", "ENROLLED_MS", "CERT_EXPIRES"}, rows);
         });
   });
 

@@ -91,6 +91,7 @@ void RegisterDemo(CLI::App& root);       // the whole loop on this machine
 void RegisterProfile(CLI::App& root);    // drift reference profile of a model
 // mqtt-config: the Mosquitto broker of the MQTT device plane, from the fleet CA.
 void RegisterMqttConfig(CLI::App& root);
+void RegisterKeys(CLI::App& root);  // keys show|rotate-root|rotate-targets
 // simulate: many virtual devices against a server (and broker) on this machine.
 void RegisterSimulate(CLI::App& root);
 

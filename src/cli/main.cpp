@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   RegisterRollout(app);
   RegisterProfile(app);
   RegisterMqttConfig(app);
+  RegisterKeys(app);
   RegisterSimulate(app);
   return ParseAndRun(app, argc, argv);
 }

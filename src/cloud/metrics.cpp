@@ -107,6 +107,11 @@ void ServerMetrics::CountLeaderChange(const std::string& change) {
   ++leader_changes_[change];
 }
 
+void ServerMetrics::CountTrustEvent(const std::string& event, const std::string& result) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++trust_events_[{event, result}];
+}
+
 void ServerMetrics::SetConnections(int64_t open) {
   std::lock_guard<std::mutex> lock(mu_);
   connections_ = open;
@@ -178,6 +183,13 @@ std::string ServerMetrics::Exposition(const std::string& extra) const {
   for (const auto& [change, n] : leader_changes_)
     out += "edgeloop_leader_changes_total{change=\"" + Escape(change) + "\"} " + std::to_string(n) +
            "\n";
+  out +=
+      "# HELP edgeloop_trust_events_total Certificate renewals, root metadata publications and "
+      "signed-time requests, by result.\n";
+  out += "# TYPE edgeloop_trust_events_total counter\n";
+  for (const auto& [key, n] : trust_events_)
+    out += "edgeloop_trust_events_total{event=\"" + Escape(key.first) + "\",result=\"" +
+           Escape(key.second) + "\"} " + std::to_string(n) + "\n";
   out += "# HELP edgeloop_open_connections Client connections open now.\n";
   out += "# TYPE edgeloop_open_connections gauge\n";
   out += "edgeloop_open_connections " + std::to_string(connections_) + "\n";

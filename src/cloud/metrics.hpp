@@ -34,6 +34,9 @@ class ServerMetrics {
   void CountBackgroundError(const std::string& where);
   // The leader lease taken ("acquired") or lost ("lost") by this replica.
   void CountLeaderChange(const std::string& change);
+  // Device credentials and update keys: event "renewal", "root", "time"; result "ok" or
+  // "refused" (a bad CSR, a revoked certificate, a root below threshold, ...).
+  void CountTrustEvent(const std::string& event, const std::string& result);
   // Connection gauges the listener keeps up to date.
   void SetConnections(int64_t open);
 
@@ -63,6 +66,7 @@ class ServerMetrics {
   std::map<std::string, Histogram> run_seconds_;  // by final status
   std::map<std::string, uint64_t> background_errors_;
   std::map<std::string, uint64_t> leader_changes_;  // by change
+  std::map<std::pair<std::string, std::string>, uint64_t> trust_events_;  // by event, result
   int64_t connections_ = 0;
 };
 

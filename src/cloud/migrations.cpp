@@ -135,6 +135,16 @@ Status TelemetryHistoryDashboard(Database& db) {
            "ALTER TABLE telemetry_history ADD COLUMN spool_dropped BIGINT NOT NULL DEFAULT 0"});
 }
 
+// Device certificate renewal (the serial a renewal replaced stays valid until a grace
+// deadline) and the root metadata chain of the update keys (trust_store.hpp).
+Status DeviceTrust(Database& db) {
+  return ExecAll(db, {"CREATE TABLE IF NOT EXISTS device_certificates (device_id TEXT PRIMARY "
+                      "KEY, serial TEXT NOT NULL, not_after_ms BIGINT NOT NULL, previous_serial "
+                      "TEXT NOT NULL, previous_valid_until_ms BIGINT NOT NULL)",
+                      "CREATE TABLE IF NOT EXISTS root_metadata (version BIGINT PRIMARY KEY, "
+                      "document TEXT NOT NULL, created_ms BIGINT NOT NULL)"});
+}
+
 Result<int64_t> CurrentVersion(Database& db) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
                             db.Query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
@@ -149,6 +159,7 @@ const std::vector<Migration>& SchemaMigrations() {
       {3, "readiness row", ReadinessRow},     {4, "device_status.drift_since_ms", DriftSince},
       {5, "sample_segments", SampleSegments},
       {6, "telemetry_history: p95, alarm, spool", TelemetryHistoryDashboard},
+      {7, "device_certificates, root_metadata", DeviceTrust},
   };
   return kMigrations;
 }

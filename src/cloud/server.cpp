@@ -87,19 +87,26 @@ void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
     if (device == mqtt::kIngestIdentity)
       return Error(Errc::kInvalidArgument, std::string("device_id ") + mqtt::kIngestIdentity +
                                                " is reserved for the MQTT ingest workers");
-    const uint64_t serial = RandomCertificateSerial();
-    EDGELOOP_ASSIGN_OR_RETURN(cert_pem, crypto::SignClientCsr(keys.ca, csr, device, serial, 825));
+    uint64_t serial = 0;
+    int64_t not_after_ms = 0;
+    EDGELOOP_ASSIGN_OR_RETURN(cert_pem,
+                              IssueDeviceCertificate(csr, device, &serial, &not_after_ms));
     EDGELOOP_RETURN_IF_ERROR(fleet->MarkEnrollmentTokenUsed(token_hash));
-    return fleet->ReplaceDevice({device, group, serial, false, NowMs()});
+    EDGELOOP_RETURN_IF_ERROR(fleet->ReplaceDevice({device, group, serial, false, NowMs()}));
+    return trust->RecordEnrollment(device, serial, not_after_ms);
   });
   if (!st.ok()) return SendError(res, st.error());
-  res.set_content(Json{{"device_id", device},
-                       {"group", group},
-                       {"certificate", cert_pem},
-                       {"ca_certificate", keys.ca.cert_pem},
-                       {"update_public_key", keys.signing_public_key_pem}}
-                      .dump(),
-                  "application/json");
+  // The root metadata the device pins (api_trust.cpp); agents from before it use the key.
+  Json answer = {{"device_id", device},
+                 {"group", group},
+                 {"certificate", cert_pem},
+                 {"ca_certificate", keys.ca.cert_pem},
+                 {"update_public_key", SigningPublicKey()}};
+  auto newest = trust->NewestRootVersion();
+  auto root =
+      newest.ok() ? trust->Root(*newest) : Result<std::optional<std::string>>(newest.error());
+  if (root.ok() && *root) answer["root"] = **root;
+  res.set_content(answer.dump(), "application/json");
 }
 
 void Server::Impl::HandleDeviceLabels(const http::Request& req, http::Response& res) {
@@ -133,7 +140,7 @@ Result<std::string> Server::Impl::Deploy(UpdateMetadata m, int64_t ttl_seconds) 
   Status st = db->Transaction([&]() -> Status {
     EDGELOOP_ASSIGN_OR_RETURN(uint64_t current, fleet->DeploymentVersion(m.deployment_target));
     m.version = current + 1;
-    EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, keys.signing_key_pem));
+    EDGELOOP_ASSIGN_OR_RETURN(doc, SignUpdateMetadata(m, SigningKey()));
     return fleet->PutDeployment(m.deployment_target, m.version, doc);
   });
   if (!st.ok()) return st.error();
@@ -441,11 +448,16 @@ void Server::Impl::Routes() {
     auto devices = fleet->Devices();
     if (!devices.ok()) return SendError(res, devices.error());
     Json out = Json::array();
-    for (const auto& d : *devices)
+    for (const auto& d : *devices) {
+      // The certificate's expiry (0: enrolled before it was recorded), for "expires in N days".
+      auto cert = trust->Certificate(d.device_id);
+      int64_t not_after_ms = cert.ok() && *cert ? (*cert)->not_after_ms : 0;
       out.push_back({{"device_id", d.device_id},
                      {"group", d.group},
                      {"revoked", d.revoked},
-                     {"enrolled_ms", d.enrolled_ms}});
+                     {"enrolled_ms", d.enrolled_ms},
+                     {"cert_not_after_ms", not_after_ms}});
+    }
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
   });
   s.Post(R"(/v1/devices/([A-Za-z0-9._-]+)/revoke)", [this](const http::Request& req,
@@ -557,6 +569,7 @@ void Server::Impl::Routes() {
     if (!st.ok()) return SendError(res, st.error());
     res.set_content(R"({"updated":1})", "application/json");
   });
+  TrustRoutes();
   RegistryRoutes();
   DatasetRoutes();
   FleetRoutes();
@@ -669,6 +682,8 @@ Result<std::unique_ptr<Server>> Server::Create(const ServerOptions& options) {
                                                            : "sole server of the data folder"}});
   impl->rollouts = std::make_unique<RolloutStore>(*impl->db);
   impl->fleet = std::make_unique<FleetStore>(*impl->db);
+  impl->trust = std::make_unique<TrustStore>(*impl->db);
+  EDGELOOP_RETURN_IF_ERROR(impl->EnsureRootMetadata());
   impl->registry = std::make_unique<RegistryStore>(*impl->db);
   impl->pipelines = std::make_unique<PipelineStore>(*impl->db);
   EDGELOOP_ASSIGN_OR_RETURN(impl->store,

@@ -23,6 +23,10 @@ struct ServerOptions {
   int port = 8443;  // 0: any free port (see Server::port())
   // Supply the fleet CA and update-signing key as PEM files instead of generating them.
   std::string ca_cert_file, ca_key_file, signing_key_file;
+  // Device certificates: issued (at enrollment and renewal) for this long; after a renewal the
+  // certificate it replaced stays valid for cert_grace_s more, so uploads in flight are kept.
+  size_t device_cert_lifetime_s = 825 * 86400;
+  size_t cert_grace_s = 7 * 86400;
   // Limits (each answered with a 4xx and a JSON error body).
   size_t max_body_bytes = 8u << 20;           // compressed request body: 413
   size_t max_decompressed_bytes = 64u << 20;  // a batch after zstd: 413

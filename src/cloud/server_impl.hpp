@@ -32,6 +32,7 @@
 #include "cloud/rollout_store.hpp"
 #include "cloud/sample_store.hpp"
 #include "cloud/server.hpp"
+#include "cloud/trust_store.hpp"
 #include "common/bounded_parse.hpp"
 #include "common/hash.hpp"
 #include "common/log.hpp"
@@ -187,6 +188,18 @@ struct Server::Impl {
   std::unique_ptr<SampleStore> store;
   std::unique_ptr<RolloutStore> rollouts;
   std::unique_ptr<FleetStore> fleet;
+  std::unique_ptr<TrustStore> trust;  // certificates over time, root metadata
+  // The targets (update-signing) key may be replaced while the server runs
+  // (POST /v1/root with a new targets role): read it through SigningKey().
+  mutable std::mutex signing_mu;
+  std::string SigningKey() const {
+    std::lock_guard<std::mutex> lock(signing_mu);
+    return keys.signing_key_pem;
+  }
+  std::string SigningPublicKey() const {
+    std::lock_guard<std::mutex> lock(signing_mu);
+    return keys.signing_public_key_pem;
+  }
   std::unique_ptr<RegistryStore> registry;
   std::unique_ptr<PipelineStore> pipelines;
   std::unique_ptr<http::Listener> http;
@@ -263,7 +276,7 @@ struct Server::Impl {
     const std::string& device = *common_name;
     // Checked on every request, so a revocation (or a re-enrollment, which issues a new
     // serial) takes effect at once.
-    auto valid = fleet->CertificateValid(device, serial);
+    auto valid = trust->CertificateValid(device, serial, NowMs());
     if (!valid.ok()) {
       SendError(res, valid.error());
       return std::nullopt;
@@ -306,6 +319,13 @@ struct Server::Impl {
   void RegistryRoutes();  // api_registry.cpp: models, versions, stages, model cards
   void DatasetRoutes();   // api_datasets.cpp: dataset snapshots and exports
   void FleetRoutes();     // api_fleet.cpp: telemetry, update events, fleet view
+  void TrustRoutes();     // api_trust.cpp: certificate renewal, root metadata, signed time
+  // Root version 1 (the targets key as root and targets role) when the database has none.
+  Status EnsureRootMetadata();
+  // A new certificate for `device` from the CSR (lifetime from the options); *serial and
+  // *not_after_ms receive the serial and expiry.
+  Result<std::string> IssueDeviceCertificate(const std::string& csr, const std::string& device,
+                                             uint64_t* serial, int64_t* not_after_ms);
   // A telemetry snapshot or an update event (the JSON of POST /v1/telemetry, /v1/events) from
   // an authenticated device, over HTTPS or MQTT. kInvalidArgument names what is wrong.
   Status RecordTelemetry(const std::string& device, const Json& body);

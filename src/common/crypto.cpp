@@ -9,6 +9,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <ctime>
 #include <memory>
@@ -110,7 +111,10 @@ Result<X509Ptr> NewCertFor(uint64_t serial, int64_t lifetime_seconds, EVP_PKEY* 
   X509Ptr cert(X509_new());
   X509_set_version(cert.get(), 2);
   ASN1_INTEGER_set_uint64(X509_get_serialNumber(cert.get()), serial);
-  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -300);  // tolerate small clock skew
+  // Valid from a little before now, to tolerate small clock skew: 5 minutes, or a tenth of a
+  // short lifetime (so that renew_at stays a fraction of the lifetime asked for).
+  const long backdate = static_cast<long>(std::min<int64_t>(300, lifetime_seconds / 10));
+  X509_gmtime_adj(X509_getm_notBefore(cert.get()), -backdate);
   X509_gmtime_adj(X509_getm_notAfter(cert.get()), static_cast<long>(lifetime_seconds));
   if (!X509_set_pubkey(cert.get(), subject_key)) return SslError(Errc::kInternal, "set pubkey");
   EDGELOOP_RETURN_IF_ERROR(SetName(X509_get_subject_name(cert.get()), common_name));

@@ -12,14 +12,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "common/hash.hpp"
 #include "edge/cloud_client.hpp"
+#include "edge/device_clock.hpp"
 #include "edge/drift.hpp"
 #include "edge/inference_loop.hpp"
 #ifdef EDGELOOP_HAS_MQTT
 #include "edge/mqtt_upload_transport.hpp"
 #endif
+#include "edge/root_trust.hpp"
 #include "edge/runtime_classifier.hpp"
 #include "edge/sampler.hpp"
 #include "edge/sources.hpp"
@@ -109,6 +112,18 @@ struct Agent::Impl {
   std::condition_variable cv;
   uint64_t errors_logged = 0;
 
+  // Credentials over time: the trusted root, the server's signed time, the certificate and
+  // its renewal (docs/edge.md, "Credentials").
+  DeviceClock clock;
+  std::optional<TrustedRoot> root;
+  crypto::CertificateInfo cert;
+  uint64_t renewal_failures = 0;
+  std::string renewal_error;
+  double renew_backoff_s = 0;
+  Clock::time_point next_renewal = Clock::now();
+  bool waiting_for_time_logged = false;
+  int64_t skew_logged = 0;
+
   Status Init();
   Result<std::shared_ptr<UploadTransport>> OpenUploadTransport();
   Status LoadActiveModel();
@@ -123,6 +138,12 @@ struct Agent::Impl {
   void PollDeployment();
   void OfferDeployment(const std::string& doc);
   void FlushEvents();
+  // Newer roots (N -> N+1 -> ...), then the server's signed time.
+  void RefreshTrust();
+  // Renews the certificate once renew_at of its lifetime has passed (by the trusted time).
+  void MaybeRenewCertificate();
+  Status InstallRenewedCertificate(const std::string& key_pem, const std::string& cert_pem);
+  Status LoadCertificateInfo();
   // FlushEvents over MQTT, for the front event: settled (stored, or refused for good: popped),
   // waiting (for its answer, or for the link to come back), or over HTTPS (no MQTT, or the
   // broker away).
@@ -141,6 +162,16 @@ Status Agent::Impl::Init() {
       cfg.server_url.c_str());
   control = std::make_shared<CloudClient>(cfg.server_url, id);
   upload = std::make_shared<CloudClient>(cfg.server_url, id);
+  EDGELOOP_RETURN_IF_ERROR(LoadCertificateInfo());
+  renew_backoff_s = cfg.renew_retry_s;
+  {
+    auto trusted = TrustedRoot::Load(id.identity_dir, id.root_json, id.update_public_key_pem);
+    if (!trusted.ok()) return trusted.error();
+    root = std::move(*trusted);
+  }
+  if (clock.offset_s() != 0)
+    Log("device clock shifted by %lld s (EDGELOOP_AGENT_CLOCK_OFFSET_S, for tests)",
+        static_cast<long long>(clock.offset_s()));
 
   EDGELOOP_ASSIGN_OR_RETURN(spool, Spool::Open(cfg.data_dir + "/spool", cfg.spool));
   UploaderOptions uo = cfg.upload;
@@ -150,6 +181,9 @@ Status Agent::Impl::Init() {
 
   UpdaterOptions opt;
   opt.update_public_key_pem = id.update_public_key_pem;
+  opt.trusted_time = [this] { return clock.trusted(); };
+  opt.accepted_targets = {id.device_id};
+  if (!id.group.empty()) opt.accepted_targets.push_back("group:" + id.group);
   opt.probation = cfg.probation;
   opt.health_check = [limits = ModelLimits()](const std::string& path, const UpdateMetadata& md) {
     return CheckModelHealth(path, md, limits);
@@ -165,6 +199,9 @@ Status Agent::Impl::Init() {
   next_event_id = static_cast<uint64_t>(UnixMs()) * 1000;
   fetcher = std::make_shared<CloudArtifactFetcher>(control);
   EDGELOOP_ASSIGN_OR_RETURN(updater, Updater::Open(cfg.data_dir + "/models", opt, fetcher));
+  updater->SetRoot(root->root());
+  Log("trusted root metadata version %llu%s", static_cast<unsigned long long>(root->root().version),
+      id.root_json.empty() ? " (the pinned update key)" : "");
   if (!updater->installed()) {
     if (cfg.model_path.empty())
       return Error(Errc::kInvalidArgument, "no model installed yet and no model.path configured");
@@ -277,6 +314,13 @@ void Agent::Impl::SendTelemetry() {
   telemetry.SetTransfer(upload->bytes_up() + control->bytes_up() + mqtt_bytes_up(),
                         upload->bytes_down() + control->bytes_down() + mqtt_bytes_down());
   telemetry.SetModelTransfer(fetcher->bytes_moved(), fetcher->bytes_full_equivalent());
+  Telemetry::Credentials creds;
+  creds.cert_not_after_ms = cert.not_after_unix * 1000;
+  creds.renewal_failures = renewal_failures;
+  creds.renewal_error = renewal_error;
+  creds.root_version = root->root().version;
+  creds.clock_skew_s = clock.skew();
+  telemetry.SetCredentials(creds);
   std::string snapshot = telemetry.SnapshotJson(UnixMs() / 1000);
 #ifdef EDGELOOP_HAS_MQTT
   if (mqtt) {
@@ -291,7 +335,113 @@ void Agent::Impl::SendTelemetry() {
   if (!sent.ok()) Log("telemetry not sent: %s", sent.error().message.c_str());
 }
 
+Status Agent::Impl::LoadCertificateInfo() {
+  auto pem = ReadFile(id.cert_file, 64 << 10);
+  if (!pem.ok()) return pem.error();
+  auto info = crypto::ParseCertificate(*pem);
+  if (!info.ok()) return info.error().WithContext(id.cert_file);
+  cert = *info;
+  return Status::Ok();
+}
+
+void Agent::Impl::RefreshTrust() {
+  auto newest = control->FetchNewestRootVersion();
+  auto moved = newest.ok()
+                   ? root->Update(*newest, [this](uint64_t v) { return control->FetchRoot(v); })
+                   : Result<uint64_t>(newest.error());
+  if (!moved.ok()) {
+    // The device stays on the root it trusts (and on its model); the server's log and the
+    // next poll tell the operator more.
+    Log("root metadata refused: %s; keeping root version %llu", moved.error().message.c_str(),
+        static_cast<unsigned long long>(root->root().version));
+  } else if (*moved > 0) {
+    updater->SetRoot(root->root());
+    Log("trusted root metadata now version %llu (%llu rotation(s) accepted)",
+        static_cast<unsigned long long>(root->root().version),
+        static_cast<unsigned long long>(*moved));
+  }
+  const std::string nonce = crypto::RandomHex(16);
+  auto doc = control->FetchSignedTime(nonce);
+  if (!doc.ok()) {
+    if (!clock.trusted()) Log("signed time: %s", doc.error().message.c_str());
+    return;
+  }
+  auto t = VerifyServerTime(*doc, root->root(), nonce);
+  if (!t.ok()) {
+    Log("signed time refused: %s", t.error().message.c_str());
+    return;
+  }
+  clock.SetServerTime(*t);
+  int64_t skew = *clock.skew();
+  if ((skew > 300 || skew < -300) && (skew - skew_logged > 300 || skew_logged - skew > 300)) {
+    skew_logged = skew;
+    Log("device clock is %lld s off the server's signed time; the signed time is used",
+        static_cast<long long>(skew));
+  }
+}
+
+Status Agent::Impl::InstallRenewedCertificate(const std::string& key_pem,
+                                              const std::string& cert_pem) {
+  auto info = crypto::ParseCertificate(cert_pem);
+  if (!info.ok()) return info.error().WithContext("renewed certificate");
+  if (info->common_name != id.device_id)
+    return Error(Errc::kMismatch, "renewed certificate is for " + info->common_name);
+  auto ca = ReadFile(id.ca_file, 64 << 10);
+  if (!ca.ok()) return ca.error();
+  EDGELOOP_RETURN_IF_ERROR(crypto::VerifyIssuedBy(cert_pem, *ca));
+  // The order LoadIdentity() recovers from: key.new, crt.new, then the two renames.
+  const std::string dir = id.identity_dir;
+  EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/device.key.new", key_pem, 0600));
+  EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/device.crt.new", cert_pem));
+  if (std::rename((dir + "/device.key.new").c_str(), id.key_file.c_str()) != 0 ||
+      std::rename((dir + "/device.crt.new").c_str(), id.cert_file.c_str()) != 0)
+    return Error(Errc::kIo, dir + ": renaming the renewed certificate into place failed");
+  EDGELOOP_RETURN_IF_ERROR(FsyncDirectory(dir));
+  cert = *info;
+  control->ReloadCredentials();
+  upload->ReloadCredentials();
+  return Status::Ok();
+}
+
+void Agent::Impl::MaybeRenewCertificate() {
+  auto now = clock.trusted();
+  if (!now || Clock::now() < next_renewal) return;
+  const int64_t lifetime = cert.not_after_unix - cert.not_before_unix;
+  const int64_t due = cert.not_before_unix + static_cast<int64_t>(cfg.renew_at * lifetime);
+  if (*now < due) return;
+  auto fail = [this](const std::string& why) {
+    ++renewal_failures;
+    renewal_error = why;
+    next_renewal = Clock::now() + Seconds(renew_backoff_s);
+    Log("certificate renewal failed (%llu in a row): %s; next attempt in %.1f s",
+        static_cast<unsigned long long>(renewal_failures), why.c_str(), renew_backoff_s);
+    renew_backoff_s = std::min(renew_backoff_s * 2, cfg.renew_retry_max_s);
+  };
+  auto key = crypto::GenerateTlsKeyPem();
+  if (!key.ok()) return fail(key.error().message);
+  auto csr = crypto::CreateCsr(*key, id.device_id);
+  if (!csr.ok()) return fail(csr.error().message);
+  auto renewed = control->RenewCertificate(*csr);
+  if (!renewed.ok()) return fail(renewed.error().message);
+  Status installed = InstallRenewedCertificate(*key, renewed->certificate_pem);
+  if (!installed.ok()) return fail(installed.error().message);
+  renewal_failures = 0;
+  renewal_error.clear();
+  renew_backoff_s = cfg.renew_retry_s;
+  Log("certificate renewed: serial %llu, valid until %lld (the previous one until %lld)",
+      static_cast<unsigned long long>(cert.serial), static_cast<long long>(cert.not_after_unix),
+      static_cast<long long>(renewed->previous_valid_until_ms / 1000));
+}
+
 void Agent::Impl::PollDeployment() {
+  RefreshTrust();
+  if (!clock.trusted()) {
+    if (!waiting_for_time_logged)
+      Log("update check waits: the time is not known yet (no signed server time); the "
+          "installed model keeps running");
+    waiting_for_time_logged = true;
+    return;
+  }
   auto doc = control->FetchDeployment();
   if (!doc.ok()) {
     Log("deployment poll: %s", doc.error().message.c_str());
@@ -307,7 +457,8 @@ void Agent::Impl::OfferDeployment(const std::string& doc) {
   if (!st.ok()) {
     // A refusal is for good (until new metadata arrives); a paused download (network, disk
     // full) resumes at the next poll.
-    if (st.error().code != Errc::kIo && st.error().code != Errc::kResourceExhausted)
+    if (st.error().code != Errc::kIo && st.error().code != Errc::kResourceExhausted &&
+        st.error().code != Errc::kUnavailable)
       refused_sha = sha;
     Log("update not installed: %s", st.error().message.c_str());
   }
@@ -413,6 +564,7 @@ Status Agent::Run() {
         a.OfferDeployment(*pushed);
       }
 #endif
+    a.MaybeRenewCertificate();
     if (now >= next_telemetry) {
       next_telemetry = now + Seconds(a.cfg.telemetry_interval_s);
       a.SendTelemetry();

@@ -27,9 +27,9 @@ Result<AgentConfig> ParseAgentConfig(const std::string& yaml_text, const std::st
 }
 
 static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string& origin) {
-  static const std::set<std::string> kSections = {"device",   "server", "model",  "source",
-                                                  "sampling", "spool",  "upload", "telemetry",
-                                                  "drift",    "update"};
+  static const std::set<std::string> kSections = {"device",   "server", "model",      "source",
+                                                  "sampling", "spool",  "upload",     "telemetry",
+                                                  "drift",    "update", "certificate"};
   EDGELOOP_ASSIGN_OR_RETURN(YAML::Node root, config::LoadDocument(yaml_text, origin, kSections));
 
   AgentConfig c;
@@ -114,6 +114,11 @@ static Result<AgentConfig> Parse(const std::string& yaml_text, const std::string
       ud.GetInRange<uint64_t>("probation_samples", c.probation.samples, 0, 10000000));
   EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("max_error_rate", c.probation.max_error_rate, 0.0, 1.0));
   EDGELOOP_RETURN_IF_ERROR(ud.GetInRange("max_latency_ms", c.probation.max_latency_ms, 0.0, 1e7));
+
+  Section& cert = s.at("certificate");
+  EDGELOOP_RETURN_IF_ERROR(cert.GetInRange("renew_at", c.renew_at, 0.05, 0.95));
+  EDGELOOP_RETURN_IF_ERROR(cert.GetInRange("retry_s", c.renew_retry_s, 0.05, 86400.0));
+  EDGELOOP_RETURN_IF_ERROR(cert.GetInRange("retry_max_s", c.renew_retry_max_s, 0.05, 30 * 86400.0));
 
   for (const auto& [name, sec] : s) EDGELOOP_RETURN_IF_ERROR(sec.CheckNoUnknownKeys());
 

@@ -24,6 +24,10 @@
 //   telemetry: {interval_s: 60}
 //   drift:    {window: 1000, min_samples: 200, psi_raise: 0.25, psi_clear: 0.1}
 //   update:   {poll_s: 60, probation_samples: 50, max_error_rate: 0.05, max_latency_ms: 1000}
+//   certificate: {renew_at: 0.66, retry_s: 60, retry_max_s: 86400}
+//             (renew the device certificate once this fraction of its lifetime has passed,
+//             by the server's signed time; a failed renewal is retried after retry_s,
+//             doubling up to retry_max_s)
 #pragma once
 
 #include <string>
@@ -69,6 +73,9 @@ struct AgentConfig {
   DriftConfig drift;
   double update_poll_s = 60;
   ProbationPolicy probation;
+  double renew_at = 0.66;
+  double renew_retry_s = 60;
+  double renew_retry_max_s = 86400;
 };
 
 Result<AgentConfig> ParseAgentConfig(const std::string& yaml_text, const std::string& origin);

@@ -1,11 +1,14 @@
 #include "edge/cloud_client.hpp"
 
 #include <httplib.h>
+#include <openssl/ssl.h>
 
+#include <cstdio>
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.hpp"
 #include "common/file.hpp"
+#include "common/root_metadata.hpp"
 #include "common/url.hpp"
 #include "edge/batch_wire.hpp"
 
@@ -39,6 +42,9 @@ std::unique_ptr<httplib::SSLClient> MakeClient(const std::string& host, int port
               : std::make_unique<httplib::SSLClient>(host, port);
   c->set_ca_cert_path(ca_file);
   c->enable_server_certificate_verification(true);
+  // The chain to the pinned CA is checked, its dates are not (see the header): a device with
+  // no reliable clock must still reach the server that tells it the time.
+  X509_VERIFY_PARAM_set_flags(SSL_CTX_get0_param(c->ssl_context()), X509_V_FLAG_NO_CHECK_TIME);
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout).count();
   c->set_connection_timeout(secs > 0 ? secs : 1);
   c->set_read_timeout(secs > 0 ? secs : 1);
@@ -61,6 +67,14 @@ Errc ErrcForStatus(int status) {
 
 Result<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
   const std::string dir = IdentityDir(state_dir);
+  // A renewal interrupted between its renames: device.crt.new exists only once both new
+  // files were written, so finish it (the key first, if it was not moved yet).
+  if (ReadFile(dir + "/device.crt.new", 64 << 10).ok()) {
+    if (ReadFile(dir + "/device.key.new", 64 << 10).ok())
+      std::rename((dir + "/device.key.new").c_str(), (dir + "/device.key").c_str());
+    std::rename((dir + "/device.crt.new").c_str(), (dir + "/device.crt").c_str());
+    (void)FsyncDirectory(dir);
+  }
   auto text = ReadFile(dir + "/identity.json", 64 << 10);
   if (!text.ok()) return text.error();
   Json j = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
@@ -73,6 +87,8 @@ Result<DeviceIdentity> LoadIdentity(const std::string& state_dir) {
   id.cert_file = dir + "/device.crt";
   id.ca_file = dir + "/ca.crt";
   EDGELOOP_ASSIGN_OR_RETURN(id.update_public_key_pem, ReadFile(dir + "/update.pub", 64 << 10));
+  id.identity_dir = dir;
+  if (auto root = ReadFile(dir + "/root.json", kMaxRootBytes); root.ok()) id.root_json = *root;
   for (const auto& f : {id.key_file, id.cert_file, id.ca_file})
     if (!ReadFile(f, 64 << 10).ok()) return Error(Errc::kNotFound, f + ": identity file missing");
   return id;
@@ -115,6 +131,12 @@ Result<DeviceIdentity> LoadOrEnroll(const EnrollOptions& o) {
       WriteFileAtomic(dir + "/ca.crt", a["ca_certificate"].get<std::string>()));
   EDGELOOP_RETURN_IF_ERROR(
       WriteFileAtomic(dir + "/update.pub", a["update_public_key"].get<std::string>()));
+  // The root the device pins from now on; it must parse (its signatures are the server's).
+  if (a.contains("root") && a["root"].is_string()) {
+    auto root = ParseRootMetadata(a["root"].get<std::string>());
+    if (!root.ok()) return root.error().WithContext("enrollment answer's root");
+    EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(dir + "/root.json", a["root"].get<std::string>()));
+  }
   EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(
       dir + "/identity.json",
       Json{{"device_id", a["device_id"]}, {"group", a.value("group", "")}}.dump() + "\n"));
@@ -129,10 +151,92 @@ CloudClient::CloudClient(const std::string& server_url, DeviceIdentity identity,
     host_ = url->host;
     port_ = url->port;
   }
+  timeout_ = timeout;
   http_ = MakeClient(host_, port_, &id_, id_.ca_file, timeout);
 }
 
 CloudClient::~CloudClient() = default;
+
+void CloudClient::ReloadCredentials() {
+  std::lock_guard<std::mutex> lock(mu_);
+  http_ = MakeClient(host_, port_, &id_, id_.ca_file, timeout_);
+}
+
+Result<RenewedCertificate> CloudClient::RenewCertificate(const std::string& csr_pem) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const std::string body = Json{{"csr", csr_pem}}.dump();
+  auto res = http_->Post("/v1/renew", body, "application/json");
+  bytes_up_ += body.size();
+  if (!res || res->status != 200) return RequestError("certificate renewal", res);
+  bytes_down_ += res->body.size();
+  Json a = Json::parse(res->body, nullptr, /*allow_exceptions=*/false);
+  if (!a.is_object() || !a.contains("certificate") || !a["certificate"].is_string())
+    return Error(Errc::kFormat, "renewal answer lacks the certificate");
+  RenewedCertificate out;
+  out.certificate_pem = a["certificate"];
+  out.not_after_ms = a.value("not_after_ms", int64_t{0});
+  out.previous_valid_until_ms = a.value("previous_valid_until_ms", int64_t{0});
+  return out;
+}
+
+Result<std::optional<std::string>> CloudClient::FetchRoot(uint64_t version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string body;
+  int status = 0;
+  bool too_long = false;
+  auto res = http_->Get(
+      "/v1/root/" + std::to_string(version), httplib::Headers{},
+      [&](const httplib::Response& r) {
+        status = r.status;
+        return true;
+      },
+      [&](const char* data, size_t len) {
+        if (body.size() + len > kMaxRootBytes) {
+          too_long = true;
+          return false;
+        }
+        body.append(data, len);
+        return true;
+      });
+  bytes_down_ += body.size();
+  if (too_long)
+    return Error(Errc::kFormat, "root metadata " + std::to_string(version) +
+                                    " larger than 64 KiB (endless data refused)");
+  if (!res) return RequestError("root metadata", res);
+  if (status == 404) return std::optional<std::string>();
+  if (status != 200)
+    return Error(ErrcForStatus(status), "root metadata: HTTP " + std::to_string(status));
+  return std::optional<std::string>(std::move(body));
+}
+
+Result<uint64_t> CloudClient::FetchNewestRootVersion() {
+  std::string doc;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto res = http_->Get("/v1/root");
+    if (res && res->status == 404) return uint64_t{0};
+    if (!res || res->status != 200) return RequestError("root metadata", res);
+    if (res->body.size() > kMaxRootBytes)
+      return Error(Errc::kFormat, "root metadata larger than 64 KiB (endless data refused)");
+    bytes_down_ += res->body.size();
+    doc = std::move(res->body);
+  }
+  // Only its version is used here; each version is verified as it is walked to.
+  Json j = Json::parse(doc, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("signed") || !j["signed"].is_object() ||
+      !j["signed"].contains("version") || !j["signed"]["version"].is_number_unsigned())
+    return Error(Errc::kFormat, "GET /v1/root: not root metadata");
+  return j["signed"]["version"].get<uint64_t>();
+}
+
+Result<std::string> CloudClient::FetchSignedTime(const std::string& nonce) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto res = http_->Get("/v1/time?nonce=" + nonce);
+  if (!res || res->status != 200) return RequestError("signed time", res);
+  if (res->body.size() > 64 * 1024) return Error(Errc::kFormat, "signed time larger than 64 KiB");
+  bytes_down_ += res->body.size();
+  return res->body;
+}
 
 Result<uint64_t> CloudClient::Ingest(const UploadBatch& batch) {
   EDGELOOP_ASSIGN_OR_RETURN(std::string body, EncodeUploadBatch(batch, id_.device_id));

@@ -8,9 +8,18 @@
 //   device.crt   the client certificate issued by the fleet CA
 //   ca.crt       the fleet CA (pins the server's certificate from then on)
 //   update.pub   the Ed25519 update-signing public key (pins the update metadata)
+//   root.json    the newest trusted root metadata (root_trust.hpp); absent for a device
+//                enrolled before the root role, which then trusts update.pub as root 1
 //   identity.json {"device_id", "group"}; written last, so its presence means "enrolled"
 //
-// Later starts load these files and never enroll again.
+// Later starts load these files and never enroll again. A certificate renewal writes
+// device.key.new, then device.crt.new, then renames them over device.key and device.crt;
+// LoadIdentity() finishes a renewal that a crash interrupted between the renames (a
+// device.crt.new present means both new files were complete).
+//
+// The server's certificate is checked against the pinned fleet CA without its validity
+// dates: a device whose clock is years off must still reach its server, and freshness comes
+// from the signed server time (GET /v1/time) instead.
 //
 // Thread safety: a CloudClient holds one keep-alive connection; calls are serialized by its
 // mutex. The agent uses one client for uploads and another for everything else.
@@ -42,6 +51,14 @@ struct DeviceIdentity {
   std::string group;
   std::string key_file, cert_file, ca_file;  // paths (cpp-httplib reads files)
   std::string update_public_key_pem;
+  std::string root_json;  // identity/root.json, empty when the device never received one
+  std::string identity_dir;
+};
+
+struct RenewedCertificate {
+  std::string certificate_pem;
+  int64_t not_after_ms = 0;
+  int64_t previous_valid_until_ms = 0;
 };
 
 struct EnrollOptions {
@@ -91,6 +108,19 @@ class CloudClient {
   Result<FetchedArtifact> FetchArtifactWhole(const std::string& sha256,
                                              const std::string& delta_from, uint64_t max_bytes);
 
+  // POST /v1/renew with a CSR for a new key; authenticated by the current certificate.
+  Result<RenewedCertificate> RenewCertificate(const std::string& csr_pem);
+  // GET /v1/root/<version>: nullopt when the server has no such version (404). Answers are
+  // read up to kMaxRootBytes (endless data refused).
+  Result<std::optional<std::string>> FetchRoot(uint64_t version);
+  // GET /v1/root: the version of the server's newest root (0 when it has none: an older
+  // server, which the device then treats as having no newer root).
+  Result<uint64_t> FetchNewestRootVersion();
+  // GET /v1/time?nonce=<nonce>: the signed time document (root_metadata.hpp).
+  Result<std::string> FetchSignedTime(const std::string& nonce);
+  // Reopens the connection with the identity files as they are now (after a renewal).
+  void ReloadCredentials();
+
   uint64_t bytes_up() const { return bytes_up_; }
   uint64_t bytes_down() const { return bytes_down_; }
 
@@ -99,6 +129,7 @@ class CloudClient {
   std::string host_;
   int port_ = 443;
   DeviceIdentity id_;
+  std::chrono::milliseconds timeout_{10000};
   std::mutex mu_;
   std::unique_ptr<httplib::SSLClient> http_;
   std::atomic<uint64_t> bytes_up_{0}, bytes_down_{0};

@@ -109,6 +109,11 @@ void Telemetry::SetModelTransfer(uint64_t moved, uint64_t full_equivalent) {
   model_bytes_full_ = full_equivalent;
 }
 
+void Telemetry::SetCredentials(const Credentials& c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  credentials_ = c;
+}
+
 void Telemetry::SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped) {
   std::lock_guard<std::mutex> lock(mu_);
   spool_records_ = depth_records;
@@ -149,6 +154,15 @@ std::string Telemetry::SnapshotJson(int64_t unix_time) {
   j["labelled"] = labelled_;
   if (labelled_ > 0) j["accuracy"] = static_cast<double>(correct_) / static_cast<double>(labelled_);
   j["spool"] = {{"records", spool_records_}, {"bytes", spool_bytes_}, {"dropped", spool_dropped_}};
+  if (credentials_) {
+    const Credentials& c = *credentials_;
+    j["credentials"] = {{"cert_not_after_ms", c.cert_not_after_ms},
+                        {"renewal_failures", c.renewal_failures},
+                        {"renewal_error", c.renewal_error},
+                        {"root_version", c.root_version},
+                        {"clock_skew_s", c.clock_skew_s ? nlohmann::json(*c.clock_skew_s)
+                                                        : nlohmann::json(nullptr)}};
+  }
   j["drift"] = nlohmann::json::object();
   for (const auto& [name, s] : drift_)
     j["drift"][name] = {{"psi", s.psi}, {"ks", s.ks}, {"n", s.samples}, {"alarm", s.alarm}};

@@ -59,6 +59,17 @@ class Telemetry {
   void SetModelTransfer(uint64_t moved, uint64_t full_equivalent);
   void SetSpool(uint64_t depth_records, uint64_t depth_bytes, uint64_t dropped);
   void SetDrift(const std::map<std::string, DriftScore>& scores);
+  // The device's credentials ("credentials" in the snapshot): its certificate's expiry, the
+  // renewal attempts that failed since the last success and the last error, the trusted root
+  // version, and how far the local clock is from the server's signed time (null: unknown).
+  struct Credentials {
+    int64_t cert_not_after_ms = 0;
+    uint64_t renewal_failures = 0;
+    std::string renewal_error;
+    uint64_t root_version = 0;
+    std::optional<int64_t> clock_skew_s;
+  };
+  void SetCredentials(const Credentials& c);
   // A compact JSON snapshot of the period since the last one; the period's histograms and
   // counters are reset (gauges and lifetime totals are kept).
   std::string SnapshotJson(int64_t unix_time);
@@ -74,6 +85,7 @@ class Telemetry {
   uint64_t errors_ = 0, bytes_up_ = 0, bytes_down_ = 0, model_bytes_ = 0, model_bytes_full_ = 0;
   uint64_t spool_records_ = 0, spool_bytes_ = 0, spool_dropped_ = 0;
   std::map<std::string, DriftScore> drift_;
+  std::optional<Credentials> credentials_;
 };
 
 }  // namespace edgeloop::edge

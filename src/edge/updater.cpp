@@ -264,11 +264,27 @@ Status Updater::Download(const UpdateMetadata& m, const std::string& slot) {
 
 Status Updater::Offer(const std::string& metadata_document) {
   if (!installed()) return Error(Errc::kInvalidArgument, "no model installed: bootstrap first");
-  auto verified = VerifyUpdateMetadata(metadata_document, opt_.update_public_key_pem, opt_.clock(),
-                                       active_.version);
+  // Not reported as a refusal: nothing is wrong with the metadata, the device only waits.
+  const std::optional<int64_t> now =
+      opt_.trusted_time ? opt_.trusted_time() : std::optional<int64_t>(opt_.clock());
+  if (!now)
+    return Error(Errc::kUnavailable,
+                 "time not known yet (no signed server time): the installed model stays, "
+                 "updates wait");
+  auto verified =
+      trusted_root_
+          ? VerifyTargetsWithRoot(metadata_document, *trusted_root_, *now, active_.version)
+          : VerifyUpdateMetadata(metadata_document, opt_.update_public_key_pem, *now,
+                                 active_.version);
   if (!verified.ok()) return Refuse({}, verified.error());
   const UpdateMetadata& m = *verified;
   SlotInfo offered{InactiveSlot(), m.version, m.target.sha256, m.target.model_version};
+  if (!opt_.accepted_targets.empty() &&
+      std::find(opt_.accepted_targets.begin(), opt_.accepted_targets.end(), m.deployment_target) ==
+          opt_.accepted_targets.end())
+    return Refuse(offered, Error(Errc::kPermission, "metadata is for " + m.deployment_target +
+                                                        ", not this device or its group "
+                                                        "(mix-and-match refused)"));
   if (m.version == active_.version) return Status::Ok();       // already running it
   if (phase_ == UpdatePhase::kProbation) return Status::Ok();  // one update at a time
   if (m.target.length > opt_.max_artifact_bytes)

@@ -17,7 +17,11 @@
 // Every phase change is passed to the reporter (the agent forwards it to the cloud).
 //
 // Metadata is the fleet's signed TUF-style document (common/update_metadata.hpp), verified
-// against the Ed25519 public key pinned at enrollment (PEM).
+// against the targets role of the device's trusted root (SetRoot(), root_trust.hpp), or, when
+// no root was set, against the Ed25519 public key pinned at enrollment (PEM). It must name
+// this device or its group (accepted_targets): a validly signed document for another target
+// is a mix-and-match attack. Freshness is judged by trusted_time when given: while that is
+// unknown no update is accepted (kUnavailable) and the installed model stays.
 //
 // Thread safety: not thread-safe; the agent drives it from one thread.
 #pragma once
@@ -31,6 +35,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "common/root_metadata.hpp"
 #include "common/update_metadata.hpp"
 
 namespace edgeloop::edge {
@@ -93,6 +98,10 @@ struct UpdaterOptions {
   std::function<Status(const std::string& model_path, const UpdateMetadata&)> health_check;
   std::function<void(const UpdateEvent&)> reporter;
   std::function<int64_t()> clock;  // unix seconds; defaults to the system clock
+  // When set, replaces `clock`: nullopt means "time not known yet" (device_clock.hpp).
+  std::function<std::optional<int64_t>()> trusted_time;
+  // deployment_target values this device accepts (its id, "group:<g>"); empty: any.
+  std::vector<std::string> accepted_targets;
 };
 
 struct SlotInfo {
@@ -119,6 +128,8 @@ class Updater {
   // runs the immediate health check. Returns the refusal reason as an error; "no update" is
   // success. After success the update is in probation until RecordInference() ends it.
   Status Offer(const std::string& metadata_document);
+  // The root whose targets role signs update metadata from now on (after each root update).
+  void SetRoot(const RootMetadata& root) { trusted_root_ = root; }
   // Feeds the probation window; commits or rolls back when the window is complete.
   Status RecordInference(bool error, double latency_ms);
 
@@ -146,6 +157,7 @@ class Updater {
   SlotInfo previous_;  // the fallback during probation
   SlotInfo target_;    // the update in flight (downloading, staged)
   std::vector<uint64_t> rejected_versions_;
+  std::optional<RootMetadata> trusted_root_;
   uint64_t probation_count_ = 0;
   uint64_t probation_errors_ = 0;
   double probation_latency_sum_ = 0;

@@ -32,7 +32,8 @@ class UpdaterTest : public ::testing::Test {
   }
 
   std::unique_ptr<Updater> Open(std::function<Status(const std::string&, const UpdateMetadata&)>
-                                    health = testing::CheckTestModel) {
+                                    health = testing::CheckTestModel,
+                                std::function<void(UpdaterOptions&)> adjust = nullptr) {
     UpdaterOptions opt;
     opt.update_public_key_pem = pub_;
     opt.probation.samples = 10;
@@ -41,6 +42,7 @@ class UpdaterTest : public ::testing::Test {
     opt.health_check = std::move(health);
     opt.reporter = [this](const UpdateEvent& e) { events_.push_back(e); };
     opt.clock = [] { return int64_t{1'800'000'000}; };
+    if (adjust) adjust(opt);
     auto u = Updater::Open(root_.path(), opt, std::make_shared<FileFetcher>(repo_, 1000));
     EXPECT_TRUE(u.ok()) << u.error().message;
     if (!u.ok()) return nullptr;
@@ -151,6 +153,43 @@ TEST_F(UpdaterTest, RefusesExpiredMetadata) {
   EXPECT_NE(st.error().message.find("expired"), std::string::npos) << st.error().message;
   EXPECT_TRUE(Reported("expired"));
   EXPECT_EQ(u->active().version, 1u);
+}
+
+TEST_F(UpdaterTest, RefusesMetadataForAnotherTargetMixAndMatch) {
+  auto u = Open(testing::CheckTestModel, [](UpdaterOptions& o) {
+    o.accepted_targets = {"someone-else", "group:others"};
+  });
+  Status st = u->Offer(Publish(2));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("mix-and-match"), std::string::npos) << st.error().message;
+  EXPECT_TRUE(Reported("mix-and-match"));
+  EXPECT_EQ(u->active().version, 1u);
+}
+
+TEST_F(UpdaterTest, WaitsWhileTheTimeIsUnknownAndKeepsTheInstalledModel) {
+  std::optional<int64_t> now;
+  auto u = Open(testing::CheckTestModel,
+                [&now](UpdaterOptions& o) { o.trusted_time = [&now] { return now; }; });
+  Status st = u->Offer(Publish(2));
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code, Errc::kUnavailable);
+  EXPECT_TRUE(events_.size() == 1u) << "only the factory install; no refusal reported";
+  EXPECT_EQ(u->active().version, 1u);
+  now = 1'800'000'000;  // the server's signed time arrived
+  EXPECT_TRUE(u->Offer(Publish(2)).ok());
+  EXPECT_EQ(u->active().version, 2u);
+}
+
+TEST_F(UpdaterTest, VerifiesAgainstTheTrustedRootsTargetsRole) {
+  auto u = Open();
+  auto other = testing::TestKeys();
+  u->SetRoot(*ImplicitRoot(other.second));  // a root whose targets key is not ours
+  Status st = u->Offer(Publish(2));
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.error().message.find("targets role"), std::string::npos) << st.error().message;
+  EXPECT_EQ(u->active().version, 1u);
+  u->SetRoot(*ImplicitRoot(pub_));
+  EXPECT_TRUE(u->Offer(Publish(2)).ok());
 }
 
 TEST_F(UpdaterTest, RefusesRollbackToOlderVersion) {
