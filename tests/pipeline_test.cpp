@@ -158,12 +158,22 @@ std::map<std::string, DeviceState> Fleet(int n, const std::string& version, doub
     d.model_version = version;
     d.update_phase = "committed";
     d.update_model_version = version;
+    d.telemetry_model_version = version;
     d.accuracy = accuracy;
     d.labelled = 100;
     d.latency_p95_ms = 1;
     f[d.device_id] = d;
   }
   return f;
+}
+
+// A device that committed `version` (its event received at `commit_ms`) and reported a
+// telemetry period with it at `telemetry_ms`.
+void RunsWithTelemetry(DeviceState* d, const std::string& version, int64_t commit_ms,
+                       int64_t telemetry_ms) {
+  d->model_version = d->telemetry_model_version = version;
+  d->update_ms = commit_ms;
+  d->telemetry_ms = telemetry_ms;
 }
 
 TEST(Rollout, PromotesAfterEveryStagePasses) {
@@ -175,7 +185,7 @@ TEST(Rollout, PromotesAfterEveryStagePasses) {
   EXPECT_EQ(a[0].kind, RolloutAction::kDeploy);
   EXPECT_EQ(a[0].devices, std::vector<std::string>{"dev-0"});
   EXPECT_TRUE(c->Tick(2000, fleet).empty());  // canary not updated yet
-  fleet["dev-0"].model_version = "m:2";
+  RunsWithTelemetry(&fleet["dev-0"], "m:2", 2500, 2500);
   fleet["dev-0"].accuracy = 0.8;
   EXPECT_TRUE(c->Tick(3000, fleet).empty());   // updated: the window starts
   EXPECT_TRUE(c->Tick(12000, fleet).empty());  // 9 s observed of 10
@@ -183,12 +193,13 @@ TEST(Rollout, PromotesAfterEveryStagePasses) {
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].kind, RolloutAction::kDeploy);
   EXPECT_EQ(a[0].devices, std::vector<std::string>{"dev-1"});
-  fleet["dev-1"].model_version = "m:2";
+  RunsWithTelemetry(&fleet["dev-1"], "m:2", 13500, 13600);
   c->Tick(14000, fleet);
   a = c->Tick(25000, fleet);
   ASSERT_EQ(a.size(), 1u);
   EXPECT_EQ(a[0].devices, (std::vector<std::string>{"dev-2", "dev-3"}));
-  fleet["dev-2"].model_version = fleet["dev-3"].model_version = "m:2";
+  RunsWithTelemetry(&fleet["dev-2"], "m:2", 25500, 25600);
+  RunsWithTelemetry(&fleet["dev-3"], "m:2", 25500, 25500);
   c->Tick(26000, fleet);
   a = c->Tick(40000, fleet);
   ASSERT_EQ(a.size(), 1u);
@@ -205,7 +216,7 @@ TEST(Rollout, RollsBackWhenCanaryAccuracyDrops) {
   auto c = RolloutController::Create(Spec(3), 0);
   auto fleet = Fleet(3, "m:1", 0.8);
   c->Tick(0, fleet);
-  fleet["dev-0"].model_version = "m:2";
+  RunsWithTelemetry(&fleet["dev-0"], "m:2", 900, 950);
   fleet["dev-0"].accuracy = 0.5;
   c->Tick(1000, fleet);
   auto a = c->Tick(20000, fleet);
@@ -216,6 +227,47 @@ TEST(Rollout, RollsBackWhenCanaryAccuracyDrops) {
   EXPECT_NE(a[1].reason.find("accuracy"), std::string::npos);
   EXPECT_EQ(c->status(), "rolled_back");
   EXPECT_TRUE(c->Tick(30000, fleet).empty());  // finished: nothing more
+}
+
+TEST(Rollout, JudgesTheCanaryOnlyOnTelemetryFromTheNewModel) {
+  // The canary has committed m:2, but its newest telemetry is still the previous model's
+  // (good) figures: the stage waits for a period of m:2 instead of passing on them.
+  auto c = RolloutController::Create(Spec(3), 0);
+  auto fleet = Fleet(3, "m:1", 0.8);
+  c->Tick(0, fleet);
+  DeviceState& canary = fleet["dev-0"];
+  canary.model_version = "m:2";  // its committed event, at 900
+  canary.update_ms = 900;
+  canary.telemetry_ms = 500;                   // the last period, of m:1
+  EXPECT_TRUE(c->Tick(1000, fleet).empty());   // updated: the window starts
+  EXPECT_TRUE(c->Tick(30000, fleet).empty());  // window over, no m:2 telemetry: waits
+  EXPECT_EQ(c->status(), "running");
+  EXPECT_EQ(c->ToJson()["stage"], 0);
+  // A period that names m:2 but arrived before the commit does not count either.
+  RunsWithTelemetry(&canary, "m:2", 900, 800);
+  EXPECT_TRUE(c->Tick(31000, fleet).empty());
+  EXPECT_EQ(c->status(), "running");
+  // The first period of m:2 after the commit shows the drop, and the stage fails on it.
+  RunsWithTelemetry(&canary, "m:2", 900, 32000);
+  canary.accuracy = 0.5;
+  auto a = c->Tick(33000, fleet);
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0].kind, RolloutAction::kRevert);
+  EXPECT_NE(a[1].reason.find("accuracy"), std::string::npos);
+
+  // A canary that never sends telemetry from the new model fails the stage at its timeout.
+  auto quiet = RolloutController::Create(Spec(3), 0);
+  fleet = Fleet(3, "m:1", 0.8);
+  quiet->Tick(0, fleet);
+  fleet["dev-0"].model_version = "m:2";
+  fleet["dev-0"].update_ms = 900;
+  quiet->Tick(1000, fleet);
+  EXPECT_TRUE(quiet->Tick(100000, fleet).empty());  // 99 s of 100 after the update
+  a = quiet->Tick(102000, fleet);
+  ASSERT_FALSE(a.empty());
+  EXPECT_NE(a.back().reason.find("sent no telemetry from m:2"), std::string::npos)
+      << a.back().reason;
+  EXPECT_EQ(quiet->status(), "rolled_back");
 }
 
 TEST(Rollout, RollsBackWhenADeviceRefusesOrTimesOut) {

@@ -40,7 +40,12 @@ Result<std::map<std::string, DeviceState>> Server::Impl::FleetStates() {
   std::map<std::string, std::pair<double, int64_t>> recent;  // device → (sum acc*n, n)
   for (const auto& p : hist) {
     auto it = out.find(p.device_id);
-    if (it == out.end() || p.model_version != it->second.model_version || !p.accuracy) continue;
+    if (it == out.end()) continue;
+    if (p.ts_ms >= it->second.telemetry_ms) {  // oldest first: the newest period wins
+      it->second.telemetry_ms = p.ts_ms;
+      it->second.telemetry_model_version = p.model_version;
+    }
+    if (p.model_version != it->second.model_version || !p.accuracy) continue;
     recent[p.device_id].first += *p.accuracy * static_cast<double>(p.labelled);
     recent[p.device_id].second += p.labelled;
   }
@@ -56,6 +61,7 @@ Result<std::map<std::string, DeviceState>> Server::Impl::FleetStates() {
     if (it == out.end()) continue;
     it->second.update_model_version = e.model_version;
     it->second.update_phase = e.phase;
+    it->second.update_ms = e.ts_ms;
   }
   return out;
 }

@@ -336,7 +336,7 @@ Result<std::vector<DeviceStatus>> FleetStore::StatusRows() {
 
 Result<std::vector<TelemetryPoint>> FleetStore::TelemetrySince(int64_t since_ms) {
   EDGELOOP_ASSIGN_OR_RETURN(auto rows,
-                            db_.Query("SELECT device_id, model_version, accuracy, labelled FROM "
+                            db_.Query("SELECT device_id, model_version, accuracy, labelled, ts_ms FROM "
                                       "telemetry_history WHERE ts_ms > ? ORDER BY ts_ms",
                                       {Text(since_ms)}));
   std::vector<TelemetryPoint> out;
@@ -347,6 +347,7 @@ Result<std::vector<TelemetryPoint>> FleetStore::TelemetrySince(int64_t since_ms)
     const std::string where = "telemetry of " + p.device_id + " ";
     EDGELOOP_ASSIGN_OR_RETURN(p.accuracy, OptionalDouble(r.at(2), where + "accuracy"));
     EDGELOOP_ASSIGN_OR_RETURN(p.labelled, IntOrZero(r.at(3), where + "labelled"));
+    EDGELOOP_ASSIGN_OR_RETURN(p.ts_ms, IntOrZero(r.at(4), where + "time"));
     out.push_back(std::move(p));
   }
   return out;

@@ -89,6 +89,7 @@ struct UpdateEventRecord {
 // A telemetry period of the history, for the rollout controller's accuracy window.
 struct TelemetryPoint {
   std::string device_id;
+  int64_t ts_ms = 0;  // when the server received it
   std::string model_version;
   std::optional<double> accuracy;
   int64_t labelled = 0;

@@ -222,8 +222,21 @@ std::vector<RolloutAction> RolloutController::Tick(
     stage["updated_ms"] = now_ms;
     Event(now_ms, "stage_updated", stage["name"].get<std::string>());
   }
-  double observed = static_cast<double>(now_ms - stage["updated_ms"].get<int64_t>()) / 1000.0;
+  const int64_t updated_ms = stage["updated_ms"].get<int64_t>();
+  double observed = static_cast<double>(now_ms - updated_ms) / 1000.0;
   if (observed < crit["window_seconds"].get<double>()) return {};
+  // Judge each device only on a telemetry period of the new model that arrived after its
+  // commit: until then its figures may still be the previous model's.
+  for (const auto& d : devices) {
+    const DeviceState& s = *find(d);
+    if (s.telemetry_model_version == version && s.telemetry_ms >= s.update_ms) continue;
+    if (observed > crit["stage_timeout_seconds"].get<double>())
+      return Fail(now_ms,
+                  "device " + d + " sent no telemetry from " + version + " since its commit, " +
+                      std::to_string(static_cast<int>(observed)) + " s after the stage updated",
+                  "rolled_back");
+    return {};
+  }
   // Judge every device of the stage on its telemetry with the new model.
   for (const auto& d : devices) {
     const DeviceState& s = *find(d);

@@ -23,6 +23,12 @@ struct DeviceState {
   std::string update_phase;   // idle, downloading, staged, probation, committed, rolled_back...
   std::string update_model_version;  // the model the last update event was about
   int64_t last_seen_ms = 0;
+  int64_t update_ms = 0;  // when the server received its latest update event (0: none)
+  // Its newest telemetry period: when the server received it (0: none recently) and the model
+  // it reported. A stage judges a device only on a period of the new model received after its
+  // latest update event (the commit); the figures below are that period's.
+  int64_t telemetry_ms = 0;
+  std::string telemetry_model_version;
   double accuracy = -1;  // on labelled samples with its current model; < 0: unknown
   int64_t labelled = 0;
   double error_rate = 0;
@@ -30,8 +36,11 @@ struct DeviceState {
 };
 
 struct RolloutCriteria {
-  double window_seconds = 20;          // observe each stage this long after its last device updated
-  double stage_timeout_seconds = 300;  // a device that has not updated by then fails the stage
+  double window_seconds = 20;  // observe each stage this long after its last device updated
+  // A device that has not updated by then fails the stage, and so does one that has sent no
+  // telemetry from the new model since its commit this long after the stage's last device
+  // updated.
+  double stage_timeout_seconds = 300;
   double max_error_rate = 0.05;
   double max_latency_p95_ms = 50;
   double min_accuracy_delta = -0.02;  // accuracy after - before, per device with labels

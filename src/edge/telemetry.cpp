@@ -94,7 +94,15 @@ void Telemetry::RecordError() {
 
 void Telemetry::SetModelVersion(const std::string& version) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!model_version_.empty() && version != model_version_) ResetPeriod();
   model_version_ = version;
+}
+
+void Telemetry::ResetPeriod() {
+  latency_ms_.Reset();
+  confidence_.Reset();
+  inferences_ = labelled_ = correct_ = errors_ = 0;
+  input_mean_sum_ = input_std_sum_ = 0;
 }
 
 void Telemetry::SetTransfer(uint64_t bytes_up, uint64_t bytes_down) {
@@ -170,10 +178,7 @@ std::string Telemetry::SnapshotJson(int64_t unix_time) {
   j["rss_kb"] = usage.rss_kb;
   j["peak_rss_kb"] = usage.peak_rss_kb;
 
-  latency_ms_.Reset();
-  confidence_.Reset();
-  inferences_ = labelled_ = correct_ = errors_ = 0;
-  input_mean_sum_ = input_std_sum_ = 0;
+  ResetPeriod();
   return j.dump();
 }
 

@@ -51,6 +51,9 @@ class Telemetry {
                        std::optional<bool> correct);
   // An inference that failed (the model could not run the sample): counts toward error_rate.
   void RecordError();
+  // A change of model starts a new period: what was recorded with the previous model is
+  // dropped, so a snapshot that names a model holds that model's inferences only (a rollout
+  // judges the new model on them).
   void SetModelVersion(const std::string& version);
   // Lifetime bytes sent to and received from the cloud (uploads; model downloads).
   void SetTransfer(uint64_t bytes_up, uint64_t bytes_down);
@@ -75,6 +78,8 @@ class Telemetry {
   std::string SnapshotJson(int64_t unix_time);
 
  private:
+  void ResetPeriod();  // mu_ held
+
   std::mutex mu_;
   Histogram latency_ms_;
   Histogram confidence_;

@@ -48,6 +48,30 @@ TEST(TelemetryTest, SnapshotReportsWhatWasRecordedAndResetsThePeriod) {
   EXPECT_EQ(next["model_version"], "4");
 }
 
+TEST(TelemetryTest, ANewModelStartsANewPeriod) {
+  // A period that names a model holds only that model's inferences: a rollout judges the
+  // new model on it, not on what the previous model did before the swap.
+  Telemetry t;
+  t.SetModelVersion("m:1");
+  t.RecordInference(2.0, 0.9, 0.2, 0.1, true);
+  t.RecordInference(2.0, 0.9, 0.2, 0.1, true);
+  t.RecordError();
+  t.SetModelVersion("m:1");  // the same model again: the period goes on
+  t.RecordInference(2.0, 0.9, 0.2, 0.1, true);
+  t.SetModelVersion("m:2");
+  t.RecordInference(9.0, 0.4, 0.2, 0.1, false);
+  auto j = nlohmann::json::parse(t.SnapshotJson(1000));
+  EXPECT_EQ(j["model_version"], "m:2");
+  EXPECT_EQ(j["n"], 1);
+  EXPECT_EQ(j["n_total"], 4);  // lifetime counts are kept
+  EXPECT_EQ(j["labelled"], 1);
+  EXPECT_DOUBLE_EQ(j["accuracy"].get<double>(), 0.0);
+  EXPECT_EQ(j["errors"], 0);
+  uint64_t latency_total = 0;
+  for (auto c : j["latency_ms"]["counts"]) latency_total += c.get<uint64_t>();
+  EXPECT_EQ(latency_total, 1u);
+}
+
 TEST(TelemetryTest, ReadsProcessUsage) {
   volatile double x = 0;
   for (int i = 0; i < 20000000; ++i) x = x + i * 0.5;
