@@ -178,6 +178,38 @@ TEST_F(Trust, RenewsBeforeExpiryKeepsTheOldCertificateForTheGraceAndRevocationEn
   EXPECT_TRUE(agent.running());
 }
 
+TEST_F(Trust, FailedRenewalIsRetriedWithBackoffReportedAndThenSucceeds) {
+  StartServer({"--device-cert-lifetime-s", "20"});
+  auto agent = StartAgent("retry-1", WriteConfig("retry-1",
+                                                 "certificate: {renew_at: 0.5, "
+                                                 "retry_s: 2, retry_max_s: 8}\n"));
+  const std::string log = Log("retry-1");
+  ASSERT_TRUE(WaitFor([&] { return CountInFile(log, "inferring with model") >= 1; }, 60))
+      << LogText("retry-1");
+  // The server is away when the renewal falls due: attempts fail, each later than the last.
+  server_->Kill(SIGKILL);
+  ASSERT_TRUE(WaitFor([&] { return CountInFile(log, "certificate renewal failed") >= 2; }, 60))
+      << LogText("retry-1");
+  EXPECT_GE(CountInFile(log, "next attempt in 2.0 s"), 1u) << LogText("retry-1");
+  EXPECT_GE(CountInFile(log, "next attempt in 4.0 s"), 1u) << LogText("retry-1");
+  server_ = std::make_unique<ServerProcess>(data_, port_);
+  ASSERT_TRUE(server_->WaitReady());
+  // Telemetry tells the operator before the next attempt succeeds.
+  Operator op(port_, data_);
+  auto failures = [&] {
+    auto fleet = op.Get("/v1/fleet");
+    if (!fleet.contains("devices") || fleet["devices"].empty()) return int64_t{-1};
+    const Json& d = fleet["devices"][0];
+    return d.contains("credentials") ? d["credentials"].value("renewal_failures", int64_t{-1})
+                                     : int64_t{-1};
+  };
+  ASSERT_TRUE(WaitFor([&] { return failures() >= 2; }, 30)) << op.Get("/v1/fleet").dump();
+  ASSERT_TRUE(WaitFor([&] { return CountInFile(log, "certificate renewed") >= 1; }, 30))
+      << LogText("retry-1");
+  EXPECT_TRUE(WaitFor([&] { return failures() == 0; }, 30)) << op.Get("/v1/fleet").dump();
+  EXPECT_TRUE(agent.running());
+}
+
 TEST_F(Trust, OfflineDeviceWalksTwoRotationsAndInstallsWhatTheNewTargetsKeySigned) {
   StartServer();
   Operator op(port_, data_);

@@ -144,6 +144,19 @@ void Server::Impl::FleetRoutes() {
         out.back()["spool"] = {{"records", Count(tel["spool"], "records")},
                                {"bytes", Count(tel["spool"], "bytes")},
                                {"dropped", Count(tel["spool"], "dropped")}};
+      // The device's credentials as it last reported them: certificate expiry, renewal
+      // failures since the last success, trusted root version, clock skew (null: unknown).
+      if (tel.is_object() && tel.contains("credentials") && tel["credentials"].is_object()) {
+        const Json& c = tel["credentials"];
+        const Json& error = c.contains("renewal_error") ? c["renewal_error"] : Json();
+        const Json& skew = c.contains("clock_skew_s") ? c["clock_skew_s"] : Json();
+        out.back()["credentials"] = {
+            {"cert_not_after_ms", Count(c, "cert_not_after_ms")},
+            {"renewal_failures", Count(c, "renewal_failures")},
+            {"renewal_error", error.is_string() ? error.get<std::string>().substr(0, 512) : ""},
+            {"root_version", Count(c, "root_version")},
+            {"clock_skew_s", skew.is_number_integer() ? skew : Json(nullptr)}};
+      }
     }
     res.set_content(Json{{"devices", out}}.dump(), "application/json");
   });
