@@ -19,6 +19,7 @@
 #include "common/crypto.hpp"
 #include "common/process.hpp"
 #include "common/root_metadata.hpp"
+#include "edge/cloud_client.hpp"
 #include "server_process.hpp"
 
 namespace edgeloop::testing {
@@ -296,6 +297,29 @@ TEST_F(Trust, ClocksYearsOffInstallFreshMetadataAndRefuseExpiredMetadata) {
     EXPECT_GE(CountInFile(Log(d), "s off the server's signed time"), 1u) << LogText(d);
   EXPECT_TRUE(behind.running());
   EXPECT_TRUE(ahead.running());
+}
+
+TEST(TrustIdentity, ARenewalInterruptedBetweenItsRenamesIsFinishedAtTheNextStart) {
+  TempDir dir;
+  const std::string id = dir.path() + "/identity";
+  ASSERT_TRUE(MakeDirs(id).ok());
+  for (const char* f : {"ca.crt", "update.pub", "device.key", "device.crt"})
+    ASSERT_TRUE(WriteFileAtomic(id + "/" + f, std::string("old ") + f).ok());
+  ASSERT_TRUE(WriteFileAtomic(id + "/identity.json", R"({"device_id": "d-1", "group": ""})").ok());
+  // The crash came after the key's rename and before the certificate's.
+  ASSERT_TRUE(WriteFileAtomic(id + "/device.key", "new key").ok());
+  ASSERT_TRUE(WriteFileAtomic(id + "/device.crt.new", "new cert").ok());
+  auto loaded = edge::LoadIdentity(dir.path());
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(*ReadFile(id + "/device.crt"), "new cert");
+  EXPECT_EQ(*ReadFile(id + "/device.key"), "new key");
+  EXPECT_FALSE(ReadFile(id + "/device.crt.new").ok());
+  // Before either rename: both new files move into place.
+  ASSERT_TRUE(WriteFileAtomic(id + "/device.key.new", "newer key").ok());
+  ASSERT_TRUE(WriteFileAtomic(id + "/device.crt.new", "newer cert").ok());
+  ASSERT_TRUE(edge::LoadIdentity(dir.path()).ok());
+  EXPECT_EQ(*ReadFile(id + "/device.key"), "newer key");
+  EXPECT_EQ(*ReadFile(id + "/device.crt"), "newer cert");
 }
 
 // A PEM private key of the given OpenSSL algorithm ("RSA" with bits, or "EC" with a curve).
