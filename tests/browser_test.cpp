@@ -59,7 +59,7 @@ class Browser : public ::testing::Test {
     WriteCsvDataset(dir_.path() + "/data.csv", 600);
   }
 
-  // An enrolment token for device in group (any text: the API keeps a group as given).
+  // An enrolment token for device in group.
   std::string Token(const std::string& device, const std::string& group) {
     Operator op(port_, data_);
     return op.Post("/v1/enrollment-tokens", Json{{"device_id", device}, {"group", group}}.dump())
@@ -109,7 +109,7 @@ TEST_F(Browser, DashboardInChromium) {
 
   StartAgent("dev-1", "line-a", "clf:1");
   StartAgent("dev-2", "line-a", "clf:1");
-  StartAgent("xss-1", kImgGroup, kScriptVersion);
+  StartAgent("xss-1", "line-x", kScriptVersion);
   ASSERT_TRUE(WaitFor(
       [&] {
         auto fleet = op.Get("/v1/fleet");
@@ -120,14 +120,17 @@ TEST_F(Browser, DashboardInChromium) {
       },
       60))
       << op.Get("/v1/fleet").dump();
-  // Labels go through PUT /v1/devices/{id}/labels, which allows only [A-Za-z0-9._-]: the
-  // payloads are written to the table directly, as a store holding anything would have them.
+  // Labels go through PUT /v1/devices/{id}/labels and groups through enrollment tokens, both of
+  // which allow only [A-Za-z0-9._-]: the payloads are written to the tables directly, as a
+  // store holding anything would have them.
   {
     auto put = op.Client()->Put("/v1/devices/dev-1/labels", op.Bearer(),
                                 R"({"labels":["site-a","rev-2"]})", "application/json");
     ASSERT_TRUE(put && put->status == 200) << (put ? put->body : "no answer");
     auto db = cloud::OpenDatabase("sqlite:" + data_ + "/edgeloop.db");
     ASSERT_TRUE(db.ok()) << db.error().message;
+    ASSERT_TRUE(
+        (*db)->Exec("UPDATE devices SET grp = ? WHERE device_id = ?", {kImgGroup, "xss-1"}).ok());
     for (const char* label : {kScriptLabel, kImgLabel})
       ASSERT_TRUE(
           (*db)

@@ -248,6 +248,20 @@ TEST_P(CloudServer, OperatorTokenWithoutScopeIsRefused) {
                   403);
   ExpectJsonError(f.Client()->Get("/v1/devices", f.Bearer("not-a-token")), 401);
   ExpectJsonError(f.Client()->Get("/v1/devices"), 401);
+  // A group or device id that could not appear in a route or topic is refused up front.
+  const std::string admin = f.server().admin_token();
+  for (Json bad : {Json{{"device_id", "cam-1"}, {"group", "line 1"}},
+                   Json{{"device_id", "cam-1"}, {"group", "<script>"}},
+                   Json{{"device_id", "cam-1"}, {"group", std::string(65, 'g')}},
+                   Json{{"device_id", "cam/1"}, {"group", "line"}}})
+    ExpectJsonError(
+        f.Client()->Post("/v1/enrollment-tokens", f.Bearer(admin), bad.dump(), "application/json"),
+        400);
+  auto good = f.Client()->Post("/v1/enrollment-tokens", f.Bearer(admin),
+                               Json{{"device_id", "cam-1"}, {"group", "line_1.a-b"}}.dump(),
+                               "application/json");
+  ASSERT_TRUE(good);
+  EXPECT_EQ(good->status, 200) << good->body;
 }
 
 TEST_P(CloudServer, BadInputGets4xxJsonAndServerKeepsServing) {
