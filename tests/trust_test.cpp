@@ -185,7 +185,7 @@ TEST_F(Trust, FailedRenewalIsRetriedWithBackoffReportedAndThenSucceeds) {
                                                  "certificate: {renew_at: 0.5, "
                                                  "retry_s: 2, retry_max_s: 8}\n"));
   const std::string log = Log("retry-1");
-  ASSERT_TRUE(WaitFor([&] { return CountInFile(log, "inferring with model") >= 1; }, 60))
+  ASSERT_TRUE(WaitFor([&] { return CountInFile(log, "signed server time received") >= 1; }, 60))
       << LogText("retry-1");
   // The server is away when the renewal falls due: attempts fail, each later than the last.
   server_->Kill(SIGKILL);

@@ -351,8 +351,9 @@ void Agent::Impl::RefreshTrust() {
                    : Result<uint64_t>(newest.error());
   if (!moved.ok()) {
     // The device stays on the root it trusts (and on its model); the server's log and the
-    // next poll tell the operator more.
-    Log("root metadata refused: %s; keeping root version %llu", moved.error().message.c_str(),
+    // next poll tell the operator more. A transport failure is not a refusal.
+    Log("root metadata %s: %s; keeping root version %llu",
+        moved.error().code == Errc::kIo ? "not checked" : "refused", moved.error().message.c_str(),
         static_cast<unsigned long long>(root->root().version));
   } else if (*moved > 0) {
     updater->SetRoot(root->root());
@@ -371,8 +372,12 @@ void Agent::Impl::RefreshTrust() {
     Log("signed time refused: %s", t.error().message.c_str());
     return;
   }
+  const bool first = !clock.trusted();
   clock.SetServerTime(*t);
   int64_t skew = *clock.skew();
+  if (first)
+    Log("signed server time received (root %llu's targets key): updates and renewal may go ahead",
+        static_cast<unsigned long long>(root->root().version));
   if ((skew > 300 || skew < -300) && (skew - skew_logged > 300 || skew_logged - skew > 300)) {
     skew_logged = skew;
     Log("device clock is %lld s off the server's signed time; the signed time is used",
