@@ -444,7 +444,8 @@ TEST_F(CliTest, BadWorkerRequestsAreUsageErrorsInOneLine) {
 
 TEST_F(CliTest, EveryCommandHasHelp) {
   for (const char* c : {"train", "finetune", "eval", "export", "datasets", "infer", "inspect",
-                        "quantize", "demo", "profile", "pipelines", "rollout", "report"}) {
+                        "quantize", "demo", "profile", "pipelines", "rollout", "report", "keys",
+                        "keys show", "keys rotate-root", "keys rotate-targets"}) {
     auto o = RunCli(std::string(c) + " --help");
     EXPECT_EQ(o.exit_code, 0) << c;
     EXPECT_NE(o.output.find("Usage"), std::string::npos) << c << ": " << o.output;
