@@ -357,6 +357,9 @@ void Agent::Impl::RefreshTrust() {
         static_cast<unsigned long long>(root->root().version));
   } else if (*moved > 0) {
     updater->SetRoot(root->root());
+    // Metadata refused under the old root (signed by a targets key it did not list, pushed
+    // before this poll walked the roots) may verify now: offer it again.
+    refused_sha.clear();
     Log("trusted root metadata now version %llu (%llu rotation(s) accepted)",
         static_cast<unsigned long long>(root->root().version),
         static_cast<unsigned long long>(*moved));
