@@ -81,8 +81,12 @@ TEST_F(CliServerTest, OperatorFlowFromEnrollmentToDeployment) {
   ASSERT_EQ(devices.size(), 1u);
   EXPECT_EQ(devices[0]["group"], "line-a");
   auto table = Cli("fleet devices").output;
-  EXPECT_EQ(table.rfind("DEVICE  GROUP   STATE   ENROLLED_MS\ncam-1   line-a  active  ", 0), 0u)
+  EXPECT_EQ(table.rfind("DEVICE  GROUP   STATE   ENROLLED_MS    CERT_EXPIRES\ncam-1   line-a  "
+                        "active  ",
+                        0),
+            0u)
       << table;
+  EXPECT_NE(table.find(" days\n"), std::string::npos) << table;  // the certificate's expiry
 
   Json snap = CliJson("datasets snapshot --labelled-only --train 0.6 --test 0.4 --seed 3");
   const std::string id = snap["id"];
@@ -171,7 +175,6 @@ TEST_F(CliServerTest, EveryOperatorCommandHasHelp) {
   }
 }
 
-
 // A client that completes the TLS handshake, then sends one header byte every 200 ms: it
 // holds a connection for as long as it likes, as a slow or hostile client does.
 class TricklingClient {
@@ -189,8 +192,8 @@ class TricklingClient {
       SSL_set_fd(ssl, fd);
       if (SSL_connect(ssl) == 1) {
         handshaken_ = true;
-        const std::string req = "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " +
-                                std::string(10000, 'a');
+        const std::string req =
+            "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: " + std::string(10000, 'a');
         for (char c : req) {
           if (stop_ || SSL_write(ssl, &c, 1) != 1) break;
           std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -289,8 +292,7 @@ TEST_F(ServerConfig, MistakesAreRefusedWithTheFileAndLine) {
       {"log:\n  log_level: loud\n", "server.yaml:2: log.log_level: \"loud\" is not one of"},
       {"server: [1, 2]\n", "server: expected a mapping"},
       {"server:\n  port: [\n", "server.yaml:"},
-      {AliasBombYaml(),
-       "max_nodes"},
+      {AliasBombYaml(), "max_nodes"},
   };
   for (const auto& c : cases) {
     Outcome o = Server(c.yaml, "--print-config");
@@ -307,8 +309,7 @@ TEST_F(ServerConfig, AServerRunsFromItsFile) {
   const std::string yaml = "server:\n  port: " + std::to_string(port) + "\n  data: '" +
                            dir_.path() + "/data'\nconnections:\n  max_connections_per_ip: 50\n";
   ASSERT_TRUE(WriteFileAtomic(dir_.path() + "/server.yaml", yaml).ok());
-  ServerProcess server(dir_.path() + "/data", port,
-                       {"--config", dir_.path() + "/server.yaml"});
+  ServerProcess server(dir_.path() + "/data", port, {"--config", dir_.path() + "/server.yaml"});
   ASSERT_TRUE(server.WaitReady());
   double elapsed = 0;
   EXPECT_EQ(server.Terminate(SIGTERM, 30, &elapsed), 0);

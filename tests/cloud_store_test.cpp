@@ -199,9 +199,10 @@ TEST_P(StoreTest, SegmentsFromBeforeMigration5KeepReading) {
     ASSERT_TRUE(old_store.ok());
     ASSERT_EQ((*old_store)->Append(Pointers(MakeTaggedBatch("cam-1", 0, 5)))->accepted, 5u);
   }
-  // Back to schema version 4, with an empty segment file 2 the old server opened last.
+  // Back to schema version 4, with an empty segment file 2 the old server opened last (the
+  // later migrations find their tables and columns there and leave them).
   ASSERT_TRUE((*db)->Exec("DROP TABLE sample_segments").ok());
-  ASSERT_TRUE((*db)->Exec("DELETE FROM schema_migrations WHERE version = 5").ok());
+  ASSERT_TRUE((*db)->Exec("DELETE FROM schema_migrations WHERE version >= 5").ok());
   ASSERT_TRUE(WriteFileAtomic(dir + "/seg-000002.log", "").ok());
   auto v = cloud::Migrate(**db);
   ASSERT_TRUE(v.ok()) << v.error().message;

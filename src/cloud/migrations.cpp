@@ -85,18 +85,24 @@ Status InitialSchema(Database& db) {
       });
 }
 
+// Adds a column unless the table has it already (a database from before migrations, or one
+// whose version rows were lost): asked without a failing statement, because on PostgreSQL
+// one would abort the transaction.
+Status AddColumnIfMissing(Database& db, const std::string& table, const std::string& column,
+                          const std::string& type) {
+  const std::string probe =
+      db.Dialect() == "postgresql"
+          ? "SELECT 1 FROM information_schema.columns WHERE table_name = ? AND column_name = ?"
+          : "SELECT 1 FROM pragma_table_info(?) WHERE name = ?";
+  EDGELOOP_ASSIGN_OR_RETURN(auto found, db.Query(probe, {table, column}));
+  if (!found.empty()) return Status::Ok();
+  return db.Exec("ALTER TABLE " + table + " ADD COLUMN " + column + " " + type);
+}
+
 // The labelled samples behind each telemetry period's accuracy (the rollout controller
 // weighs periods by it). Databases from before migrations may have the column already.
 Status TelemetryLabelled(Database& db) {
-  // Asked without a failing statement: on PostgreSQL one would abort the transaction.
-  const char* probe =
-      db.Dialect() == "postgresql"
-          ? "SELECT 1 FROM information_schema.columns WHERE table_name = 'telemetry_history' "
-            "AND column_name = 'labelled'"
-          : "SELECT 1 FROM pragma_table_info('telemetry_history') WHERE name = 'labelled'";
-  EDGELOOP_ASSIGN_OR_RETURN(auto found, db.Query(probe));
-  if (!found.empty()) return Status::Ok();
-  return db.Exec("ALTER TABLE telemetry_history ADD COLUMN labelled BIGINT NOT NULL DEFAULT 0");
+  return AddColumnIfMissing(db, "telemetry_history", "labelled", "BIGINT NOT NULL DEFAULT 0");
 }
 
 // One row that /v1/ready rewrites to prove that the database takes writes.
@@ -126,13 +132,15 @@ Status SampleSegments(Database& db) {
 // What the dashboard's device page plots over time besides accuracy, p50 latency and drift:
 // p95 latency, the drift alarm and the device's spool (depth and records dropped).
 Status TelemetryHistoryDashboard(Database& db) {
-  return ExecAll(
-      db, {"ALTER TABLE telemetry_history ADD COLUMN latency_p95_ms DOUBLE PRECISION NOT NULL "
-           "DEFAULT 0",
-           "ALTER TABLE telemetry_history ADD COLUMN drift_alarm BIGINT NOT NULL DEFAULT 0",
-           "ALTER TABLE telemetry_history ADD COLUMN spool_records BIGINT NOT NULL DEFAULT 0",
-           "ALTER TABLE telemetry_history ADD COLUMN spool_bytes BIGINT NOT NULL DEFAULT 0",
-           "ALTER TABLE telemetry_history ADD COLUMN spool_dropped BIGINT NOT NULL DEFAULT 0"});
+  for (const char* column :
+       {"latency_p95_ms DOUBLE PRECISION", "drift_alarm BIGINT", "spool_records BIGINT",
+        "spool_bytes BIGINT", "spool_dropped BIGINT"}) {
+    const std::string c = column;
+    const size_t space = c.find(' ');
+    EDGELOOP_RETURN_IF_ERROR(AddColumnIfMissing(db, "telemetry_history", c.substr(0, space),
+                                                c.substr(space + 1) + " NOT NULL DEFAULT 0"));
+  }
+  return Status::Ok();
 }
 
 // Device certificate renewal (the serial a renewal replaced stays valid until a grace
@@ -155,8 +163,10 @@ Result<int64_t> CurrentVersion(Database& db) {
 
 const std::vector<Migration>& SchemaMigrations() {
   static const std::vector<Migration> kMigrations = {
-      {1, "initial schema", InitialSchema},   {2, "telemetry_history.labelled", TelemetryLabelled},
-      {3, "readiness row", ReadinessRow},     {4, "device_status.drift_since_ms", DriftSince},
+      {1, "initial schema", InitialSchema},
+      {2, "telemetry_history.labelled", TelemetryLabelled},
+      {3, "readiness row", ReadinessRow},
+      {4, "device_status.drift_since_ms", DriftSince},
       {5, "sample_segments", SampleSegments},
       {6, "telemetry_history: p95, alarm, spool", TelemetryHistoryDashboard},
       {7, "device_certificates, root_metadata", DeviceTrust},
