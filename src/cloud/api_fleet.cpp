@@ -162,29 +162,27 @@ void Server::Impl::FleetRoutes() {
   });
 
   // Labels of a device: PUT replaces them all ({"labels": ["site-a", "rev-2"]}).
-  s.Put(R"(/v1/devices/([A-Za-z0-9._-]+)/labels)", [this](const http::Request& req,
-                                                          http::Response& res) {
-    if (!RequireScope(req, res, "admin")) return;
-    auto body = JsonBody(req, res);
-    if (!body) return;
-    std::string device = req.matches[1];
-    auto labels = body->find("labels");
-    if (labels == body->end() || !labels->is_array())
-      return SendError(res, 400, "labels must be a list of names");
-    std::vector<std::string> names;
-    for (const auto& l : *labels) {
-      if (!l.is_string() || l.get<std::string>().empty() || l.get<std::string>().size() > 64 ||
-          l.get<std::string>().find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTU"
-                                                 "VWXYZ0123456789._-") != std::string::npos)
-        return SendError(res, 400, "a label is 1-64 of [A-Za-z0-9._-]");
-      names.push_back(l.get<std::string>());
-    }
-    Status st = fleet->SetLabels(device, std::set<std::string>(names.begin(), names.end()));
-    if (!st.ok()) return SendError(res, st.error());
-    auto stored = fleet->Labels(device);
-    if (!stored.ok()) return SendError(res, stored.error());
-    SendJson(res, {{"device_id", device}, {"labels", *stored}});
-  });
+  s.Put(R"(/v1/devices/([A-Za-z0-9._-]+)/labels)",
+        [this](const http::Request& req, http::Response& res) {
+          if (!RequireScope(req, res, "admin")) return;
+          auto body = JsonBody(req, res);
+          if (!body) return;
+          std::string device = req.matches[1];
+          auto labels = body->find("labels");
+          if (labels == body->end() || !labels->is_array())
+            return SendError(res, 400, "labels must be a list of names");
+          std::vector<std::string> names;
+          for (const auto& l : *labels) {
+            if (!l.is_string() || !IsName(l.get<std::string>(), 64))
+              return SendError(res, 400, "a label is 1-64 of [A-Za-z0-9._-]");
+            names.push_back(l.get<std::string>());
+          }
+          Status st = fleet->SetLabels(device, std::set<std::string>(names.begin(), names.end()));
+          if (!st.ok()) return SendError(res, st.error());
+          auto stored = fleet->Labels(device);
+          if (!stored.ok()) return SendError(res, stored.error());
+          SendJson(res, {{"device_id", device}, {"labels", *stored}});
+        });
 
   s.Get("/v1/fleet/models", [this](const http::Request& req, http::Response& res) {
     if (!RequireScope(req, res, "read")) return;

@@ -15,12 +15,6 @@
 namespace edgeloop::cloud {
 namespace {
 
-bool IsName(const std::string& s) {
-  return !s.empty() && s.size() <= 128 &&
-         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
-             std::string::npos;
-}
-
 bool IsSha256(const std::string& s) {
   return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }

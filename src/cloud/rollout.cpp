@@ -222,8 +222,7 @@ std::vector<RolloutAction> RolloutController::Tick(
     stage["updated_ms"] = now_ms;
     Event(now_ms, "stage_updated", stage["name"].get<std::string>());
   }
-  const int64_t updated_ms = stage["updated_ms"].get<int64_t>();
-  double observed = static_cast<double>(now_ms - updated_ms) / 1000.0;
+  double observed = static_cast<double>(now_ms - stage["updated_ms"].get<int64_t>()) / 1000.0;
   if (observed < crit["window_seconds"].get<double>()) return {};
   // Judge each device only on a telemetry period of the new model that arrived after its
   // commit: until then its figures may still be the previous model's.

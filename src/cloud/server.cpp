@@ -79,10 +79,7 @@ void Server::Impl::HandleEnroll(const http::Request& req, http::Response& res) {
       device = t.device_id;
     }
     group = t.group;
-    if (device.empty() || device.size() > 128 ||
-        device.find_first_not_of(
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
-            std::string::npos)
+    if (!IsName(device))
       return Error(Errc::kInvalidArgument, "device_id must be 1-128 of [A-Za-z0-9._-]");
     if (device == mqtt::kIngestIdentity)
       return Error(Errc::kInvalidArgument, std::string("device_id ") + mqtt::kIngestIdentity +
@@ -436,15 +433,12 @@ void Server::Impl::Routes() {
     std::string device = JsonString(*body, "device_id");
     std::string group = JsonString(*body, "group");
     // Both end up in routes (/v1/deployments/group:NAME) and MQTT topics: refused here, not
-    // found later as a device that can never get its group's updates.
-    auto name_ok = [](const std::string& v, size_t most) {
-      return v.size() <= most && v.find_first_not_of(
-                                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
-                                     "QRSTUVWXYZ0123456789._-") == std::string::npos;
-    };
-    if (!name_ok(device, 128))
+    // found later as a device that can never get its group's updates. Empty: any device, no
+    // group.
+    if (!device.empty() && !IsName(device))
       return SendError(res, 400, "device_id must be up to 128 of [A-Za-z0-9._-]");
-    if (!name_ok(group, 64)) return SendError(res, 400, "group must be up to 64 of [A-Za-z0-9._-]");
+    if (!group.empty() && !IsName(group, 64))
+      return SendError(res, 400, "group must be up to 64 of [A-Za-z0-9._-]");
     int64_t ttl = body->value("ttl_seconds", int64_t{3600});
     if (ttl <= 0 || ttl > 30 * 86400) return SendError(res, 400, "ttl_seconds must be 1..2592000");
     std::string token = crypto::RandomHex(24);

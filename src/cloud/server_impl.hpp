@@ -43,6 +43,14 @@ namespace edgeloop::cloud {
 
 using Json = nlohmann::json;
 
+// A name that goes into routes, topics and file names: 1 to `most` of [A-Za-z0-9._-] (device
+// ids, groups, labels, model and artifact names).
+inline bool IsName(std::string_view s, size_t most = 128) {
+  return !s.empty() && s.size() <= most &&
+         s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") ==
+             std::string_view::npos;
+}
+
 inline int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
