@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -146,6 +147,11 @@ class Operator {
     auto j = Get("/v1/samples/counts?by=device");
     return j.contains("counts") ? j["counts"].value(device, uint64_t{0}) : 0;
   }
+  // GET /v1/metrics: the Prometheus exposition ("" when the server does not answer 200).
+  std::string Metrics() const {
+    auto res = Client()->Get("/v1/metrics", Bearer());
+    return res && res->status == 200 ? res->body : "";
+  }
   // The device's update events, oldest first.
   nlohmann::json Events(const std::string& device) const {
     auto j = Get("/v1/fleet/events?device=" + device);
@@ -156,6 +162,12 @@ class Operator {
   int port_;
   std::string data_dir_;
 };
+
+// A metric's value in the exposition (its full name with labels), 0 when absent.
+inline double MetricValue(const std::string& exposition, const std::string& series) {
+  size_t at = exposition.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::atof(exposition.c_str() + at + series.size() + 2);
+}
 
 // agent.yaml for a device; `extra` is appended (further sections).
 inline std::string AgentYaml(const std::string& device, const std::string& state_dir, int port,

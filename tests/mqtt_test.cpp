@@ -181,11 +181,7 @@ class MqttPlane : public ::testing::Test {
         << broker_.log();
   }
 
-  std::string Metrics() const {
-    Operator op(port_, data_);
-    auto res = op.Client()->Get("/v1/metrics", op.Bearer());
-    return res && res->status == 200 ? res->body : "";
-  }
+  std::string Metrics() const { return Operator(port_, data_).Metrics(); }
   int IngestWorkersConnected() const {
     const std::string m = Metrics();
     const std::string key = "\nedgeloop_mqtt_ingest_workers_connected ";
@@ -331,12 +327,6 @@ TEST_F(MqttPlane, AgentUploadsOverMqttWhenConfigured) {
       CountInFile(log, "samples, telemetry and update events over MQTT to " + broker_.address()),
       1u)
       << *ReadFile(log);
-}
-
-// A metric's value in the exposition (its full name with labels), 0 when absent.
-double MetricValue(const std::string& exposition, const std::string& series) {
-  size_t at = exposition.find("\n" + series + " ");
-  return at == std::string::npos ? 0 : std::atof(exposition.c_str() + at + series.size() + 2);
 }
 
 // With upload.transport mqtt the agent's telemetry and update events go over the broker too,

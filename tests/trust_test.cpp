@@ -92,11 +92,7 @@ class Trust : public ::testing::Test {
 
   // The metric line's value (0 when absent).
   double Metric(const std::string& series) {
-    Operator op(port_, data_);
-    auto res = op.Client()->Get("/v1/metrics", op.Bearer());
-    if (!res) return 0;
-    size_t at = res->body.find(series + " ");
-    return at == std::string::npos ? 0 : std::stod(res->body.substr(at + series.size() + 1));
+    return MetricValue(Operator(port_, data_).Metrics(), series);
   }
 
   // An HTTPS client presenting the certificate and key files given.
