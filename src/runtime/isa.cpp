@@ -22,6 +22,7 @@ const IsaKernels& Avx512VnniKernels() {
     IsaKernels t = isa_avx512::kKernels;
     t.name = "avx512+vnni";
     t.dot_u8s8_quads = isa_avx512vnni::DotU8S8Quads;
+    t.qconv_u8s8 = isa_avx512vnni::QConvU8S8;
     return t;
   }();
   return table;

@@ -35,6 +35,23 @@ struct QuadArgs {
   int64_t cg, kdim;                // channels per group; cg * kh * kw
 };
 
+// The geometry of a 2-D uint8 x int8 convolution of one group for qconv_u8s8
+// (kernels/qlinear.cpp): its input as channel quads (four channels' bytes of one pixel in
+// one 32-bit lane) padded and split into stride phases, outputs computed on the phase width.
+inline constexpr int64_t kQConvMaxTaps = 49;  // kernels up to 7x7
+struct QConvArgs {
+  int64_t ih, iw, pt, pl;  // input plane and leading pads
+  int64_t oh, ow, kh, kw;  // output plane and kernel
+  int64_t sh, sw;          // strides
+  int64_t cg, cq, m;       // input channels, their quads (cg / 4 rounded up), output channels
+  int64_t wq;              // a phase plane's width: the padded width / sw rounded up
+  int64_t plane;           // lanes per phase plane, with room for the last tile's reads
+  int64_t wide;            // outputs on the phase width, oh * wq rounded up to 16
+  // Where each tap (ky * kw + kx) reads, in lanes from its quad's first phase plane, for the
+  // output at phase position 0.
+  int64_t tap_offset[kQConvMaxTaps];
+};
+
 struct IsaKernels {
   Isa isa;
   const char* name;  // the level and the optional features used, e.g. "avx512+vnni"
@@ -76,6 +93,15 @@ struct IsaKernels {
                         float zp);
   void (*requantize_s8)(const int32_t* acc, int8_t* y, int64_t n, int32_t offset, float mult,
                         float zp);
+  // One group's convolution y[m][oh * ow] = saturate(round((sum x w + offset[m]) * mult[m]) +
+  // zp), uint8 or (signed_out) int8, from xg ([cg][ih][iw] uint8) padded with `pad`. w: the
+  // weights packed once per plan, blocks of 8 output channels as [block][cq][tap][8] int32,
+  // each int32 the four int8 weights of a channel quad, zero past cg and m. Scratch: `phases`
+  // (cq * sh * sw * plane lanes) and `ywide` (8 * wide bytes). nullptr where VNNI is missing;
+  // the caller then unrolls windows.
+  void (*qconv_u8s8)(const QConvArgs& a, const uint8_t* xg, uint8_t pad, const int32_t* w,
+                     const int32_t* offset, const float* mult, float zp, bool signed_out,
+                     uint32_t* phases, uint8_t* ywide, void* y);
 };
 
 // The table of the active level; the first call makes the choice (see isa.hpp).
@@ -94,7 +120,10 @@ extern const IsaKernels kKernels;
 namespace isa_avx512vnni {
 void DotU8S8Quads(const uint8_t* cols, const int32_t* w, int64_t kq, int64_t positions,
                   int32_t* acc);
-}
+void QConvU8S8(const QConvArgs& a, const uint8_t* xg, uint8_t pad, const int32_t* w,
+               const int32_t* offset, const float* mult, float zp, bool signed_out,
+               uint32_t* phases, uint8_t* ywide, void* y);
+}  // namespace isa_avx512vnni
 #endif
 
 }  // namespace edgeloop::runtime

@@ -54,6 +54,63 @@ Status CheckScalar(InferContext& c, size_t scale, size_t zp, const std::string& 
   return Status::Ok();
 }
 
+// Whether qconv_u8s8 takes the convolution (2-D, not depthwise, a window of at most
+// kQConvMaxTaps), and its geometry for one group.
+bool FitsQConv(const ConvGeometry& g) {
+  return g.w.rank() == 2 && !IsDepthwise(g) && g.k_size <= kQConvMaxTaps;
+}
+
+QConvArgs QConvArgsOf(const ConvGeometry& g) {
+  QConvArgs a{};
+  a.ih = g.w.in[0];
+  a.iw = g.w.in[1];
+  a.pt = g.w.pad_begin[0];
+  a.pl = g.w.pad_begin[1];
+  a.oh = g.w.out[0];
+  a.ow = g.w.out[1];
+  a.kh = g.w.kernel[0];
+  a.kw = g.w.kernel[1];
+  a.sh = g.w.stride[0];
+  a.sw = g.w.stride[1];
+  a.cg = g.cg;
+  a.cq = (g.cg + 3) / 4;
+  a.m = g.mg;
+  const int64_t hp = a.ih + a.pt + g.w.pad_end[0], wp = a.iw + a.pl + g.w.pad_end[1];
+  const int64_t hq = (hp + a.sh - 1) / a.sh;
+  a.wq = (wp + a.sw - 1) / a.sw;
+  a.wide = (a.oh * a.wq + 15) / 16 * 16;
+  // Every tile reads [p, p + 16) at each tap's offset within its phase plane, p < wide.
+  int64_t reach = 0;
+  for (int64_t ky = 0; ky < a.kh; ++ky)
+    for (int64_t kx = 0; kx < a.kw; ++kx) {
+      const int64_t r = ky * g.w.dilation[0], col = kx * g.w.dilation[1];
+      reach = std::max(reach, (r / a.sh) * a.wq + col / a.sw);
+    }
+  a.plane = (std::max(hq * a.wq, a.wide + reach) + 15) / 16 * 16;
+  if (g.k_size <= kQConvMaxTaps)
+    for (int64_t ky = 0; ky < a.kh; ++ky)
+      for (int64_t kx = 0; kx < a.kw; ++kx) {
+        const int64_t r = ky * g.w.dilation[0], col = kx * g.w.dilation[1];
+        a.tap_offset[ky * a.kw + kx] =
+            ((r % a.sh) * a.sw + col % a.sw) * a.plane + (r / a.sh) * a.wq + col / a.sw;
+      }
+  return a;
+}
+
+// Bytes of qconv_u8s8's scratch: offsets and multipliers per output channel, the phase planes
+// and the outputs on the phase width, each region 64-byte aligned.
+size_t QConvScratchBytes(const QConvArgs& a) {
+  auto round64 = [](int64_t v) { return (v + 63) / 64 * 64; };
+  return static_cast<size_t>(round64(a.m * 8) + round64(a.cq * a.sh * a.sw * a.plane * 4) +
+                             round64(8 * a.wide) + 64);
+}
+
+// Int32 lanes of qconv_u8s8's weights for one group: blocks of 8 output channels, each
+// [cq][tap][8].
+int64_t QConvWeightLanes(const ConvGeometry& g) {
+  return (g.mg + 7) / 8 * ((g.cg + 3) / 4) * g.k_size * 8;
+}
+
 // --- QLinearConv -------------------------------------------------------------------------
 // Inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, [B].
 Status CheckQConv(const Node& n) {
@@ -94,7 +151,8 @@ Status InferQConv(InferContext& c) {
       dw = static_cast<size_t>(DepthwiseScratchElements(DepthwiseArgsOf(g)) + g.k_size) *
                sizeof(float) +
            static_cast<size_t>(g.out_size) * sizeof(int32_t);
-    c.scratch_bytes = std::max({s16, s8, dw});
+    const size_t qv = FitsQConv(g) ? QConvScratchBytes(QConvArgsOf(g)) : 0;
+    c.scratch_bytes = std::max({s16, s8, dw, qv});
   }
   return Status::Ok();
 }
@@ -108,14 +166,16 @@ Status InferQConv(InferContext& c) {
 // y = saturate(round((acc + offset) * mult) + zp) run at the active instruction-set level.
 
 // Per output channel: the window's int8 weights zero-padded to a multiple of 4 (read as int32
-// groups by vpdpbusd), then every channel's weight sum. Kept with the plan (RunContext::state)
-// after the first run, since the weights are constants.
+// groups by vpdpbusd), then every channel's weight sum, then (FitsQConv) the weights in
+// qconv_u8s8's layout, group after group. Kept with the plan (RunContext::state) after the
+// first run, since the weights are constants.
 const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometry& g,
                                                 std::vector<unsigned char>& local) {
   std::vector<unsigned char>& st = c.state ? *c.state : local;
   if (!st.empty()) return st;
   const int64_t kdim = g.cg * g.k_size, kq = (kdim + 3) / 4;
-  st.assign(static_cast<size_t>(g.m * kq * 4 + g.m * 4), 0);
+  const int64_t lanes = FitsQConv(g) ? g.group * QConvWeightLanes(g) : 0;
+  st.assign(static_cast<size_t>(g.m * kq * 4 + g.m * 4 + lanes * 4), 0);
   auto* w = reinterpret_cast<int8_t*>(st.data());
   auto* wsum = reinterpret_cast<int32_t*>(st.data() + g.m * kq * 4);
   const int8_t* src = c.in[3]->as<int8_t>();
@@ -125,7 +185,51 @@ const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometr
       wsum[m] += src[m * kdim + i];
     }
   }
+  if (lanes > 0) {
+    auto* blocks = reinterpret_cast<int8_t*>(wsum + g.m);
+    const int64_t cq = (g.cg + 3) / 4, per_group = QConvWeightLanes(g);
+    for (int64_t m = 0; m < g.m; ++m) {
+      const int64_t grp = m / g.mg, mi = m % g.mg;
+      int8_t* block = blocks + (grp * per_group + (mi / 8) * cq * g.k_size * 8) * 4;
+      for (int64_t ci = 0; ci < g.cg; ++ci)
+        for (int64_t t = 0; t < g.k_size; ++t)
+          block[(((ci / 4) * g.k_size + t) * 8 + mi % 8) * 4 + ci % 4] =
+              src[(m * g.cg + ci) * g.k_size + t];
+    }
+  }
   return st;
+}
+
+// The convolution through qconv_u8s8, one image and group at a time.
+void RunQConvVnni(RunContext& c, const ConvGeometry& g, const int32_t* wpacked,
+                  const int32_t* wsums, int32_t xzp, int32_t yzp, float xs, float ys,
+                  const int32_t* bias) {
+  const IsaKernels& isa = ActiveKernels();
+  const QConvArgs a = QConvArgsOf(g);
+  auto round64 = [](int64_t v) { return (v + 63) / 64 * 64; };
+  auto* base = static_cast<unsigned char*>(c.scratch);
+  base += (64 - reinterpret_cast<uintptr_t>(base) % 64) % 64;
+  auto* offset = reinterpret_cast<int32_t*>(base);
+  auto* mult = reinterpret_cast<float*>(base + a.m * 4);
+  auto* phases = reinterpret_cast<uint32_t*>(base + round64(a.m * 8));
+  auto* ywide = reinterpret_cast<uint8_t*>(phases) + round64(a.cq * a.sh * a.sw * a.plane * 4);
+  const Tensor& x = *c.in[0];
+  Tensor& y = *c.out[0];
+  const bool s8 = y.dtype == DType::kInt8;
+  const int64_t per_group = QConvWeightLanes(g);
+  for (int64_t grp = 0; grp < g.group; ++grp) {
+    for (int64_t mi = 0; mi < g.mg; ++mi) {
+      const int64_t m = grp * g.mg + mi;
+      offset[mi] = (bias ? bias[m] : 0) - xzp * wsums[m];
+      mult[mi] = xs * ScaleAt(*c.in[4], m) / ys;
+    }
+    for (int64_t b = 0; b < g.n; ++b) {
+      const uint8_t* xg = x.as<uint8_t>() + (b * g.c + grp * g.cg) * g.in_size;
+      unsigned char* yg = static_cast<unsigned char*>(y.data) + (b * g.m + grp * g.mg) * g.out_size;
+      isa.qconv_u8s8(a, xg, static_cast<uint8_t>(xzp), wpacked + grp * per_group, offset, mult,
+                     static_cast<float>(yzp), s8, phases, ywide, yg);
+    }
+  }
 }
 
 // One group's windows as rows of kpad bytes, one per output position, zero beyond the window.
@@ -212,6 +316,11 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
         }
       }
     }
+    return Status::Ok();
+  }
+  if (isa.qconv_u8s8 && FitsQConv(g)) {
+    const auto* blocks = reinterpret_cast<const int32_t*>(packed.data() + g.m * kq4 + g.m * 4);
+    RunQConvVnni(c, g, blocks, wsums, xzp, yzp, xs, ys, bias);
     return Status::Ok();
   }
   const Tensor& x = *c.in[0];
