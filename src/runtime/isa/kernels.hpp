@@ -46,6 +46,7 @@ struct QConvArgs {
   int64_t cg, cq, m;       // input channels, their quads (cg / 4 rounded up), output channels
   int64_t wq;              // a phase plane's width: the padded width / sw rounded up
   int64_t plane;           // lanes per phase plane, with room for the last tile's reads
+  int64_t covered;         // lanes at the start of each phase plane that the input fills
   int64_t wide;            // outputs on the phase width, oh * wq rounded up to 16
   // Where each tap (ky * kw + kx) reads, in lanes from its quad's first phase plane, for the
   // output at phase position 0.
@@ -77,13 +78,18 @@ struct IsaKernels {
   // Depthwise convolution of one channel plane (kernels/depthwise.hpp): copies x (ih x iw)
   // into the sh * sw phase planes of `padded`, whose padding the caller filled (it is never
   // written here), sums every output's kh * kw window taps with w ([kh * kw]) and bias into
-  // `wide` ([oh][wq]) and copies the oh x ow outputs to y. The uint8 variant converts the
-  // inputs to float: products of 8-bit values summed over fewer than 2^24 / (255 * 128) = 514
-  // taps are exact in float, so its sums are the integer sums.
+  // `wide` ([oh][wq]) and copies the oh x ow outputs to y.
   void (*depthwise_f32)(const DepthwiseArgs& a, const float* x, const float* w, float bias,
                         float* padded, float* wide, float* y);
-  void (*depthwise_u8)(const DepthwiseArgs& a, const uint8_t* x, const float* w, float* padded,
-                       float* wide, int32_t* y);
+  // The uint8 variant, requantised, for `channels` planes one after another (x: [channels][ih]
+  // [iw], w: [channels][kh * kw] int8, y: [channels][oh][ow]): y = saturate(round((sum +
+  // offset[ch]) * mult[ch]) + zp), uint8 or (signed_out) int8. It converts the inputs to float:
+  // products of 8-bit values summed over fewer than 2^24 / (255 * 128) = 514 taps are exact in
+  // float, so its sums are the integer sums. Scratch as depthwise_f32's, and `wf` (kh * kw
+  // floats) and `sums` (oh * ow int32).
+  void (*depthwise_u8)(const DepthwiseArgs& a, int64_t channels, const uint8_t* x, const int8_t* w,
+                       const int32_t* offset, const float* mult, float zp, bool signed_out,
+                       float* wf, float* padded, float* wide, int32_t* sums, uint8_t* y);
   // One group's windows in dot_u8s8_quads' layout: [kq][position (padded to 16)][4] bytes
   // from x padded with `pad` into `padded` (cg * hp * wp bytes).
   void (*unroll_quads)(const QuadArgs& a, const uint8_t* xg, uint8_t pad, uint8_t* padded,

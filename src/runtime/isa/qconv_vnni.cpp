@@ -19,12 +19,29 @@
 namespace edgeloop::runtime::isa_avx512vnni {
 namespace {
 
+// Sixteen pixels of four channel rows as 16 quads: bytes interleaved by unpacking.
+inline void InterleaveQuads(const uint8_t* s0, const uint8_t* s1, const uint8_t* s2,
+                            const uint8_t* s3, __mmask16 m, uint32_t* d) {
+  const __m128i a = _mm_maskz_loadu_epi8(m, s0), b = _mm_maskz_loadu_epi8(m, s1),
+                c = _mm_maskz_loadu_epi8(m, s2), e = _mm_maskz_loadu_epi8(m, s3);
+  const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+  const __m128i ce_lo = _mm_unpacklo_epi8(c, e), ce_hi = _mm_unpackhi_epi8(c, e);
+  __m512i v = _mm512_castsi128_si512(_mm_unpacklo_epi16(ab_lo, ce_lo));
+  v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(ab_lo, ce_lo), 1);
+  v = _mm512_inserti32x4(v, _mm_unpacklo_epi16(ab_hi, ce_hi), 2);
+  v = _mm512_inserti32x4(v, _mm_unpackhi_epi16(ab_hi, ce_hi), 3);
+  _mm512_mask_storeu_epi32(d, m, v);
+}
+
 // The group's cg channel planes into a.cq quads of a.sh * a.sw phase planes of a.plane lanes,
 // everything outside the input holding `pad` (channels past cg too: their weights are zero).
+// Lanes [0, a.covered) of every phase plane are all written from the input; the rest is
+// filled first.
 void PackInput(const QConvArgs& a, const uint8_t* xg, uint8_t pad, uint32_t* __restrict phases) {
   const uint32_t pad4 = uint32_t{pad} * 0x01010101u;
   const int64_t nph = a.sh * a.sw, in_plane = a.ih * a.iw;
-  for (int64_t i = 0, n = a.cq * nph * a.plane; i < n; ++i) phases[i] = pad4;
+  for (int64_t p = 0; p < a.cq * nph; ++p)
+    for (int64_t i = a.covered; i < a.plane; ++i) phases[p * a.plane + i] = pad4;
   for (int64_t q = 0; q < a.cq; ++q) {
     uint32_t* base = phases + q * nph * a.plane;
     const bool whole = q * 4 + 4 <= a.cg;
@@ -32,14 +49,13 @@ void PackInput(const QConvArgs& a, const uint8_t* xg, uint8_t pad, uint32_t* __r
       const int64_t r = y + a.pt;
       uint32_t* __restrict row = base + (r % a.sh) * a.sw * a.plane + (r / a.sh) * a.wq;
       if (whole && a.sw == 1) {
-        const uint8_t* __restrict s0 = xg + (q * 4) * in_plane + y * a.iw;
-        const uint8_t* __restrict s1 = s0 + in_plane;
-        const uint8_t* __restrict s2 = s1 + in_plane;
-        const uint8_t* __restrict s3 = s2 + in_plane;
-        uint32_t* __restrict d = row + a.pl;
-        for (int64_t x = 0; x < a.iw; ++x)
-          d[x] = uint32_t{s0[x]} | (uint32_t{s1[x]} << 8) | (uint32_t{s2[x]} << 16) |
-                 (uint32_t{s3[x]} << 24);
+        const uint8_t* s0 = xg + (q * 4) * in_plane + y * a.iw;
+        for (int64_t x = 0; x < a.iw; x += 16) {
+          const __mmask16 m =
+              a.iw - x >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (a.iw - x)) - 1);
+          InterleaveQuads(s0 + x, s0 + in_plane + x, s0 + 2 * in_plane + x, s0 + 3 * in_plane + x,
+                          m, row + a.pl + x);
+        }
         continue;
       }
       for (int64_t x = 0; x < a.iw; ++x) {
@@ -58,11 +74,11 @@ void PackInput(const QConvArgs& a, const uint8_t* xg, uint8_t pad, uint32_t* __r
 
 // Output channels [0, 8) of a block (rows of them stored) at positions [p0, p0 + 16 V) of the
 // phase width: sums over every quad and tap, then y = saturate(round((sum + offset) * mult) +
-// zp) into ywide ([8][a.wide] bytes). w is the block's weights, [cq][tap][8] int32.
+// zp) into out ([8][stride] bytes). w is the block's weights, [cq][tap][8] int32.
 template <int V, bool kSigned>
 inline void Tile(const QConvArgs& a, const uint32_t* phases, const int32_t* w,
                  const int32_t* offset, const float* mult, float zp, int64_t rows, int64_t p0,
-                 uint8_t* ywide) {
+                 uint8_t* out, int64_t stride) {
   __m512i acc[8][V];
 #pragma GCC unroll 8
   for (int r = 0; r < 8; ++r)
@@ -107,7 +123,7 @@ inline void Tile(const QConvArgs& a, const uint32_t* phases, const int32_t* w,
       const __m512i i = _mm512_maskz_cvtps_epi32(0xFFFF, f);
       const __m128i b = kSigned ? _mm512_maskz_cvtsepi32_epi8(0xFFFF, i)
                                 : _mm512_maskz_cvtusepi32_epi8(0xFFFF, i);
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(ywide + r * a.wide + p0 + 16 * v), b);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r * stride + p0 + 16 * v), b);
     }
   }
 }
@@ -116,16 +132,22 @@ template <bool kSigned>
 void Run(const QConvArgs& a, const uint32_t* phases, const int32_t* w, const int32_t* offset,
          const float* mult, float zp, uint8_t* ywide, uint8_t* y) {
   const int64_t taps = a.kh * a.kw, out_plane = a.oh * a.ow;
+  // Outputs on the phase width that are the output plane, whole vectors of it, are stored
+  // where they belong; others go through ywide.
+  const bool direct = a.wq == a.ow && out_plane == a.wide;
   for (int64_t m0 = 0; m0 < a.m; m0 += 8) {
     const int64_t rows = a.m - m0 < 8 ? a.m - m0 : 8;
     const int32_t* wb = w + (m0 / 8) * a.cq * taps * 8;
+    uint8_t* out = direct ? y + m0 * out_plane : ywide;
+    const int64_t stride = direct ? out_plane : a.wide;
     int64_t p0 = 0;
     for (; a.wide - p0 >= 48; p0 += 48)
-      Tile<3, kSigned>(a, phases, wb, offset + m0, mult + m0, zp, rows, p0, ywide);
+      Tile<3, kSigned>(a, phases, wb, offset + m0, mult + m0, zp, rows, p0, out, stride);
     if (a.wide - p0 == 32)
-      Tile<2, kSigned>(a, phases, wb, offset + m0, mult + m0, zp, rows, p0, ywide);
+      Tile<2, kSigned>(a, phases, wb, offset + m0, mult + m0, zp, rows, p0, out, stride);
     else if (a.wide - p0 == 16)
-      Tile<1, kSigned>(a, phases, wb, offset + m0, mult + m0, zp, rows, p0, ywide);
+      Tile<1, kSigned>(a, phases, wb, offset + m0, mult + m0, zp, rows, p0, out, stride);
+    if (direct) continue;
     // The outputs on the phase width to the output plane: the columns past ow dropped.
     for (int64_t r = 0; r < rows; ++r) {
       uint8_t* dst = y + (m0 + r) * out_plane;

@@ -87,6 +87,10 @@ QConvArgs QConvArgsOf(const ConvGeometry& g) {
       reach = std::max(reach, (r / a.sh) * a.wq + col / a.sw);
     }
   a.plane = (std::max(hq * a.wq, a.wide + reach) + 15) / 16 * 16;
+  // Without padding, and with the plane a whole number of strides, the input fills every phase
+  // plane's hq x wq lanes.
+  const bool unpadded = hp == a.ih && wp == a.iw;
+  a.covered = unpadded && a.ih % a.sh == 0 && a.iw % a.sw == 0 ? hq * a.wq : 0;
   if (g.k_size <= kQConvMaxTaps)
     for (int64_t ky = 0; ky < a.kh; ++ky)
       for (int64_t kx = 0; kx < a.kw; ++kx) {
@@ -144,13 +148,13 @@ Status InferQConv(InferContext& c) {
     const int64_t wp = g.w.in.size() == 2 ? g.w.in[1] + g.w.pad_begin[1] + g.w.pad_end[1] : 0;
     const size_t s8 = opad * kpad + kpad + 64 + opad * sizeof(int32_t) + 64 +
                       static_cast<size_t>(g.cg * hp * wp) + 64;
-    // Depthwise: the phase planes and the wide outputs, the channel's weights (float), then
-    // its sums.
+    // Depthwise: the phase planes and the wide outputs, a channel's weights (float), its sums,
+    // then every channel's offset and multiplier.
     size_t dw = 0;
     if (IsDepthwise(g))
       dw = static_cast<size_t>(DepthwiseScratchElements(DepthwiseArgsOf(g)) + g.k_size) *
                sizeof(float) +
-           static_cast<size_t>(g.out_size) * sizeof(int32_t);
+           static_cast<size_t>(g.out_size + 2 * g.m) * sizeof(int32_t);
     const size_t qv = FitsQConv(g) ? QConvScratchBytes(QConvArgsOf(g)) : 0;
     c.scratch_bytes = std::max({s16, s8, dw, qv});
   }
@@ -277,21 +281,16 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
     auto* sums = reinterpret_cast<int32_t*>(wf + g.k_size);
     const int8_t* w8 = c.in[3]->as<int8_t>();
     std::fill(padded, wide, static_cast<float>(xzp));
+    auto* offset = reinterpret_cast<int32_t*>(sums + g.out_size);
+    auto* mult = reinterpret_cast<float*>(offset + g.m);
     for (int64_t ch = 0; ch < g.m; ++ch) {
-      for (int64_t t = 0; t < g.k_size; ++t) wf[t] = static_cast<float>(w8[ch * g.k_size + t]);
-      const int32_t offset = (bias ? bias[ch] : 0) - xzp * wsums[ch];
-      const float mult = xs * ScaleAt(*c.in[4], ch) / ys;
-      for (int64_t b = 0; b < g.n; ++b) {
-        isa.depthwise_u8(a, x.as<uint8_t>() + (b * g.c + ch) * g.in_size, wf, padded, wide, sums);
-        const int64_t ybase = (b * g.m + ch) * g.out_size;
-        if (y.dtype == DType::kUint8)
-          isa.requantize_u8(sums, y.as<uint8_t>() + ybase, g.out_size, offset, mult,
-                            static_cast<float>(yzp));
-        else
-          isa.requantize_s8(sums, y.as<int8_t>() + ybase, g.out_size, offset, mult,
-                            static_cast<float>(yzp));
-      }
+      offset[ch] = (bias ? bias[ch] : 0) - xzp * wsums[ch];
+      mult[ch] = xs * ScaleAt(*c.in[4], ch) / ys;
     }
+    for (int64_t b = 0; b < g.n; ++b)
+      isa.depthwise_u8(a, g.m, x.as<uint8_t>() + b * g.c * g.in_size, w8, offset, mult,
+                       static_cast<float>(yzp), y.dtype == DType::kInt8, wf, padded, wide, sums,
+                       static_cast<uint8_t*>(y.data) + b * g.m * g.out_size);
     return Status::Ok();
   }
   if (g.out_size == 1 && g.k_size == 1) {
