@@ -129,20 +129,45 @@ bool ClipBounds(const Graph& g, const Node& clip, float* lo, float* hi) {
   return true;
 }
 
-// Folds a Relu, or a Clip with constant bounds (Relu6), into the Conv or Gemm that feeds it when
-// nothing else reads the layer's output: the layer applies max(0, .) as it writes (attribute
-// "edgeloop.fused_relu"), saving a pass over memory and a buffer. Only for the fast backend; the
-// reference backend runs the graph as written.
-void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
+// How many nodes (and graph outputs) read each value.
+std::map<int, int> Readers(const Graph& g) {
   std::map<int, int> readers;
   for (const Node& n : g.nodes)
     for (int id : n.inputs)
       if (id >= 0) ++readers[id];
   for (int id : g.outputs) ++readers[id];
+  return readers;
+}
+
+// The index of the node that computes each value.
+std::map<int, size_t> Producers(const Graph& g) {
   std::map<int, size_t> producer;
   for (size_t i = 0; i < g.nodes.size(); ++i)
     for (int id : g.nodes[i].outputs)
       if (id >= 0) producer[id] = i;
+  return producer;
+}
+
+// Removes the nodes marked in `drop` (folded into others) and their kernels.
+void DropNodes(Graph& g, std::vector<const OpKernel*>& kernels, const std::vector<bool>& drop) {
+  std::vector<Node> nodes;
+  std::vector<const OpKernel*> ks;
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    if (drop[i]) continue;
+    nodes.push_back(std::move(g.nodes[i]));
+    ks.push_back(kernels[i]);
+  }
+  g.nodes = std::move(nodes);
+  kernels = std::move(ks);
+}
+
+// Folds a Relu, or a Clip with constant bounds (Relu6), into the Conv or Gemm that feeds it when
+// nothing else reads the layer's output: the layer applies max(0, .) as it writes (attribute
+// "edgeloop.fused_relu"), saving a pass over memory and a buffer. Only for the fast backend; the
+// reference backend runs the graph as written.
+void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
+  std::map<int, int> readers = Readers(g);
+  const std::map<int, size_t> producer = Producers(g);
   std::vector<bool> drop(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
     Node& relu = g.nodes[i];
@@ -173,15 +198,57 @@ void FuseRelu(Graph& g, std::vector<const OpKernel*>& kernels) {
     layer.outputs[0] = relu.outputs[0];
     drop[i] = true;
   }
-  std::vector<Node> nodes;
-  std::vector<const OpKernel*> ks;
+  DropNodes(g, kernels, drop);
+}
+
+// Folds an Add of a Conv's output and another activation into the Conv when nothing else
+// reads the Conv's output and the other operand is computed before the Conv: the Conv adds it
+// (input 3, attribute "edgeloop.fused_add") as it writes, and a Relu that alone reads the sum
+// is folded as well, so a residual block's Add and Relu make no pass of their own over memory.
+// The operand must have the Conv's output shape (InferConv checks). Fast backend only.
+void FuseResidualAdd(Graph& g, std::vector<const OpKernel*>& kernels) {
+  std::map<int, int> readers = Readers(g);
+  const std::map<int, size_t> producer = Producers(g);
+  std::vector<bool> drop(g.nodes.size(), false);
   for (size_t i = 0; i < g.nodes.size(); ++i) {
-    if (drop[i]) continue;
-    nodes.push_back(std::move(g.nodes[i]));
-    ks.push_back(kernels[i]);
+    Node& add = g.nodes[i];
+    if (drop[i] || add.op_type != "Add" || add.inputs.size() != 2 || add.outputs.size() != 1)
+      continue;
+    for (int side = 0; side < 2; ++side) {
+      const int conv_out = add.inputs[side], other = add.inputs[1 - side];
+      if (conv_out < 0 || other < 0 || conv_out == other || readers[conv_out] != 1) continue;
+      auto p = producer.find(conv_out);
+      if (p == producer.end() || g.initializers.count(other)) continue;
+      Node& layer = g.nodes[p->second];
+      if (layer.op_type != "Conv" || layer.outputs.size() != 1 || layer.inputs.size() > 3 ||
+          layer.Has("edgeloop.fused_relu") || layer.Has("edgeloop.fused_clip_min"))
+        continue;
+      auto q = producer.find(other);
+      if (q != producer.end() && q->second >= p->second) continue;
+      layer.inputs.resize(3, -1);
+      layer.inputs.push_back(other);
+      Attribute one;
+      one.kind = Attribute::Kind::kInt;
+      one.i = 1;
+      layer.attrs["edgeloop.fused_add"] = one;
+      layer.outputs[0] = add.outputs[0];
+      drop[i] = true;
+      const int sum = add.outputs[0];
+      if (readers[sum] == 1)
+        for (size_t j = i + 1; j < g.nodes.size(); ++j) {
+          Node& relu = g.nodes[j];
+          if (relu.op_type == "Relu" && relu.inputs.size() == 1 && relu.inputs[0] == sum &&
+              relu.outputs.size() == 1) {
+            layer.attrs["edgeloop.fused_relu"] = one;
+            layer.outputs[0] = relu.outputs[0];
+            drop[j] = true;
+            break;
+          }
+        }
+      break;
+    }
   }
-  g.nodes = std::move(nodes);
-  kernels = std::move(ks);
+  DropNodes(g, kernels, drop);
 }
 
 }  // namespace
@@ -309,7 +376,10 @@ Result<Model> Model::LoadFromBytes(std::string_view bytes, const std::string& or
     }
     impl->kernels.push_back(k);
   }
-  if (options.backend == Backend::kFast) FuseRelu(impl->graph, impl->kernels);
+  if (options.backend == Backend::kFast) {
+    FuseRelu(impl->graph, impl->kernels);
+    if (options.fold_residual_adds) FuseResidualAdd(impl->graph, impl->kernels);
+  }
   // Plan for the declared shapes now when they are fixed (symbolic dimensions taken as 1)
   // and no input's value shapes the graph, so that the first Run allocates nothing. A plan
   // that turns out to follow an input's (placeholder) value is dropped: the first Run makes

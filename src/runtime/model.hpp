@@ -37,6 +37,10 @@ struct ModelOptions {
   double max_flops = 1e12;
   // Times every step of Run by op type (op_times()); costs a clock read per step.
   bool profile = false;
+  // The fast backend folds a Conv's residual Add (and the Relu after it) into the Conv, so an
+  // observer of Run never sees the Conv's own output. Calibration, which needs every
+  // activation's range, turns it off.
+  bool fold_residual_adds = true;
 };
 
 // Time spent per op type over the Runs of a profiling model ("Conv", "Conv (grouped)", ...).

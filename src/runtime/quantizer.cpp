@@ -517,7 +517,9 @@ Result<QuantizeReport> QuantizeModel(const std::string& fp32_path,
                                      const std::string& int8_path, QuantFormat format) {
   if (calibration.empty()) return Error(Errc::kInvalidArgument, "no calibration data");
   EDGELOOP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(fp32_path));
-  EDGELOOP_ASSIGN_OR_RETURN(Model model, Model::LoadFromBytes(bytes, fp32_path));
+  ModelOptions calibrating;
+  calibrating.fold_residual_adds = false;  // every Add's operands are observed
+  EDGELOOP_ASSIGN_OR_RETURN(Model model, Model::LoadFromBytes(bytes, fp32_path, calibrating));
   if (model.inputs().size() != 1)
     return Error(Errc::kUnsupported, fp32_path + ": quantization needs a model with one input");
   QuantizeReport report;

@@ -156,6 +156,71 @@ std::string DepthwiseNet(int64_t h, int64_t w, int64_t k, int64_t stride, int64_
   return t.Bytes();
 }
 
+// Residual blocks: Conv -> Add(skip) [-> Relu], through the stride-1 3x3 path, a pointwise
+// layer, a strided one (im2col) and a depthwise one, a skip that is the graph input, another
+// layer's output and a Conv computed after the layer (not folded), a sum read twice.
+std::string ResidualNet() {
+  TestGraph t(13);
+  t.Input("x", {2, 8, 9, 9});
+  auto conv = [&t](const std::string& in, const std::string& out, int64_t c, int64_t m, int64_t k,
+                   int64_t stride, int64_t group, int seed) {
+    t.Floats(out + "_w", {m, c / group, k, k},
+             Random(static_cast<size_t>(m * (c / group) * k * k), seed));
+    t.Floats(out + "_b", {m}, Random(static_cast<size_t>(m), seed + 1));
+    auto* n = t.Node("Conv", {in, out + "_w", out + "_b"}, {out});
+    TestGraph::IntsAttr(n, "pads", {k / 2, k / 2, k / 2, k / 2});
+    TestGraph::IntsAttr(n, "strides", {stride, stride});
+    TestGraph::IntAttr(n, "group", group);
+  };
+  conv("x", "c1", 8, 8, 3, 1, 1, 60);
+  t.Node("Relu", {"c1"}, {"r1"});
+  conv("r1", "c2", 8, 8, 3, 1, 1, 62);
+  t.Node("Add", {"c2", "x"}, {"s1"});  // 3x3 stride 1 + graph input, then Relu
+  t.Node("Relu", {"s1"}, {"r2"});
+  conv("r2", "c3", 8, 8, 1, 1, 1, 64);
+  t.Node("Add", {"r2", "c3"}, {"s2"});  // pointwise, the Conv second, no Relu
+  conv("s2", "c4", 8, 8, 3, 1, 8, 66);
+  t.Node("Add", {"c4", "s2"}, {"s3"});  // depthwise
+  t.Node("Relu", {"s3"}, {"r3"});
+  conv("r3", "c5", 8, 16, 3, 2, 1, 68);  // stride 2 (im2col), skip from a later Conv
+  conv("r3", "c6", 8, 16, 1, 2, 1, 70);
+  t.Node("Add", {"c5", "c6"}, {"s4"});
+  t.Node("Relu", {"s4"}, {"r4"});
+  conv("r4", "c7", 16, 16, 3, 1, 1, 72);
+  t.Node("Add", {"c7", "r4"}, {"y"});  // the sum is a graph output and read again
+  t.Node("Relu", {"y"}, {"z"});
+  t.Output("y");
+  t.Output("z");
+  return t.Bytes();
+}
+
+TEST(Runtime, FoldedResidualAddsMatchTheReferenceAtEveryLevel) {
+  const std::string bytes = ResidualNet();
+  auto x = Random(2 * 8 * 9 * 9, 74);
+  auto run = [&](Backend backend) {
+    ModelOptions o;
+    o.backend = backend;
+    auto m = Model::LoadFromBytes(bytes, "residual", o);
+    EXPECT_TRUE(m.ok()) << m.error().message;
+    auto out = m->Run({Tensor{DType::kFloat32, {2, 8, 9, 9}, x.data()}});
+    EXPECT_TRUE(out.ok()) << out.error().message;
+    std::vector<float> v;
+    for (const auto& t : *out)
+      v.insert(v.end(), t.as<float>(), t.as<float>() + NumElements(t.shape));
+    return v;
+  };
+  const auto ref = run(Backend::kReference);
+  ASSERT_EQ(ref.size(), 2u * 2 * 16 * 5 * 5);
+  for (Isa isa : SupportedIsas()) {
+    ASSERT_TRUE(UseIsa(isa).ok());
+    const auto got = run(Backend::kFast);
+    ASSERT_EQ(got.size(), ref.size());
+    for (size_t i = 0; i < ref.size(); ++i)
+      EXPECT_NEAR(got[i], ref[i], 1e-4 * (1 + std::fabs(ref[i]))) << IsaName(isa) << " " << i;
+  }
+  ASSERT_TRUE(UseIsa(SupportedIsas().back()).ok());
+}
+
 TEST(Runtime, DepthwiseConvolutionsMatchTheReferenceInFloatAndInt8AtEveryLevel) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("edgeloop_dw_" + std::to_string(::getpid()));

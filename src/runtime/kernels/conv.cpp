@@ -3,10 +3,13 @@
 // window is unrolled into a column matrix (im2col, in scratch memory planned at load) and
 // multiplied by the weights with one GEMM; a 1x1, stride-1, unpadded convolution needs no
 // unrolling at all. Depthwise 2-D convolutions (one input and one output channel per group)
-// run a direct kernel per channel over a padded copy of its plane.
+// run a direct kernel per channel over a padded copy of its plane. On the fast backend the
+// planner may fold a residual Add (input 3, "edgeloop.fused_add") and the Relu after it into the
+// layer: y = act(conv + input 3), computed as the outputs are written.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #include "runtime/gemm.hpp"
 #include "runtime/isa/kernels.hpp"
@@ -53,8 +56,19 @@ bool UsesShiftedRows(const ConvGeometry& g) {
 }
 
 // Conv of one image's channel group through shifted rows of its zero-padded copy.
+// y[i] = clamp(y[i] + r[i], lo, hi): a folded residual Add and its activation.
+void AddClamp(float* __restrict y, const float* __restrict r, int64_t n, float lo, float hi) {
+  for (int64_t i = 0; i < n; ++i) {
+    float v = y[i] + r[i];
+    v = lo > v ? lo : v;  // max and min that keep a NaN, which vectorise
+    y[i] = hi < v ? hi : v;
+  }
+}
+
+// res: the folded residual of this group's outputs (nullptr: none), added before lo and hi
+// are applied.
 void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, const float* bias,
-                     float lo, float hi, float* yg, void* scratch) {
+                     float lo, float hi, const float* res, float* yg, void* scratch) {
   const int64_t ih = g.w.in[0], iw = g.w.in[1], oh = g.w.out[0], ow = g.w.out[1];
   const int64_t hp = ih + g.w.pad_begin[0] + g.w.pad_end[0],
                 wp = iw + g.w.pad_begin[1] + g.w.pad_end[1];
@@ -87,6 +101,23 @@ void ShiftedRowsConv(const ConvGeometry& g, const float* xg, const float* wg, co
       for (int64_t kx = 0; kx < kw; ++kx)
         rows[(ci * kh + ky) * kw + kx] = padded + ci * plane + ky * dh * wp + kx * dw;
   const int64_t n = oh * wp;
+  if (res) {
+    // The sums as they are; the copy to the output adds the residual and clamps.
+    const float inf = std::numeric_limits<float>::infinity();
+    ConvGemmRows(g.mg, n, g.cg * g.k_size, wg, rows, bias, -inf, inf, wide);
+    for (int64_t m = 0; m < g.mg; ++m)
+      for (int64_t oy = 0; oy < oh; ++oy) {
+        const float* src = wide + m * n + oy * wp;
+        const float* r = res + (m * oh + oy) * ow;
+        float* dst = yg + (m * oh + oy) * ow;
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          float v = src[ox] + r[ox];
+          v = lo > v ? lo : v;
+          dst[ox] = hi < v ? hi : v;
+        }
+      }
+    return;
+  }
   ConvGemmRows(g.mg, n, g.cg * g.k_size, wg, rows, bias, lo, hi, wide);
   for (int64_t m = 0; m < g.mg; ++m)
     for (int64_t oy = 0; oy < oh; ++oy) {
@@ -110,6 +141,10 @@ Status InferConv(InferContext& c) {
   Shape out{g.n, g.m};
   out.insert(out.end(), g.w.out.begin(), g.w.out.end());
   c.out = {TensorInfo{DType::kFloat32, out}};
+  if (c.node.Int("edgeloop.fused_add", 0) &&
+      (c.in.size() < 4 || !c.in[3] || c.in[3]->dtype != DType::kFloat32 || c.in[3]->shape != out))
+    return c.Fail("the folded residual Add needs a float32 operand of the output's shape " +
+                  ShapeString(out));
   if (c.backend == Backend::kFast && IsDepthwise(g)) {
     c.scratch_bytes = DepthwiseScratch(g);
   } else if (c.backend == Backend::kFast && UsesShiftedRows(g)) {
@@ -227,8 +262,14 @@ Status RunConv(RunContext& c) {
   }
   float lo, hi;
   FusedActivationBounds(c.node, &lo, &hi);
+  const float* res = c.node.Int("edgeloop.fused_add", 0) && c.in.size() > 3 && c.in[3]
+                         ? c.in[3]->as<float>()
+                         : nullptr;
+  // With a residual, the paths that write y directly apply lo and hi after adding it.
+  const float inf = std::numeric_limits<float>::infinity();
   if (IsDepthwise(g)) {
-    DepthwiseConv(g, x, w, bias, lo, hi, y, c.scratch);
+    DepthwiseConv(g, x, w, bias, res ? -inf : lo, res ? inf : hi, y, c.scratch);
+    if (res) AddClamp(y, res, g.n * g.m * g.out_size, lo, hi);
     return Status::Ok();
   }
   const bool pointwise = IsPointwise(g), shifted = UsesShiftedRows(g);
@@ -240,8 +281,9 @@ Status RunConv(RunContext& c) {
       const float* wg = w + grp * g.mg * kdim;
       const float* bg = bias ? bias + grp * g.mg : nullptr;
       float* yg = y + (b * g.m + grp * g.mg) * g.out_size;
+      const float* rg = res ? res + (b * g.m + grp * g.mg) * g.out_size : nullptr;
       if (shifted) {
-        ShiftedRowsConv(g, xg, wg, bg, lo, hi, yg, c.scratch);
+        ShiftedRowsConv(g, xg, wg, bg, lo, hi, rg, yg, c.scratch);
         continue;
       }
       const float* cols = xg;
@@ -249,7 +291,8 @@ Status RunConv(RunContext& c) {
         Im2Col(g, xg, col);
         cols = col;
       }
-      ConvGemm(g.mg, g.out_size, kdim, wg, cols, bg, lo, hi, yg);
+      ConvGemm(g.mg, g.out_size, kdim, wg, cols, bg, rg ? -inf : lo, rg ? inf : hi, yg);
+      if (rg) AddClamp(yg, rg, g.mg * g.out_size, lo, hi);
     }
   }
   return Status::Ok();
