@@ -126,6 +126,10 @@ int main(int argc, char** argv) {
   app.add_option("--mqtt-workers", mqtt_workers,
                  "The server's MQTT ingest workers (0: its default)")
       ->capture_default_str();
+  int https_senders = 0;
+  app.add_option("--https-senders", https_senders,
+                 "The simulator's blocking HTTPS senders (0: its default, 64)")
+      ->capture_default_str();
   app.add_option("--edgeloop", edgeloop_bin, "The edgeloop binary")->capture_default_str();
   app.add_option("--work", work, "Folder for the server, broker and devices (default: a temp)");
   app.add_option("--out", out, "JSON output")->capture_default_str();
@@ -185,32 +189,36 @@ int main(int argc, char** argv) {
       const std::string json = work + "/" + transport + "-" + std::to_string(devices) + ".json";
       const RunOptions ro =
           LogTo(work + "/simulate-" + transport + "-" + std::to_string(devices) + ".log");
-      const std::vector<std::string> sim_args = {edgeloop_bin,
-                                                 "simulate",
-                                                 "--devices",
-                                                 std::to_string(devices),
-                                                 "--transport",
-                                                 transport,
-                                                 "--server",
-                                                 server_url,
-                                                 "--broker",
-                                                 broker_addr,
-                                                 "--data",
-                                                 data,
-                                                 "--state",
-                                                 work + "/devices",
-                                                 "--interval",
-                                                 std::to_string(interval),
-                                                 "--batch",
-                                                 std::to_string(batch),
-                                                 "--duration",
-                                                 std::to_string(duration),
-                                                 "--ramp",
-                                                 std::to_string(ramp),
-                                                 "--enroll-concurrency",
-                                                 "16",
-                                                 "--json",
-                                                 json};
+      std::vector<std::string> sim_args = {edgeloop_bin,
+                                           "simulate",
+                                           "--devices",
+                                           std::to_string(devices),
+                                           "--transport",
+                                           transport,
+                                           "--server",
+                                           server_url,
+                                           "--broker",
+                                           broker_addr,
+                                           "--data",
+                                           data,
+                                           "--state",
+                                           work + "/devices",
+                                           "--interval",
+                                           std::to_string(interval),
+                                           "--batch",
+                                           std::to_string(batch),
+                                           "--duration",
+                                           std::to_string(duration),
+                                           "--ramp",
+                                           std::to_string(ramp),
+                                           "--enroll-concurrency",
+                                           "16",
+                                           "--json",
+                                           json};
+      if (transport == "https" && https_senders > 0) {
+        sim_args.push_back("--threads");
+        sim_args.push_back(std::to_string(https_senders));
+      }
       // The first run of a fleet size enrolls it; its figures would include that, so the
       // identities are made first by a short run that is not measured.
       if (!std::filesystem::exists(work + "/devices/sim-" + [&] {

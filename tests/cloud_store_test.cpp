@@ -463,6 +463,51 @@ TEST_P(StoreTest, ServerIngestsOverMutualTls) {
             std::string::npos);
 }
 
+// The connection keeps prepared statements (SQLite caches them by text): a statement that
+// failed, one that was left with rows unread, a schema change under a kept statement and more
+// distinct statements than the cache holds must all behave as if each were prepared anew.
+TEST_P(DomainStoreTest, RepeatedStatementsSeeSchemaChangesFailuresAndNewRows) {
+  auto db = cloud::OpenDatabase(DatabaseUrl());
+  ASSERT_TRUE(db.ok()) << db.error().message;
+  cloud::Database& d = **db;
+  ASSERT_TRUE(d.Exec("CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)").ok());
+  const std::string insert = "INSERT INTO kv (k, v) VALUES (?, ?)";
+  ASSERT_TRUE(d.Exec(insert, {"a", "1"}).ok());
+  // The same statement fails on a duplicate key, then works again with other parameters.
+  EXPECT_FALSE(d.Exec(insert, {"a", "2"}).ok());
+  ASSERT_TRUE(d.Exec(insert, {"b", "2"}).ok());
+  const std::string all = "SELECT * FROM kv ORDER BY k";
+  auto rows = d.Query(all);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 2u);
+  EXPECT_EQ(rows->at(1).at(1), "2");
+  // A column added under the kept SELECT * shows up in its next answer.
+  ASSERT_TRUE(d.Exec("ALTER TABLE kv ADD COLUMN note TEXT").ok());
+  ASSERT_TRUE(d.Exec("UPDATE kv SET note = ? WHERE k = ?", {"n", "a"}).ok());
+  rows = d.Query(all);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(rows->at(0).size(), 3u);
+  EXPECT_EQ(rows->at(0).at(2), "n");
+  // More distinct statements than any cache holds, then the first ones again.
+  for (int i = 0; i < 300; ++i) {
+    auto one = d.Query(
+        "SELECT v FROM kv WHERE k = ? AND " + std::to_string(i) + " = " + std::to_string(i), {"b"});
+    ASSERT_TRUE(one.ok()) << one.error().message;
+    ASSERT_EQ(one->size(), 1u);
+  }
+  // A write inside a transaction, through a kept statement, is seen after the commit and
+  // gone after a rollback.
+  ASSERT_TRUE(d.Transaction([&] { return d.Exec(insert, {"c", "3"}); }).ok());
+  EXPECT_FALSE(d.Transaction([&]() -> Status {
+                  EDGELOOP_RETURN_IF_ERROR(d.Exec(insert, {"d", "4"}));
+                  return Error(Errc::kInternal, "roll back");
+                }).ok());
+  rows = d.Query(all);
+  ASSERT_TRUE(rows.ok()) << rows.error().message;
+  ASSERT_EQ(rows->size(), 3u);
+  EXPECT_EQ(rows->at(2).at(0), "c");
+}
+
 TEST_P(MigrationTest, AFreshDatabaseGetsEveryMigrationOnceInOrder) {
   auto db = cloud::OpenDatabase(DatabaseUrl());
   ASSERT_TRUE(db.ok()) << db.error().message;

@@ -206,6 +206,10 @@ std::vector<Setting> SettingsTable(ServerSettings& s) {
       Setting::Number("mqtt", "mqtt_workers",
                       "Ingest connections to the broker, each a share of the subscription",
                       &o.mqtt_workers, 1, 64),
+      Setting::Number("mqtt", "mqtt_handlers",
+                      "Samples messages stored at once (each waits for the group commit it "
+                      "shares with the others)",
+                      &o.mqtt_handlers, 1, 1024),
       Setting::Text("log", "log_level", "debug, info, warn or error", &s.log_level,
                     {"debug", "info", "warn", "error"}),
       Setting::Text("log", "log_file", "Append the structured log to this file (default: stderr)",

@@ -160,7 +160,7 @@ int Run(sim::SimOptions o) {
                         {"transport", o.transport},
                         {"interval_s", o.interval_s},
                         {"batch_samples", o.batch},
-                        {"sample", "synthetic 28x28 float image, no inference"},
+                        {"sample", "synthetic 28x28 grey image as 8-bit pixels, no inference"},
                         {"duration_s", o.duration_s},
                         {"ramp_s", o.ramp_s},
                         {"elapsed_s", elapsed},

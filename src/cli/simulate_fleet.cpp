@@ -14,6 +14,7 @@
 
 #include "cloud/client.hpp"
 #include "common/file.hpp"
+#include "common/sample_record.hpp"
 #include "edgeloop_wire.pb.h"
 
 namespace edgeloop::cli::sim {
@@ -22,7 +23,8 @@ namespace {
 constexpr int kImages = 16;
 
 // kImages serialized wire::Samples: 28x28 grey images of soft stripes at different angles,
-// quantized to 1/255 like camera pixels (so zstd sees what it would see from a sensor).
+// quantized to 1/255 like camera pixels (so zstd sees what it would see from a sensor), sent
+// as the agent sends them (SetTensorValues: 8-bit pixels).
 const std::vector<std::string>& SamplePayloads() {
   static const std::vector<std::string> payloads = [] {
     std::vector<std::string> out;
@@ -31,11 +33,15 @@ const std::vector<std::string>& SamplePayloads() {
       auto* t = s.mutable_tensor();
       for (int d : {1, 28, 28}) t->add_shape(d);
       const double angle = k * 3.14159265358979 / kImages;
+      std::vector<float> values;
+      values.reserve(28 * 28);
       for (int y = 0; y < 28; ++y)
         for (int x = 0; x < 28; ++x) {
           double v = 0.5 + 0.5 * std::sin((x * std::cos(angle) + y * std::sin(angle)) / 2.5);
-          t->add_values(static_cast<float>(std::round(v * 255) / 255));
+          values.push_back(static_cast<float>(std::round(v * 255) / 255));
         }
+      // The agent's own encoding: values that are all b / 255 travel as 8-bit pixels.
+      SetTensorValues(t, values.data(), values.size());
       s.set_timestamp_ms(1'700'000'000'000);
       s.set_prediction(k % 10);
       s.set_confidence(0.5f);

@@ -59,11 +59,11 @@ using Handler = std::function<void(const Request&, Response&)>;
 
 // Every field is a server setting (edgeloop server --help, docs/cloud.md).
 struct ListenerOptions {
-  int handler_threads = 8;
-  int handshake_timeout_ms = 10000;     // TCP accept to finished TLS handshake
-  int header_timeout_ms = 30000;        // first byte of a request to its last header line
-  int body_timeout_ms = 60000;          // last header line to the last body byte
-  int keepalive_timeout_ms = 60000;     // idle between two requests on one connection
+  int handler_threads = 32;          // most block in the sample store's group commit, not on a core
+  int handshake_timeout_ms = 10000;  // TCP accept to finished TLS handshake
+  int header_timeout_ms = 30000;     // first byte of a request to its last header line
+  int body_timeout_ms = 60000;       // last header line to the last body byte
+  int keepalive_timeout_ms = 60000;  // idle between two requests on one connection
   int keepalive_max_requests = 1000;    // then the connection is closed after its answer
   size_t max_header_bytes = 16u << 10;  // request line and headers: 431 above
   int max_connections = 20000;          // open at once, all addresses

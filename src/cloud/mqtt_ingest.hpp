@@ -51,7 +51,7 @@ struct MqttIngestOptions {
   std::string cert_file, key_file;  // a client certificate whose common name is kIngestIdentity
   int workers = 2;                  // connections, each its own share of the subscription
   std::string client_id_prefix;     // client ids are <prefix>-<n>; unique per process
-  int handler_threads = 8;          // messages handled at once
+  int handler_threads = 32;         // messages handled at once
   size_t queue_messages = 512;      // taken from the broker and not yet handled, at most
 };
 

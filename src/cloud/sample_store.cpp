@@ -21,8 +21,18 @@ namespace edgeloop::cloud {
 namespace {
 
 // Statement sizes: SQLite allows 32,766 parameters, PostgreSQL 65,535.
-constexpr size_t kSeqsPerQuery = 500;
-constexpr size_t kRowsPerInsert = 250;  // 8 parameters a row
+constexpr size_t kSeqsPerQuery = 512;
+constexpr size_t kRowsPerInsert = 256;  // 8 parameters a row
+
+// How many of `left` items the next statement takes, at most `most`: a power of two (or
+// `most`), so that a handful of statement texts serve every group and the database keeps
+// them prepared (a batch of 32 samples is one query of 32 sequences).
+size_t ChunkSize(size_t left, size_t most) {
+  if (left >= most) return most;
+  size_t n = 1;
+  while (n * 2 <= left) n *= 2;
+  return n;
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -159,8 +169,8 @@ Status SampleStore::CommitGroup(const std::vector<Pending*>& group) {
   std::set<std::pair<std::string, uint64_t>> seen;
   for (const auto& [device, seq_set] : by_device) {
     std::vector<uint64_t> seqs(seq_set.begin(), seq_set.end());
-    for (size_t at = 0; at < seqs.size(); at += kSeqsPerQuery) {
-      size_t n = std::min(kSeqsPerQuery, seqs.size() - at);
+    for (size_t at = 0, n = 0; at < seqs.size(); at += n) {
+      n = ChunkSize(seqs.size() - at, kSeqsPerQuery);
       std::vector<std::string> params = {device};
       for (size_t i = 0; i < n; ++i) params.push_back(std::to_string(seqs[at + i]));
       EDGELOOP_ASSIGN_OR_RETURN(
@@ -200,10 +210,8 @@ Status SampleStore::CommitGroup(const std::vector<Pending*>& group) {
   std::vector<std::pair<uint64_t, uint32_t>> places;
   places.reserve(fresh.size());
   for (const auto& [s, p] : fresh) {
-    std::string record = EncodeSampleRecord(*s);
-    places.emplace_back(segment_size_ + buf.size(),
-                        static_cast<uint32_t>(record.size() - kSampleRecordHeaderBytes));
-    buf += record;
+    const uint64_t at = segment_size_ + buf.size();
+    places.emplace_back(at, AppendSampleRecord(*s, buf));
   }
   Status written = WriteAll(fd_, buf);
   if (written.ok() && ::fdatasync(fd_) != 0)
@@ -222,8 +230,8 @@ Status SampleStore::CommitGroup(const std::vector<Pending*>& group) {
   std::set<std::pair<std::string, uint64_t>> inserted;
   Status committed = db_.Transaction([&]() -> Status {
     inserted.clear();
-    for (size_t at = 0; at < fresh.size(); at += kRowsPerInsert) {
-      size_t n = std::min(kRowsPerInsert, fresh.size() - at);
+    for (size_t at = 0, n = 0; at < fresh.size(); at += n) {
+      n = ChunkSize(fresh.size() - at, kRowsPerInsert);
       std::string sql =
           "INSERT INTO samples (device_id, seq, ts_ms, label, label_source, segment, pos, "
           "length) VALUES ";

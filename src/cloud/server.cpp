@@ -601,6 +601,7 @@ Status Server::Impl::StartMqttIngest() {
     EDGELOOP_RETURN_IF_ERROR(WriteFileAtomic(mo.cert_file, pair.cert_pem, 0644));
   }
   mo.workers = options.mqtt_workers;
+  mo.handler_threads = options.mqtt_handlers;
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
   mo.client_id_prefix = std::string(mqtt::kIngestIdentity) + "-" + host + "-" +

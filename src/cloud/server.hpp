@@ -53,6 +53,9 @@ struct ServerOptions {
   std::string mqtt_broker;
   std::string mqtt_cert_file, mqtt_key_file;
   int mqtt_workers = 2;
+  // Samples messages stored at once. Each waits for the sample store's group commit, so this
+  // bounds how many batches share one fsync (docs/scale-out.md, "Group commit").
+  int mqtt_handlers = 32;
 };
 
 class Server {

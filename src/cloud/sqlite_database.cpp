@@ -1,5 +1,8 @@
 #include <sqlite3.h>
 
+#include <memory>
+#include <unordered_map>
+
 #include "cloud/database.hpp"
 
 namespace edgeloop::cloud {
@@ -8,15 +11,22 @@ namespace {
 class SqliteDatabase final : public Database {
  public:
   explicit SqliteDatabase(sqlite3* db) : db_(db) {}
-  ~SqliteDatabase() override { sqlite3_close_v2(db_); }
+  ~SqliteDatabase() override {
+    for (auto& [sql, stmt] : statements_) sqlite3_finalize(stmt);
+    sqlite3_close_v2(db_);
+  }
 
   Result<std::vector<Row>> Query(const std::string& sql,
                                  const std::vector<std::string>& params) override {
     std::lock_guard<std::recursive_mutex> lock(mu_);
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK)
-      return Error(Errc::kInternal, std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
-    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> guard(stmt, sqlite3_finalize);
+    auto prepared = Prepare(sql);
+    if (!prepared.ok()) return prepared.error();
+    sqlite3_stmt* stmt = *prepared;
+    // Reset on every way out, so that a cached statement never holds a read transaction open.
+    std::unique_ptr<sqlite3_stmt, void (*)(sqlite3_stmt*)> guard(stmt, [](sqlite3_stmt* s) {
+      sqlite3_reset(s);
+      sqlite3_clear_bindings(s);
+    });
     for (size_t i = 0; i < params.size(); ++i)
       sqlite3_bind_text(stmt, static_cast<int>(i + 1), params[i].data(),
                         static_cast<int>(params[i].size()), SQLITE_TRANSIENT);
@@ -30,6 +40,7 @@ class SqliteDatabase final : public Database {
       }
       Row row;
       int n = sqlite3_column_count(stmt);
+      row.reserve(static_cast<size_t>(n));
       for (int c = 0; c < n; ++c) {
         const unsigned char* text = sqlite3_column_text(stmt, c);
         row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
@@ -43,7 +54,28 @@ class SqliteDatabase final : public Database {
   std::string Dialect() const override { return "sqlite"; }
 
  private:
+  // The same statements run again and again (ingest runs a few thousand a second): each is
+  // parsed once and kept, up to kCachedStatements, after which the cache starts over. SQLite
+  // prepares a kept statement again by itself when the schema changes (prepare_v2).
+  static constexpr size_t kCachedStatements = 128;
+  Result<sqlite3_stmt*> Prepare(const std::string& sql) {
+    auto found = statements_.find(sql);
+    if (found != statements_.end()) return found->second;
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return Error(Errc::kInternal, std::string("sqlite prepare: ") + sqlite3_errmsg(db_));
+    }
+    if (statements_.size() >= kCachedStatements) {
+      for (auto& [text, kept] : statements_) sqlite3_finalize(kept);
+      statements_.clear();
+    }
+    statements_.emplace(sql, stmt);
+    return stmt;
+  }
+
   sqlite3* db_;
+  std::unordered_map<std::string, sqlite3_stmt*> statements_;  // guarded by mu_
 };
 
 }  // namespace
@@ -63,6 +95,9 @@ Result<std::unique_ptr<Database>> OpenSqlite(const std::string& path) {
   EDGELOOP_RETURN_IF_ERROR(db->Exec("PRAGMA journal_mode=WAL", {}));
   EDGELOOP_RETURN_IF_ERROR(db->Exec("PRAGMA synchronous=FULL", {}));
   EDGELOOP_RETURN_IF_ERROR(db->Exec("PRAGMA busy_timeout=5000", {}));
+  // 64 MiB of pages (the default is 2 MiB): the samples index of a busy fleet is large, and
+  // every group commit looks up and inserts rows of many devices across it.
+  EDGELOOP_RETURN_IF_ERROR(db->Exec("PRAGMA cache_size=-65536", {}));
   return std::unique_ptr<Database>(std::move(db));
 }
 

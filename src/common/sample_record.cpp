@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "common/pixel.hpp"
 
@@ -33,14 +34,23 @@ std::string SampleSegmentPath(const std::string& dir, int segment) {
   return dir + "/" + name;
 }
 
+uint32_t AppendSampleRecord(const wire::Sample& sample, std::string& out) {
+  const size_t payload = sample.ByteSizeLong();
+  const size_t start = out.size();
+  out.resize(start + kSampleRecordHeaderBytes + payload);
+  auto* body = reinterpret_cast<uint8_t*>(out.data() + start + kSampleRecordHeaderBytes);
+  sample.SerializeWithCachedSizesToArray(body);
+  std::string header;
+  PutU32(header, kRecordMagic);
+  PutU32(header, static_cast<uint32_t>(payload));
+  PutU32(header, Crc(reinterpret_cast<const char*>(body), payload));
+  std::memcpy(out.data() + start, header.data(), kSampleRecordHeaderBytes);
+  return static_cast<uint32_t>(payload);
+}
+
 std::string EncodeSampleRecord(const wire::Sample& sample) {
-  std::string payload = sample.SerializeAsString();
   std::string out;
-  out.reserve(kSampleRecordHeaderBytes + payload.size());
-  PutU32(out, kRecordMagic);
-  PutU32(out, static_cast<uint32_t>(payload.size()));
-  PutU32(out, Crc(payload.data(), payload.size()));
-  out += payload;
+  AppendSampleRecord(sample, out);
   return out;
 }
 

@@ -20,6 +20,8 @@ constexpr uint32_t kSampleRecordHeaderBytes = 12;
 std::string SampleSegmentPath(const std::string& dir, int segment);
 // Header and payload of one record, ready to append to a segment.
 std::string EncodeSampleRecord(const wire::Sample& sample);
+// The same record appended to `out` without a copy of the payload; returns the payload's length.
+uint32_t AppendSampleRecord(const wire::Sample& sample, std::string& out);
 // Decodes the record of `length` payload bytes at `pos` of an open segment (fd); checks magic,
 // length and CRC before parsing. `where` names the segment in errors.
 Result<wire::Sample> ReadSampleRecord(int fd, uint64_t pos, uint32_t length,
