@@ -186,6 +186,43 @@ TEST_P(StoreTest, TwoStoresOnOneDatabaseAndFolderKeepEverySampleInPlace) {
   EXPECT_GT(*segments, 10);
 }
 
+// A store skips the dedupe query for a device's samples above the highest it indexed itself;
+// when another store indexed them meanwhile (a device retrying on another replica), the
+// index still keeps the first copy and the batch counts them as duplicates.
+TEST_P(StoreTest, SamplesAnotherStoreIndexedAboveThisStoresNewestAreDuplicates) {
+  const std::string url = DatabaseUrl();
+  auto db_a = OpenMigrated(url);
+  ASSERT_TRUE(db_a.ok()) << db_a.error().message;
+  auto db_b = cloud::OpenDatabase(url);
+  ASSERT_TRUE(db_b.ok()) << db_b.error().message;
+  const std::string dir = dir_.path() + "/samples";
+  auto a = cloud::SampleStore::Open(**db_a, dir);
+  auto b = cloud::SampleStore::Open(**db_b, dir);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ((*b)->Append(Pointers(MakeTaggedBatch("cam-1", 0, 10)))->accepted, 10u);
+  ASSERT_EQ((*a)->Append(Pointers(MakeTaggedBatch("cam-1", 10, 10)))->accepted, 10u);
+  // b knows cam-1 up to 9 only; 10..24 overlap a's 10..19.
+  auto r = (*b)->Append(Pointers(MakeTaggedBatch("cam-1", 10, 15)));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->accepted, 5u);
+  EXPECT_EQ(r->duplicates, 10u);
+  // And the same batch again on b is all duplicates, found by the query this time.
+  r = (*b)->Append(Pointers(MakeTaggedBatch("cam-1", 10, 15)));
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->accepted, 0u);
+  EXPECT_EQ(r->duplicates, 15u);
+  auto counts = (*a)->Count("device");
+  ASSERT_TRUE(counts.ok());
+  ASSERT_EQ(counts->size(), 1u);
+  EXPECT_EQ(counts->at(0).count, 25u);
+  for (uint64_t seq : {0u, 9u, 10u, 19u, 20u, 24u})
+    for (cloud::SampleStore* store : {a->get(), b->get()}) {
+      auto sample = store->Read("cam-1", seq);
+      ASSERT_TRUE(sample.ok()) << seq << ": " << sample.error().message;
+      EXPECT_EQ(sample->metadata().at("at"), "cam-1/" + std::to_string(seq));
+    }
+}
+
 // A data folder and database from before segments were numbered by the database: migration 5
 // records the segments the index names, and a new store neither reuses them nor an unindexed
 // file it finds; old and new samples read back.

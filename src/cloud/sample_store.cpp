@@ -23,6 +23,8 @@ namespace {
 // Statement sizes: SQLite allows 32,766 parameters, PostgreSQL 65,535.
 constexpr size_t kSeqsPerQuery = 512;
 constexpr size_t kRowsPerInsert = 256;  // 8 parameters a row
+// Devices whose newest indexed sequence the store remembers; past this it starts over.
+constexpr size_t kMaxHighWaterDevices = 1 << 20;
 
 // How many of `left` items the next statement takes, at most `most`: a power of two (or
 // `most`), so that a handful of statement texts serve every group and the database keeps
@@ -168,6 +170,10 @@ Status SampleStore::CommitGroup(const std::vector<Pending*>& group) {
     for (const wire::Sample* s : *p->samples) by_device[s->device_id()].insert(s->sequence());
   std::set<std::pair<std::string, uint64_t>> seen;
   for (const auto& [device, seq_set] : by_device) {
+    // Samples newer than any this store indexed for the device (its usual batch) cannot be
+    // in the index unless another store put them there, which ON CONFLICT catches: no query.
+    auto known = high_water_.find(device);
+    if (known != high_water_.end() && *seq_set.begin() > known->second) continue;
     std::vector<uint64_t> seqs(seq_set.begin(), seq_set.end());
     for (size_t at = 0, n = 0; at < seqs.size(); at += n) {
       n = ChunkSize(seqs.size() - at, kSeqsPerQuery);
@@ -258,11 +264,15 @@ Status SampleStore::CommitGroup(const std::vector<Pending*>& group) {
     return Status::Ok();
   });
   EDGELOOP_RETURN_IF_ERROR(committed);
+  if (high_water_.size() > kMaxHighWaterDevices) high_water_.clear();
   for (const auto& [s, p] : fresh) {
-    if (inserted.count({s->device_id(), s->sequence()}))
+    if (inserted.count({s->device_id(), s->sequence()})) {
       ++p->result.accepted;
-    else
+      uint64_t& top = high_water_[s->device_id()];
+      top = std::max(top, s->sequence());
+    } else {
       ++p->result.duplicates;
+    }
   }
   return Status::Ok();
 }

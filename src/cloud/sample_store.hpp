@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cloud/database.hpp"
@@ -142,6 +143,9 @@ class SampleStore {
   int segment_ = 0;
   uint64_t segment_size_ = 0;
   bool segment_failed_ = false;  // a write or fsync failed: its tail is unknown, start anew
+  // Per device, the highest sequence this store indexed (leader only, like the segment):
+  // a group skips the dedupe query for devices whose samples are all above it.
+  std::unordered_map<std::string, uint64_t> high_water_;
   std::atomic<uint64_t> syncs_{0}, synced_batches_{0};
 };
 
