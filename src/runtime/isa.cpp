@@ -23,6 +23,7 @@ const IsaKernels& Avx512VnniKernels() {
     t.name = "avx512+vnni";
     t.dot_u8s8_quads = isa_avx512vnni::DotU8S8Quads;
     t.qconv_u8s8 = isa_avx512vnni::QConvU8S8;
+    t.fc_u8s8 = isa_avx512vnni::FcU8S8;
     return t;
   }();
   return table;

@@ -278,12 +278,12 @@ TEST(Runtime, DepthwiseConvolutionsMatchTheReferenceInFloatAndInt8AtEveryLevel) 
   fs::remove_all(dir);
 }
 
-// x[2, c, h, w] -> Conv (m output channels, kernel k x k, `group` groups, bias) -> y, with a
+// x[5, c, h, w] -> Conv (m output channels, kernel k x k, `group` groups, bias) -> y, with a
 // Relu after it if `relu`.
 std::string QConvNet(int64_t c, int64_t m, int64_t h, int64_t w, int64_t k, int64_t stride,
                      int64_t pad, int64_t dilation, int64_t group, bool relu) {
   TestGraph t(13);
-  t.Input("x", {2, c, h, w});
+  t.Input("x", {5, c, h, w});
   t.Floats("w", {m, c / group, k, k}, Random(static_cast<size_t>(m * (c / group) * k * k), 51));
   t.Floats("b", {m}, Random(static_cast<size_t>(m), 52));
   auto* conv = t.Node("Conv", {"x", "w", "b"}, {relu ? "c" : "y"});
@@ -300,7 +300,8 @@ TEST(Runtime, Int8ConvolutionsMatchTheReferenceExactlyAtEveryLevel) {
   // The VNNI kernel's channel quads (input channels 1 to 17, whole and partial quads), its
   // blocks of 8 output channels (1 to 24, whole and partial), its 16-, 32- and 48-position
   // tiles on the phase width (planes of 1x1 to 19x19), kernels 1x1 to 7x7 with strides 1 to 3,
-  // padding, dilation and groups; the int8 output after the Relu folded in half the cases.
+  // padding, dilation and groups, fully connected layers (1x1 over 1x1) of 4 and 1 samples; the
+  // int8 output after the Relu folded in half the cases.
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("edgeloop_qconv_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -312,7 +313,8 @@ TEST(Runtime, Int8ConvolutionsMatchTheReferenceExactlyAtEveryLevel) {
                         {5, 7, 19, 19, 3, 1, 1, 1, 1},   {16, 16, 8, 8, 3, 2, 1, 1, 1},
                         {17, 1, 6, 5, 5, 1, 2, 1, 1},    {6, 12, 9, 9, 3, 1, 2, 2, 2},
                         {12, 20, 10, 11, 7, 3, 3, 1, 1}, {32, 8, 1, 1, 3, 1, 1, 1, 1},
-                        {8, 16, 16, 16, 1, 2, 0, 1, 1},  {9, 6, 5, 7, 2, 1, 0, 1, 3}};
+                        {8, 16, 16, 16, 1, 2, 0, 1, 1},  {9, 6, 5, 7, 2, 1, 0, 1, 3},
+                        {32, 8, 1, 1, 1, 1, 0, 1, 1},    {37, 20, 1, 1, 1, 1, 0, 1, 1}};
   for (const Case& cs : cases) {
     const std::string what = "c" + std::to_string(cs.c) + " m" + std::to_string(cs.m) + " " +
                              std::to_string(cs.h) + "x" + std::to_string(cs.w) + " k" +
@@ -324,10 +326,10 @@ TEST(Runtime, Int8ConvolutionsMatchTheReferenceExactlyAtEveryLevel) {
         QConvNet(cs.c, cs.m, cs.h, cs.w, cs.k, cs.stride, cs.pad, cs.dilation, cs.group, relu);
     const std::string f = (dir / "q.onnx").string(), q = (dir / "q-int8.onnx").string();
     ASSERT_TRUE(WriteFileAtomic(f, fp32).ok());
-    auto x = Random(static_cast<size_t>(2 * cs.c * cs.h * cs.w), 53);
+    auto x = Random(static_cast<size_t>(5 * cs.c * cs.h * cs.w), 53);
     OwnedTensor calib;
     calib.dtype = DType::kFloat32;
-    calib.shape = {2, cs.c, cs.h, cs.w};
+    calib.shape = {5, cs.c, cs.h, cs.w};
     calib.bytes.assign(reinterpret_cast<unsigned char*>(x.data()),
                        reinterpret_cast<unsigned char*>(x.data() + x.size()));
     ASSERT_TRUE(QuantizeModel(f, {calib}, q).ok()) << what;
@@ -337,7 +339,7 @@ TEST(Runtime, Int8ConvolutionsMatchTheReferenceExactlyAtEveryLevel) {
       o.backend = backend;
       auto m = Model::LoadFromBytes(int8, "q", o);
       EXPECT_TRUE(m.ok()) << m.error().message;
-      auto out = m->Run({Tensor{DType::kFloat32, {2, cs.c, cs.h, cs.w}, x.data()}});
+      auto out = m->Run({Tensor{DType::kFloat32, {5, cs.c, cs.h, cs.w}, x.data()}});
       EXPECT_TRUE(out.ok()) << out.error().message;
       const auto& t = (*out)[0];
       return std::vector<float>(t.as<float>(), t.as<float>() + NumElements(t.shape));

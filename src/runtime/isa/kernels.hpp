@@ -108,6 +108,12 @@ struct IsaKernels {
   void (*qconv_u8s8)(const QConvArgs& a, const uint8_t* xg, uint8_t pad, const int32_t* w,
                      const int32_t* offset, const float* mult, float zp, bool signed_out,
                      uint32_t* phases, uint8_t* ywide, void* y);
+  // A fully connected layer: y[b][j] = saturate(round((sum_i x[b][i] w[j][i] + offset[j]) *
+  // mult[j]) + zp) for b < n, j < m, i < k, uint8 or (signed_out) int8. w: packed once per
+  // plan, blocks of 16 outputs as [block][k / 4 rounded up][16] int32, each int32 four int8
+  // weights of consecutive inputs, zero past k and m. nullptr where VNNI is missing.
+  void (*fc_u8s8)(int64_t n, int64_t k, int64_t m, const uint8_t* x, const int32_t* w,
+                  const int32_t* offset, const float* mult, float zp, bool signed_out, void* y);
 };
 
 // The table of the active level; the first call makes the choice (see isa.hpp).
@@ -129,6 +135,8 @@ void DotU8S8Quads(const uint8_t* cols, const int32_t* w, int64_t kq, int64_t pos
 void QConvU8S8(const QConvArgs& a, const uint8_t* xg, uint8_t pad, const int32_t* w,
                const int32_t* offset, const float* mult, float zp, bool signed_out,
                uint32_t* phases, uint8_t* ywide, void* y);
+void FcU8S8(int64_t n, int64_t k, int64_t m, const uint8_t* x, const int32_t* w,
+            const int32_t* offset, const float* mult, float zp, bool signed_out, void* y);
 }  // namespace isa_avx512vnni
 #endif
 

@@ -162,7 +162,81 @@ void Run(const QConvArgs& a, const uint32_t* phases, const int32_t* w, const int
   }
 }
 
+// Requantised bytes of 16 sums (lanes of `mask`) at y.
+template <bool kSigned>
+inline void StoreRequantized(__m512i acc, __m512i offset, __m512 mult, __m512 zp, __mmask16 mask,
+                             uint8_t* y) {
+  __m512 f = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_add_epi32(acc, offset)), mult);
+  f = _mm512_add_ps(
+      _mm512_maskz_roundscale_ps(0xFFFF, f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zp);
+  f = _mm512_mask_max_ps(f, 0xFFFF, f, _mm512_set1_ps(kSigned ? -128.0f : 0.0f));
+  f = _mm512_mask_min_ps(f, 0xFFFF, f, _mm512_set1_ps(kSigned ? 127.0f : 255.0f));
+  const __m512i i = _mm512_maskz_cvtps_epi32(0xFFFF, f);
+  if (kSigned)
+    _mm512_mask_cvtsepi32_storeu_epi8(y, mask, i);
+  else
+    _mm512_mask_cvtusepi32_storeu_epi8(y, mask, i);
+}
+
+// Up to four samples (S) against one block of 16 output channels: each weight vector loaded
+// feeds S vpdpbusd, each with one sample's four input bytes broadcast.
+template <int S, bool kSigned>
+void FcBlock(int64_t k, int64_t m, const uint8_t* x, const int32_t* w, int64_t m0,
+             const int32_t* offset, const float* mult, float zp, uint8_t* y) {
+  const int64_t kq = (k + 3) / 4, full = k / 4;
+  __m512i acc[S];
+#pragma GCC unroll 4
+  for (int s = 0; s < S; ++s) acc[s] = _mm512_setzero_si512();
+  for (int64_t q = 0; q < full; ++q) {
+    const __m512i wv = _mm512_loadu_si512(w + q * 16);
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s) {
+      int32_t quad;
+      __builtin_memcpy(&quad, x + s * k + q * 4, 4);
+      acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_set1_epi32(quad), wv);
+    }
+  }
+  if (full < kq) {  // the last bytes of each row, zero past k (their weights are zero too)
+    const __m512i wv = _mm512_loadu_si512(w + full * 16);
+#pragma GCC unroll 4
+    for (int s = 0; s < S; ++s) {
+      uint32_t quad = 0;
+      for (int64_t j = full * 4; j < k; ++j) quad |= uint32_t{x[s * k + j]} << (8 * (j - full * 4));
+      acc[s] = _mm512_dpbusd_epi32(acc[s], _mm512_set1_epi32(static_cast<int32_t>(quad)), wv);
+    }
+  }
+  const int64_t left = m - m0;
+  const __mmask16 mask = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1);
+  const __m512i off = _mm512_maskz_loadu_epi32(mask, offset + m0);
+  const __m512 mu = _mm512_maskz_loadu_ps(mask, mult + m0), vzp = _mm512_set1_ps(zp);
+#pragma GCC unroll 4
+  for (int s = 0; s < S; ++s) StoreRequantized<kSigned>(acc[s], off, mu, vzp, mask, y + s * m + m0);
+}
+
+template <bool kSigned>
+void Fc(int64_t n, int64_t k, int64_t m, const uint8_t* x, const int32_t* w, const int32_t* offset,
+        const float* mult, float zp, uint8_t* y) {
+  const int64_t kq = (k + 3) / 4;
+  int64_t b = 0;
+  for (; b + 4 <= n; b += 4)
+    for (int64_t m0 = 0; m0 < m; m0 += 16)
+      FcBlock<4, kSigned>(k, m, x + b * k, w + (m0 / 16) * kq * 16, m0, offset, mult, zp,
+                          y + b * m);
+  for (; b < n; ++b)
+    for (int64_t m0 = 0; m0 < m; m0 += 16)
+      FcBlock<1, kSigned>(k, m, x + b * k, w + (m0 / 16) * kq * 16, m0, offset, mult, zp,
+                          y + b * m);
+}
+
 }  // namespace
+
+void FcU8S8(int64_t n, int64_t k, int64_t m, const uint8_t* x, const int32_t* w,
+            const int32_t* offset, const float* mult, float zp, bool signed_out, void* y) {
+  if (signed_out)
+    Fc<true>(n, k, m, x, w, offset, mult, zp, static_cast<uint8_t*>(y));
+  else
+    Fc<false>(n, k, m, x, w, offset, mult, zp, static_cast<uint8_t*>(y));
+}
 
 void QConvU8S8(const QConvArgs& a, const uint8_t* xg, uint8_t pad, const int32_t* w,
                const int32_t* offset, const float* mult, float zp, bool signed_out,

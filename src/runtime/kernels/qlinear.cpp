@@ -54,6 +54,11 @@ Status CheckScalar(InferContext& c, size_t scale, size_t zp, const std::string& 
   return Status::Ok();
 }
 
+// A fully connected layer: a 1x1 convolution over a 1x1 input, one group.
+bool IsFullyConnected(const ConvGeometry& g) {
+  return g.out_size == 1 && g.k_size == 1 && g.group == 1;
+}
+
 // Whether qconv_u8s8 takes the convolution (2-D, not depthwise, a window of at most
 // kQConvMaxTaps), and its geometry for one group.
 bool FitsQConv(const ConvGeometry& g) {
@@ -156,7 +161,8 @@ Status InferQConv(InferContext& c) {
                sizeof(float) +
            static_cast<size_t>(g.out_size + 2 * g.m) * sizeof(int32_t);
     const size_t qv = FitsQConv(g) ? QConvScratchBytes(QConvArgsOf(g)) : 0;
-    c.scratch_bytes = std::max({s16, s8, dw, qv});
+    const size_t fc = static_cast<size_t>(2 * g.m) * sizeof(int32_t);
+    c.scratch_bytes = std::max({s16, s8, dw, qv, fc});
   }
   return Status::Ok();
 }
@@ -178,7 +184,10 @@ const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometr
   std::vector<unsigned char>& st = c.state ? *c.state : local;
   if (!st.empty()) return st;
   const int64_t kdim = g.cg * g.k_size, kq = (kdim + 3) / 4;
-  const int64_t lanes = FitsQConv(g) ? g.group * QConvWeightLanes(g) : 0;
+  const bool fc = IsFullyConnected(g);
+  const int64_t lanes = fc             ? (g.m + 15) / 16 * kq * 16
+                        : FitsQConv(g) ? g.group * QConvWeightLanes(g)
+                                       : 0;
   st.assign(static_cast<size_t>(g.m * kq * 4 + g.m * 4 + lanes * 4), 0);
   auto* w = reinterpret_cast<int8_t*>(st.data());
   auto* wsum = reinterpret_cast<int32_t*>(st.data() + g.m * kq * 4);
@@ -189,7 +198,13 @@ const std::vector<unsigned char>& PackedWeights(RunContext& c, const ConvGeometr
       wsum[m] += src[m * kdim + i];
     }
   }
-  if (lanes > 0) {
+  if (fc) {
+    // [m / 16][kq][16][4]: the bytes of output j's quad q at ((j / 16) * kq + q) * 64 + j % 16 * 4.
+    auto* blocks = reinterpret_cast<int8_t*>(wsum + g.m);
+    for (int64_t m = 0; m < g.m; ++m)
+      for (int64_t i = 0; i < kdim; ++i)
+        blocks[((m / 16) * kq + i / 4) * 64 + (m % 16) * 4 + i % 4] = src[m * kdim + i];
+  } else if (lanes > 0) {
     auto* blocks = reinterpret_cast<int8_t*>(wsum + g.m);
     const int64_t cq = (g.cg + 3) / 4, per_group = QConvWeightLanes(g);
     for (int64_t m = 0; m < g.m; ++m) {
@@ -291,6 +306,19 @@ Status RunQConvU8S8(RunContext& c, const ConvGeometry& g, int32_t xzp, int32_t y
       isa.depthwise_u8(a, g.m, x.as<uint8_t>() + b * g.c * g.in_size, w8, offset, mult,
                        static_cast<float>(yzp), y.dtype == DType::kInt8, wf, padded, wide, sums,
                        static_cast<uint8_t*>(y.data) + b * g.m * g.out_size);
+    return Status::Ok();
+  }
+  if (isa.fc_u8s8 && IsFullyConnected(g)) {
+    auto* offset = reinterpret_cast<int32_t*>(c.scratch);
+    auto* mult = reinterpret_cast<float*>(offset + g.m);
+    for (int64_t m = 0; m < g.m; ++m) {
+      offset[m] = (bias ? bias[m] : 0) - xzp * wsums[m];
+      mult[m] = xs * ScaleAt(*c.in[4], m) / ys;
+    }
+    Tensor& y = *c.out[0];
+    isa.fc_u8s8(g.n, g.c, g.m, c.in[0]->as<uint8_t>(),
+                reinterpret_cast<const int32_t*>(packed.data() + g.m * kq4 + g.m * 4), offset, mult,
+                static_cast<float>(yzp), y.dtype == DType::kInt8, y.data);
     return Status::Ok();
   }
   if (g.out_size == 1 && g.k_size == 1) {
