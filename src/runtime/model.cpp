@@ -51,6 +51,14 @@ double NodeFlops(const Node& node, const InferContext& c) {
                        : 0;
     return 2 * steps * (Elements(in(1)) + Elements(in(2)));
   }
+  if (op == "MaxPool" || op == "AveragePool" || op == "LpPool") {  // a window per output
+    double window = 1;
+    for (int64_t k : node.Ints("kernel_shape"))
+      window *= static_cast<double>(std::max<int64_t>(k, 1));
+    return out * window + Elements(in(0));
+  }
+  if (op == "LRN")
+    return Elements(in(0)) * static_cast<double>(std::max<int64_t>(node.Int("size", 1), 1));
   double n = 0;
   for (const TensorInfo* t : c.in) n += Elements(t);
   for (const TensorInfo& t : c.out) n += Elements(&t);

@@ -403,6 +403,16 @@ TEST(Runtime, PlansCountTheirArithmeticAndRefuseAPlanOverTheComputeBudget) {
   EXPECT_TRUE(small->Run({Tensor{DType::kFloat32, {1, 3, 12, 12}, x.data()}}).ok());
 }
 
+// Pooling costs a window per output, not one per element: a large kernel is what makes a
+// small pooling node slow, so the budget must see it.
+TEST(Runtime, ThePlannedCostOfPoolingCountsEveryWindowTap) {
+  const std::string path =
+      "/usr/share/libonnx-testdata/data/node/test_maxpool_2d_default/model.onnx";
+  auto m = Model::Load(path);  // x [1, 3, 32, 32], kernel 2 x 2, y [1, 3, 31, 31]
+  ASSERT_TRUE(m.ok()) << m.error().message;
+  EXPECT_DOUBLE_EQ(m->plan_stats().flops, 3 * 31 * 31 * 4 + 3 * 32 * 32);
+}
+
 // One normalisation node over x [2, 4, 3] with the given attribute.
 std::string NormModel(const std::string& op, const std::string& attr, int64_t value,
                       const std::vector<int64_t>& scale_dims) {
