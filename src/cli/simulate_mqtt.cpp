@@ -35,6 +35,7 @@
 #include <thread>
 
 #include "cli/simulate_fleet.hpp"
+#include "common/mqtt_client.hpp"
 #include "common/mqtt_protocol.hpp"
 #include "edge/batch_wire.hpp"
 
@@ -316,8 +317,10 @@ void Drive(Driver& dr, const std::atomic<bool>& stop, Clock::time_point end) {
       mosquitto* m = c.mosq.get();
       int rc = MOSQ_ERR_SUCCESS;
       // While the TLS handshake runs, loop_read carries it on whichever way the socket is ready.
-      if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP) || !c.connected)
+      if (events[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP) || !c.connected) {
         rc = mosquitto_loop_read(m, 1);
+        if (rc == MOSQ_ERR_SUCCESS) rc = mqtt::ReadWhatTlsHolds(m);  // epoll cannot see it
+      }
       if (rc == MOSQ_ERR_SUCCESS && (events[i].events & EPOLLOUT) && mosquitto_want_write(m))
         rc = mosquitto_loop_write(m, 1);
       if (rc != MOSQ_ERR_SUCCESS && c.fd >= 0 && mosquitto_socket(m) < 0) {

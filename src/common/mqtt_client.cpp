@@ -1,6 +1,7 @@
 #include "common/mqtt_client.hpp"
 
 #include <mosquitto.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <atomic>
@@ -107,7 +108,10 @@ struct Client::Impl {
         continue;
       }
       // CONNECT is sent; CONNACK, messages and acknowledgements come through the loop.
-      while (rc == MOSQ_ERR_SUCCESS && !Stopping()) rc = mosquitto_loop(mosq, 100, 1);
+      while (rc == MOSQ_ERR_SUCCESS && !Stopping()) {
+        rc = mosquitto_loop(mosq, 100, 1);
+        if (rc == MOSQ_ERR_SUCCESS) rc = ReadWhatTlsHolds(mosq);
+      }
       if (rc == MOSQ_ERR_SUCCESS) break;  // stopping
       Lost("connection to " + Describe() + " lost: " + MosquittoError(rc));
       if (!WaitBeforeReconnect()) break;
@@ -253,6 +257,17 @@ std::string Client::Describe() const {
 std::string Client::last_error() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->last_error;
+}
+
+int ReadWhatTlsHolds(void* m, int max_packets) {
+  auto* mosq = static_cast<mosquitto*>(m);
+  int rc = MOSQ_ERR_SUCCESS;
+  for (int i = 0; i < max_packets && rc == MOSQ_ERR_SUCCESS; ++i) {
+    auto* ssl = static_cast<SSL*>(mosquitto_ssl_get(mosq));
+    if (ssl == nullptr || mosquitto_socket(mosq) < 0 || SSL_pending(ssl) <= 0) break;
+    rc = mosquitto_loop_read(mosq, 1);
+  }
+  return rc;
 }
 
 }  // namespace edgeloop::mqtt

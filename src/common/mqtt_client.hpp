@@ -95,4 +95,12 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+// libmosquitto 2.0's mosquitto_loop_read may return after one packet (it tests errno for
+// EAGAIN after each packet, and errno may still hold an earlier EAGAIN) while OpenSSL holds
+// the rest of a TLS record decrypted. Those bytes are no longer on the socket, so select()
+// or epoll would not report them: an ack or a PINGRESP would wait for the next byte the
+// broker sends (and a connection can die of its keepalive). Reads them, at most max_packets;
+// returns the last loop_read result. m is a struct mosquitto*.
+int ReadWhatTlsHolds(void* m, int max_packets = 256);
+
 }  // namespace edgeloop::mqtt
