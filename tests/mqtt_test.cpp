@@ -21,6 +21,7 @@
 
 #include "agent_test_util.hpp"
 #include "cloud/database.hpp"
+#include "cloud/server.hpp"
 #include "common/mqtt_client.hpp"
 #include "common/mqtt_protocol.hpp"
 #include "edge/cloud_client.hpp"
@@ -176,7 +177,8 @@ class MqttPlane : public ::testing::Test {
     server_ = std::make_unique<ServerProcess>(
         data_, port_, std::vector<std::string>{"--mqtt-broker", broker_.address()});
     ASSERT_TRUE(server_->WaitReady());
-    ASSERT_TRUE(WaitFor([&] { return IngestWorkersConnected() == 2; }, 20))
+    const int workers = cloud::ServerOptions{}.mqtt_workers;  // the server's default
+    ASSERT_TRUE(WaitFor([&] { return IngestWorkersConnected() == workers; }, 20))
         << "ingest workers not connected\n"
         << broker_.log();
   }

@@ -108,6 +108,13 @@ Result<BrokerConfigFiles> WriteBrokerConfig(const BrokerConfigOptions& options) 
   set("persistence_location", f.persistence_dir);
   set("autosave_interval", "60");
   set("persistent_client_expiration", "30d");
+  c += "# QoS 1 messages the broker sends a client before its PUBACKs (in flight), and then\n"
+       "# holds for it (queued); past both it drops them (\"Outgoing messages are being\n"
+       "# dropped\" in the log) and the device sends its batch again after its ack timeout.\n"
+       "# The ingest workers take every device's batches, so a burst waits here while the\n"
+       "# server's group commits catch up: with the default 20 in flight the workers' share\n"
+       "# overflowed at 10,000 devices.\n";
+  set("max_inflight_messages", "1000");
   set("max_queued_messages", "1000");
   set("max_packet_size", std::to_string(o.max_packet_bytes));
   c += "# Small packets (a batch, an ack) go out at once, not after the peer's delayed ACK.\n";

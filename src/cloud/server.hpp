@@ -52,7 +52,7 @@ struct ServerOptions {
   // .key). The broker's certificate must come from the fleet CA (edgeloop mqtt-config).
   std::string mqtt_broker;
   std::string mqtt_cert_file, mqtt_key_file;
-  int mqtt_workers = 2;
+  int mqtt_workers = 4;
   // Samples messages stored at once. Each waits for the sample store's group commit, so this
   // bounds how many batches share one fsync (docs/scale-out.md, "Group commit").
   int mqtt_handlers = 32;
