@@ -286,39 +286,40 @@ void Drive(Driver& dr, const std::atomic<bool>& stop, Clock::time_point end) {
   // 10,000 devices sockets are ready far more often than that.
   constexpr auto kScan = std::chrono::milliseconds(5);
   auto next_scan = Clock::now();
+  // One device's turn in a scan: connects, a batch due, an ack timed out, a publish. True
+  // while it has samples not yet acknowledged.
+  auto tend = [&](Client& c, Clock::time_point now, bool draining) {
+    SimDevice& d = *c.d;
+    g_current = &c;
+    if (!c.started) {
+      if (now < d.connect_at) return false;
+      c.started = true;
+      c.Connect(true);
+      return false;
+    }
+    if (c.fd < 0 && !c.connected && now >= c.reconnect_at) c.Connect(false);
+    if (!draining && now >= d.next_batch) {
+      d.Produce(o.batch, o.max_queued_batches);
+      d.next_batch += interval;
+      if (d.next_batch < now) d.next_batch = now + interval;
+    }
+    if (d.in_flight && now - d.sent_at > ack_timeout) {
+      d.in_flight = false;
+      d.Failed(now);
+      c.Count("ack timeout");
+    }
+    if (c.ready && !d.in_flight && d.pending() > 0 && now >= d.retry_at) c.Publish();
+    return d.pending() > 0;
+  };
   bool busy = true;
   while (!stop) {
     auto now = Clock::now();
     const bool draining = now >= end;
-    const bool scan = now >= next_scan;
-    if (scan) {
+    if (now >= next_scan) {
       next_scan = now + kScan;
       busy = false;
-    }
-    for (auto& cp : dr.clients) {
-      if (!scan) break;
-      Client& c = *cp;
-      SimDevice& d = *c.d;
-      g_current = &c;
-      if (!c.started) {
-        if (now < d.connect_at) continue;
-        c.started = true;
-        c.Connect(true);
-        continue;
-      }
-      if (c.fd < 0 && !c.connected && now >= c.reconnect_at) c.Connect(false);
-      if (!draining && now >= d.next_batch) {
-        d.Produce(o.batch, o.max_queued_batches);
-        d.next_batch += interval;
-        if (d.next_batch < now) d.next_batch = now + interval;
-      }
-      if (d.in_flight && now - d.sent_at > ack_timeout) {
-        d.in_flight = false;
-        d.Failed(now);
-        c.Count("ack timeout");
-      }
-      if (c.ready && !d.in_flight && d.pending() > 0 && now >= d.retry_at) c.Publish();
-      if (d.pending() > 0) busy = true;
+      for (auto& cp : dr.clients)
+        if (tend(*cp, now, draining)) busy = true;
     }
     if (draining && (!busy || now >= drain_end)) break;
     now = Clock::now();
